@@ -1,0 +1,228 @@
+"""SMTP replies and socket failures → the public ccm-mail errors, with texts an admin can act on.
+
+Every error carries the server's reply in ``details["smtp_reply"]`` (support asks for it) and the
+SMTP stage it happened in. Replies pass :func:`scrub` first: a server that echoes what it got must
+not leak a password into a journal.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from collections.abc import Iterable, Mapping
+
+from ccm_mail_hookspecs import (
+    AccessDeniedError, AuthenticationError, MailboxError, MessageTooLargeError, NetworkError,
+    RecipientError, T, ThrottledError, TransportError, UnknownOutcomeError,
+)
+
+_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_THROTTLE_WORDS = re.compile(r"throttl|rate limit|too many|quota|concurrent", re.I)
+
+# The checklist Microsoft's 5.7.3 / 5.7.139 / 5.7.57 come down to for app-only XOAUTH2.
+_O365_CHECKLIST = T(
+    "Prüfen: (1) die App hat die Anwendungsberechtigung SMTP.SendAsApp mit Administratorzustimmung; "
+    "(2) SMTP AUTH ist am Postfach aktiviert (Set-CASMailbox -SmtpClientAuthenticationDisabled $false); "
+    "(3) der Dienstprinzipal der App ist in Exchange registriert (New-ServicePrincipal) und hat "
+    "FullAccess/SendAs auf das Postfach; (4) bei Anmeldung »password«: Standardauthentifizierung "
+    "(Basic Auth) ist bei Microsoft 365 abgeschaltet – XOAUTH2 verwenden.",
+    "Check: (1) the app has the application permission SMTP.SendAsApp with admin consent; "
+    "(2) SMTP AUTH is enabled on the mailbox (Set-CASMailbox -SmtpClientAuthenticationDisabled $false); "
+    "(3) the app's service principal is registered in Exchange (New-ServicePrincipal) and has "
+    "FullAccess/SendAs on the mailbox; (4) with authentication 'password': basic auth is switched off "
+    "in Microsoft 365 – use XOAUTH2.",
+)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def reply_text(code: int, message: bytes | str) -> str:
+    """``535 5.7.3 Authentication unsuccessful`` from smtplib's ``(code, msg)``; one line."""
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    return f"{code} {' '.join(text.split())}".strip()[:500]
+
+
+def enhanced_code(reply: str) -> str:
+    m = _ENHANCED.search(reply)
+    return ".".join(m.groups()) if m else ""
+
+
+def _details(reply: str, stage: str, **extra: object) -> dict[str, object]:
+    return {"smtp_reply": reply, "stage": stage, **extra}
+
+
+def _transient(reply: str, stage: str, message: T) -> TransportError:
+    """A 4xx: nothing was sent and trying later may work."""
+    if _THROTTLE_WORDS.search(reply) or reply.startswith("421"):
+        return ThrottledError(message, hint=T("Später erneut senden.", "Send again later."),
+                              details=_details(reply, stage))
+    error = TransportError(message, hint=T("Vorübergehender Fehler; später erneut senden.",
+                                           "Temporary failure; send again later."),
+                           details=_details(reply, stage))
+    error.retryable = True
+    return error
+
+
+def auth_error(code: int, reply: str, mechanism: str) -> TransportError:
+    """The server refused AUTH (or a command that needs it)."""
+    enhanced = enhanced_code(reply)
+    if code // 100 == 4:
+        return _transient(reply, "auth", T(f"Anmeldung am SMTP-Server vorübergehend abgelehnt: {reply}",
+                                           f"SMTP login temporarily refused: {reply}"))
+    if enhanced == "5.7.30":
+        return AuthenticationError(
+            T("Der Server nimmt keine Anmeldung mit Passwort (Basic Auth) mehr an.",
+              "The server no longer accepts password login (basic auth)."),
+            hint=T("Im Konto Anmeldung »xoauth2« wählen (Mandanten-ID, Anwendungs-ID, geheimer "
+                   "Clientschlüssel) oder den Kontotyp »Office 365« (Graph) verwenden.",
+                   "Choose authentication 'xoauth2' in the account (tenant ID, client ID, client "
+                   "secret) or use the 'Office 365' (Graph) account type."),
+            details=_details(reply, "auth", mechanism=mechanism))
+    if enhanced == "5.7.139":
+        return AuthenticationError(
+            T("SMTP AUTH ist für den Mandanten oder das Postfach abgeschaltet.",
+              "SMTP AUTH is disabled for the tenant or the mailbox."),
+            hint=_O365_CHECKLIST, details=_details(reply, "auth", mechanism=mechanism))
+    if enhanced in ("5.7.3", "5.7.57") or mechanism == "XOAUTH2":
+        return AuthenticationError(
+            T("Anmeldung am SMTP-Server fehlgeschlagen.", "SMTP login failed."),
+            hint=_O365_CHECKLIST, details=_details(reply, "auth", mechanism=mechanism))
+    return AuthenticationError(
+        T("Anmeldung am SMTP-Server fehlgeschlagen: Benutzername oder Passwort falsch.",
+          "SMTP login failed: wrong user name or password."),
+        hint=T("Benutzername und Passwort im Konto prüfen.", "Check user name and password in the account."),
+        details=_details(reply, "auth", mechanism=mechanism))
+
+
+def sender_error(code: int, reply: str, sender: str) -> TransportError:
+    """MAIL FROM was refused."""
+    enhanced = enhanced_code(reply)
+    if code // 100 == 4:
+        return _transient(reply, "mail", T(f"Absender vorübergehend abgelehnt: {reply}",
+                                           f"Sender temporarily refused: {reply}"))
+    if enhanced == "5.7.57" or code == 530:
+        return AuthenticationError(
+            T("Der Server verlangt eine Anmeldung, bevor er Mail annimmt.",
+              "The server requires a login before it accepts mail."),
+            hint=T("Im Konto eine Anmeldung wählen (»xoauth2« oder »password«). " + _O365_CHECKLIST.de,
+                   "Choose an authentication in the account ('xoauth2' or 'password'). "
+                   + _O365_CHECKLIST.en),
+            details=_details(reply, "mail", sender=sender))
+    if code == 552 or enhanced in ("5.3.4", "5.2.3"):
+        return MessageTooLargeError(T("Nachricht zu groß für den Server.", "Message too large for the server."),
+                                    hint=T("Anhänge verkleinern.", "Make the attachments smaller."),
+                                    details=_details(reply, "mail"))
+    return MailboxError(
+        T(f"Der Server lehnt den Absender {sender} ab.", f"The server refuses the sender {sender}."),
+        hint=T("Die Absenderadresse muss das angemeldete Postfach sein oder Senden-als-Rechte haben.",
+               "The sender address must be the logged-in mailbox or have send-as rights."),
+        details=_details(reply, "mail", sender=sender))
+
+
+def recipients_error(refused: Mapping[str, str]) -> TransportError:
+    """One or more RCPT TO were refused: nothing is sent, not even to the others."""
+    listed = ", ".join(refused)
+    replies = "; ".join(f"{a}: {r}" for a, r in refused.items())
+    if all(r.startswith("4") for r in refused.values()):
+        return _transient(replies, "rcpt", T(f"Empfänger vorübergehend abgelehnt: {listed}",
+                                             f"Recipients temporarily refused: {listed}"))
+    return RecipientError(
+        T(f"Der Server lehnt Empfänger ab: {listed}. Die Nachricht wurde an niemanden gesendet.",
+          f"The server refuses recipients: {listed}. The message was sent to nobody."),
+        hint=T("Adressen prüfen.", "Check the addresses."),
+        details=_details(replies, "rcpt", recipients=list(refused)))
+
+
+def data_error(code: int, reply: str) -> TransportError:
+    """The server answered the message itself (DATA) with an error: it did not take it."""
+    enhanced = enhanced_code(reply)
+    if code // 100 == 4:
+        return _transient(reply, "data", T(f"Nachricht vorübergehend abgelehnt: {reply}",
+                                           f"Message temporarily refused: {reply}"))
+    if code == 552 or enhanced in ("5.3.4", "5.2.3"):
+        return MessageTooLargeError(T("Nachricht zu groß für den Server.", "Message too large for the server."),
+                                    hint=T("Anhänge verkleinern.", "Make the attachments smaller."),
+                                    details=_details(reply, "data"))
+    if enhanced.startswith("5.7."):
+        return AccessDeniedError(T(f"Der Server verweigert die Nachricht: {reply}",
+                                   f"The server refuses the message: {reply}"),
+                                 hint=T("Senderechte des Postfachs prüfen.", "Check the mailbox's send rights."),
+                                 details=_details(reply, "data"))
+    return TransportError(T(f"Der Server lehnt die Nachricht ab: {reply}", f"The server refuses the message: {reply}"),
+                          details=_details(reply, "data"))
+
+
+def too_large_error(size: int, limit: int) -> MessageTooLargeError:
+    return MessageTooLargeError(
+        T(f"Nachricht ({size // 1024} KiB) größer als das Limit des Servers ({limit // 1024} KiB).",
+          f"Message ({size // 1024} KiB) exceeds the server's limit ({limit // 1024} KiB)."),
+        hint=T("Anhänge verkleinern oder aufteilen.", "Make attachments smaller or split them."),
+        details={"size": size, "limit": limit, "stage": "size"})
+
+
+def protocol_error(code: int, reply: str, stage: str, what: T) -> TransportError:
+    """An unexpected reply to a command that is not about auth, sender, recipients or data."""
+    if code // 100 == 4:
+        return _transient(reply, stage, what)
+    return TransportError(what, details=_details(reply, stage))
+
+
+def connection_error(exc: BaseException, host: str, port: int, stage: str) -> NetworkError:
+    """The server could not be reached or the connection broke **before** the message went out."""
+    where = f"{host}:{port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return NetworkError(
+            T(f"Zertifikat des SMTP-Servers {where} ungültig: {exc.verify_message}",
+              f"Certificate of SMTP server {where} is not valid: {exc.verify_message}"),
+            hint=T("Servername prüfen (muss zum Zertifikat passen). Bei eigener CA die CA-Datei im Konto "
+                   "angeben (ca_bundle).",
+                   "Check the host name (must match the certificate). For a private CA set the CA file "
+                   "in the account (ca_bundle)."),
+            details={"stage": stage, "reason": "certificate"})
+    if isinstance(exc, ssl.SSLError):
+        return NetworkError(
+            T(f"TLS-Verbindung zu {where} fehlgeschlagen: {exc.reason or exc}",
+              f"TLS connection to {where} failed: {exc.reason or exc}"),
+            hint=T("Verschlüsselung und Port prüfen: TLS gehört zu Port 465, STARTTLS zu Port 587.",
+                   "Check encryption and port: TLS belongs to port 465, STARTTLS to port 587."),
+            details={"stage": stage, "reason": "tls"})
+    if isinstance(exc, ConnectionRefusedError):
+        return NetworkError(
+            T(f"SMTP-Server {where} lehnt die Verbindung ab.", f"SMTP server {where} refuses the connection."),
+            hint=T("Servername und Port prüfen; läuft der Server, lässt die Firewall den Port zu?",
+                   "Check host and port; is the server running, does the firewall allow the port?"),
+            details={"stage": stage, "reason": "refused"})
+    if isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in str(exc):
+        return NetworkError(
+            T(f"Zeitüberschreitung bei der Verbindung zu {where} ({stage}).",
+              f"Timed out talking to {where} ({stage})."),
+            hint=T("Netzwerk und Firewall prüfen; ggf. das Zeitlimit im Konto erhöhen.",
+                   "Check network and firewall; raise the account's timeout if needed."),
+            details={"stage": stage, "reason": "timeout"})
+    if isinstance(exc, socket.gaierror):
+        return NetworkError(
+            T(f"SMTP-Server {host} nicht gefunden (DNS).", f"SMTP server {host} not found (DNS)."),
+            hint=T("Servernamen prüfen.", "Check the host name."), details={"stage": stage, "reason": "dns"})
+    return NetworkError(
+        T(f"Verbindung zu {where} unterbrochen ({stage}): {exc}", f"Connection to {where} lost ({stage}): {exc}"),
+        hint=T("Erneut versuchen; bleibt es, Netzwerk und Server prüfen.",
+               "Try again; if it persists, check network and server."),
+        details={"stage": stage, "reason": type(exc).__name__})
+
+
+def unknown_outcome(exc: BaseException, host: str, port: int) -> UnknownOutcomeError:
+    """The whole message was handed over but the server's answer never came."""
+    timeout = isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in str(exc)
+    what = T("Zeitüberschreitung", "timeout") if timeout else T("Verbindungsabbruch", "connection lost")
+    return UnknownOutcomeError(
+        T(f"{what.de} nach der Übergabe der Nachricht an {host}:{port}: ob sie gesendet wurde, ist unbekannt.",
+          f"{what.en} after the message was handed to {host}:{port}: it may or may not have been sent."),
+        hint=T("Nicht einfach erneut senden: erst beim Empfänger oder in den gesendeten Elementen nachsehen.",
+               "Do not simply send again: check with the recipient or in Sent Items first."),
+        details={"stage": "data", "reason": "timeout" if timeout else "disconnected"})

@@ -1,0 +1,344 @@
+"""The SMTP transport: one connection per message, stdlib ``smtplib`` underneath.
+
+Why one connection per message: ``send`` must be safe from several threads, and AbSys sends a
+handful of invoices at a time, so pooling buys little and a shared socket would need a lock that
+serializes everything anyway.
+
+The SMTP dialogue is driven command by command (not ``sendmail``) for two reasons: the 250 reply
+to the message is the receipt (queue id, time), and the one moment after which a failure means
+"maybe sent" — the end-of-data dot has left — must be known exactly. Before it: nothing was sent
+(NetworkError, safe to retry); after it: UnknownOutcomeError (never resend).
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
+from email import policy
+from email.generator import BytesGenerator
+from email.message import EmailMessage
+from email.utils import make_msgid
+from io import BytesIO
+
+import structlog
+
+from ccm_mail_hookspecs import (
+    Address, CcmMailError, CheckResult, Message, Receipt, T, Transport, TransportError, build_mime,
+)
+
+from . import errors
+from .config import SmtpConfig
+from .oauth import TokenProvider, xoauth2_base64
+
+log = structlog.get_logger("ccm_mail.smtp")
+
+# Postfix "queued as 4XyZ", Exim "id=1rABC-000", Exchange "<...@...PROD.OUTLOOK.COM> [Hostname=...]"
+_QUEUE_ID = (re.compile(r"queued as ([A-Za-z0-9._-]+)", re.I), re.compile(r"\bid=([A-Za-z0-9._-]+)"),
+             re.compile(r"\[InternalId=(\d+)"))
+
+
+def queue_id(reply: str) -> str:
+    for pattern in _QUEUE_ID:
+        if m := pattern.search(reply):
+            return m.group(1)
+    return ""
+
+
+def flatten(mime: EmailMessage, *, utf8: bool) -> bytes:
+    """Wire form with CRLF. ``utf8`` keeps non-ASCII headers raw (SMTPUTF8); otherwise RFC 2047."""
+    out = BytesIO()
+    BytesGenerator(out, policy=policy.SMTPUTF8 if utf8 else policy.SMTP).flatten(mime)
+    return out.getvalue()
+
+
+def dot_stuff(payload: bytes) -> bytes:
+    """RFC 5321 §4.5.2 transparency plus the end-of-data marker."""
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    return re.sub(rb"(?m)^\.", b"..", payload) + b".\r\n"
+
+
+class SmtpTransport(Transport):
+    """Sends through an SMTP server (Microsoft 365: smtp.office365.com:587, STARTTLS, XOAUTH2)."""
+
+    type_id = "smtp"
+
+    def __init__(self, config: SmtpConfig, *, account: str = "") -> None:
+        self._config = config
+        self._account = account
+        self._tls = ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
+        self._tokens = TokenProvider(
+            tenant_id=config.tenant_id, client_id=config.client_id, client_secret=config.client_secret,
+            authority_host=config.authority_host, ca_bundle=config.authority_ca_bundle,
+            timeout=config.timeout,
+        ) if config.auth == "xoauth2" else None
+        self._log = log.bind(account=account, host=config.host, port=config.port)
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _where(self) -> tuple[str, int]:
+        return self._config.host, self._config.port
+
+    def _fail(self, error: CcmMailError) -> CcmMailError:
+        """Log a failure once, in one shape, without anything secret."""
+        self._log.warning("smtp.failed", kind=error.kind, stage=error.details.get("stage"),
+                          smtp_reply=errors.scrub(str(error.details.get("smtp_reply", "")), self._config.secrets))
+        return error
+
+    def _reply(self, code: int, message: bytes | str) -> str:
+        return errors.scrub(errors.reply_text(code, message), self._config.secrets)
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self._config
+        try:
+            if cfg.security == "tls":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=self._tls)
+            else:
+                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+        except smtplib.SMTPConnectError as exc:
+            reply = self._reply(exc.smtp_code, exc.smtp_error)
+            raise self._fail(errors.protocol_error(exc.smtp_code, reply, "connect", T(
+                f"SMTP-Server {cfg.host} verweigert die Sitzung: {reply}",
+                f"SMTP server {cfg.host} refuses the session: {reply}"))) from exc
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            raise self._fail(errors.connection_error(exc, cfg.host, cfg.port, "connect")) from exc
+        return smtp
+
+    def _ehlo(self, smtp: smtplib.SMTP, stage: str) -> None:
+        code, resp = smtp.ehlo()
+        if code != 250:
+            code, resp = smtp.helo()
+        if code != 250:
+            reply = self._reply(code, resp)
+            raise errors.protocol_error(code, reply, stage, T(f"Server lehnt EHLO ab: {reply}",
+                                                              f"Server refuses EHLO: {reply}"))
+
+    def _starttls(self, smtp: smtplib.SMTP) -> None:
+        if not smtp.has_extn("starttls"):
+            raise TransportError(
+                T(f"Der Server {self._config.host} bietet kein STARTTLS an.",
+                  f"The server {self._config.host} does not offer STARTTLS."),
+                hint=T("Verschlüsselung »tls« (Port 465) versuchen oder Servernamen/Port prüfen.",
+                       "Try encryption 'tls' (port 465) or check host and port."),
+                details={"stage": "starttls"})
+        code, resp = smtp.starttls(context=self._tls)
+        if code != 220:  # pragma: no cover - smtplib raises for everything but 220
+            raise errors.protocol_error(code, self._reply(code, resp), "starttls",
+                                        T("STARTTLS abgelehnt.", "STARTTLS refused."))
+        self._ehlo(smtp, "ehlo")
+
+    def _authenticate(self, smtp: smtplib.SMTP) -> None:
+        cfg = self._config
+        if cfg.auth == "none":
+            return
+        mechanisms = set((smtp.esmtp_features.get("auth") or "").upper().split())
+        if not smtp.has_extn("auth"):
+            raise TransportError(
+                T("Der Server bietet keine Anmeldung (AUTH) an.", "The server offers no login (AUTH)."),
+                hint=T("Verschlüsselung prüfen (viele Server bieten AUTH erst nach STARTTLS an) oder "
+                       "Anmeldung »none« wählen.",
+                       "Check the encryption (many servers offer AUTH only after STARTTLS) or choose "
+                       "authentication 'none'."),
+                details={"stage": "auth"})
+        if cfg.auth == "password":
+            try:
+                smtp.login(cfg.username, cfg.password)
+            except smtplib.SMTPAuthenticationError as exc:
+                raise errors.auth_error(exc.smtp_code, self._reply(exc.smtp_code, exc.smtp_error),
+                                        "password") from None  # smtplib keeps the last challenge only
+            except smtplib.SMTPException as exc:
+                if isinstance(exc, smtplib.SMTPServerDisconnected):
+                    raise
+                raise TransportError(
+                    T(f"Kein passendes Anmeldeverfahren (Server bietet: {' '.join(sorted(mechanisms))}).",
+                      f"No suitable login method (server offers: {' '.join(sorted(mechanisms))})."),
+                    hint=T("Anmeldung »xoauth2« versuchen.", "Try authentication 'xoauth2'."),
+                    details={"stage": "auth"}) from None
+            return
+        assert self._tokens is not None
+        if "XOAUTH2" not in mechanisms:
+            raise TransportError(
+                T(f"Der Server bietet kein XOAUTH2 an (nur: {' '.join(sorted(mechanisms))}).",
+                  f"The server does not offer XOAUTH2 (only: {' '.join(sorted(mechanisms))})."),
+                hint=T("Für Microsoft 365: smtp.office365.com, Port 587, STARTTLS.",
+                       "For Microsoft 365: smtp.office365.com, port 587, STARTTLS."),
+                details={"stage": "auth"})
+        token = self._tokens.token()
+        code, resp = smtp.docmd("AUTH", "XOAUTH2 " + xoauth2_base64(cfg.username, token))
+        if code == 334:
+            # RFC 7628: on failure the server sends an error challenge; an empty answer ends it.
+            code, resp = smtp.docmd("")
+        if code not in (235, 503):
+            raise errors.auth_error(code, self._reply(code, resp), "XOAUTH2")
+
+    def _open(self) -> smtplib.SMTP:
+        """Connected, encrypted and logged in; raises public errors (nothing has been sent)."""
+        smtp = self._connect()
+        stage = "ehlo"
+        try:
+            self._ehlo(smtp, stage)
+            if self._config.security == "starttls":
+                stage = "starttls"
+                self._starttls(smtp)
+            stage = "auth"
+            self._authenticate(smtp)
+        except CcmMailError as exc:
+            _close(smtp)
+            raise self._fail(exc) from exc.__cause__
+        except (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException) as exc:
+            _close(smtp)
+            if isinstance(exc, smtplib.SMTPResponseException):
+                reply = self._reply(exc.smtp_code, exc.smtp_error)
+                raise self._fail(errors.protocol_error(exc.smtp_code, reply, stage, T(
+                    f"Server-Fehler ({stage}): {reply}", f"Server error ({stage}): {reply}")))
+            raise self._fail(errors.connection_error(exc, *self._where(), stage)) from exc
+        return smtp
+
+    # -- Transport API ------------------------------------------------------------------------
+
+    def send(self, message: Message) -> Receipt:
+        cfg = self._config
+        for attachment in message.attachments:
+            attachment.check()  # AttachmentError before anything touches the network
+        sender = message.sender or Address(cfg.sender)
+        if not message.message_id:
+            message = replace(message, message_id=make_msgid(domain=sender.address.rpartition("@")[2]))
+        message = replace(message, sender=sender)
+        recipients = [a.address for a in message.recipients()]
+        if not recipients:
+            raise TransportError(T("Nachricht hat keine Empfänger.", "Message has no recipients."))
+        header_addresses = [sender.address, *recipients, *(a.address for a in message.reply_to)]
+        needs_utf8 = not all(a.isascii() for a in header_addresses)
+        payload = flatten(build_mime(message), utf8=needs_utf8)
+
+        smtp = self._open()
+        try:
+            reply, sent_at = self._transaction(smtp, sender.address, recipients, payload, needs_utf8,
+                                               header_addresses)
+            _quietly(smtp.quit)  # the message is accepted: a failing QUIT changes nothing
+        finally:
+            _close(smtp)
+        ids = {"smtp_reply": reply, "message_id": message.message_id}
+        if qid := queue_id(reply):
+            ids["queue_id"] = qid
+        self._log.info("smtp.sent", message_id=message.message_id, recipients=len(recipients),
+                       smtp_reply=reply)
+        return Receipt(sent_at=sent_at, transport_ids=ids)
+
+    def _transaction(self, smtp: smtplib.SMTP, sender: str, recipients: list[str], payload: bytes,
+                     needs_utf8: bool, header_addresses: list[str]) -> tuple[str, datetime]:
+        """MAIL, RCPT, DATA; returns the final reply and when it came."""
+        handed_over = False
+        try:
+            options = self._mail_options(smtp, needs_utf8, len(payload), header_addresses)
+            code, resp = smtp.mail(sender, options)
+            if code != 250:
+                raise errors.sender_error(code, self._reply(code, resp), sender)
+            refused = {}
+            for rcpt in recipients:
+                code, resp = smtp.rcpt(rcpt)
+                if code not in (250, 251):
+                    refused[rcpt] = self._reply(code, resp)
+            if refused:
+                _quietly(smtp.rset)
+                raise errors.recipients_error(refused)
+            code, resp = smtp.docmd("DATA")
+            if code != 354:
+                raise errors.data_error(code, self._reply(code, resp))
+            # smtplib.send uses sendall: if it raises, the end-of-data dot did not fully leave,
+            # so the server must discard the incomplete message (RFC 5321 §4.1.1.4).
+            smtp.send(dot_stuff(payload))
+            handed_over = True
+            code, resp = smtp.getreply()
+            sent_at = datetime.now(timezone.utc)
+            reply = self._reply(code, resp)
+            if code != 250:
+                raise errors.data_error(code, reply)
+            return reply, sent_at
+        except CcmMailError as exc:
+            raise self._fail(exc) from exc.__cause__
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            if handed_over:
+                raise self._fail(errors.unknown_outcome(exc, *self._where())) from exc
+            raise self._fail(errors.connection_error(exc, *self._where(), "send")) from exc
+
+    def _mail_options(self, smtp: smtplib.SMTP, needs_utf8: bool, size: int,
+                      addresses: list[str]) -> list[str]:
+        options: list[str] = []
+        if needs_utf8:
+            if not smtp.has_extn("smtputf8"):
+                foreign = ", ".join(a for a in addresses if not a.isascii())
+                raise TransportError(
+                    T(f"Adressen mit Umlauten/Sonderzeichen ({foreign}) braucht SMTPUTF8; der Server "
+                      f"{self._config.host} bietet es nicht an. Nichts wurde gesendet.",
+                      f"Addresses with non-ASCII characters ({foreign}) need SMTPUTF8; the server "
+                      f"{self._config.host} does not offer it. Nothing was sent."),
+                    hint=T("Die ASCII-Schreibweise der Adresse verwenden oder einen anderen Server.",
+                           "Use the ASCII form of the address or another server."),
+                    details={"stage": "mail", "addresses": [a for a in addresses if not a.isascii()]})
+            options.append("SMTPUTF8")
+            if smtp.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+        if smtp.has_extn("size"):
+            limit = int((smtp.esmtp_features.get("size") or "0").split()[0] or 0)
+            if limit and size > limit:
+                raise errors.too_large_error(size, limit)
+            options.append(f"SIZE={size}")
+        return options
+
+    def check(self) -> CheckResult:
+        """Connect, EHLO, STARTTLS, AUTH, QUIT — each as a step the admin sees."""
+        cfg = self._config
+        steps: list[tuple[str, bool, T]] = []
+
+        def run(name: str, action: Callable[[], object], ok: T) -> bool:
+            try:
+                action()
+            except CcmMailError as exc:
+                steps.append((name, False, T(exc.render("de"), exc.render("en"))))
+                return False
+            except (OSError, smtplib.SMTPException) as exc:
+                err = errors.connection_error(exc, cfg.host, cfg.port, name)
+                steps.append((name, False, T(err.render("de"), err.render("en"))))
+                return False
+            steps.append((name, True, ok))
+            return True
+
+        holder: list[smtplib.SMTP] = []
+        if not run("connect", lambda: holder.append(self._connect()),
+                   T(f"Verbunden mit {cfg.host}:{cfg.port}" + (" (TLS)" if cfg.security == "tls" else ""),
+                     f"Connected to {cfg.host}:{cfg.port}" + (" (TLS)" if cfg.security == "tls" else ""))):
+            return CheckResult(False, tuple(steps))
+        smtp = holder[0]
+        try:
+            ok = run("ehlo", lambda: self._ehlo(smtp, "ehlo"), T("EHLO beantwortet", "EHLO answered"))
+            if ok and cfg.security == "starttls":
+                ok = run("starttls", lambda: self._starttls(smtp),
+                         T("STARTTLS, Zertifikat gültig", "STARTTLS, certificate valid"))
+            if ok and cfg.auth != "none":
+                ok = run("auth", lambda: self._authenticate(smtp),
+                         T(f"Angemeldet ({cfg.auth})", f"Logged in ({cfg.auth})"))
+            if ok:
+                ok = run("quit", smtp.quit, T("Sitzung beendet", "Session closed"))
+        finally:
+            _close(smtp)
+        return CheckResult(ok, tuple(steps))
+
+    def close(self) -> None:
+        if self._tokens is not None:
+            self._tokens.close()
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except (OSError, smtplib.SMTPException):
+        pass  # best effort: the outcome is already decided
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    _quietly(smtp.close)
