@@ -72,6 +72,8 @@ class AccountType:
     :param id: the ``type:`` value in the YAML, lower case, unique across plugins.
     :param create_transport: builds a :class:`Transport` for one configured account.
     :param validate: optional extra checks (e.g. "secret or certificate, not both").
+    :param sender_field: the field holding the sending address (From); when empty the host takes
+        the first field of kind ``"email"``.
     :param actions: extra admin actions this type offers, e.g. ``{"consent": fn}``; each takes
         ``(settings, **options)`` and returns a dict for the caller.
     """
@@ -82,10 +84,17 @@ class AccountType:
     create_transport: Callable[[AccountSettings], Transport]
     validate: Validator | None = None
     description: T | None = None
+    sender_field: str = ""
     actions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    @property
+    def sender_field_name(self) -> str | None:
+        if self.sender_field:
+            return self.sender_field
+        return next((f.name for f in self.fields if f.kind == "email"), None)
 
     def to_dict(self, lang: str) -> dict[str, Any]:
         return {

@@ -1,0 +1,445 @@
+"""``ccm-mail``: the command line for admins, for AbSys and for scripts.
+
+Every command takes ``--json`` for stable machine-readable output (documented in docs/cli.md).
+Exit codes: see :class:`ccm_mail_core.api.ExitCode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ccm_mail_hookspecs import Cancelled, CcmMailError, T, TransportError, UnknownOutcomeError
+
+from . import logging_setup
+from .api import DuplicateSend, ExitCode, Mailer
+from .config import ConfigProblems, read_raw, build as build_config
+from .plugin_manager import get_plugin_manager
+from .preview_text import preview_dict, render_preview
+from .registry import collect
+
+DEFAULT_CONFIG = "ccm-mail.yaml"
+
+
+class Out:
+    """Writes results for people (in their language) or as JSON for programs."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.json = bool(getattr(args, "json", False))
+        self.lang = getattr(args, "lang", None) or os.environ.get("CCM_MAIL_LANG") or "de"
+
+    def t(self, de: str, en: str) -> str:
+        return en if self.lang == "en" else de
+
+    def emit(self, data: Any, human: Callable[[], str] | str) -> None:
+        if self.json:
+            print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        else:
+            text = human() if callable(human) else human
+            if text:
+                print(text)
+
+    def error(self, exc: CcmMailError, code: int) -> int:
+        if self.json:
+            payload: dict[str, Any] = {"ok": False, "exit_code": code, "error": exc.to_dict(self.lang)}
+            if isinstance(exc, ConfigProblems):
+                payload["problems"] = [p.to_dict(self.lang) for p in exc.problems]
+            print(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+        else:
+            label = self.t("Fehler", "Error")
+            print(f"{label}: {logging_setup.scrub(exc.render(self.lang))}", file=sys.stderr)
+        return code
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("CCM_MAIL_CONFIG") or DEFAULT_CONFIG)
+
+
+def _mailer(args: argparse.Namespace) -> Mailer:
+    mailer = Mailer.from_config(_config_path(args), lang=args.lang)
+    fmt = args.log_format or mailer.config.log_format
+    logging_setup.configure(fmt=fmt, level=args.log_level or mailer.config.log_level)
+    return mailer
+
+
+# ---- commands ------------------------------------------------------------------------------
+def cmd_config_check(args: argparse.Namespace, out: Out) -> int:
+    path = _config_path(args)
+    try:
+        mailer = Mailer.from_config(path, lang=args.lang)
+    except ConfigProblems as exc:
+        out.lang = args.lang or out.lang
+        if out.json:
+            out.emit({"ok": False, "file": str(path), "problems": [p.to_dict(out.lang) for p in exc.problems]}, "")
+        else:
+            for p in exc.problems:
+                tag = out.t("Warnung", "warning") if p.warning else out.t("Fehler", "error")
+                print(f"{tag}: {p.render(out.lang)}", file=sys.stderr)
+            n = sum(1 for p in exc.problems if not p.warning)
+            print(out.t(f"{n} Fehler in {path}.", f"{n} errors in {path}."), file=sys.stderr)
+        return ExitCode.CONFIG
+    with mailer:
+        cfg = mailer.config
+        out.lang = cfg.lang
+        data = {"ok": True, "file": str(cfg.path), "accounts": list(cfg.accounts),
+                "purposes": {p: cfg.account_for(p) for p in sorted({*cfg.purposes, *cfg.templates})},
+                "journal": str(cfg.journal_path), "warnings": [p.to_dict(cfg.lang) for p in cfg.warnings],
+                "plugin_failures": [{"name": f.name, "reason": f.reason.get(cfg.lang)} for f in mailer.host.failures]}
+
+        def human() -> str:
+            lines = [f"{out.t('Warnung', 'warning')}: {p.render(cfg.lang)}" for p in cfg.warnings]
+            lines += [f"{out.t('Plugin nicht geladen', 'plugin not loaded')}: {f.name}: {f.reason.get(cfg.lang)}"
+                      for f in mailer.host.failures]
+            lines.append(out.t(f"{cfg.path}: in Ordnung ({len(cfg.accounts)} Konten).",
+                               f"{cfg.path}: OK ({len(cfg.accounts)} accounts)."))
+            for purpose, account in data["purposes"].items():
+                lines.append(f"  {purpose} → {account or '-'}")
+            return "\n".join(lines)
+        out.emit(data, human)
+    return ExitCode.OK
+
+
+def _host_for_listing(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """Plugins and registries, with the config's disables when a config is there; listing works
+    without a config so an integrator can look before writing one."""
+    path = _config_path(args)
+    blocked: tuple[str, ...] = ()
+    raw = None
+    if path.exists():
+        from .config import blocked_plugins
+        raw = read_raw(path)
+        blocked = blocked_plugins(raw)
+    host = get_plugin_manager(blocked=blocked)
+    registries = collect(host)
+    cfg = build_config(path, raw, registries, lang_override=args.lang) if raw is not None else None
+    return host, registries, cfg
+
+
+def cmd_plugins(args: argparse.Namespace, out: Out) -> int:
+    host, _, _ = _host_for_listing(args)
+    infos = host.infos()
+    data = {"plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version,
+                         "builtin": i.builtin, "hooks": list(i.hooks)} for i in infos],
+            "failed": [{"name": f.name, "distribution": f.distribution, "reason": f.reason.get(out.lang)}
+                       for f in host.failures]}
+
+    def human() -> str:
+        lines = []
+        for i in infos:
+            origin = i.distribution + (f" {i.version}" if i.version else "")
+            tag = out.t(" (eingebaut)", " (built-in)") if i.builtin else ""
+            lines.append(f"{i.name}  {origin}{tag}\n    hooks: {', '.join(i.hooks)}")
+        for f in host.failures:
+            lines.append(f"{f.name}  {f.distribution}  {out.t('NICHT GELADEN', 'NOT LOADED')}: {f.reason.get(out.lang)}")
+        return "\n".join(lines)
+    out.emit(data, human)
+    return ExitCode.OK
+
+
+def cmd_accounts_types(args: argparse.Namespace, out: Out) -> int:
+    _, registries, cfg = _host_for_listing(args)
+    lang = cfg.lang if cfg else out.lang
+    types = [registries.account_types[k] for k in sorted(registries.account_types)]
+    data = {"types": [t.to_dict(lang) for t in types]}
+
+    def human() -> str:
+        lines = []
+        for t in types:
+            lines.append(f"{t.id}: {t.label.get(lang)}")
+            for f in t.fields:
+                flags = [out.t("Pflicht", "required") if f.required else out.t("optional", "optional")]
+                if f.secret:
+                    flags.append(out.t("geheim", "secret"))
+                lines.append(f"  {f.name:<22} {f.label.get(lang)} [{', '.join(flags)}]")
+                if f.help:
+                    lines.append(f"  {'':<22}   {f.help.get(lang)}")
+        return "\n".join(lines)
+    out.emit(data, human)
+    return ExitCode.OK
+
+
+def cmd_accounts_list(args: argparse.Namespace, out: Out) -> int:
+    with _mailer(args) as mailer:
+        cfg = mailer.config
+        rows = []
+        for acc in cfg.accounts.values():
+            atype = mailer.registries.account_types[acc.type]
+            purposes = sorted(p for p in {*cfg.purposes, *cfg.templates} if cfg.account_for(p) == acc.name)
+            shown = {k: ("***" if k in acc.secret_fields else v) for k, v in acc.values.items()}
+            rows.append({"name": acc.name, "type": acc.type, "type_label": atype.label.get(cfg.lang),
+                         "sender": str(mailer.sender_of(acc.name)), "purposes": purposes, "settings": shown})
+        out.emit({"accounts": rows}, lambda: "\n".join(
+            f"{r['name']}  [{r['type_label']}]  {r['sender']}  → {', '.join(r['purposes']) or '-'}" for r in rows))
+    return ExitCode.OK
+
+
+def cmd_accounts_test(args: argparse.Namespace, out: Out) -> int:
+    with _mailer(args) as mailer:
+        result = mailer.check_account(args.name)
+        lang = mailer.lang
+        data: dict[str, Any] = {"ok": result.ok, "steps": [{"step": s, "ok": ok, "text": t.get(lang)}
+                                                         for s, ok, t in result.steps]}
+        sent = None
+        if result.ok and args.send_test_mail:
+            sender = mailer.sender_of(args.name)
+            from ccm_mail_hookspecs import Message
+            msg = Message(subject=out.t("ccm-mail Testnachricht", "ccm-mail test message"), to=[sender], sender=sender,
+                          text=out.t("Diese Nachricht bestätigt, dass das Konto senden kann.",
+                                     "This message confirms that the account can send."))
+            from email.utils import make_msgid
+            msg.message_id = make_msgid(domain=sender.address.rpartition("@")[2])
+            receipt = mailer.transport(args.name).send(msg)
+            sent = {"sent_at": receipt.sent_at.isoformat(), "transport_ids": dict(receipt.transport_ids)}
+            data["test_mail"] = sent
+
+        def human() -> str:
+            lines = [("✔ " if ok else "✘ ") + t.get(lang) for _, ok, t in result.steps]
+            if sent:
+                lines.append(out.t(f"✔ Testmail an {mailer.sender_of(args.name)} gesendet.",
+                                   f"✔ test mail sent to {mailer.sender_of(args.name)}."))
+            lines.append(out.t("Verbindung in Ordnung." if result.ok else "Verbindung fehlgeschlagen.",
+                               "Connection OK." if result.ok else "Connection failed."))
+            return "\n".join(lines)
+        out.emit(data, human)
+        return ExitCode.OK if result.ok else ExitCode.SEND_FAILED
+
+
+def cmd_accounts_consent(args: argparse.Namespace, out: Out) -> int:
+    with _mailer(args) as mailer:
+        options: dict[str, Any] = {"no_browser": args.no_browser, "lang": mailer.lang,
+                                   "out": lambda text: print(text, file=sys.stderr)}
+        if args.timeout:
+            options["timeout"] = args.timeout
+        result = mailer.account_action(args.name, "consent", **options)
+        ok = bool(result.get("ok")) if isinstance(result, dict) else bool(result)
+        out.emit(result, lambda: str(result.get("message", result)) if isinstance(result, dict) else str(result))
+        return ExitCode.OK if ok else ExitCode.SEND_FAILED
+
+
+def cmd_placeholders(args: argparse.Namespace, out: Out) -> int:
+    _, registries, cfg = _host_for_listing(args)
+    lang = cfg.lang if cfg else out.lang
+    purposes = [args.purpose] if args.purpose else sorted({"invoice", "eservice", *(cfg.templates if cfg else ())})
+    data: dict[str, Any] = {}
+    for purpose in purposes:
+        items = [p.to_dict(lang) for p in registries.placeholders_for(purpose).values()]
+        if cfg:
+            items += [{"name": p.name, "token": f"#{p.name}#", "description": p.description, "example": p.example,
+                       "purposes": sorted(p.purposes)} for p in cfg.data_placeholders.values()
+                      if not p.purposes or purpose in p.purposes]
+        data[purpose] = sorted(items, key=lambda d: d["name"].lower())
+
+    def human() -> str:
+        lines = []
+        for purpose, items in data.items():
+            lines.append(f"[{purpose}]")
+            lines += [f"  {d['token']:<22} {d['description']}  ({out.t('z. B.', 'e.g.')} {d['example']})" for d in items]
+        return "\n".join(lines)
+    out.emit({"placeholders": data}, human)
+    return ExitCode.OK
+
+
+def _send_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if args.data:
+        try:
+            data = json.loads(Path(args.data).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CcmMailError(T(f"Datendatei {args.data} nicht lesbar ({exc.strerror}).",
+                                 f"data file {args.data} cannot be read ({exc.strerror}).")) from exc
+        except json.JSONDecodeError as exc:
+            raise CcmMailError(T(f"Datendatei {args.data}: kein gültiges JSON (Zeile {exc.lineno}: {exc.msg}).",
+                                 f"data file {args.data}: not valid JSON (line {exc.lineno}: {exc.msg}).")) from exc
+        if not isinstance(data, dict):
+            raise CcmMailError(T("Datendatei muss ein JSON-Objekt sein.", "the data file must hold a JSON object."))
+    for item in args.field or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CcmMailError(T(f"--field erwartet NAME=WERT, nicht {item!r}", f"--field expects NAME=VALUE, not {item!r}"))
+        data[key] = value
+    headers = {}
+    for item in args.header or []:
+        key, sep, value = item.partition(":")
+        headers[key.strip()] = value.strip()
+    return {"to": args.to or [], "cc": args.cc or [], "bcc": args.bcc or [], "reply_to": args.reply_to or [],
+            "data": data, "attachments": args.attach or [], "reference": args.reference, "headers": headers}
+
+
+def cmd_preview(args: argparse.Namespace, out: Out) -> int:
+    with _mailer(args) as mailer:
+        preview = mailer.preview(args.purpose, **_send_kwargs(args))
+        out.emit(preview_dict(preview), lambda: render_preview(preview, mailer.lang, body_lines=200))
+    return ExitCode.OK
+
+
+def cmd_send(args: argparse.Namespace, out: Out) -> int:
+    with _mailer(args) as mailer:
+        interactive = sys.stdin.isatty() and not out.json
+        result = mailer.send(args.purpose, resend=args.resend, assume_yes=args.yes, interactive=interactive,
+                             **_send_kwargs(args))
+        lang = mailer.lang
+
+        def human() -> str:
+            if result.receipt is not None:
+                lines = [out.t(f"Gesendet am {result.receipt.sent_at.astimezone():%d.%m.%Y %H:%M:%S} "
+                               f"(Journal-Eintrag {result.journal_id}).",
+                               f"Sent at {result.receipt.sent_at.astimezone():%Y-%m-%d %H:%M:%S} "
+                               f"(journal entry {result.journal_id}).")]
+                lines += [f"  {k}: {v}" for k, v in result.receipt.transport_ids.items()]
+                lines += [out.t(f"Warnung: Aufzeichnung durch {p} fehlgeschlagen: {e}",
+                                f"warning: recording by {p} failed: {e}") for p, e in result.recorder_failures]
+                return "\n".join(lines)
+            assert result.error is not None
+            return ""
+        if result.error is not None and not out.json:
+            status = {"failed": out.t("NICHT gesendet", "NOT sent"), "unknown": out.t("Ausgang UNBEKANNT", "outcome UNKNOWN"),
+                      "cancelled": out.t("abgebrochen", "cancelled")}.get(result.status.value, result.status.value)
+            print(f"{status} ({out.t('Journal-Eintrag', 'journal entry')} {result.journal_id}): "
+                  f"{logging_setup.scrub(result.error.render(lang))}", file=sys.stderr)
+        out.emit({"ok": result.status.value == "sent", "exit_code": result.exit_code, **result.to_dict(lang)}, human)
+        return result.exit_code
+
+
+def cmd_journal(args: argparse.Namespace, out: Out) -> int:
+    with _mailer(args) as mailer:
+        journal = mailer.journal
+        if args.id:
+            entry = journal.get(args.id)
+            entries = [entry] if entry else []
+        else:
+            entries = journal.query(reference=args.reference, status=args.status, purpose=args.purpose,
+                                    since=args.since, until=args.until, limit=args.limit)
+        data = {"entries": [dict(e.to_dict(), events=journal.events(e.id)) if args.id else e.to_dict() for e in entries]}
+
+        def human() -> str:
+            if not entries:
+                return out.t("Keine Einträge.", "No entries.")
+            lines = []
+            for e in entries:
+                when = e.sent_at or e.updated_at
+                label = out.t("Versanddatum", "sent") if e.sent_at else out.t("Stand", "updated")
+                lines.append(f"#{e.id}  {e.status.value:<9} {e.purpose:<9} {e.reference or '-':<16} "
+                             f"{label} {_local(when)}  → {', '.join(e.recipients)}  \"{e.subject}\"")
+                if e.error:
+                    lines.append(f"      {e.error}")
+                if args.id:
+                    lines += [f"      {ev['at']}  {ev['status']}  {ev['detail'] or ''}" for ev in journal.events(e.id)]
+            return "\n".join(lines)
+        out.emit(data, human)
+    return ExitCode.OK
+
+
+def _local(iso: str) -> str:
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%d.%m.%Y %H:%M:%S")
+    except ValueError:
+        return iso
+
+
+# ---- parser --------------------------------------------------------------------------------
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    d = argparse.SUPPRESS if suppress else None
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config", "-c", default=d, help="YAML-Konfiguration / config file (default: $CCM_MAIL_CONFIG or ./ccm-mail.yaml)")
+    p.add_argument("--lang", choices=("de", "en"), default=d, help="Sprache / language")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                   help="Ausgabe als JSON / JSON output")
+    p.add_argument("--log-format", choices=("console", "json"), default=d, help="Log-Format / log format")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=d)
+    return p
+
+
+def _send_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--purpose", "-p", required=True, help="z. B. invoice, eservice")
+    p.add_argument("--to", action="append", metavar="ADDR", help="Empfänger (mehrfach)")
+    p.add_argument("--cc", action="append", metavar="ADDR")
+    p.add_argument("--bcc", action="append", metavar="ADDR")
+    p.add_argument("--reply-to", action="append", metavar="ADDR")
+    p.add_argument("--data", metavar="JSON", help="Sendedaten (Rechnungsfelder) als JSON-Datei")
+    p.add_argument("--field", action="append", metavar="NAME=VALUE", help="einzelnes Datenfeld")
+    p.add_argument("--attach", "-a", action="append", metavar="FILE", help="Anhang (mehrfach)")
+    p.add_argument("--reference", "-r", help="Referenz, z. B. Rechnungsnummer (sonst aus der Vorlage)")
+    p.add_argument("--header", action="append", metavar="X-NAME:VALUE")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ccm-mail", parents=[_common(False)],
+                                     description="ccm_Mail für AbSys: Mailversand über Microsoft 365 (OAuth 2.0) und weitere Anbieter.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common(True)
+
+    cfg = sub.add_parser("config", help="Konfiguration prüfen").add_subparsers(dest="sub", required=True)
+    cfg.add_parser("check", parents=[common], help="alle Probleme anzeigen").set_defaults(func=cmd_config_check)
+    sub.add_parser("plugins", parents=[common], help="geladene Plugins").set_defaults(func=cmd_plugins)
+
+    acc = sub.add_parser("accounts", help="E-Mail-Konten").add_subparsers(dest="sub", required=True)
+    acc.add_parser("list", parents=[common], help="Konten und ihre Zwecke").set_defaults(func=cmd_accounts_list)
+    acc.add_parser("types", parents=[common], help="Kontotypen und ihre Felder").set_defaults(func=cmd_accounts_types)
+    t = acc.add_parser("test", parents=[common], help="Verbindung testen")
+    t.add_argument("name")
+    t.add_argument("--send-test-mail", action="store_true", help="Testmail an das Konto selbst senden")
+    t.set_defaults(func=cmd_accounts_test)
+    c = acc.add_parser("consent", parents=[common], help="Admin Berechtigung erteilen")
+    c.add_argument("name")
+    c.add_argument("--no-browser", action="store_true", help="URL nur ausgeben (Admin an anderem Rechner)")
+    c.add_argument("--timeout", type=float, help="Sekunden warten auf die Rückmeldung")
+    c.set_defaults(func=cmd_accounts_consent)
+
+    ph = sub.add_parser("placeholders", parents=[common], help="Platzhalter für Vorlagen")
+    ph.add_argument("--purpose", "-p")
+    ph.set_defaults(func=cmd_placeholders)
+
+    pv = sub.add_parser("preview", parents=[common], help="zeigen, was der Bestätigungsdialog zeigt")
+    _send_args(pv)
+    pv.set_defaults(func=cmd_preview)
+    sd = sub.add_parser("send", parents=[common], help="eine Mail senden")
+    _send_args(sd)
+    sd.add_argument("--yes", "-y", action="store_true", help="Bestätigung vorab erteilen (Stapelbetrieb)")
+    sd.add_argument("--resend", action="store_true", help="bewusst erneut senden, auch wenn die Referenz schon gesendet ist")
+    sd.set_defaults(func=cmd_send)
+
+    jr = sub.add_parser("journal", parents=[common], help="Versandjournal abfragen")
+    jr.add_argument("--reference", "-r")
+    jr.add_argument("--status", action="append", choices=("queued", "sending", "sent", "failed", "unknown", "cancelled"))
+    jr.add_argument("--purpose", "-p")
+    jr.add_argument("--since", help="ab Datum (JJJJ-MM-TT)")
+    jr.add_argument("--until", help="vor Datum (JJJJ-MM-TT)")
+    jr.add_argument("--limit", type=int, default=50)
+    jr.add_argument("--id", type=int, help="ein Eintrag mit Verlauf")
+    jr.set_defaults(func=cmd_journal)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Out(args)
+    # until a config says otherwise, only warnings reach the terminal
+    logging_setup.configure(fmt=args.log_format or "console", level=args.log_level or "warning")
+    try:
+        return int(args.func(args, out))
+    except ConfigProblems as exc:
+        return out.error(exc, ExitCode.CONFIG)
+    except DuplicateSend as exc:
+        return out.error(exc, ExitCode.DUPLICATE)
+    except Cancelled as exc:
+        return out.error(exc, ExitCode.CONFIG if exc.details.get("code") == "unconfirmed" else ExitCode.CANCELLED)
+    except UnknownOutcomeError as exc:
+        return out.error(exc, ExitCode.UNKNOWN)
+    except TransportError as exc:
+        return out.error(exc, ExitCode.SEND_FAILED)
+    except CcmMailError as exc:  # template, address, attachment, data file: the input must change
+        return out.error(exc, ExitCode.CONFIG)
+    except KeyboardInterrupt:
+        print(out.t("Abgebrochen.", "Interrupted."), file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The journal: one SQLite row per message, every state change committed before the next
+network step, so a crash never leaves a message whose fate nobody can find out.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ccm_mail_hookspecs import Status
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id            INTEGER PRIMARY KEY,
+    message_id    TEXT NOT NULL UNIQUE,
+    purpose       TEXT NOT NULL,
+    account       TEXT NOT NULL,
+    account_type  TEXT NOT NULL,
+    reference     TEXT NOT NULL DEFAULT '',
+    recipients    TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    sent_at       TEXT,
+    transport_ids TEXT NOT NULL DEFAULT '{}',
+    error         TEXT,
+    error_kind    TEXT,
+    batch         TEXT,
+    payload       TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_reference ON messages (purpose, reference);
+CREATE INDEX IF NOT EXISTS messages_status ON messages (status);
+CREATE TABLE IF NOT EXISTS events (
+    id         INTEGER PRIMARY KEY,
+    message    INTEGER NOT NULL REFERENCES messages(id),
+    at         TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    detail     TEXT
+);
+CREATE INDEX IF NOT EXISTS events_message ON events (message);
+"""
+
+#: statuses that mean "this reference is taken": sent, on its way, or possibly sent
+BLOCKING = (Status.QUEUED.value, Status.SENDING.value, Status.SENT.value, Status.UNKNOWN.value)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: int
+    message_id: str
+    purpose: str
+    account: str
+    account_type: str
+    reference: str
+    recipients: list[str]
+    subject: str
+    status: Status
+    attempts: int
+    created_at: str
+    updated_at: str
+    sent_at: str | None
+    transport_ids: dict[str, str]
+    error: str | None
+    error_kind: str | None
+    batch: str | None
+    payload: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        d["status"] = self.status.value
+        d.pop("payload")
+        return d
+
+
+class DuplicateReference(Exception):
+    def __init__(self, existing: Entry) -> None:
+        super().__init__(existing.reference)
+        self.existing = existing
+
+
+class Journal:
+    """SQLite journal. Safe to share between threads of one process and between processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a state change is on disk before the network step that follows it
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self._tx():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front: the duplicate check and the insert are one step
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def create(self, *, message_id: str, purpose: str, account: str, account_type: str, reference: str,
+               recipients: Sequence[str], subject: str, status: Status = Status.QUEUED,
+               allow_duplicate: bool = False, batch: str | None = None,
+               payload: dict[str, Any] | None = None) -> int:
+        """Insert a message row; raises :class:`DuplicateReference` when the reference is taken
+        for this purpose (sent, queued, sending or unknown) and ``allow_duplicate`` is False."""
+        stamp = now().isoformat()
+        with self._tx() as db:
+            if reference and not allow_duplicate:
+                row = db.execute(
+                    f"SELECT * FROM messages WHERE purpose=? AND reference=? AND status IN ({','.join('?' * len(BLOCKING))})"
+                    " ORDER BY id DESC LIMIT 1", (purpose, reference, *BLOCKING)).fetchone()
+                if row is not None:
+                    raise DuplicateReference(_entry(row))
+            cur = db.execute(
+                "INSERT INTO messages (message_id, purpose, account, account_type, reference, recipients, subject,"
+                " status, created_at, updated_at, batch, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (message_id, purpose, account, account_type, reference, json.dumps(list(recipients)), subject,
+                 status.value, stamp, stamp, batch, json.dumps(payload) if payload is not None else None))
+            row_id = int(cur.lastrowid or 0)
+            db.execute("INSERT INTO events (message, at, status) VALUES (?,?,?)", (row_id, stamp, status.value))
+        return row_id
+
+    def transition(self, row_id: int, status: Status, *, error: str | None = None, error_kind: str | None = None,
+                   sent_at: datetime | None = None, transport_ids: dict[str, str] | None = None,
+                   count_attempt: bool = False, detail: str | None = None) -> None:
+        stamp = now().isoformat()
+        with self._tx() as db:
+            sets = ["status=?", "updated_at=?"]
+            args: list[Any] = [status.value, stamp]
+            if count_attempt:
+                sets.append("attempts=attempts+1")
+            if error is not None or status in (Status.SENT, Status.SENDING):
+                sets += ["error=?", "error_kind=?"]
+                args += [error, error_kind]
+            if sent_at is not None:
+                sets.append("sent_at=?")
+                args.append(sent_at.isoformat())
+            if transport_ids is not None:
+                sets.append("transport_ids=?")
+                args.append(json.dumps(dict(transport_ids)))
+            db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id=?", (*args, row_id))
+            db.execute("INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
+                       (row_id, stamp, status.value, detail or error))
+
+    def get(self, row_id: int) -> Entry | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM messages WHERE id=?", (row_id,)).fetchone()
+        return _entry(row) if row else None
+
+    def by_message_id(self, message_id: str) -> Entry | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM messages WHERE message_id=?", (message_id,)).fetchone()
+        return _entry(row) if row else None
+
+    def query(self, *, reference: str | None = None, status: str | Sequence[str] | None = None,
+              purpose: str | None = None, since: str | None = None, until: str | None = None,
+              batch: str | None = None, limit: int = 100) -> list[Entry]:
+        """Rows newest first. ``since``/``until`` are ISO dates or datetimes compared with created_at."""
+        where, args = [], []
+        if reference is not None:
+            where.append("reference=?")
+            args.append(reference)
+        if status:
+            statuses = [status] if isinstance(status, str) else list(status)
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if purpose:
+            where.append("purpose=?")
+            args.append(purpose)
+        if since:
+            where.append("created_at>=?")
+            args.append(since)
+        if until:
+            where.append("created_at<?")
+            args.append(until)
+        if batch:
+            where.append("batch=?")
+            args.append(batch)
+        sql = "SELECT * FROM messages" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [_entry(r) for r in rows]
+
+    def events(self, row_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT at, status, detail FROM events WHERE message=? ORDER BY id", (row_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def integrity_ok(self) -> bool:
+        with self._lock:
+            return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _entry(row: sqlite3.Row) -> Entry:
+    return Entry(
+        id=row["id"], message_id=row["message_id"], purpose=row["purpose"], account=row["account"],
+        account_type=row["account_type"], reference=row["reference"], recipients=json.loads(row["recipients"]),
+        subject=row["subject"], status=Status(row["status"]), attempts=row["attempts"],
+        created_at=row["created_at"], updated_at=row["updated_at"], sent_at=row["sent_at"],
+        transport_ids=json.loads(row["transport_ids"] or "{}"), error=row["error"], error_kind=row["error_kind"],
+        batch=row["batch"], payload=json.loads(row["payload"]) if row["payload"] else None)

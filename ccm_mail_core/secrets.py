@@ -1,0 +1,88 @@
+"""Secret values in the configuration: given directly, ``{env: VAR}`` or ``{file: PATH}``.
+
+Every resolved secret is remembered so the log redaction can blank it wherever it turns up.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+from typing import Any
+
+from ccm_mail_hookspecs import T
+
+_known: set[str] = set()
+_lock = threading.Lock()
+
+
+def remember(value: str) -> None:
+    if value and len(value) >= 4:  # shorter strings would blank ordinary words in logs
+        with _lock:
+            _known.add(value)
+
+
+def known() -> frozenset[str]:
+    with _lock:
+        return frozenset(_known)
+
+
+def redact(text: str) -> str:
+    for secret in sorted(known(), key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+class SecretProblem(Exception):
+    def __init__(self, message: T, hint: T | None = None) -> None:
+        super().__init__(message.en)
+        self.message = message
+        self.hint = hint
+
+
+def is_reference(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("env", "file")
+
+
+def resolve(value: Any, base_dir: Path) -> tuple[str, list[T]]:
+    """The secret's value and warnings; raises :class:`SecretProblem` when it cannot be had."""
+    warnings: list[T] = []
+    if isinstance(value, str):
+        return value, warnings
+    if not is_reference(value):
+        raise SecretProblem(T("Geheimnis muss Text, {env: VARIABLE} oder {file: PFAD} sein.",
+                              "a secret must be text, {env: VARIABLE} or {file: PATH}."))
+    kind, ref = next(iter(value.items()))
+    if kind == "env":
+        got = os.environ.get(str(ref))
+        if not got:
+            raise SecretProblem(
+                T(f"Umgebungsvariable {ref} ist nicht gesetzt.", f"environment variable {ref} is not set."),
+                T(f"{ref} setzen oder den Wert als Datei angeben.", f"Set {ref} or give the value as a file."))
+        return got, warnings
+    path = Path(str(ref)).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SecretProblem(T(f"Geheimnis-Datei {path} nicht lesbar ({exc.strerror}).",
+                              f"secret file {path} cannot be read ({exc.strerror})."),
+                            T("Pfad und Rechte prüfen.", "Check the path and permissions.")) from exc
+    if not text:
+        raise SecretProblem(T(f"Geheimnis-Datei {path} ist leer.", f"secret file {path} is empty."))
+    warnings.extend(loose_permissions(path))
+    return text, warnings
+
+
+def loose_permissions(path: Path) -> list[T]:
+    """A warning when a file holding a secret can be read by group or others (POSIX only)."""
+    if os.name != "posix":
+        return []
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        return [T(f"{path} enthält ein Geheimnis und ist für Gruppe/andere lesbar; 'chmod 600 {path}'.",
+                  f"{path} holds a secret and is readable by group/others; run 'chmod 600 {path}'.")]
+    return []
