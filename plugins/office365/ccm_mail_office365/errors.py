@@ -1,0 +1,325 @@
+"""Microsoft's answers turned into the public error classes, with texts an admin can act on.
+
+Every error carries Microsoft's support ids (request-id, trace id, correlation id, timestamp) in
+``details`` because Microsoft support asks for them first. Texts from Microsoft are passed through
+:func:`redact` so a secret can never leak through an echoed request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from ccm_mail_hookspecs import (
+    AccessDeniedError, AuthenticationError, MailboxError, MessageTooLargeError,
+    NetworkError, RecipientError, T, ThrottledError, TransportError, UnknownOutcomeError,
+)
+
+_CONSENT_HINT = T(
+    "In ccm-mail „Admin Berechtigung erteilen“ ausführen (ccm-mail accounts consent NAME) oder in Entra → "
+    "App-Registrierungen → App → API-Berechtigungen die Berechtigung Microsoft Graph Mail.Send vom Typ "
+    "*Anwendung* (nicht Delegiert) hinzufügen und „Administratorzustimmung erteilen“ klicken.",
+    "Run \"grant admin consent\" in ccm-mail (ccm-mail accounts consent NAME) or in Entra → App "
+    "registrations → the app → API permissions add Microsoft Graph Mail.Send of type *Application* (not "
+    "Delegated) and click \"Grant admin consent\".",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    cls: type[TransportError]
+    message: T
+    hint: T | None = None
+
+
+#: Entra ID (AADSTS) codes → what to tell the admin
+AADSTS_RULES: dict[int, _Rule] = {
+    7000215: _Rule(AuthenticationError,
+                   T("Der geheime Clientschlüssel ist ungültig (AADSTS7000215).",
+                     "The client secret is invalid (AADSTS7000215)."),
+                   T("Den *Wert* des geheimen Clientschlüssels eintragen, nicht die „Geheime ID“ (Entra → "
+                     "App-Registrierungen → App → Zertifikate & Geheimnisse). Der Wert ist nur direkt nach dem "
+                     "Anlegen sichtbar; auf Tippfehler prüfen.",
+                     "Enter the secret's *Value*, not its \"Secret ID\" (Entra → App registrations → the app → "
+                     "Certificates & secrets). The value is only shown right after creation; check for typos.")),
+    7000222: _Rule(AuthenticationError,
+                   T("Der geheime Clientschlüssel ist abgelaufen (AADSTS7000222).",
+                     "The client secret has expired (AADSTS7000222)."),
+                   T("In Entra → App-Registrierungen → App → Zertifikate & Geheimnisse einen neuen geheimen "
+                     "Clientschlüssel anlegen und dessen Wert im Konto eintragen.",
+                     "Create a new client secret in Entra → App registrations → the app → Certificates & "
+                     "secrets and enter its value in the account.")),
+    700016: _Rule(AuthenticationError,
+                  T("Die Anwendung wurde im Mandanten nicht gefunden (AADSTS700016).",
+                    "The application was not found in the tenant (AADSTS700016)."),
+                  T("Anwendungs-ID (Client) und Mandanten-ID prüfen (Entra → App-Registrierungen → App → "
+                    "Übersicht). Die App muss in diesem Mandanten registriert sein.",
+                    "Check the application (client) ID and the tenant ID (Entra → App registrations → the app → "
+                    "Overview). The app must be registered in this tenant.")),
+    90002: _Rule(AuthenticationError,
+                 T("Der Mandant wurde nicht gefunden (AADSTS90002).", "The tenant was not found (AADSTS90002)."),
+                 T("Mandanten-ID prüfen (Entra → Übersicht → Mandanten-ID) und die Cloud (weltweit, US Government, "
+                   "China) passend wählen.",
+                   "Check the tenant ID (Entra → Overview → Tenant ID) and choose the matching cloud (global, "
+                   "US Government, China).")),
+    900023: _Rule(AuthenticationError,
+                  T("Die Mandanten-ID hat ein ungültiges Format (AADSTS900023).",
+                    "The tenant ID is malformed (AADSTS900023)."),
+                  T("Die GUID aus Entra → Übersicht → Mandanten-ID eintragen.",
+                    "Enter the GUID from Entra → Overview → Tenant ID.")),
+    65001: _Rule(AccessDeniedError,
+                 T("Die Administratorzustimmung für die App fehlt (AADSTS65001).",
+                   "Admin consent for the app is missing (AADSTS65001)."), _CONSENT_HINT),
+    50196: _Rule(ThrottledError,
+                 T("Microsoft hat eine Schleife erkannt: zu viele Token-Anfragen (AADSTS50196).",
+                   "Microsoft detected a loop: too many token requests (AADSTS50196)."),
+                 T("Einige Minuten warten. Der Token-Cache im Zustandsordner des Kontos muss beschreibbar sein, "
+                   "damit ein Token wiederverwendet wird.",
+                   "Wait a few minutes. The token cache in the account's state folder must be writable so a "
+                   "token is reused.")),
+    700027: _Rule(AuthenticationError,
+                  T("Die Zertifikatsanmeldung wurde abgelehnt (AADSTS700027).",
+                    "The certificate sign-in was refused (AADSTS700027)."),
+                  T("Das Zertifikat (öffentlicher Teil, .cer/.pem) in Entra → App-Registrierungen → App → "
+                    "Zertifikate & Geheimnisse hochladen; Fingerabdruck und Ablaufdatum prüfen.",
+                    "Upload the certificate (public part, .cer/.pem) in Entra → App registrations → the app → "
+                    "Certificates & secrets; check its thumbprint and expiry.")),
+    700024: _Rule(AuthenticationError,
+                  T("Die Zertifikatsanmeldung liegt außerhalb der Gültigkeit (AADSTS700024).",
+                    "The certificate sign-in is outside its validity window (AADSTS700024)."),
+                  T("Die Uhrzeit dieses Rechners prüfen.", "Check this computer's clock.")),
+    7000112: _Rule(AuthenticationError,
+                   T("Die Anwendung ist deaktiviert (AADSTS7000112).", "The application is disabled (AADSTS7000112)."),
+                   T("In Entra → Unternehmensanwendungen → App → Eigenschaften die Anmeldung aktivieren.",
+                     "Enable sign-in in Entra → Enterprise applications → the app → Properties.")),
+    500011: _Rule(AccessDeniedError,
+                  T("Microsoft Graph ist in diesem Mandanten nicht verfügbar (AADSTS500011).",
+                    "Microsoft Graph is not available in this tenant (AADSTS500011)."),
+                  T("Cloud und Graph-Endpunkt des Kontos prüfen.", "Check the account's cloud and Graph endpoint.")),
+}
+
+#: Microsoft Graph error codes → what to tell the admin
+GRAPH_RULES: dict[str, _Rule] = {
+    "ErrorAccessDenied": _Rule(AccessDeniedError,
+                               T("Microsoft Graph verweigert den Zugriff auf das Postfach (ErrorAccessDenied).",
+                                 "Microsoft Graph denied access to the mailbox (ErrorAccessDenied)."),
+                               T(_CONSENT_HINT.de + " Bei „RBAC für Anwendungen“ muss das Postfach im "
+                                 "Verwaltungsbereich der Rolle liegen.",
+                                 _CONSENT_HINT.en + " With Exchange \"RBAC for Applications\" the mailbox must be "
+                                 "inside the role's management scope.")),
+    "Authorization_RequestDenied": _Rule(AccessDeniedError,
+                                         T("Microsoft Graph verweigert die Anfrage (fehlende Berechtigung).",
+                                           "Microsoft Graph refused the request (permission missing)."),
+                                         _CONSENT_HINT),
+    "ErrorInvalidUser": _Rule(MailboxError,
+                              T("Das Postfach (E-Mail-Adresse) ist Microsoft unbekannt (ErrorInvalidUser).",
+                                "Microsoft does not know the mailbox (e-mail address) (ErrorInvalidUser)."),
+                              T("Die E-Mail-Adresse des Kontos prüfen: sie muss ein Postfach in diesem Mandanten "
+                                "sein.", "Check the account's e-mail address: it must be a mailbox in this tenant.")),
+    "MailboxNotEnabledForRESTAPI": _Rule(MailboxError,
+                                         T("Das Postfach ist nicht für Exchange Online freigeschaltet "
+                                           "(MailboxNotEnabledForRESTAPI).",
+                                           "The mailbox is not enabled for Exchange Online "
+                                           "(MailboxNotEnabledForRESTAPI)."),
+                                         T("Dem Benutzer eine Exchange-Online-Lizenz zuweisen; lokale (On-Premises-) "
+                                           "Postfächer gehen nicht über Graph.",
+                                           "Assign an Exchange Online licence to the user; on-premises mailboxes do "
+                                           "not work through Graph.")),
+    "ErrorSendAsDenied": _Rule(MailboxError,
+                               T("Die App darf nicht als diese Adresse senden (ErrorSendAsDenied).",
+                                 "The app may not send as this address (ErrorSendAsDenied)."),
+                               T("„Senden als“-Rechte und die Einrichtung des (freigegebenen) Postfachs prüfen.",
+                                 "Check send-as rights and the (shared) mailbox setup.")),
+    "ErrorMessageSizeExceeded": _Rule(MessageTooLargeError,
+                                      T("Die Nachricht ist für Exchange Online zu groß (ErrorMessageSizeExceeded).",
+                                        "The message is too large for Exchange Online (ErrorMessageSizeExceeded)."),
+                                      T("Anhänge verkleinern oder aufteilen (Standardgrenze ca. 35 MB).",
+                                        "Make attachments smaller or split them (default limit about 35 MB).")),
+    "RequestEntityTooLarge": _Rule(MessageTooLargeError,
+                                   T("Die Anfrage an Microsoft Graph ist zu groß (413).",
+                                     "The request to Microsoft Graph is too large (413)."),
+                                   T("Anhänge verkleinern; große Anhänge werden per Upload-Sitzung gesendet.",
+                                     "Make attachments smaller; large attachments are sent by upload session.")),
+    "ErrorInvalidRecipients": _Rule(RecipientError,
+                                    T("Microsoft lehnt mindestens einen Empfänger ab (ErrorInvalidRecipients).",
+                                      "Microsoft refused at least one recipient (ErrorInvalidRecipients)."),
+                                    T("Empfängeradressen prüfen.", "Check the recipient addresses.")),
+    "ErrorQuotaExceeded": _Rule(MailboxError,
+                                T("Das Postfach ist voll (ErrorQuotaExceeded).", "The mailbox is full (ErrorQuotaExceeded)."),
+                                T("Gesendete Elemente oder Entwürfe aufräumen oder das Kontingent erhöhen.",
+                                  "Clean up Sent Items or Drafts, or raise the quota.")),
+    "ErrorExceededMessageLimit": _Rule(ThrottledError,
+                                       T("Das Sendelimit des Postfachs ist erreicht (ErrorExceededMessageLimit).",
+                                         "The mailbox's sending limit is reached (ErrorExceededMessageLimit)."),
+                                       T("Exchange Online erlaubt 30 Nachrichten pro Minute und 10.000 Empfänger pro "
+                                         "Tag; später erneut senden.",
+                                         "Exchange Online allows 30 messages per minute and 10,000 recipients per "
+                                         "day; send again later.")),
+    "InvalidAuthenticationToken": _Rule(AuthenticationError,
+                                        T("Microsoft Graph hat das Zugriffstoken abgelehnt.",
+                                          "Microsoft Graph refused the access token."),
+                                        T("Cloud bzw. Graph-Endpunkt des Kontos prüfen: das Token muss für denselben "
+                                          "Graph ausgestellt sein.",
+                                          "Check the account's cloud / Graph endpoint: the token must be issued for "
+                                          "the same Graph.")),
+}
+
+_STATUS_RULES: dict[int, _Rule] = {
+    401: GRAPH_RULES["InvalidAuthenticationToken"],
+    403: GRAPH_RULES["ErrorAccessDenied"],
+    413: GRAPH_RULES["RequestEntityTooLarge"],
+}
+
+_AADSTS_RE = re.compile(r"AADSTS(\d+)")
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value replaced by ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _first_line(text: str) -> str:
+    """Microsoft's descriptions end with Trace/Correlation/Timestamp lines; those go to details."""
+    return text.strip().splitlines()[0].strip() if text.strip() else ""
+
+
+def from_token_result(result: Mapping[str, Any], secrets: Iterable[str] = ()) -> TransportError:
+    """An error for a failed msal ``acquire_token_for_client`` result."""
+    description = redact(str(result.get("error_description") or ""), secrets)
+    codes = list(result.get("error_codes") or [])
+    if not codes:
+        codes = [int(m) for m in _AADSTS_RE.findall(description)]
+    details: dict[str, Any] = {
+        "code": f"AADSTS{codes[0]}" if codes else str(result.get("error") or ""),
+        "error": result.get("error"),
+        "trace_id": result.get("trace_id") or _grab(description, "Trace ID"),
+        "correlation_id": result.get("correlation_id") or _grab(description, "Correlation ID"),
+        "timestamp": result.get("timestamp") or _grab(description, "Timestamp"),
+        "description": _first_line(description),
+    }
+    rule = next((AADSTS_RULES[c] for c in codes if c in AADSTS_RULES), None)
+    if rule is None:
+        return AuthenticationError(
+            T(f"Microsoft hat kein Token ausgestellt: {details['description'] or details['code']}",
+              f"Microsoft issued no token: {details['description'] or details['code']}"),
+            hint=T("Mandanten-ID, Anwendungs-ID und Anmeldedaten prüfen.",
+                   "Check tenant ID, application ID and credentials."),
+            details=details)
+    return rule.cls(rule.message, hint=rule.hint, details=details)
+
+
+def from_discovery_error(exc: Exception, secrets: Iterable[str] = ()) -> TransportError:
+    """msal raises ``ValueError`` from its constructor when OIDC discovery fails; for an unknown
+    tenant Microsoft's JSON (with AADSTS90002) is embedded in the message."""
+    text = redact(str(exc), secrets)
+    body: dict[str, Any] = {}
+    start = text.find("{")
+    if start >= 0:
+        try:
+            body = json.loads(text[start:text.rfind("}") + 1])
+        except ValueError:
+            body = {}
+    if body.get("error_codes") or _AADSTS_RE.search(text):
+        merged = dict(body)
+        merged.setdefault("error_description", body.get("error_description") or text)
+        return from_token_result(merged, secrets)
+    return AuthenticationError(
+        T("Die Anmeldeadresse von Microsoft ist nicht erreichbar oder unbekannt.",
+          "Microsoft's sign-in endpoint cannot be used."),
+        hint=T("Mandanten-ID, Cloud und Anmelde-Host prüfen.", "Check tenant ID, cloud and authority host."),
+        details={"code": "discovery_failed", "description": _first_line(text)[:300]})
+
+
+def graph_details(resp: requests.Response, secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """Graph's code, message and ids of a response (ids from the body, else the headers)."""
+    error: Mapping[str, Any] = {}
+    try:
+        body = resp.json()
+        if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+            error = body["error"]
+    except ValueError:
+        pass
+    inner = error.get("innerError") or error.get("innererror") or {}
+    if not isinstance(inner, Mapping):
+        inner = {}
+    return {
+        "status": resp.status_code,
+        "code": str(error.get("code") or f"HTTP {resp.status_code}"),
+        "description": redact(str(error.get("message") or resp.reason or ""), secrets)[:500],
+        "request_id": inner.get("request-id") or resp.headers.get("request-id"),
+        "client_request_id": inner.get("client-request-id") or resp.headers.get("client-request-id"),
+        "timestamp": inner.get("date") or resp.headers.get("Date"),
+    }
+
+
+def from_graph_response(resp: requests.Response, secrets: Iterable[str] = ()) -> TransportError:
+    """An error for a Graph answer with status >= 400 that is not throttling."""
+    details = graph_details(resp, secrets)
+    code = details["code"]
+    rule = GRAPH_RULES.get(code) or _STATUS_RULES.get(resp.status_code)
+    if rule is None and resp.status_code == 404 and "mailbox" in details["description"].lower():
+        rule = GRAPH_RULES["ErrorInvalidUser"]
+    if rule is not None:
+        return rule.cls(rule.message, hint=rule.hint, details=details)
+    return TransportError(
+        T(f"Microsoft Graph hat die Anfrage abgelehnt: {code} – {details['description']}",
+          f"Microsoft Graph refused the request: {code} – {details['description']}"),
+        hint=T("Die Meldung und die request-id an den Support geben.",
+               "Give the message and the request-id to support."),
+        details=details)
+
+
+def throttled(waited: float, cap: float, last: Mapping[str, Any]) -> ThrottledError:
+    return ThrottledError(
+        T(f"Microsoft drosselt das Postfach; nach {waited:.0f} s Wartezeit (Grenze {cap:.0f} s) aufgegeben. "
+          "Die Nachricht wurde nicht gesendet.",
+          f"Microsoft is throttling the mailbox; gave up after waiting {waited:.0f} s (cap {cap:.0f} s). "
+          "The message was not sent."),
+        hint=T("Später erneut senden; Exchange Online erlaubt 30 Nachrichten pro Minute und Postfach.",
+               "Send again later; Exchange Online allows 30 messages per minute per mailbox."),
+        details={**last, "waited_seconds": round(waited, 1)})
+
+
+def network_error(exc: BaseException, url_host: str) -> NetworkError:
+    """The request never reached Microsoft (DNS, refused, proxy, TLS handshake): nothing was sent."""
+    tls = isinstance(exc, requests.exceptions.SSLError)
+    kind = "tls" if tls else ("proxy" if isinstance(exc, requests.exceptions.ProxyError) else "connect")
+    hint = (T("TLS-Prüfung fehlgeschlagen: CA-Bündel (ca_bundle) bzw. einen TLS-prüfenden Proxy prüfen.",
+              "TLS verification failed: check the CA bundle (ca_bundle) or a TLS-inspecting proxy.") if tls else
+            T("Netzwerk, DNS, Firewall und Proxy-Einstellung prüfen.", "Check network, DNS, firewall and proxy."))
+    return NetworkError(
+        T(f"{url_host} ist nicht erreichbar ({kind}); es wurde nichts gesendet.",
+          f"{url_host} cannot be reached ({kind}); nothing was sent."),
+        hint=hint, details={"code": f"network_{kind}", "host": url_host, "description": _short(exc)})
+
+
+def unknown_outcome(exc: BaseException | None, url_host: str, details: Mapping[str, Any] | None = None
+                    ) -> UnknownOutcomeError:
+    return UnknownOutcomeError(
+        T(f"Die Anfrage an {url_host} wurde gesendet, aber es kam keine Antwort: die Nachricht ist "
+          "vielleicht gesendet worden, vielleicht nicht.",
+          f"The request to {url_host} was sent but no answer came: the message may or may not have "
+          "been sent."),
+        hint=T("Nicht blind erneut senden: zuerst in „Gesendete Elemente“ nachsehen (ccm-mail prüft das "
+               "mit der Message-ID, wenn die App Mail.ReadBasic.All oder Mail.Read hat).",
+               "Do not resend blindly: check Sent Items first (ccm-mail does this by Message-ID when the "
+               "app has Mail.ReadBasic.All or Mail.Read)."),
+        details={"code": "unknown_outcome", "host": url_host,
+                 "description": _short(exc) if exc else "", **(details or {})})
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _grab(text: str, label: str) -> str | None:
+    m = re.search(re.escape(label) + r":\s*([0-9A-Za-z:\-. ]+?)(?:\r|\n|$|\s{2})", text)
+    return m.group(1).strip() if m else None

@@ -1,0 +1,120 @@
+"""Graph's message JSON built from the host's :class:`~ccm_mail_hookspecs.Message`.
+
+Graph takes one body: when a message has HTML and text, the HTML is sent and Exchange derives the
+plain-text part itself. The host's ``message_id`` becomes ``internetMessageId`` so a message can
+be found again in Sent Items after an unknown outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ccm_mail_hookspecs import Address, Attachment, AttachmentError, Message, T, TransportError
+
+#: Graph refuses requests above ~4 MB; leave room for headers and JSON overhead
+MAX_REQUEST_BYTES = 3_500_000
+#: an attachment at or above this size goes through an upload session (Graph: 3 MB)
+UPLOAD_SESSION_MIN = 3 * 1024 * 1024
+#: Graph's upload-session limit per attachment
+MAX_ATTACHMENT_BYTES = 150 * 1024 * 1024
+FILE_ATTACHMENT = "#microsoft.graph.fileAttachment"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How a message goes out: one ``sendMail`` request, or draft + attachments + send."""
+
+    route: str  # "sendMail" | "draft"
+    inline_attachments: tuple[Attachment, ...]  # sent as base64 in a JSON request
+    upload_attachments: tuple[Attachment, ...]  # streamed through upload sessions
+    estimated_bytes: int
+
+
+def recipient(address: Address) -> dict[str, Any]:
+    email: dict[str, str] = {"address": address.address}
+    if address.name:
+        email["name"] = address.name
+    return {"emailAddress": email}
+
+
+def message_json(message: Message, mailbox: str) -> dict[str, Any]:
+    """The message resource without attachments."""
+    if message.html is not None:
+        body = {"contentType": "HTML", "content": message.html}
+    else:
+        body = {"contentType": "Text", "content": message.text or ""}
+    out: dict[str, Any] = {
+        "subject": message.subject,
+        "body": body,
+        "toRecipients": [recipient(a) for a in message.to],
+    }
+    if message.cc:
+        out["ccRecipients"] = [recipient(a) for a in message.cc]
+    if message.bcc:
+        out["bccRecipients"] = [recipient(a) for a in message.bcc]
+    if message.reply_to:
+        out["replyTo"] = [recipient(a) for a in message.reply_to]
+    if message.sender is not None and (message.sender.name or
+                                       message.sender.address.lower() != mailbox.lower()):
+        out["from"] = recipient(message.sender)
+    if message.message_id:
+        out["internetMessageId"] = message.message_id
+    headers = []
+    for name, value in message.headers.items():
+        if not name.lower().startswith("x-"):
+            raise TransportError(
+                T(f"Kopfzeile {name!r}: Microsoft Graph erlaubt nur eigene Kopfzeilen, die mit „X-“ beginnen.",
+                  f"Header {name!r}: Microsoft Graph only accepts custom headers starting with \"X-\"."))
+        headers.append({"name": name, "value": value})
+    if headers:
+        out["internetMessageHeaders"] = headers
+    return out
+
+
+def file_attachment(att: Attachment) -> dict[str, Any]:
+    """A small attachment as Graph JSON (base64 in memory: only used below 3 MB)."""
+    out: dict[str, Any] = {
+        "@odata.type": FILE_ATTACHMENT,
+        "name": att.filename,
+        "contentType": att.content_type,
+        "contentBytes": base64.b64encode(att.read_bytes()).decode("ascii"),
+        "isInline": att.inline,
+    }
+    if att.inline:
+        out["contentId"] = att.content_id
+    return out
+
+
+def upload_item(att: Attachment, size: int) -> dict[str, Any]:
+    """The ``AttachmentItem`` of ``createUploadSession``."""
+    item: dict[str, Any] = {"attachmentType": "file", "name": att.filename, "size": size,
+                            "contentType": att.content_type}
+    if att.inline:
+        item["isInline"] = True
+        item["contentId"] = att.content_id
+    return {"AttachmentItem": item}
+
+
+def plan(message: Message, mailbox: str) -> Plan:
+    """Choose the route from file sizes (the files are not read here)."""
+    base = len(json.dumps({"message": message_json(message, mailbox), "saveToSentItems": True}).encode())
+    small: list[Attachment] = []
+    large: list[Attachment] = []
+    total = base
+    for att in message.attachments:
+        att.check()
+        size = att.size
+        if size > MAX_ATTACHMENT_BYTES:
+            raise AttachmentError(
+                T(f"Anhang {att.filename} ist mit {size / 2**20:.0f} MB zu groß (höchstens 150 MB).",
+                  f"Attachment {att.filename} is too large at {size / 2**20:.0f} MB (at most 150 MB)."))
+        if size >= UPLOAD_SESSION_MIN:
+            large.append(att)
+        else:
+            small.append(att)
+        total += 4 * ((size + 2) // 3) + 300
+    route = "draft" if large or total > MAX_REQUEST_BYTES else "sendMail"
+    return Plan(route, tuple(small), tuple(large), total)

@@ -1,0 +1,51 @@
+"""One ``requests`` session per account whose TLS trust, proxy and timeout are fixed per request.
+
+Why not just ``session.verify = ca_bundle``: when ``REQUESTS_CA_BUNDLE`` (or ``CURL_CA_BUNDLE``)
+is set, requests merges the environment *over* ``Session.verify`` and the configured bundle is
+silently ignored. Only a ``verify=`` passed with each request wins. The same session is handed to
+msal as its ``http_client`` so token and discovery calls obey the same settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .config import Office365Config
+
+USER_AGENT = "ccm-mail-office365/1.0"
+
+
+class PinnedSession(requests.Session):
+    """A session that forces ``verify``, ``proxies`` and a default ``timeout`` on every request.
+
+    ``trust_env`` stays on, so an admin's ``HTTPS_PROXY`` still works when no proxy is configured;
+    an explicit proxy in the account wins over the environment.
+    """
+
+    def __init__(self, *, verify: str | bool, proxies: dict[str, str] | None,
+                 timeout: tuple[float, float], pool_size: int = 10) -> None:
+        super().__init__()
+        self._pinned_verify = verify
+        self._pinned_proxies = proxies
+        self._default_timeout = timeout
+        # no automatic retries: a retried POST could send an invoice twice; graph.py decides
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+        self.headers["User-Agent"] = USER_AGENT
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs["verify"] = self._pinned_verify
+        if self._pinned_proxies:
+            kwargs["proxies"] = self._pinned_proxies
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._default_timeout
+        return super().request(method, url, *args, **kwargs)
+
+
+def make_session(config: Office365Config) -> PinnedSession:
+    return PinnedSession(verify=config.verify, proxies=config.proxies, timeout=config.timeout,
+                         pool_size=max(10, config.max_concurrency * 2))

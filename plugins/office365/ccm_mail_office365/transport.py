@@ -1,0 +1,161 @@
+"""The Office 365 transport: what the host calls to send, look up and test."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+import structlog
+
+from ccm_mail_hookspecs import (
+    AccountSettings, CcmMailError, CheckResult, Found, Lookup, Message, Receipt, RecipientError, T,
+    Transport,
+)
+
+from . import TYPE_ID, errors
+from .config import Office365Config
+from .graph import GraphClient
+from .payload import plan
+from .session import make_session
+from .tokens import TokenProvider
+
+log = structlog.get_logger("ccm_mail.office365")
+
+MAX_RECIPIENTS = 500
+
+
+class Office365Transport(Transport):
+    """Sends through Microsoft Graph as the account's mailbox. Thread-safe: the session, the token
+    provider and the per-mailbox semaphore are shared by all threads."""
+
+    type_id: ClassVar[str] = TYPE_ID
+
+    def __init__(self, config: Office365Config) -> None:
+        self.config = config
+        self.session = make_session(config)
+        self.tokens = TokenProvider(config, self.session)
+        self.graph = GraphClient(config, self.session, self.tokens)
+
+    @classmethod
+    def from_settings(cls, settings: AccountSettings) -> "Office365Transport":
+        return cls(Office365Config.from_settings(settings))
+
+    def send(self, message: Message) -> Receipt:
+        recipients = message.recipients()
+        if not recipients:
+            raise RecipientError(T("Die Nachricht hat keinen Empfänger.", "The message has no recipient."))
+        if len(recipients) > MAX_RECIPIENTS:
+            raise RecipientError(
+                T(f"{len(recipients)} Empfänger: Exchange Online erlaubt höchstens {MAX_RECIPIENTS} je Nachricht.",
+                  f"{len(recipients)} recipients: Exchange Online allows at most {MAX_RECIPIENTS} per message."))
+        p = plan(message, self.config.mailbox)
+        log.info("send_start", account=self.config.account, mailbox=self.config.mailbox, route=p.route,
+                 attachments=len(message.attachments), message_id=message.message_id)
+        facts = self.graph.send(message, p)
+        ids = {"mailbox": self.config.mailbox, "route": facts["route"],
+               "request_id": facts["request_id"], "client_request_id": facts["client_request_id"]}
+        if message.message_id:
+            ids["internet_message_id"] = message.message_id
+        log.info("send_accepted", account=self.config.account, route=facts["route"],
+                 request_id=facts["request_id"], message_id=message.message_id)
+        return Receipt(sent_at=facts["sent_at"], transport_ids=ids)
+
+    def lookup(self, message: Message) -> Lookup:
+        """Find ``message.message_id`` in Sent Items. Needs Mail.ReadBasic.All or Mail.Read;
+        without them (403) the answer is UNSUPPORTED so the host knows it cannot tell."""
+        if not message.message_id:
+            return Lookup(Found.UNSUPPORTED)
+        resp = self.graph.find_sent(message.message_id)
+        if resp.status_code == 403:
+            log.info("lookup_unsupported", account=self.config.account, reason="403")
+            return Lookup(Found.UNSUPPORTED, transport_ids={"request_id": resp.headers.get("request-id", "")})
+        if resp.status_code != 200:
+            raise errors.from_graph_response(resp, self.config.secrets)
+        items = [m for m in resp.json().get("value", []) if m.get("internetMessageId") == message.message_id]
+        if not items:
+            return Lookup(Found.NOT_FOUND)
+        item = items[0]
+        sent_at = _parse_time(item.get("sentDateTime"))
+        return Lookup(Found.SENT, sent_at=sent_at,
+                      transport_ids={"graph_message_id": str(item.get("id", "")), "mailbox": self.config.mailbox})
+
+    def check(self) -> CheckResult:
+        """"Verbindung testen": token, permissions in the token, mailbox through Graph."""
+        steps: list[tuple[str, bool, T]] = []
+        try:
+            result = self.tokens.token_result()
+        except CcmMailError as exc:
+            steps.append(("token", False, _explain(exc)))
+            return CheckResult(False, tuple(steps))
+        cert = self.tokens.certificate
+        how = (T(f"Zertifikat {cert.sha1_thumbprint}, gültig bis {cert.not_after:%d.%m.%Y}",
+                 f"certificate {cert.sha1_thumbprint}, valid until {cert.not_after:%Y-%m-%d}")
+               if cert else T("geheimer Clientschlüssel", "client secret"))
+        steps.append(("token", True, T(
+            f"Token von {self.config.authority_host} erhalten ({how.de}); gültig noch {result.get('expires_in')} s.",
+            f"Got a token from {self.config.authority_host} ({how.en}); valid for {result.get('expires_in')} s.")))
+        roles = token_roles(str(result["access_token"]))
+        if roles is not None:
+            if "Mail.Send" in roles:
+                steps.append(("permissions", True, T(
+                    "Die App hat die Anwendungsberechtigung Mail.Send: " + ", ".join(sorted(roles)),
+                    "The app has the application permission Mail.Send: " + ", ".join(sorted(roles)))))
+            else:
+                steps.append(("permissions", False, T(
+                    "Das Token enthält keine Anwendungsberechtigung Mail.Send (vorhanden: "
+                    f"{', '.join(sorted(roles)) or 'keine'}). Admin Berechtigung erteilen: "
+                    "ccm-mail accounts consent NAME; die Berechtigung muss vom Typ *Anwendung* sein.",
+                    "The token carries no application permission Mail.Send (present: "
+                    f"{', '.join(sorted(roles)) or 'none'}). Grant admin consent: ccm-mail accounts consent "
+                    "NAME; the permission must be of type *Application*.")))
+        try:
+            resp = self.graph.sent_items_folder()
+        except CcmMailError as exc:
+            steps.append(("mailbox", False, _explain(exc)))
+            return CheckResult(False, tuple(steps))
+        if resp.status_code == 200:
+            steps.append(("mailbox", True, T(
+                f"Postfach {self.config.mailbox} über {self.config.graph_endpoint} erreichbar.",
+                f"Mailbox {self.config.mailbox} reachable through {self.config.graph_endpoint}.")))
+        elif resp.status_code == 403 and roles is not None and "Mail.Send" in roles:
+            steps.append(("mailbox", True, T(
+                f"Postfach {self.config.mailbox}: Lesen nicht erlaubt (nur Mail.Send); ob das Postfach existiert, "
+                "zeigt erst eine Testnachricht. Mit Mail.ReadBasic.All prüft der Test auch das Postfach.",
+                f"Mailbox {self.config.mailbox}: reading not allowed (Mail.Send only); only a test mail shows "
+                "whether the mailbox exists. With Mail.ReadBasic.All the test checks the mailbox too.")))
+        else:
+            steps.append(("mailbox", False, _explain(errors.from_graph_response(resp, self.config.secrets))))
+        return CheckResult(all(ok for _, ok, _ in steps), tuple(steps))
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def token_roles(token: str) -> set[str] | None:
+    """The application permissions (``roles`` claim) in a JWT access token, or None when the token
+    is not a readable JWT. Only used to explain; Graph decides."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims: Any = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    roles = claims.get("roles") if isinstance(claims, dict) else None
+    return {str(r) for r in roles} if isinstance(roles, list) else set()
+
+
+def _explain(exc: CcmMailError) -> T:
+    return T(exc.render("de"), exc.render("en"))
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
