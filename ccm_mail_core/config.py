@@ -118,7 +118,7 @@ class Config:
 
 def read_raw(path: Path) -> LineDict:
     """Parse the file; a YAML syntax error or an unreadable file becomes a one-problem ConfigProblems."""
-    name = str(path)
+    name = str(path.resolve())
     try:
         raw = load(path)
     except FileNotFoundError:
@@ -375,7 +375,11 @@ def _purposes(raw: LineDict, c: _Collector, cfg: Config) -> None:
               T("z. B. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'",
                 "e.g. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'"))
         return
+    declared = raw.get("accounts") if isinstance(raw.get("accounts"), dict) else {}
     for purpose, account in purposes.items():
+        if str(account) in declared and str(account) not in cfg.accounts:
+            cfg.purposes[str(purpose)] = str(account)  # the account itself has a problem, reported there
+            continue
         if str(account) not in cfg.accounts:
             known = ", ".join(cfg.accounts) or "-"
             close = difflib.get_close_matches(str(account), list(cfg.accounts), n=1)
@@ -429,7 +433,8 @@ def _templates(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base:
             c.add(line, key, T("muss eine Zuordnung sein", "must be a mapping"))
             continue
         c.unknown_keys(spec, TEMPLATE_KEYS, f"{key}.")
-        if purpose not in cfg.purposes and cfg.account_for(str(purpose)) is None and "purposes" in raw:
+        mapped = isinstance(raw.get("purposes"), dict) and purpose in raw["purposes"]
+        if not mapped and cfg.account_for(str(purpose)) is None and "purposes" in raw:
             c.add(line, key, T(f"Zweck {purpose!r} ist keinem Konto zugeordnet",
                                f"purpose {purpose!r} is not mapped to an account"),
                   T(f"Unter 'purposes:' '{purpose}: <Konto>' ergänzen", f"Add '{purpose}: <account>' under 'purposes:'"))
