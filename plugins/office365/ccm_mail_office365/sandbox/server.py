@@ -1,0 +1,301 @@
+"""HTTP/1.1 over TLS: the threaded server both Entra and Graph run on, plus its request model.
+
+Why hand-rolled on :mod:`http.server`: the sandbox must be able to do what real servers do to
+clients (drop a connection after processing, stall, stream 150 MB to disk), which a framework
+hides. TLS handshakes run in the connection's thread so one slow client cannot block accept().
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import IO, Any
+from urllib.parse import parse_qs, urlsplit
+
+from .faults import Fault, Faults
+from .hosts import split_host
+from .state import RequestRecord, SandboxState
+
+log = logging.getLogger("ccm_mail_office365.sandbox")
+
+#: Bodies we are willing to read and throw away to keep a keep-alive connection in sync.
+DRAIN_LIMIT = 200 * 1024 * 1024
+_REDACT_QUERY = re.compile(r"(?i)(authtoken|client_secret|client_assertion|code)=[^&]*")
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class Drop(Exception):
+    """Close the connection without an answer."""
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None,
+             content_type: str = "application/json; charset=utf-8") -> "Response":
+        h = {"Content-Type": content_type}
+        h.update(headers or {})
+        return cls(status, json.dumps(payload).encode("utf-8"), h)
+
+    @classmethod
+    def html(cls, status: int, text: str, headers: dict[str, str] | None = None) -> "Response":
+        h = {"Content-Type": "text/html; charset=utf-8"}
+        h.update(headers or {})
+        return cls(status, text.encode("utf-8"), h)
+
+
+class Request:
+    """One request: routing data plus a body that is read lazily (it may be 4 MB of upload)."""
+
+    def __init__(self, handler: "Handler") -> None:
+        self._h = handler
+        self.method: str = handler.command
+        split = urlsplit(handler.path)
+        self.path: str = split.path
+        self.raw_query: str = split.query
+        self.query: dict[str, str] = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        self.headers = handler.headers
+        self.host_header: str = (handler.headers.get("Host") or "").strip()
+        self.host: str = split_host(self.host_header)
+        self.via_proxy: bool = handler.via_proxy
+        self.request_id: str = str(uuid.uuid4())
+        self.fault: Fault | None = None
+        self._consumed = False
+        te = (handler.headers.get("Transfer-Encoding") or "").lower()
+        self.chunked = "chunked" in te
+        cl = handler.headers.get("Content-Length")
+        self.content_length: int | None = int(cl) if cl and cl.strip().isdigit() else None
+        if not self.chunked and self.content_length is None:
+            self.content_length = 0
+
+    @property
+    def base_url(self) -> str:
+        """``https://<host as the client wrote it>``: URLs we hand out use the client's view."""
+        return f"https://{self.host_header}"
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def iter_body(self, block: int = 64 * 1024) -> Iterator[bytes]:
+        """The body in pieces; each byte read exactly once."""
+        if self._consumed:
+            return
+        self._consumed = True
+        rfile = self._h.rfile
+        if self.chunked:
+            while True:
+                line = rfile.readline(65537)
+                if not line:
+                    raise Drop()
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return
+                left = size
+                while left:
+                    data = rfile.read(min(block, left))
+                    if not data:
+                        raise Drop()
+                    left -= len(data)
+                    yield data
+                rfile.readline(3)
+        else:
+            left = self.content_length or 0
+            while left:
+                data = rfile.read(min(block, left))
+                if not data:
+                    raise Drop()
+                left -= len(data)
+                yield data
+
+    def read_body(self, limit: int) -> bytes:
+        """The whole body, or :class:`BodyTooLarge` (after draining it) above ``limit`` bytes."""
+        if self.content_length is not None and not self.chunked and self.content_length > limit:
+            self.drain()
+            raise BodyTooLarge(self.content_length)
+        parts: list[bytes] = []
+        size = 0
+        body = self.iter_body()
+        for data in body:
+            size += len(data)
+            if size > limit:
+                for more in body:  # keep the connection in sync
+                    size += len(more)
+                raise BodyTooLarge(size)
+            parts.append(data)
+        return b"".join(parts)
+
+    def stream_to(self, out: IO[bytes]) -> int:
+        n = 0
+        for data in self.iter_body():
+            out.write(data)
+            n += len(data)
+        return n
+
+    def drain(self) -> bool:
+        """Read and discard the body; False if it is too big to be worth it."""
+        if self._consumed:
+            return True
+        if self.content_length is not None and not self.chunked and self.content_length > DRAIN_LIMIT:
+            self._consumed = True
+            return False
+        for _ in self.iter_body():
+            pass
+        return True
+
+    @property
+    def consumed(self) -> bool:
+        return self._consumed
+
+
+Dispatcher = Callable[[Request], Response]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Microsoft-IIS/10.0"  # what Microsoft's front ends call themselves
+    sys_version = ""
+    timeout = 60
+    server: "SandboxHTTPServer"
+
+    def __init__(self, request: Any, client_address: Any, server: Any, via_proxy: bool = False) -> None:
+        self.via_proxy = via_proxy
+        super().__init__(request, client_address, server)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def _handle(self) -> None:
+        req = Request(self)
+        srv = self.server
+        try:
+            req.fault = srv.faults.take(req.method, req.host, req.path)
+            if req.fault is not None and req.fault.kind == "drop_before_response":
+                req.drain()
+                raise Drop()
+            resp = srv.dispatch(req)
+            if req.fault is not None and req.fault.kind == "drop_after_processing":
+                raise Drop()
+            if not req.consumed and not req.drain():
+                self.close_connection = True
+                resp.headers["Connection"] = "close"
+        except Drop:
+            srv.record(req, None)
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        except Exception:  # a sandbox bug must show as 500, like a real server would
+            log.exception("sandbox internal error on %s %s", req.method, req.path)
+            self.close_connection = True
+            resp = Response.json(500, {"error": {"code": "InternalServerError",
+                                                 "message": "sandbox internal error"}},
+                                 {"Connection": "close"})
+        # recorded before answering, so a client that got its answer sees the record
+        srv.record(req, resp.status)
+        self._send(req, resp)
+
+    def _send(self, req: Request, resp: Response) -> None:
+        self.send_response(resp.status)
+        headers = dict(resp.headers)
+        headers.setdefault("Content-Length", str(len(resp.body)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if req.method != "HEAD" and resp.body:
+            self.wfile.write(resp.body)
+        self.wfile.flush()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), _REDACT_QUERY.sub(r"\1=REDACTED", format % args))
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
+
+
+def redact_headers(headers: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in headers.items():
+        if k.lower() in ("authorization", "proxy-authorization", "cookie"):
+            scheme = v.split(" ", 1)[0] if " " in v else ""
+            out[k] = f"{scheme} REDACTED".strip()
+        else:
+            out[k] = v
+    return out
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], ssl_context: ssl.SSLContext,
+                 state: SandboxState, faults: Faults, dispatch: Dispatcher) -> None:
+        self.ssl_context = ssl_context
+        self.state = state
+        self.faults = faults
+        self.dispatch = dispatch
+        super().__init__(address, Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        self.handle_tls(request, client_address, via_proxy=False)
+
+    def handle_tls(self, sock: socket.socket, client_address: Any, via_proxy: bool) -> None:
+        """TLS handshake in this (the connection's) thread, then serve HTTP on it."""
+        try:
+            sock.settimeout(Handler.timeout)
+            tls = self.ssl_context.wrap_socket(sock, server_side=True)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("TLS handshake failed from %s: %s", client_address, exc)
+            return
+        try:
+            Handler(tls, client_address, self, via_proxy=via_proxy)
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+    def record(self, req: Request, status: int | None) -> None:
+        rec = RequestRecord(time.time(), req.host, req.method,
+                            req.path + ("?" + _REDACT_QUERY.sub(r"\1=REDACTED", req.raw_query)
+                                        if req.raw_query else ""),
+                            redact_headers(req.headers), status, req.via_proxy, req.request_id)
+        with self.state.lock:
+            self.state.requests.append(rec)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection error from %s", client_address, exc_info=True)
+
+
+def serve_in_thread(server: SandboxHTTPServer | Any, name: str) -> threading.Thread:
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                         name=name, daemon=True)
+    t.start()
+    return t
