@@ -20,7 +20,7 @@ import requests
 import structlog
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from ccm_mail_hookspecs import Attachment, Message, NetworkError, T, TransportError
+from ccm_mail_hookspecs import AccessDeniedError, Attachment, Message, NetworkError, T, TransportError
 
 from . import errors
 from .config import Office365Config
@@ -187,6 +187,18 @@ class GraphClient:
                              budget=budget, repeatable=False, client_request_id=crid, what="createDraft")
         except SentNoAnswer as exc:  # a draft is never sent by itself; at worst one is left over
             raise _not_sent(exc) from None
+        if resp.status_code == 403:
+            err = self._fail(resp)
+            raise AccessDeniedError(
+                T("Große Nachrichten (Anhänge ab 3 MB, Anfrage über 4 MB) gehen über einen Entwurf; dafür "
+                  "braucht die App zusätzlich die Anwendungsberechtigung Mail.ReadWrite.",
+                  "Large messages (attachments from 3 MB, requests above 4 MB) go through a draft; that needs "
+                  "the additional application permission Mail.ReadWrite."),
+                hint=T("In Entra Mail.ReadWrite (Anwendung) hinzufügen und Admin Berechtigung erteilen, oder "
+                       "Anhänge verkleinern.",
+                       "Add Mail.ReadWrite (Application) in Entra and grant admin consent, or make attachments "
+                       "smaller."),
+                details=err.details)
         if resp.status_code != 201:
             raise self._fail(resp)
         draft_id = str(resp.json()["id"])

@@ -1,0 +1,161 @@
+"""Helpers for the Office 365 tests: sandbox accounts and "what Microsoft would deliver"."""
+from __future__ import annotations
+
+import html
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccm_mail_hookspecs import AccountSettings
+
+from ccm_mail_office365.transport import Office365Transport
+
+SECRET_FIELDS = frozenset({"client_secret", "certificate_password"})
+ALL_PERMISSIONS = frozenset({"Mail.Send", "Mail.ReadWrite", "Mail.ReadBasic.All"})
+
+
+
+
+
+
+
+
+@dataclass
+class Account:
+    """One sandbox tenant + app + mailbox and the ccm-mail settings that point at it."""
+
+    sandbox: Any
+    tenant_id: str
+    client_id: str
+    mailbox: str
+    secret: str | None
+    values: dict[str, Any]
+    state_dir: Path
+    transports: list[Office365Transport] = field(default_factory=list)
+
+    def settings(self, **over: Any) -> AccountSettings:
+        values = {**self.values, **over}
+        return AccountSettings("rechnung", "office365", {k: v for k, v in values.items() if v is not None},
+                               self.state_dir, "de", SECRET_FIELDS)
+
+    def transport(self, **over: Any) -> Office365Transport:
+        t = Office365Transport.from_settings(self.settings(**over))
+        self.transports.append(t)
+        return t
+
+    def sent(self) -> list[Any]:
+        return list(self.sandbox.sent_messages(self.mailbox))
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.secret, self.values.get("certificate_password")) if s]
+
+
+class AccountFactory:
+    def __init__(self, sandbox: Any, ca_file: Path, tmp_path: Path) -> None:
+        self.sandbox = sandbox
+        self.ca_file = ca_file
+        self.tmp_path = tmp_path
+        self.accounts: list[Account] = []
+
+    def __call__(self, *, permissions: frozenset[str] | set[str] = ALL_PERMISSIONS, consented: bool = True,
+                 certificate_pem: str | None = None, secret: str | None = "", secret_expired: bool = False,
+                 cloud: str = "global", licensed: bool = True, redirect_uris: list[str] | None = None,
+                 via_proxy: bool = False, **values: Any) -> Account:
+        tenant_id = str(uuid.uuid4())
+        client_id = str(uuid.uuid4())
+        n = len(self.accounts)
+        mailbox = f"rechnung{n}-{tenant_id[:8]}@firma.example"
+        if secret == "":
+            secret = f"Sb8Q~{uuid.uuid4().hex}{uuid.uuid4().hex[:8]}"
+        self.sandbox.add_tenant(tenant_id, cloud=_sandbox_cloud(cloud))
+        self.sandbox.add_app(tenant_id, client_id, secret=secret, certificate_pem=certificate_pem,
+                             permissions=set(permissions), consented=consented, secret_expired=secret_expired,
+                             redirect_uris=redirect_uris or ["http://localhost:8400/"])
+        self.sandbox.add_mailbox(tenant_id, mailbox, licensed=licensed)
+        base: dict[str, Any] = {"tenant_id": tenant_id, "client_id": client_id, "mailbox": mailbox,
+                                "client_secret": secret, "ca_bundle": str(self.ca_file),
+                                "max_wait_seconds": 20}
+        if via_proxy:
+            base.update(proxy=self.sandbox.proxy_url, cloud=cloud)
+        else:
+            base.update(authority_host=self.sandbox.authority_host, graph_endpoint=self.sandbox.graph_endpoint)
+        base.update(values)
+        state = self.tmp_path / f"state-{n}"
+        account = Account(self.sandbox, tenant_id, client_id, mailbox, secret, base, state)
+        self.accounts.append(account)
+        return account
+
+
+def _sandbox_cloud(cloud: str) -> str:
+    """The plugin's cloud ids → the sandbox's (GCC High and DoD share one US Gov directory)."""
+    return {"usgov_high": "usgov", "usgov_dod": "usgov"}.get(cloud, cloud)
+
+
+
+
+
+
+
+
+# -- what Microsoft would deliver, as an EmailMessage (for the conformance suite) ----------------
+
+def _header_address(entry: dict[str, Any]) -> HeaderAddress:
+    ea = entry["emailAddress"]
+    return HeaderAddress(display_name=ea.get("name") or "", addr_spec=ea["address"])
+
+
+def html_to_text(markup: str) -> str:
+    """Roughly what Exchange puts into the text/plain part it derives from an HTML body."""
+    text = re.sub(r"(?is)<(script|style).*?</\1>", "", markup)
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>", "\n", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    text = html.unescape(text)
+    return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+
+
+def to_email(sent: Any) -> EmailMessage:
+    m = sent.message
+    em = EmailMessage()
+    em["From"] = _header_address(m.get("from") or {"emailAddress": {"address": sent.mailbox}})
+    for key, header in (("toRecipients", "To"), ("ccRecipients", "Cc"), ("replyTo", "Reply-To")):
+        if m.get(key):
+            em[header] = [_header_address(r) for r in m[key]]
+    em["Subject"] = m.get("subject") or ""
+    em["Date"] = format_datetime(sent.sent_at)
+    em["Message-ID"] = sent.internet_message_id
+    for h in m.get("internetMessageHeaders") or []:
+        em[h["name"]] = h["value"]
+    body = m.get("body") or {}
+    if str(body.get("contentType", "")).lower() == "html":
+        em.set_content(html_to_text(body.get("content", "")), charset="utf-8")
+        em.add_alternative(body.get("content", ""), subtype="html", charset="utf-8")
+    else:
+        em.set_content(body.get("content", ""), charset="utf-8")
+    inline = [a for a in sent.attachments if a.is_inline]
+    if inline:
+        html_part = next(p for p in em.walk() if p.get_content_type() == "text/html")
+        html_part.make_related()
+        for a in inline:
+            maintype, subtype = a.content_type.split("/", 1)
+            html_part.add_related(a.data, maintype=maintype, subtype=subtype, cid=f"<{a.content_id}>",
+                                  filename=a.name, disposition="inline")
+    for a in sent.attachments:
+        if not a.is_inline:
+            maintype, subtype = a.content_type.split("/", 1)
+            em.add_attachment(a.data, maintype=maintype, subtype=subtype, filename=a.name)
+    return em
+
+
+def find_sent(account: Account, message_id: str) -> Any:
+    hits = [s for s in account.sent() if s.internet_message_id == message_id]
+    assert hits, f"the sandbox has no message {message_id}"
+    assert len(hits) == 1, f"message {message_id} arrived {len(hits)} times"
+    return hits[0]

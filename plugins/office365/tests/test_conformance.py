@@ -1,0 +1,98 @@
+"""ccm-mail's transport conformance suite, run over the Microsoft 365 sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+import pytest
+
+from ccm_mail_hookspecs import (
+    Address, AuthenticationError, CcmMailError, MailboxError, NetworkError, Transport, UnknownOutcomeError,
+)
+
+from o365_support import Account, AccountFactory, find_sent, to_email
+
+testing = pytest.importorskip("ccm_mail_core.testing.conformance")
+
+
+class TestOffice365Conformance(testing.TransportConformance):
+    recipient_domain = "example.com"
+    # the sandbox logs its own requests (Authorization redacted); it is not the transport under test
+    log_ignore = ("ccm_mail_office365.sandbox",)
+
+    @pytest.fixture
+    def acct(self, make_account: AccountFactory) -> Account:
+        return make_account()
+
+    @pytest.fixture
+    def transport(self, acct: Account) -> Transport:
+        return acct.transport()
+
+    @pytest.fixture
+    def sender(self, acct: Account) -> Address:
+        return Address(acct.mailbox)
+
+    @pytest.fixture
+    def received(self, acct: Account) -> Callable[[str], Any]:
+        return lambda message_id: to_email(find_sent(acct, message_id))
+
+    @pytest.fixture
+    def delivered_to(self, acct: Account) -> Callable[[str], Collection[str]]:
+        def targets(message_id: str) -> list[str]:
+            sent = find_sent(acct, message_id)
+            return [*sent.recipients("to"), *sent.recipients("cc"), *sent.recipients("bcc")]
+        return targets
+
+    @pytest.fixture
+    def secrets(self, acct: Account, sandbox: Any) -> Sequence[str]:
+        tokens = list(sandbox.state.tokens)  # every access token the sandbox issued
+        return [*acct.secrets(), *tokens]
+
+    @pytest.fixture(params=["wrong_secret", "unknown_mailbox", "refused", "dropped_after_send"])
+    def failing_transport(self, request: pytest.FixtureRequest, make_account: AccountFactory,
+                          sandbox: Any) -> Any:
+        acct = make_account()
+        if request.param == "wrong_secret":
+            return testing.FailureCase(acct.transport(client_secret="falsch-" + (acct.secret or "")),
+                                       AuthenticationError, "wrong client secret")
+        if request.param == "unknown_mailbox":
+            return testing.FailureCase(acct.transport(mailbox="niemand@firma.example"), MailboxError,
+                                       "unknown mailbox")
+        if request.param == "refused":
+            return testing.FailureCase(acct.transport(authority_host="https://127.0.0.1:9",
+                                                      graph_endpoint="https://127.0.0.1:9"),
+                                       NetworkError, "nobody listens")
+        sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="drop_after_processing", count=1)
+        return testing.FailureCase(acct.transport(), UnknownOutcomeError, "connection dropped after sending")
+
+    # Graph takes one body. With HTML and text, the HTML is sent and Exchange derives the text part
+    # from it; the host's own text alternative cannot travel. These two tests say so instead of the
+    # generic "text arrives unchanged".
+
+    def test_html_with_text_alternative(self, transport: Transport, sender: Address, received: Any) -> None:
+        html = "<html><body><p>Ihre <b>Rechnung</b> 4711</p></body></html>"
+        msg = self.message(sender, text="Ihre Rechnung 4711", html=html)
+        self.send(transport, msg)
+        got = received(msg.message_id)
+        assert testing.normalized_text(got.get_body(("plain",))) == "Ihre Rechnung 4711"
+        assert "<b>Rechnung</b>" in testing.normalized_text(got.get_body(("html",)))
+
+    def test_unicode_subject_body_and_names(self, transport: Transport, sender: Address, received: Any) -> None:
+        umlauts = "ä ö ü ß € Ä Ö Ü"
+        subject = f"Rechnung für Jürgen Größe – {umlauts} 100 €"
+        to = self.address("juergen", "Jürgen Müßig-Äöü")
+        cc = self.address("buchhaltung", "Buchhaltung Öl & Söhne €")
+        msg = self.message(sender, subject=subject, text="egal", html=f"<p>Grüße aus Köln: {umlauts}</p>",
+                           to=[to], cc=[cc])
+        self.send(transport, msg)
+        got = received(msg.message_id)
+        assert got["Subject"] == subject
+        assert umlauts in testing.normalized_text(got.get_body(("html",)))
+        assert [(a.display_name, a.addr_spec) for a in got["To"].addresses] == [(to.name, to.address)]
+        assert [(a.display_name, a.addr_spec) for a in got["Cc"].addresses] == [(cc.name, cc.address)]
+
+    def check_error_texts(self, error: CcmMailError) -> None:
+        super().check_error_texts(error)
+        if isinstance(error, (AuthenticationError, MailboxError)):
+            assert error.render("en").count("=") >= 2, f"support ids missing: {error.render('en')}"
