@@ -2,7 +2,8 @@
 
 Certificates are read and checked here, before any network call, so that "wrong password",
 "no private key in the file" or "expired" are told as such instead of as a cryptic msal error.
-Nothing here is ever logged; the returned credential stays inside msal.
+Nothing here is ever logged; the returned credential stays inside msal. Problems are
+:class:`AuthenticationError` (a TransportError: the message was not sent) with a code in details.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from ccm_mail_hookspecs import AuthenticationError, ConfigError, T
+from ccm_mail_hookspecs import AuthenticationError, T
 
 from .config import Office365Config
 
@@ -34,12 +35,12 @@ class CertificateInfo:
 def client_credential(config: Office365Config) -> tuple[str | dict[str, Any], CertificateInfo | None]:
     """What msal's ``client_credential`` takes, plus the certificate's public facts (if any)."""
     if config.client_secret and config.certificate:
-        raise ConfigError(T("Entweder geheimer Clientschlüssel oder Zertifikat angeben, nicht beides.",
+        raise AuthenticationError(T("Entweder geheimer Clientschlüssel oder Zertifikat angeben, nicht beides.",
                             "Give either a client secret or a certificate, not both."))
     if config.client_secret:
         return config.client_secret, None
     if config.certificate is None:
-        raise ConfigError(T("Weder geheimer Clientschlüssel noch Zertifikat angegeben.",
+        raise AuthenticationError(T("Weder geheimer Clientschlüssel noch Zertifikat angegeben.",
                             "Neither a client secret nor a certificate is given."),
                           hint=T("client_secret oder certificate im Konto eintragen.",
                                  "Set client_secret or certificate in the account."))
@@ -47,7 +48,7 @@ def client_credential(config: Office365Config) -> tuple[str | dict[str, Any], Ce
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(T(f"Zertifikatsdatei nicht lesbar: {path} ({exc.strerror})",
+        raise AuthenticationError(T(f"Zertifikatsdatei nicht lesbar: {path} ({exc.strerror})",
                             f"Certificate file cannot be read: {path} ({exc.strerror})")) from exc
     password = config.certificate_password.encode() if config.certificate_password else None
     if path.suffix.lower() in (".pfx", ".p12") or not data.lstrip().startswith(b"-----"):
@@ -60,11 +61,11 @@ def _pfx(path: Path, data: bytes, password: bytes | None, config: Office365Confi
     try:
         key, cert, _ = pkcs12.load_key_and_certificates(data, password)
     except ValueError as exc:
-        raise ConfigError(T(f"PFX-Datei {path} lässt sich nicht öffnen: Kennwort falsch oder Datei beschädigt.",
+        raise AuthenticationError(T(f"PFX-Datei {path} lässt sich nicht öffnen: Kennwort falsch oder Datei beschädigt.",
                             f"PFX file {path} cannot be opened: wrong password or damaged file."),
                           hint=T("certificate_password prüfen.", "Check certificate_password.")) from exc
     if key is None or cert is None:
-        raise ConfigError(T(f"PFX-Datei {path} enthält nicht Schlüssel und Zertifikat.",
+        raise AuthenticationError(T(f"PFX-Datei {path} enthält nicht Schlüssel und Zertifikat.",
                             f"PFX file {path} does not hold both a private key and a certificate."))
     info = _info(cert)
     _check(info, config)
@@ -79,15 +80,15 @@ def _pem(path: Path, data: bytes, password: bytes | None, config: Office365Confi
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as exc:
-        raise ConfigError(T(f"{path} enthält kein PEM-Zertifikat.", f"{path} holds no PEM certificate.")) from exc
+        raise AuthenticationError(T(f"{path} enthält kein PEM-Zertifikat.", f"{path} holds no PEM certificate.")) from exc
     try:
         key = serialization.load_pem_private_key(data, password)
     except TypeError as exc:  # encrypted key without password, or password for a plain key
-        raise ConfigError(T(f"Privater Schlüssel in {path}: Kennwort fehlt oder ist überflüssig.",
+        raise AuthenticationError(T(f"Privater Schlüssel in {path}: Kennwort fehlt oder ist überflüssig.",
                             f"Private key in {path}: password missing or not needed."),
                           hint=T("certificate_password prüfen.", "Check certificate_password.")) from exc
     except ValueError as exc:
-        raise ConfigError(T(f"{path} enthält keinen lesbaren privaten Schlüssel (oder das Kennwort ist falsch).",
+        raise AuthenticationError(T(f"{path} enthält keinen lesbaren privaten Schlüssel (oder das Kennwort ist falsch).",
                             f"{path} holds no readable private key (or the password is wrong)."),
                           hint=T("Eine PEM-Datei mit Zertifikat und privatem Schlüssel angeben.",
                                  "Give a PEM file with certificate and private key.")) from exc
@@ -110,7 +111,7 @@ def _info(cert: x509.Certificate) -> CertificateInfo:
 
 def _check(info: CertificateInfo, config: Office365Config) -> None:
     if config.thumbprint and config.thumbprint != info.sha1_thumbprint:
-        raise ConfigError(
+        raise AuthenticationError(
             T(f"Der Fingerabdruck {config.thumbprint} passt nicht zum Zertifikat ({info.sha1_thumbprint}).",
               f"Thumbprint {config.thumbprint} does not match the certificate ({info.sha1_thumbprint})."),
             hint=T("Fingerabdruck leer lassen (wird berechnet) oder den aus Entra übernehmen.",

@@ -159,3 +159,33 @@ def find_sent(account: Account, message_id: str) -> Any:
     assert hits, f"the sandbox has no message {message_id}"
     assert len(hits) == 1, f"message {message_id} arrived {len(hits)} times"
     return hits[0]
+
+
+# -- certificates ---------------------------------------------------------------------------------
+
+def make_certificate(directory: Path, *, password: str | None = None, days: int = 30
+                     ) -> tuple[str, Path, Path]:
+    """A self-signed app certificate: (public PEM, PEM file with cert + key, PFX file)."""
+    import datetime as _dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ccm-mail test app")])
+    now = _dt.datetime.now(_dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - _dt.timedelta(days=1))
+            .not_valid_after(now + _dt.timedelta(days=days)).sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    enc: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption())
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+    pem_file = directory / "app.pem"
+    pem_file.write_bytes(cert_pem + key_pem)
+    pfx_file = directory / "app.pfx"
+    pfx_file.write_bytes(pkcs12.serialize_key_and_certificates(b"ccm-mail", key, cert, None, enc))
+    return cert_pem.decode(), pem_file, pfx_file

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ccm_mail_hookspecs import (
-    AccessDeniedError, AccountSettings, Address, Attachment, AuthenticationError, ConfigError, MailboxError,
+    AccessDeniedError, AccountSettings, Address, Attachment, AuthenticationError, MailboxError,
     Message, MessageTooLargeError, RecipientError, ThrottledError, TransportError,
 )
 from ccm_mail_office365 import errors, payload
@@ -200,8 +200,8 @@ def test_redact_hides_secrets_in_microsoft_texts() -> None:
     assert "s3cr3t-value" not in json.dumps(err.to_dict("en")) + err.render("de")
 
 
-def test_config_error_for_missing_certificate(tmp_path: Path) -> None:
+def test_missing_certificate_file_is_explained(tmp_path: Path) -> None:
     from ccm_mail_office365.credentials import client_credential
     c = Office365Config.from_settings(settings(tmp_path, client_secret="", certificate=str(tmp_path / "no.pem")))
-    with pytest.raises(ConfigError):
+    with pytest.raises(AuthenticationError, match="nicht lesbar"):
         client_credential(c)
