@@ -24,6 +24,7 @@ from ccm_mail_hookspecs import (
 from . import config as config_mod
 from . import templates
 from .journal import DuplicateReference, Journal
+from .logging_setup import scrub
 from .plugin_manager import PluginHost, get_plugin_manager
 from .registry import Registries, collect
 
@@ -398,25 +399,28 @@ class Mailer:
                                       hint=T("Ausgang unklar; im Postfach prüfen, nicht blind erneut senden.",
                                              "Outcome unclear; check the mailbox, do not resend blindly."))
             return self._after_failure(row, message, ctx, Status.UNKNOWN, err, bound)
+        # a transport's ids are shown and stored: blank any secret a plugin let slip into them
+        receipt = Receipt(receipt.sent_at, {k: scrub(str(v)) for k, v in receipt.transport_ids.items()}, receipt.status)
         self.journal.transition(row, Status.SENT, sent_at=receipt.sent_at, transport_ids=dict(receipt.transport_ids))
         bound.info("sent", sent_at=receipt.sent_at.isoformat(), **{f"id_{k}": v for k, v in receipt.transport_ids.items()})
         failures = self.host.call_each("ccm_mail_sent", message=message, receipt=receipt, context=ctx)
         reported = []
         for plugin, exc in failures:
             bound.error("recorder_failed", plugin=plugin, error=f"{type(exc).__name__}: {exc}")
-            self.journal.transition(row, Status.SENT, detail=f"recorder {plugin} failed: {type(exc).__name__}: {exc}")
-            reported.append((plugin, f"{type(exc).__name__}: {exc}"))
+            text = scrub(f"{type(exc).__name__}: {exc}")
+            self.journal.transition(row, Status.SENT, detail=f"recorder {plugin} failed: {text}")
+            reported.append((plugin, text))
         return SendResult(Status.SENT, row, message.message_id, receipt=receipt, recorder_failures=reported)
 
     def _after_failure(self, row: int, message: Message, ctx: SendContext, status: Status, exc: CcmMailError,
                        bound: Any) -> SendResult:
-        self.journal.transition(row, status, error=exc.render(self.lang), error_kind=exc.kind)
+        self.journal.transition(row, status, error=scrub(exc.render(self.lang)), error_kind=exc.kind)
         bound.error("send_" + status.value, error=exc.render("en"), kind=exc.kind)
         failures = self.host.call_each("ccm_mail_failed", message=message, error=exc, status=status, context=ctx)
         for plugin, hook_exc in failures:
             bound.error("failed_hook_failed", plugin=plugin, error=f"{type(hook_exc).__name__}: {hook_exc}")
         return SendResult(status, row, message.message_id, error=exc,
-                          recorder_failures=[(p, f"{type(e).__name__}: {e}") for p, e in failures])
+                          recorder_failures=[(p, scrub(f"{type(e).__name__}: {e}")) for p, e in failures])
 
 
 def _not_sent(exc: CcmMailError) -> bool:

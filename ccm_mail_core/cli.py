@@ -37,19 +37,20 @@ class Out:
         return en if self.lang == "en" else de
 
     def emit(self, data: Any, human: Callable[[], str] | str) -> None:
+        # every byte a person or program reads passes the redaction, whatever a plugin put in it
         if self.json:
-            print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+            print(logging_setup.scrub(json.dumps(data, ensure_ascii=False, indent=2, default=str)))
         else:
             text = human() if callable(human) else human
             if text:
-                print(text)
+                print(logging_setup.scrub(text))
 
     def error(self, exc: CcmMailError, code: int) -> int:
         if self.json:
             payload: dict[str, Any] = {"ok": False, "exit_code": code, "error": exc.to_dict(self.lang)}
             if isinstance(exc, ConfigProblems):
                 payload["problems"] = [p.to_dict(self.lang) for p in exc.problems]
-            print(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+            print(logging_setup.scrub(json.dumps(payload, ensure_ascii=False, indent=2, default=str)))
         else:
             label = self.t("Fehler", "Error")
             print(f"{label}: {logging_setup.scrub(exc.render(self.lang))}", file=sys.stderr)

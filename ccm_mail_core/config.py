@@ -289,6 +289,11 @@ def _accounts(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: 
                                     f"known types: {known} (more come as plugins)"))
             msg = (T("'type' fehlt", "'type' is missing") if not type_id else
                    T(f"unbekannter Kontotyp {type_id!r}", f"unknown account type {type_id!r}"))
+            misspelt = difflib.get_close_matches("type", [str(k) for k in acc], n=1, cutoff=0.6)
+            if not type_id and misspelt:
+                c.add(acc.line_of(misspelt[0]), f"{key}.{misspelt[0]}", T("unbekannter Schlüssel", "unknown key"),
+                      T(f"Meinten Sie 'type'? {hint.de}", f"Did you mean 'type'? {hint.en}"))
+                continue
             c.add(acc.line_of("type"), f"{key}.type", msg, hint)
             continue
         c.unknown_keys(acc, [*ACCOUNT_COMMON_KEYS, *(f.name for f in atype.fields)], f"{key}.")

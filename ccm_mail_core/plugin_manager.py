@@ -89,6 +89,8 @@ class PluginHost:
     def infos(self) -> list[PluginInfo]:
         out = []
         for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda p: p[0]):
+            if plugin is None:  # a blocked name
+                continue
             dist, version, builtin = self._origin.get(name, ("", "", False))
             hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or []))
             out.append(PluginInfo(name, dist, version, hooks, builtin))
