@@ -1,0 +1,132 @@
+"""What Microsoft receives: small and large attachments byte for byte, inline images, addresses."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccm_mail_hookspecs import AccessDeniedError, Address, Attachment, Message, NetworkError
+
+from o365_support import AccountFactory, find_sent
+
+MB = 1024 * 1024
+
+
+def random_file(path: Path, size: int) -> Path:
+    """A file of ``size`` random bytes written in 1 MB blocks (never held in memory at once)."""
+    with path.open("wb") as fh:
+        left = size
+        while left:
+            block = os.urandom(min(MB, left))
+            fh.write(block)
+            left -= len(block)
+    return path
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(MB):
+            h.update(block)
+    return h.hexdigest()
+
+
+def invoice(account: Any, tag: str, **fields: Any) -> Message:
+    fields.setdefault("to", [Address("kunde@example.com", "Kunde Müller GmbH")])
+    fields.setdefault("text", "Sehr geehrte Damen und Herren,\nanbei die Rechnung.")
+    return Message(subject=f"codicon GmbH / Rg. {tag}", sender=Address(account.mailbox, "codicon GmbH"),
+                   message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>", **fields)
+
+
+def test_small_message_with_everything(make_account: AccountFactory, tmp_path: Path) -> None:
+    account = make_account()
+    pdf = random_file(tmp_path / "Rechnung 4711.pdf", 200_000)
+    logo = random_file(tmp_path / "logo.png", 5_000)
+    msg = invoice(account, "4711", html='<p>Rechnung</p><img src="cid:logo@firma">', text="Rechnung",
+                  cc=[Address("buchhaltung@example.com", "Buchhaltung")],
+                  bcc=[Address("archiv@firma.example", "Archiv")],
+                  reply_to=[Address("service@firma.example", "Kundenservice")],
+                  attachments=[Attachment(pdf), Attachment(logo, inline=True, content_id="logo@firma")],
+                  headers={"X-AbSys-Rechnung": "4711"})
+    receipt = account.transport().send(msg)
+    sent = find_sent(account, msg.message_id)
+    assert sent.route == "sendMail" and sent.saved_to_sent_items
+    m = sent.message
+    assert m["toRecipients"] == [{"emailAddress": {"address": "kunde@example.com", "name": "Kunde Müller GmbH"}}]
+    assert m["ccRecipients"][0]["emailAddress"]["name"] == "Buchhaltung"
+    assert m["bccRecipients"][0]["emailAddress"]["address"] == "archiv@firma.example"
+    assert m["replyTo"][0]["emailAddress"] == {"address": "service@firma.example", "name": "Kundenservice"}
+    assert sent.headers == {"X-AbSys-Rechnung": "4711"}
+    by_name = {a.name: a for a in sent.attachments}
+    assert by_name["Rechnung 4711.pdf"].data == pdf.read_bytes()
+    assert by_name["Rechnung 4711.pdf"].content_type == "application/pdf"
+    assert by_name["logo.png"].is_inline and by_name["logo.png"].content_id == "logo@firma"
+    assert receipt.transport_ids["request_id"]
+    assert receipt.transport_ids["internet_message_id"] == msg.message_id
+
+
+@pytest.mark.slow
+def test_large_attachments_streamed_byte_for_byte(make_account: AccountFactory, tmp_path: Path) -> None:
+    account = make_account()
+    big = random_file(tmp_path / "Rechnungsarchiv 2026.zip", 20 * MB + 12345)
+    mid = random_file(tmp_path / "anlage.bin", 3 * MB + 1)  # just above the upload-session threshold
+    small = random_file(tmp_path / "klein.pdf", 100_000)
+    msg = invoice(account, "gross", attachments=[Attachment(big), Attachment(mid), Attachment(small)])
+    tracemalloc.start()
+    try:
+        account.transport().send(msg)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    sent = find_sent(account, msg.message_id)
+    assert sent.route == "draft"
+    by_name = {a.name: a for a in sent.attachments}
+    assert set(by_name) == {big.name, mid.name, small.name}
+    for f in (big, mid, small):
+        got = by_name[f.name]
+        assert got.size == f.stat().st_size
+        data_hash = hashlib.sha256(got.data).hexdigest()
+        assert data_hash == sha256(f), f"{f.name} changed on the way"
+    assert by_name[big.name].content_type == "application/zip"
+    # streamed: memory does not grow with the 20 MB file (chunks are < 4 MB)
+    assert peak < 16 * MB, f"peak Python memory {peak / MB:.1f} MB"
+    assert not account.sandbox.drafts(account.mailbox), "the sent draft must not stay in Drafts"
+    uploads = [r for r in account.sandbox.requests if r.method == "PUT"]
+    assert uploads and all("Authorization" not in r.headers for r in uploads)
+
+
+def test_failed_upload_deletes_the_draft(make_account: AccountFactory, tmp_path: Path) -> None:
+    account = make_account(max_wait_seconds=1)
+    big = random_file(tmp_path / "gross.bin", 4 * MB)
+    account.sandbox.faults.add(method="PUT", path_regex=r"AttachmentSessions", kind="503", count=None,
+                               retry_after="5")
+    msg = invoice(account, "abbruch", attachments=[Attachment(big)])
+    with pytest.raises(Exception) as info:
+        account.transport().send(msg)
+    assert info.value.kind == "throttled"  # type: ignore[attr-defined]
+    assert account.sent() == []
+    assert account.sandbox.drafts(account.mailbox) == [], "draft left behind"
+
+
+def test_dropped_upload_is_not_sent_and_cleans_up(make_account: AccountFactory, tmp_path: Path) -> None:
+    account = make_account()
+    big = random_file(tmp_path / "gross.bin", 4 * MB)
+    account.sandbox.faults.add(method="POST", path_regex=r"/createUploadSession$", kind="drop_after_processing",
+                               count=None)
+    with pytest.raises(NetworkError):
+        account.transport().send(invoice(account, "drop-upload", attachments=[Attachment(big)]))
+    assert account.sent() == []
+    assert account.sandbox.drafts(account.mailbox) == []
+
+
+def test_large_message_without_mail_readwrite_is_explained(make_account: AccountFactory, tmp_path: Path) -> None:
+    account = make_account(permissions={"Mail.Send"})
+    big = random_file(tmp_path / "gross.bin", 3 * MB + 10)
+    with pytest.raises(AccessDeniedError) as info:
+        account.transport().send(invoice(account, "ohne-rw", attachments=[Attachment(big)]))
+    assert "Mail.ReadWrite" in info.value.render("de") and info.value.details["request_id"]
