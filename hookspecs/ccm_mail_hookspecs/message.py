@@ -6,11 +6,13 @@ be read into memory just to be passed around.
 
 from __future__ import annotations
 
+import base64
 import mimetypes
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.headerregistry import Address as _EmailAddress
+from email import policy as _policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from datetime import datetime, timezone
@@ -134,22 +136,25 @@ def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessag
 
     Bcc is **not** written into the headers: put recipients on the envelope instead.
     Attachments are read into memory, so use this for SMTP and .eml files, not for huge uploads.
+    Text parts are 7-bit clean (quoted-printable/base64), so any SMTP server takes them, with or
+    without 8BITMIME. Flatten with ``mime.policy`` (e.g. ``mime.policy.clone(linesep="\r\n")``):
+    it leaves the pre-encoded headers alone, where ``email.policy.SMTP`` would refold them.
     """
-    mime = EmailMessage()
+    mime = EmailMessage(policy=_MIME_POLICY)
     if message.sender is not None:
-        mime["From"] = _header_address(message.sender)
-    if message.to:
-        mime["To"] = [_header_address(a) for a in message.to]
-    if message.cc:
-        mime["Cc"] = [_header_address(a) for a in message.cc]
-    if message.reply_to:
-        mime["Reply-To"] = [_header_address(a) for a in message.reply_to]
-    mime["Subject"] = message.subject
+        _set_addresses(mime, "From", [message.sender])
+    _set_addresses(mime, "To", message.to)
+    _set_addresses(mime, "Cc", message.cc)
+    _set_addresses(mime, "Reply-To", message.reply_to)
+    _set_unstructured(mime, "Subject", message.subject)
     mime["Date"] = format_datetime(date or datetime.now(timezone.utc))
     if message.message_id:
-        mime["Message-ID"] = message.message_id
+        if "\r" in message.message_id or "\n" in message.message_id:
+            raise ValueError("Message-ID contains a line break")
+        # raw and unfolded: a folded id arrives as " <id>" and no longer matches the journal
+        mime.set_raw("Message-ID", message.message_id)
     for name, value in message.headers.items():
-        mime[name] = value
+        _set_unstructured(mime, name, value)
 
     text = message.text
     if text is None and message.html is None:
@@ -176,6 +181,68 @@ def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessag
         maintype, subtype = att.content_type.split("/", 1)
         mime.add_attachment(att.read_bytes(), maintype=maintype, subtype=subtype, filename=att.filename)
     return mime
+
+
+#: email.policy.default, but text parts get a 7-bit transfer encoding (no 8BITMIME needed), and
+#: headers set raw here (pre-encoded, see _set_unstructured) are never refolded by the generator
+_MIME_POLICY = _policy.default.clone(cte_type="7bit", refold_source="none")
+_EW_OVERHEAD = len("=?utf-8?b??=")
+
+
+def _set_unstructured(mime: EmailMessage, name: str, value: str) -> None:
+    """Set a free-text header; non-ASCII values are RFC 2047 encoded here, not by ``email``.
+
+    CPython's folder (3.11, 3.12) drops the space at the point where it splits a long non-ASCII
+    value into two encoded words ("ß €" arrives as "ß€"). Whole encoded words of at most 75
+    characters, each carrying its own spaces, avoid that; lines stay under 78 characters so the
+    generator leaves them alone.
+    """
+    if value.isascii() or "\r" in value or "\n" in value:
+        mime[name] = value  # ASCII folds correctly; CR/LF is rejected by the policy as before
+        return
+    first = max(3, (78 - len(name) - 2 - _EW_OVERHEAD) // 4 * 3)
+    mime.set_raw(name, "\r\n ".join(_encoded_words(value, first)))
+
+
+def _set_addresses(mime: EmailMessage, name: str, addresses: list[Address]) -> None:
+    """Set an address header; display names with umlauts are encoded here (see above).
+
+    The same CPython folder inserts or drops spaces inside long non-ASCII display names
+    ("Müller-Lüde nscheidt"), so those headers are built from whole encoded words too.
+    """
+    if not addresses:
+        return
+    if all(a.name.isascii() for a in addresses):
+        mime[name] = [_header_address(a) for a in addresses]
+        return
+    tokens: list[str] = []
+    for n, address in enumerate(addresses):
+        if address.name.isascii():
+            words = [formataddr((address.name, "x@y"))[:-len(" <x@y>")]] if address.name else []
+        else:
+            words = _encoded_words(address.name, 45)
+        tokens += words + [f"<{address.address}>" + ("," if n < len(addresses) - 1 else "")]
+    lines = [f"{name}:"]
+    for token in tokens:
+        if len(lines[-1]) + 1 + len(token) > 78 and lines[-1].strip() != f"{name}:":
+            lines.append("")
+        lines[-1] += " " + token
+    lines[0] = lines[0][len(name) + 2:]
+    mime.set_raw(name, "\r\n".join(lines))
+
+
+def _encoded_words(value: str, first_budget: int) -> list[str]:
+    """RFC 2047 base64 words, split only between characters; 45 bytes make a 72-character word."""
+    words: list[str] = []
+    chunk = b""
+    for char in value:
+        encoded = char.encode("utf-8")
+        if chunk and len(chunk) + len(encoded) > (first_budget if not words else 45):
+            words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=")
+            chunk = b""
+        chunk += encoded
+    words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=")
+    return words
 
 
 def _header_address(address: Address) -> _EmailAddress:

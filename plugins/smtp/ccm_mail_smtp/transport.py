@@ -12,13 +12,13 @@ to the message is the receipt (queue id, time), and the one moment after which a
 
 from __future__ import annotations
 
+import base64
 import re
 import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
-from email import policy
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -49,9 +49,13 @@ def queue_id(reply: str) -> str:
 
 
 def flatten(mime: EmailMessage, *, utf8: bool) -> bytes:
-    """Wire form with CRLF. ``utf8`` keeps non-ASCII headers raw (SMTPUTF8); otherwise RFC 2047."""
+    """Wire form with CRLF. ``utf8`` keeps non-ASCII addresses raw (SMTPUTF8); otherwise RFC 2047.
+
+    Based on ``mime.policy``, not ``email.policy.SMTP``: build_mime's policy keeps its pre-encoded
+    headers as they are, SMTP's would refold them (and hit CPython's folding bugs).
+    """
     out = BytesIO()
-    BytesGenerator(out, policy=policy.SMTPUTF8 if utf8 else policy.SMTP).flatten(mime)
+    BytesGenerator(out, policy=mime.policy.clone(linesep="\r\n", utf8=utf8)).flatten(mime)
     return out.getvalue()
 
 
@@ -76,7 +80,8 @@ class SmtpTransport(Transport):
             authority_host=config.authority_host, ca_bundle=config.authority_ca_bundle,
             timeout=config.timeout,
         ) if config.auth == "xoauth2" else None
-        self._log = log.bind(account=account, host=config.host, port=config.port)
+        # a lazy proxy, not log.bind(): a bound logger freezes the logging set-up of this moment
+        self._log = structlog.get_logger("ccm_mail.smtp", account=account, host=config.host, port=config.port)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -145,19 +150,7 @@ class SmtpTransport(Transport):
                        "authentication 'none'."),
                 details={"stage": "auth"})
         if cfg.auth == "password":
-            try:
-                smtp.login(cfg.username, cfg.password)
-            except smtplib.SMTPAuthenticationError as exc:
-                raise errors.auth_error(exc.smtp_code, self._reply(exc.smtp_code, exc.smtp_error),
-                                        "password") from None  # smtplib keeps the last challenge only
-            except smtplib.SMTPException as exc:
-                if isinstance(exc, smtplib.SMTPServerDisconnected):
-                    raise
-                raise TransportError(
-                    T(f"Kein passendes Anmeldeverfahren (Server bietet: {' '.join(sorted(mechanisms))}).",
-                      f"No suitable login method (server offers: {' '.join(sorted(mechanisms))})."),
-                    hint=T("Anmeldung »xoauth2« versuchen.", "Try authentication 'xoauth2'."),
-                    details={"stage": "auth"}) from None
+            self._login(smtp, mechanisms)
             return
         assert self._tokens is not None
         if "XOAUTH2" not in mechanisms:
@@ -174,6 +167,31 @@ class SmtpTransport(Transport):
             code, resp = smtp.docmd("")
         if code not in (235, 503):
             raise errors.auth_error(code, self._reply(code, resp), "XOAUTH2")
+
+    def _login(self, smtp: smtplib.SMTP, mechanisms: set[str]) -> None:
+        """AUTH PLAIN (preferred) or LOGIN, UTF-8 encoded.
+
+        Not ``smtplib.login``: it encodes credentials as ASCII and crashes on a password with an
+        umlaut or €, and it would fall back to CRAM-MD5, which needs the password stored in clear
+        on the server and which Exchange does not offer anyway.
+        """
+        cfg = self._config
+        user, password = cfg.username.encode(), cfg.password.encode()
+        if "PLAIN" in mechanisms:
+            blob = base64.b64encode(b"\0" + user + b"\0" + password).decode("ascii")
+            code, resp = smtp.docmd("AUTH", "PLAIN " + blob)
+        elif "LOGIN" in mechanisms:
+            code, resp = smtp.docmd("AUTH", "LOGIN " + base64.b64encode(user).decode("ascii"))
+            if code == 334:
+                code, resp = smtp.docmd(base64.b64encode(password).decode("ascii"))
+        else:
+            raise TransportError(
+                T(f"Kein passendes Anmeldeverfahren (Server bietet: {' '.join(sorted(mechanisms))}).",
+                  f"No suitable login method (server offers: {' '.join(sorted(mechanisms))})."),
+                hint=T("Für Microsoft 365 Anmeldung »xoauth2« wählen.", "For Microsoft 365 choose 'xoauth2'."),
+                details={"stage": "auth"})
+        if code not in (235, 503):  # 503: already authenticated
+            raise errors.auth_error(code, self._reply(code, resp), "password")
 
     def _open(self) -> smtplib.SMTP:
         """Connected, encrypted and logged in; raises public errors (nothing has been sent)."""

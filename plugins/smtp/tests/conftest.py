@@ -1,0 +1,83 @@
+"""Fixtures: a private CA (trustme), real aiosmtpd servers on loopback, transports built the way the
+host builds them (through the account type's ``create_transport``)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from ccm_mail_hookspecs import AccountSettings, Transport
+from ccm_mail_smtp.plugin import ACCOUNT_TYPE
+
+from smtpserver import SmtpServer
+
+SENDER = "rechnung@firma.example"
+PASSWORD = "S3cr3t-Pässwort-€-4711"
+USERS = {SENDER: PASSWORD}
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost", "::1").configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture
+def starttls_server(server_tls: ssl.SSLContext) -> Iterator[SmtpServer]:
+    with SmtpServer("starttls", server_tls, users=USERS) as server:
+        yield server
+
+
+@pytest.fixture
+def tls_server(server_tls: ssl.SSLContext) -> Iterator[SmtpServer]:
+    with SmtpServer("tls", server_tls, users=USERS) as server:
+        yield server
+
+
+def account_values(server: SmtpServer, ca_file: Path | None, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "host": server.host, "port": server.port, "security": server.mode, "sender": SENDER,
+        "auth": "password" if server.mode != "none" else "none", "username": SENDER,
+        "password": PASSWORD, "ca_bundle": str(ca_file) if ca_file else None, "timeout": 5,
+    }
+    values.update(overrides)
+    return values
+
+
+MakeTransport = Callable[..., Transport]
+
+
+@pytest.fixture
+def make_transport(tmp_path: Path, ca_file: Path) -> Iterator[MakeTransport]:
+    """``make_transport(server, **field_overrides)``: a transport as the host would build it."""
+    made: list[Transport] = []
+
+    def make(server: SmtpServer, **overrides: Any) -> Transport:
+        values = account_values(server, ca_file, **overrides)
+        settings = AccountSettings(name="test", type="smtp", values=values, state_dir=tmp_path,
+                                   secret_fields=frozenset({"password", "client_secret"}))
+        transport = ACCOUNT_TYPE.create_transport(settings)
+        made.append(transport)
+        return transport
+
+    yield make
+    for transport in made:
+        transport.close()

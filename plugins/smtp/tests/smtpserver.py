@@ -1,0 +1,190 @@
+"""A real SMTP server on loopback (aiosmtpd) that records what it receives and can misbehave on cue.
+
+Misbehaviour is set per test through :class:`Script`: which reply AUTH/MAIL/RCPT/DATA gives, or
+whether the server hangs or drops the connection at a stage. That lets the tests produce the
+replies Exchange Online gives (535 5.7.3, 530 5.7.57, 550 5.7.30 …) over a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser, Parser
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    mail_options: list[str]
+    data: bytes
+    auth: Any
+
+    @property
+    def message(self) -> EmailMessage:
+        if any(o.upper() == "SMTPUTF8" for o in self.mail_options):
+            # RFC 6532 headers are raw UTF-8; BytesParser would leave them as surrogate escapes
+            return Parser(policy=policy.default).parsestr(self.data.decode("utf-8"))  # type: ignore[return-value]
+        return BytesParser(policy=policy.default).parsebytes(self.data)  # type: ignore[return-value]
+
+
+@dataclass
+class Script:
+    """How the server answers; the defaults accept everything."""
+
+    auth_reply: str | None = None          #: e.g. "535 5.7.3 Authentication unsuccessful"
+    mail_reply: str | None = None          #: reply to MAIL FROM instead of 250
+    refuse_rcpt: dict[str, str] = field(default_factory=dict)  #: address -> reply
+    data_reply: str = "250 2.0.0 Ok: queued as 4XyZ42"
+    hang_at: str | None = None             #: "mail" | "data_end": never answer
+    drop_at: str | None = None             #: "rcpt" | "data_end": close the connection
+    hang_seconds: float = 5.0
+
+
+class Handler:
+    def __init__(self, users: dict[str, str], token_check: Callable[[str, str], bool] | None) -> None:
+        self.users = users
+        self.token_check = token_check
+        self.script = Script()
+        self.received: list[Received] = []
+
+    # -- auth ----------------------------------------------------------------------------------
+
+    def authenticator(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        if self.script.auth_reply:
+            return AuthResult(success=False, handled=False, message=self.script.auth_reply)
+        if isinstance(auth_data, LoginPassword):
+            ok = self.users.get(auth_data.login.decode()) == auth_data.password.decode()
+            # handled=False: aiosmtpd pushes ``message`` itself (True means "I already replied")
+            return AuthResult(success=ok, handled=False, auth_data=auth_data.login.decode(),
+                              message=None if ok else "535 5.7.3 Authentication unsuccessful")
+        return AuthResult(success=False, handled=False)
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """RFC 7628 / Microsoft's XOAUTH2: ``user=…^Aauth=Bearer …^A^A`` in base64."""
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            blob = base64.b64decode(args[1])
+        fields = dict(part.split("=", 1) for part in blob.decode().split("\x01") if "=" in part)
+        user, bearer = fields.get("user", ""), fields.get("auth", "")
+        token = bearer[len("Bearer "):] if bearer.startswith("Bearer ") else ""
+        ok = not self.script.auth_reply and self.token_check is not None and self.token_check(user, token)
+        if ok:
+            return AuthResult(success=True, auth_data=("XOAUTH2", user))
+        # the error challenge: base64 JSON; the client answers with an empty line
+        await server.challenge_auth(json.dumps({"status": "401", "schemes": "bearer"}))
+        return AuthResult(success=False, handled=False,
+                          message=self.script.auth_reply or "535 5.7.3 Authentication unsuccessful")
+
+    # -- transaction ---------------------------------------------------------------------------
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if self.script.hang_at == "mail":
+            await asyncio.sleep(self.script.hang_seconds)
+        if self.script.mail_reply:
+            return self.script.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if self.script.drop_at == "rcpt":
+            assert server.transport is not None
+            server.transport.close()
+            return "421 closing"
+        if address in self.script.refuse_rcpt:
+            return self.script.refuse_rcpt[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        if self.script.drop_at == "data_end":
+            self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos),
+                                          list(envelope.mail_options), data, session.auth_data))
+            assert server.transport is not None
+            server.transport.close()
+            return "250 never seen"
+        if self.script.hang_at == "data_end":
+            self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos),
+                                          list(envelope.mail_options), data, session.auth_data))
+            await asyncio.sleep(self.script.hang_seconds)
+        if self.script.data_reply.startswith("250"):
+            self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos),
+                                          list(envelope.mail_options), data, session.auth_data))
+        return self.script.data_reply
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SmtpServer:
+    """One aiosmtpd server in a thread.
+
+    :param mode: "starttls" (STARTTLS required before AUTH), "tls" (implicit TLS) or "none".
+    """
+
+    def __init__(self, mode: str, tls: ssl.SSLContext | None, *, users: dict[str, str] | None = None,
+                 token_check: Callable[[str, str], bool] | None = None, smtputf8: bool = True,
+                 auth_required: bool | None = None) -> None:
+        self.mode = mode
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.handler = Handler(users or {}, token_check)
+        kwargs: dict[str, Any] = dict(
+            hostname=self.host, port=self.port, enable_SMTPUTF8=smtputf8, authenticator=self.handler.authenticator,
+            auth_required=mode != "none" if auth_required is None else auth_required, auth_require_tls=mode != "none", server_hostname="smtp.test",
+        )
+        if mode == "starttls":
+            kwargs.update(tls_context=tls, require_starttls=True)
+        elif mode == "tls":
+            kwargs.update(ssl_context=tls)
+        self.controller = Controller(self.handler, **kwargs)
+
+    def __enter__(self) -> "SmtpServer":
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.controller.stop()
+
+    @property
+    def script(self) -> Script:
+        return self.handler.script
+
+    @script.setter
+    def script(self, value: Script) -> None:
+        self.handler.script = value
+
+    def find(self, message_id: str) -> Received:
+        for item in self.handler.received:
+            if str(item.message["Message-ID"]).strip() == message_id:
+                return item
+        got = [item.message["Message-ID"] for item in self.handler.received]
+        raise AssertionError(f"server did not receive {message_id}; it has {got}")
+
+    def message(self, message_id: str) -> EmailMessage:
+        return self.find(message_id).message
+
+    def envelope_recipients(self, message_id: str) -> list[str]:
+        return self.find(message_id).rcpt_tos
