@@ -6,6 +6,7 @@ Validation never stops at the first problem: an admin fixing a config wants the 
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,7 +262,7 @@ def _paths(raw: LineDict, c: _Collector, cfg: Config, base: Path) -> None:
 
 def _relative(base: Path, value: str) -> Path:
     path = Path(value).expanduser()
-    return path if path.is_absolute() else base / path
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))
 
 
 def _accounts(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: Path) -> None:

@@ -80,9 +80,11 @@ def ccm_mail_prepare(message: Message, context: SendContext) -> Cancel | None:
     """Change a rendered message before it is confirmed and sent (e.g. add an archive BCC, a
     header), or stop it.
 
-    May mutate ``message`` in place. Return :class:`~ccm_mail_hookspecs.context.Cancel` to stop
-    the send, None to let it go on. All implementations run (later ones see earlier changes);
-    one Cancel is enough to stop it. The cancel is journaled with its reason.
+    May mutate ``message`` in place.
+
+    Result: :class:`~ccm_mail_hookspecs.context.Cancel` to stop the send, None to let it go on.
+    All implementations run (later ones see earlier changes); one Cancel is enough to stop it.
+    The cancel is journaled with its reason.
 
     Errors: an exception stops the send; nothing is sent, the journal records it as failed.
 
@@ -94,8 +96,8 @@ def ccm_mail_prepare(message: Message, context: SendContext) -> Cancel | None:
 def ccm_mail_confirm(preview: Preview) -> bool | None:
     """The confirmation dialog before sending ("Wirklich senden?").
 
-    ``firstresult``: the first implementation returning True (send) or False (do not send)
-    decides; return None to leave the decision to others. The built-in default (``trylast``)
+    Result (``firstresult``): the first implementation returning True (send) or False (do not
+    send) decides; return None to leave the decision to others. The built-in default (``trylast``)
     answers True for ``--yes``, asks on the terminal when one is attached, and otherwise
     abstains. When nobody answers the host refuses to send and says to use ``--yes`` or a host
     plugin. A host such as AbSys implements this to show its own dialog.

@@ -1,0 +1,20 @@
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test` (all tests).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test install clean
+
+install: $(BIN)/ccm-mail
+
+$(BIN)/ccm-mail: pyproject.toml hookspecs/pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
+
+demo: install
+	bash scripts/demo.sh "$(VENV)"
+
+test: install
+	bash scripts/test.sh "$(VENV)"
+
+clean:
+	rm -rf $(VENV) demo-run
