@@ -1,0 +1,178 @@
+"""Throttling (Retry-After, backoff, wait cap, 4 per mailbox) and honest unknown outcomes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from ccm_mail_hookspecs import Address, Found, Message, ThrottledError, TransportError, UnknownOutcomeError
+
+from o365_support import AccountFactory
+
+
+def msg(account: Any, tag: str) -> Message:
+    return Message(f"Rechnung {tag}", [Address("kunde@example.com")], sender=Address(account.mailbox),
+                   text="Anbei.", message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>")
+
+
+def send_posts(account: Any) -> list[Any]:
+    return [r for r in account.sandbox.requests if r.method == "POST" and r.path.endswith("/sendMail")
+            and account.mailbox in r.path]
+
+
+@pytest.mark.parametrize("status", ["429", "503", "504"])
+def test_retry_after_seconds_is_honoured(make_account: AccountFactory, status: str) -> None:
+    account = make_account()
+    transport = account.transport()
+    transport.tokens.token()  # token first, so the timing below is the throttling alone
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind=status, count=1, retry_after="1")
+    started = time.monotonic()
+    transport.send(msg(account, f"ra{status}"))
+    took = time.monotonic() - started
+    assert 1.0 <= took < 3.0, took
+    assert len(account.sent()) == 1
+    assert [r.status for r in send_posts(account)] == [int(status), 202]
+
+
+def test_retry_after_http_date(make_account: AccountFactory) -> None:
+    account = make_account()
+    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=2), usegmt=True)
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="429", count=1, retry_after=when)
+    started = time.monotonic()
+    account.transport().send(msg(account, "date"))
+    assert 0.9 <= time.monotonic() - started < 4.0  # HTTP-date has one-second resolution
+    assert len(account.sent()) == 1
+
+
+@pytest.mark.parametrize("status", ["429", "503"])
+def test_backoff_without_retry_after(make_account: AccountFactory, status: str) -> None:
+    account = make_account()
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind=status, count=2)
+    started = time.monotonic()
+    account.transport().send(msg(account, f"bo{status}"))
+    took = time.monotonic() - started
+    # equal-jitter backoff: 0.5–1 s, then 1–2 s
+    assert 1.5 <= took < 4.5, took
+    assert [r.status for r in send_posts(account)] == [int(status), int(status), 202]
+    bodies = {r.headers.get("Content-Length") for r in send_posts(account)}
+    assert len(bodies) == 1, "a retry must replay the same body"
+
+
+def test_wait_cap_gives_up_with_throttled_error(make_account: AccountFactory) -> None:
+    account = make_account(max_wait_seconds=3)
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="429", count=None, retry_after="2")
+    started = time.monotonic()
+    with pytest.raises(ThrottledError) as info:
+        account.transport().send(msg(account, "cap"))
+    assert time.monotonic() - started < 4.0
+    err = info.value
+    assert err.retryable and err.details["request_id"] and err.details["waited_seconds"] <= 3
+    assert "nicht gesendet" in err.render("de") and "not sent" in err.render("en")
+    assert account.sent() == []
+
+
+def test_concurrency_never_above_four_per_mailbox(make_account: AccountFactory) -> None:
+    account = make_account()
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="latency", count=None, delay=0.3)
+    transport = account.transport()
+    transport.tokens.token()
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            transport.send(msg(account, f"par{n}"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(12)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    took = time.monotonic() - started
+    assert not errors, errors
+    assert len(account.sent()) == 12
+    assert account.sandbox.max_concurrency(account.mailbox) == 4
+    assert all(r.status == 202 for r in send_posts(account)), "no 429 for concurrency"
+    assert took >= 0.9  # three waves of four
+
+
+def test_two_transports_share_the_mailbox_limit(make_account: AccountFactory) -> None:
+    account = make_account()
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="latency", count=None, delay=0.2)
+    transports = [account.transport(), account.transport()]
+    threads = [threading.Thread(target=transports[n % 2].send, args=(msg(account, f"two{n}"),)) for n in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(account.sent()) == 10
+    assert account.sandbox.max_concurrency(account.mailbox) <= 4
+
+
+def test_mailbox_rate_limit_is_waited_out(make_account: AccountFactory) -> None:
+    account = make_account()
+    account.sandbox.set_rate(account.mailbox, messages=2, per_seconds=2)
+    transport = account.transport()
+    for n in range(3):
+        transport.send(msg(account, f"rate{n}"))
+    assert len(account.sent()) == 3
+    assert [r.status for r in send_posts(account)].count(429) >= 1
+
+
+@pytest.mark.parametrize("kind", ["drop_after_processing", "drop_before_response"])
+def test_dropped_connection_after_send_is_unknown_outcome(make_account: AccountFactory, kind: str) -> None:
+    account = make_account()
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind=kind, count=1)
+    transport = account.transport()
+    message = msg(account, kind)
+    with pytest.raises(UnknownOutcomeError) as info:
+        transport.send(message)
+    assert not isinstance(info.value, TransportError)
+    assert len(send_posts(account)) == 1, "never re-POST after the request was sent"
+    assert "vielleicht" in info.value.render("de") and "may or may not" in info.value.render("en")
+    expected = 1 if kind == "drop_after_processing" else 0
+    assert len(account.sent()) == expected
+    # the host asks before any resend: Sent Items tells
+    found = transport.lookup(message)
+    assert found.found == (Found.SENT if expected else Found.NOT_FOUND)
+    if expected:
+        assert found.sent_at is not None and found.transport_ids["graph_message_id"]
+
+
+def test_dropped_send_of_draft_is_unknown_and_draft_kept(make_account: AccountFactory, tmp_path: Any) -> None:
+    from ccm_mail_hookspecs import Attachment
+    account = make_account()
+    big = tmp_path / "gross.bin"
+    big.write_bytes(b"\1" * (3 * 1024 * 1024 + 5))
+    account.sandbox.faults.add(method="POST", path_regex=r"/messages/[^/]+/send$", kind="drop_after_processing")
+    message = msg(account, "draftdrop")
+    message.attachments.append(Attachment(big))
+    with pytest.raises(UnknownOutcomeError):
+        account.transport().send(message)
+    assert len(account.sent()) == 1
+    deletes = [r for r in account.sandbox.requests if r.method == "DELETE" and account.mailbox in r.path]
+    assert deletes == [], "a maybe-sent draft must not be deleted"
+
+
+def test_server_error_on_send_is_unknown_outcome(make_account: AccountFactory) -> None:
+    account = make_account()
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="500", count=1)
+    with pytest.raises(UnknownOutcomeError) as info:
+        account.transport().send(msg(account, "e500"))
+    assert info.value.details["request_id"]
+    assert len(send_posts(account)) == 1
+
+
+def test_lookup_without_read_permission_is_unsupported(make_account: AccountFactory) -> None:
+    account = make_account(permissions={"Mail.Send"})
+    transport = account.transport()
+    message = msg(account, "lookup")
+    transport.send(message)
+    assert transport.lookup(message).found == Found.UNSUPPORTED
