@@ -219,12 +219,17 @@ def from_token_result(result: Mapping[str, Any], secrets: Iterable[str] = ()) ->
 def from_discovery_error(exc: Exception, secrets: Iterable[str] = ()) -> TransportError:
     """msal raises ``ValueError`` from its constructor when OIDC discovery fails; for an unknown
     tenant Microsoft's JSON (with AADSTS90002) is embedded in the message."""
-    text = redact(str(exc), secrets)
+    texts: list[str] = []  # msal re-raises its own ValueError; Microsoft's answer is in the context
+    cur: BaseException | None = exc
+    while cur is not None and len(texts) < 5:
+        texts.append(str(cur))
+        cur = cur.__cause__ or cur.__context__
+    text = redact(" ".join(reversed(texts)), secrets)
     body: dict[str, Any] = {}
     start = text.find("{")
     if start >= 0:
         try:
-            body = json.loads(text[start:text.rfind("}") + 1])
+            body, _ = json.JSONDecoder().raw_decode(text[start:])
         except ValueError:
             body = {}
     if body.get("error_codes") or _AADSTS_RE.search(text):
