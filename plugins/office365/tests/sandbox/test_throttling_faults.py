@@ -1,0 +1,140 @@
+"""Throttling (4 concurrent requests per mailbox, message rate) and injected faults."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+from o365_sandbox_kit import MAILBOX, World, simple_message
+
+
+def test_fifth_concurrent_request_for_a_mailbox_is_429(world: World) -> None:
+    sb = world.sb
+    token = world.token()
+    sb.faults.add("POST", r"/sendMail$", "latency", count=None, delay=0.6)
+    results: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        with requests.Session() as s:
+            r = s.post(f"{sb.graph_endpoint}/v1.0/users/{MAILBOX}/sendMail",
+                       json={"message": simple_message(f"n{i}")},
+                       headers={"Authorization": f"Bearer {token}"}, verify=sb.ca_pem, timeout=10)
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status_code for r in results)
+    assert statuses.count(202) == 4, statuses
+    throttled = [r for r in results if r.status_code == 429]
+    assert len(throttled) == 2
+    for r in throttled:
+        assert r.json()["error"]["code"] == "ApplicationThrottled"
+        assert "MailboxConcurrency" in r.json()["error"]["message"]
+        assert r.headers["Retry-After"] == "1"
+    assert sb.max_concurrency(MAILBOX) >= 5  # the throttled ones leave at once
+    assert len(sb.sent_messages()) == 4
+    sb.reset_counters()
+    assert sb.max_concurrency(MAILBOX) == 0
+
+
+def test_sequential_requests_are_never_concurrency_throttled(world: World) -> None:
+    token = world.token()
+    for _ in range(6):
+        assert world.send(token=token).status_code == 202
+    assert world.sb.max_concurrency(MAILBOX) == 1
+
+
+def test_message_rate_429_with_retry_after(world: World) -> None:
+    world.sb.set_rate(MAILBOX, messages=3, per_seconds=0.6)
+    token = world.token()
+    assert [world.send(token=token).status_code for _ in range(3)] == [202] * 3
+    r = world.send(token=token)
+    assert r.status_code == 429
+    assert r.json()["error"]["code"] == "ApplicationThrottled"
+    assert r.headers["Retry-After"] == "1"
+    assert len(world.sb.sent_messages()) == 3
+    time.sleep(0.65)
+    assert world.send(token=token).status_code == 202
+
+
+def test_default_rate_is_thirty_per_minute(world: World) -> None:
+    assert world.sb.mailbox(MAILBOX).rate == (30, 60.0)
+
+
+@pytest.mark.parametrize(("kind", "code"), [("503", "ServiceUnavailable"), ("429", "TooManyRequests"),
+                                            ("504", "GatewayTimeout")])
+def test_status_faults_answer_once_then_the_request_works(world: World, kind: str, code: str) -> None:
+    token = world.token()
+    fault = world.sb.faults.add(method="POST", path_regex=r"/sendMail$", kind=kind, count=1, retry_after="2")
+    r = world.send(token=token)
+    assert r.status_code == int(kind)
+    assert r.json()["error"]["code"] == code and r.headers["Retry-After"] == "2"
+    assert world.sb.sent_messages() == []
+    assert world.send(token=token).status_code == 202
+    assert fault.hits == 1 and len(world.sb.faults) == 0
+
+
+def test_fault_without_retry_after(world: World) -> None:
+    world.sb.faults.add("POST", r"/sendMail$", "429")
+    r = world.send()
+    assert r.status_code == 429 and "Retry-After" not in r.headers
+
+
+def test_token_endpoint_fault(world: World) -> None:
+    world.sb.faults.add("POST", r"/oauth2/v2.0/token$", "503", retry_after="1")
+    r = world.token_response()
+    assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable"
+    assert world.token_response().status_code == 200
+
+
+def test_drop_before_response_sends_nothing(world: World) -> None:
+    token = world.token()
+    world.sb.faults.add("POST", r"/sendMail$", "drop_before_response")
+    with pytest.raises(requests.ConnectionError):
+        world.send(token=token)
+    assert world.sb.sent_messages() == []
+    assert [r.status for r in world.sb.requests if r.path.endswith("/sendMail")] == [None]
+
+
+def test_drop_after_processing_sends_but_never_answers(world: World) -> None:
+    token = world.token()
+    world.sb.faults.add("POST", r"/sendMail$", "drop_after_processing")
+    with pytest.raises(requests.ConnectionError):
+        world.send(simple_message(internetMessageId="<amb@ccm>"), token=token)
+    [sent] = world.sb.sent_messages()
+    assert sent.internet_message_id == "<amb@ccm>"
+    # the client can find out by looking in Sent Items
+    r = world.graph("GET", f"/v1.0/users/{MAILBOX}/mailFolders/sentitems/messages", token=token,
+                    params={"$filter": "internetMessageId eq '<amb@ccm>'"})
+    assert len(r.json()["value"]) == 1
+
+
+def test_latency_fault_delays(world: World) -> None:
+    token = world.token()
+    world.sb.faults.add("POST", r"/sendMail$", "latency", delay=0.3)
+    t0 = time.monotonic()
+    assert world.send(token=token).status_code == 202
+    assert time.monotonic() - t0 >= 0.3
+    t0 = time.monotonic()
+    world.send(token=token)
+    assert time.monotonic() - t0 < 0.3
+
+
+def test_client_timeout_on_latency_is_an_unknown_outcome(world: World) -> None:
+    token = world.token()
+    world.sb.faults.add("POST", r"/sendMail$", "latency", delay=0.8)
+    with pytest.raises(requests.Timeout):
+        world.send(token=token, timeout=0.3)
+    assert len(world.sb.wait_for_sent(1, timeout=3)) == 1  # it was sent after all
+
+
+def test_unknown_fault_kind_is_rejected(world: World) -> None:
+    with pytest.raises(ValueError):
+        world.sb.faults.add("POST", "x", "explode")
