@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from email.headerregistry import Address as _EmailAddress
 from email import policy as _policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -52,7 +52,13 @@ class Address:
         return cls(text)
 
     def __str__(self) -> str:
-        return formataddr((self.name, self.address)) if self.name else self.address
+        """Readable form for people (``Müller & Söhne <a@b.de>``); MIME encoding is build_mime's job."""
+        if not self.name:
+            return self.address
+        name = self.name
+        if any(ch in name for ch in '()<>[]:;@\\,."'):
+            name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f"{name} <{self.address}>"
 
 
 @dataclass(frozen=True, slots=True)
