@@ -149,6 +149,14 @@ def data_error(code: int, reply: str) -> TransportError:
         return MessageTooLargeError(T("Nachricht zu groß für den Server.", "Message too large for the server."),
                                     hint=T("Anhänge verkleinern.", "Make the attachments smaller."),
                                     details=_details(reply, "data"))
+    if "SendAsDenied" in reply or enhanced in ("5.2.252", "5.7.60"):
+        return MailboxError(
+            T("Das Postfach darf nicht als diese Absenderadresse senden.",
+              "The mailbox may not send as this sender address."),
+            hint=T("Senden-als-Recht für die Absenderadresse erteilen oder als Absender das angemeldete "
+                   "Postfach eintragen.",
+                   "Grant send-as rights for the sender address or use the logged-in mailbox as sender."),
+            details=_details(reply, "data"))
     if enhanced.startswith("5.7."):
         return AccessDeniedError(T(f"Der Server verweigert die Nachricht: {reply}",
                                    f"The server refuses the message: {reply}"),

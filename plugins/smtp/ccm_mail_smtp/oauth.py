@@ -100,8 +100,10 @@ class TokenProvider:
     def __init__(self, *, tenant_id: str, client_id: str, client_secret: str,
                  authority_host: str = "login.microsoftonline.com", ca_bundle: Path | None = None,
                  timeout: float = 30.0) -> None:
-        self._authority = f"https://{authority_host}/{tenant_id}"
-        self._known = authority_host.lower() in _KNOWN_AUTHORITY_HOSTS
+        # "login.microsoftonline.us" and "https://127.0.0.1:8443" (a test sandbox) both work
+        host = authority_host.strip().removeprefix("https://").rstrip("/")
+        self._authority = f"https://{host}/{tenant_id}"
+        self._known = host.lower() in _KNOWN_AUTHORITY_HOSTS
         self._client_id = client_id
         self._secret = client_secret
         self._http = _VerifyingSession(str(ca_bundle) if ca_bundle else True, timeout)

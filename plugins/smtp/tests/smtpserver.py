@@ -146,15 +146,19 @@ class SmtpServer:
 
     def __init__(self, mode: str, tls: ssl.SSLContext | None, *, users: dict[str, str] | None = None,
                  token_check: Callable[[str, str], bool] | None = None, smtputf8: bool = True,
-                 auth_required: bool | None = None) -> None:
+                 auth_required: bool | None = None, **smtp_options: Any) -> None:
         self.mode = mode
         self.host = "127.0.0.1"
         self.port = free_port()
         self.handler = Handler(users or {}, token_check)
         kwargs: dict[str, Any] = dict(
             hostname=self.host, port=self.port, enable_SMTPUTF8=smtputf8, authenticator=self.handler.authenticator,
-            auth_required=mode != "none" if auth_required is None else auth_required, auth_require_tls=mode != "none", server_hostname="smtp.test",
+            # aiosmtpd only counts STARTTLS as TLS: with implicit TLS it would hide AUTH, so there
+            # AUTH is neither "required" nor "TLS only" (the socket is TLS from the first byte)
+            auth_required=mode == "starttls" if auth_required is None else auth_required,
+            auth_require_tls=mode == "starttls", server_hostname="smtp.test",
         )
+        kwargs.update(smtp_options)
         if mode == "starttls":
             kwargs.update(tls_context=tls, require_starttls=True)
         elif mode == "tls":
