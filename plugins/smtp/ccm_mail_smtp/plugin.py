@@ -34,6 +34,7 @@ ACCOUNT_TYPE = AccountType(
     fields=FIELDS,
     create_transport=create_transport,
     validate=validate,
+    sender_field="sender",
 )
 
 

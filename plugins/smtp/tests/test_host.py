@@ -1,0 +1,88 @@
+"""The plugin as an admin meets it: installed next to ccm-mail-core, configured in YAML, used through
+the real ``ccm-mail`` command line against a real SMTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from conftest import PASSWORD, SENDER
+from smtpserver import SmtpServer
+
+CLI = [sys.executable, "-c", "import sys; from ccm_mail_core.cli import main; sys.exit(main())"]
+
+
+def write_config(tmp_path: Path, server: SmtpServer, ca_file: Path, **account: str) -> Path:
+    values = {"type": "smtp", "host": server.host, "port": str(server.port), "security": server.mode,
+              "sender": SENDER, "from_name": "Firma GmbH", "auth": "password",
+              "password": "{env: SMTP_TEST_PASSWORD}", "ca_bundle": str(ca_file), "timeout": "5"}
+    values.update(account)
+    lines = ["language: de", "accounts:", "  Versand:"]
+    lines += [f"    {k}: {v}" for k, v in values.items()]
+    lines += ["purposes:", "  invoice: Versand", "templates:", "  invoice:",
+              '    subject: "Firma GmbH / Rg. #extRechnungsNr#"', '    reference: "#extRechnungsNr#"',
+              "    body: |", "      Guten Tag,", "      anbei Rechnung #extRechnungsNr# über #Betrag#.",
+              "journal:", f"  path: {tmp_path / 'journal.sqlite'}"]
+    path = tmp_path / "ccm-mail.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SMTP_TEST_PASSWORD": PASSWORD}
+    return subprocess.run([*CLI, "--config", str(config), "--json", *args], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def test_entry_point_is_declared() -> None:
+    found = {ep.name: ep.value for ep in entry_points(group="ccm_mail")}
+    assert found.get("smtp") == "ccm_mail_smtp.plugin"
+
+
+def test_cli_lists_the_plugin_and_its_account_type(tmp_path: Path, starttls_server: SmtpServer,
+                                                   ca_file: Path) -> None:
+    config = write_config(tmp_path, starttls_server, ca_file)
+    plugins = run(config, "plugins")
+    assert plugins.returncode == 0, plugins.stderr
+    assert any(p["name"] == "smtp" and p["distribution"] == "ccm-mail-smtp"
+               for p in json.loads(plugins.stdout)["plugins"])
+    types = json.loads(run(config, "accounts", "types").stdout)["types"]
+    smtp = next(t for t in types if t["id"] == "smtp")
+    assert {f["name"] for f in smtp["fields"] if f["secret"]} == {"password", "client_secret"}
+
+
+def test_send_through_the_host(tmp_path: Path, starttls_server: SmtpServer, ca_file: Path) -> None:
+    config = write_config(tmp_path, starttls_server, ca_file)
+    data = tmp_path / "invoice.json"
+    data.write_text(json.dumps({"extRechnungsNr": "RE-2026-00042", "Betrag": "1.234,56 €"}), encoding="utf-8")
+    attachment = tmp_path / "RE-2026-00042.pdf"
+    attachment.write_bytes(b"%PDF-1.4 test\n" + bytes(range(256)))
+    result = run(config, "send", "--purpose", "invoice", "--to", "kunde@example.com", "--bcc",
+                 "archiv@example.com", "--data", str(data), "--attach", str(attachment), "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    [got] = starttls_server.handler.received
+    parsed = got.message
+    assert parsed["Subject"] == "Firma GmbH / Rg. RE-2026-00042"
+    assert parsed["From"].addresses[0].display_name == "Firma GmbH"
+    assert "1.234,56 €" in parsed.get_body(("plain",)).get_content()
+    assert [p.get_payload(decode=True) for p in parsed.iter_attachments()] == [attachment.read_bytes()]
+    assert "archiv@example.com" in got.rcpt_tos and "Bcc" not in parsed
+
+
+def test_accounts_test_runs_check(tmp_path: Path, starttls_server: SmtpServer, ca_file: Path) -> None:
+    ok = run(write_config(tmp_path, starttls_server, ca_file), "accounts", "test", "Versand")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert [s["step"] for s in json.loads(ok.stdout)["steps"]] == ["connect", "ehlo", "starttls", "auth", "quit"]
+
+
+def test_plain_text_towards_another_host_is_refused_by_config(tmp_path: Path, starttls_server: SmtpServer,
+                                                              ca_file: Path) -> None:
+    config = write_config(tmp_path, starttls_server, ca_file, host="smtp.example.com", security="none")
+    result = run(config, "config", "check")
+    assert result.returncode != 0
+    assert "localhost" in result.stdout + result.stderr
