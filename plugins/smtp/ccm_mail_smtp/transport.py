@@ -161,7 +161,15 @@ class SmtpTransport(Transport):
                        "For Microsoft 365: smtp.office365.com, port 587, STARTTLS."),
                 details={"stage": "auth"})
         token = self._tokens.token()
-        code, resp = smtp.docmd("AUTH", "XOAUTH2 " + xoauth2_base64(cfg.username, token))
+        blob = xoauth2_base64(cfg.username, token)
+        if len(blob) + len("AUTH XOAUTH2 \r\n") <= 512:
+            code, resp = smtp.docmd("AUTH", "XOAUTH2 " + blob)
+        else:
+            # RFC 4954 §4: an initial response that would make the command line longer than
+            # 512 octets MUST NOT be sent; real Entra tokens (1-2 KB) always take this path.
+            code, resp = smtp.docmd("AUTH", "XOAUTH2")
+            if code == 334:
+                code, resp = smtp.docmd(blob)
         if code == 334:
             # RFC 7628: on failure the server sends an error challenge; an empty answer ends it.
             code, resp = smtp.docmd("")

@@ -4,7 +4,7 @@ host builds them (through the account type's ``create_transport``)."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,8 @@ import trustme
 from ccm_mail_hookspecs import AccountSettings, Transport
 from ccm_mail_smtp.plugin import ACCOUNT_TYPE
 
-from smtpserver import SmtpServer
-
-SENDER = "rechnung@firma.example"
-PASSWORD = "S3cr3t-Pässwort-€-4711"
-USERS = {SENDER: PASSWORD}
+from smtp_server import SmtpServer
+from smtp_support import USERS, MakeTransport, account_values
 
 
 @pytest.fixture(scope="session")
@@ -50,19 +47,6 @@ def starttls_server(server_tls: ssl.SSLContext) -> Iterator[SmtpServer]:
 def tls_server(server_tls: ssl.SSLContext) -> Iterator[SmtpServer]:
     with SmtpServer("tls", server_tls, users=USERS) as server:
         yield server
-
-
-def account_values(server: SmtpServer, ca_file: Path | None, **overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "host": server.host, "port": server.port, "security": server.mode, "sender": SENDER,
-        "auth": "password" if server.mode != "none" else "none", "username": SENDER,
-        "password": PASSWORD, "ca_bundle": str(ca_file) if ca_file else None, "timeout": 5,
-    }
-    values.update(overrides)
-    return values
-
-
-MakeTransport = Callable[..., Transport]
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 
 from ccm_mail_hookspecs import Address, Message, TransportError
 
-from conftest import SENDER, USERS, MakeTransport
-from smtpserver import SmtpServer
+from smtp_support import SENDER, USERS, MakeTransport
+from smtp_server import SmtpServer
 
 
 def message(**fields: object) -> Message:
@@ -151,7 +151,7 @@ def test_check_with_wrong_password_names_the_auth_step(starttls_server: SmtpServ
 
 
 def test_check_unreachable(make_transport: MakeTransport, starttls_server: SmtpServer) -> None:
-    from smtpserver import free_port
+    from smtp_server import free_port
     result = make_transport(starttls_server, port=free_port()).check()
     assert not result.ok and result.steps[0][0] == "connect" and not result.steps[0][1]
 

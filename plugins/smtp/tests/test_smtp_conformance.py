@@ -11,8 +11,8 @@ import pytest
 from ccm_mail_core.testing import FailureCase, TransportConformance
 from ccm_mail_hookspecs import Address, AuthenticationError, NetworkError, Transport, UnknownOutcomeError
 
-from conftest import PASSWORD, SENDER, MakeTransport
-from smtpserver import Script, SmtpServer, free_port
+from smtp_support import PASSWORD, SENDER, MakeTransport
+from smtp_server import Script, SmtpServer, free_port
 
 
 class TestSmtpConformance(TransportConformance):

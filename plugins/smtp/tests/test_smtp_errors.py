@@ -20,8 +20,8 @@ from ccm_mail_hookspecs import (
     UnknownOutcomeError,
 )
 
-from conftest import PASSWORD, SENDER, USERS, MakeTransport
-from smtpserver import Script, SmtpServer
+from smtp_support import PASSWORD, SENDER, USERS, MakeTransport
+from smtp_server import Script, SmtpServer
 
 
 def message(**fields: object) -> Message:
@@ -149,7 +149,7 @@ def test_timeout_after_data_is_unknown_outcome(starttls_server: SmtpServer, make
 
 
 def test_connection_refused(starttls_server: SmtpServer, make_transport: MakeTransport) -> None:
-    from smtpserver import free_port
+    from smtp_server import free_port
     error = send_fails(make_transport, starttls_server, port=free_port())
     assert isinstance(error, NetworkError) and error.details["reason"] == "refused"
     assert "127.0.0.1" in error.message.en

@@ -10,8 +10,8 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from conftest import PASSWORD, SENDER
-from smtpserver import SmtpServer
+from smtp_support import PASSWORD, SENDER
+from smtp_server import SmtpServer
 
 CLI = [sys.executable, "-c", "import sys; from ccm_mail_core.cli import main; sys.exit(main())"]
 

@@ -132,6 +132,18 @@ class Handler:
         return self.script.data_reply
 
 
+class ExchangeLikeSMTP(SMTP):
+    """RFC 4954 lets a SASL response line be 12288 octets; Exchange takes ~2 KB OAuth tokens.
+    aiosmtpd's default 1001-byte line limit would refuse them."""
+
+    line_length_limit = 16384
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return ExchangeLikeSMTP(self.handler, **self.SMTP_kwargs)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -163,7 +175,7 @@ class SmtpServer:
             kwargs.update(tls_context=tls, require_starttls=True)
         elif mode == "tls":
             kwargs.update(ssl_context=tls)
-        self.controller = Controller(self.handler, **kwargs)
+        self.controller = _Controller(self.handler, **kwargs)
 
     def __enter__(self) -> "SmtpServer":
         self.controller.start()
