@@ -18,6 +18,8 @@ from ccm_mail_hookspecs import Address, Attachment, AttachmentError, Message, T,
 MAX_REQUEST_BYTES = 3_500_000
 #: an attachment at or above this size goes through an upload session (Graph: 3 MB)
 UPLOAD_SESSION_MIN = 3 * 1024 * 1024
+#: Exchange refuses more custom internet message headers than this
+MAX_CUSTOM_HEADERS = 5
 #: Graph's upload-session limit per attachment
 MAX_ATTACHMENT_BYTES = 150 * 1024 * 1024
 FILE_ATTACHMENT = "#microsoft.graph.fileAttachment"
@@ -69,6 +71,10 @@ def message_json(message: Message, mailbox: str) -> dict[str, Any]:
                 T(f"Kopfzeile {name!r}: Microsoft Graph erlaubt nur eigene Kopfzeilen, die mit „X-“ beginnen.",
                   f"Header {name!r}: Microsoft Graph only accepts custom headers starting with \"X-\"."))
         headers.append({"name": name, "value": value})
+    if len(headers) > MAX_CUSTOM_HEADERS:
+        raise TransportError(
+            T(f"{len(headers)} eigene Kopfzeilen: Microsoft Graph erlaubt höchstens {MAX_CUSTOM_HEADERS}.",
+              f"{len(headers)} custom headers: Microsoft Graph allows at most {MAX_CUSTOM_HEADERS}."))
     if headers:
         out["internetMessageHeaders"] = headers
     return out

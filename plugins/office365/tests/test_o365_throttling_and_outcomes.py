@@ -176,3 +176,39 @@ def test_lookup_without_read_permission_is_unsupported(make_account: AccountFact
     message = msg(account, "lookup")
     transport.send(message)
     assert transport.lookup(message).found == Found.UNSUPPORTED
+
+
+def test_revoked_token_is_replaced_once(make_account: AccountFactory) -> None:
+    account = make_account()
+    transport = account.transport()
+    transport.send(msg(account, "before"))
+    with account.sandbox.state.lock:
+        account.sandbox.state.tokens.clear()  # Microsoft no longer accepts the cached token
+    transport.send(msg(account, "after"))
+    assert len(account.sent()) == 2
+    assert account.sandbox.token_request_count(account.client_id) == 2
+    statuses = [r.status for r in send_posts(account)]
+    assert statuses == [202, 401, 202]
+
+
+def test_lookup_not_yet_in_sent_items(make_account: AccountFactory) -> None:
+    account = make_account()
+    sb = account.sandbox
+    old = sb.sent_items_delay
+    sb.sent_items_delay = 30
+    try:
+        transport = account.transport()
+        message = msg(account, "later")
+        transport.send(message)
+        assert transport.lookup(message).found == Found.NOT_FOUND  # Exchange is not instant
+    finally:
+        sb.sent_items_delay = old
+
+
+def test_test_mail_action(make_account: AccountFactory) -> None:
+    from ccm_mail_office365.account_type import ACCOUNT_TYPE
+    account = make_account()
+    result = ACCOUNT_TYPE.actions["test_mail"](account.settings(), lang="en")
+    assert result["ok"] and result["request_id"], result
+    sent = account.sent()
+    assert len(sent) == 1 and sent[0].recipients("to") == [account.mailbox]
