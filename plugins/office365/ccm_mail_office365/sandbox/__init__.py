@@ -18,8 +18,7 @@ Usage::
 
 from .faults import Fault, Faults
 from .sandbox import Sandbox
-from .state import (App, Draft, Mailbox, RequestRecord, SentAttachment, SentMessage, Tenant,
-                    TokenRequest)
+from .state import App, Draft, Mailbox, RequestRecord, SentAttachment, SentMessage, Tenant, TokenRequest
 
 __all__ = ["App", "Draft", "Fault", "Faults", "Mailbox", "RequestRecord", "Sandbox",
            "SentAttachment", "SentMessage", "Tenant", "TokenRequest"]

@@ -39,7 +39,7 @@ from .sandbox import Sandbox
 def load_seed(path: Path) -> dict[str, Any]:
     text = path.read_text("utf-8")
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml  # optional: only the demo's YAML seed needs it
+        import yaml  # type: ignore[import-untyped]  # optional: only a YAML seed needs it
         data = yaml.safe_load(text)
     else:
         data = json.loads(text)

@@ -20,12 +20,12 @@ import re
 import secrets
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode
 
 from . import assertion as jwt_assertion
-from .hosts import (CLOUDS, EXCHANGE_RESOURCES, GRAPH_APP_ID, LOGIN_HOSTS, cloud_of_login_host)
+from .hosts import CLOUDS, EXCHANGE_RESOURCES, GRAPH_APP_ID, LOGIN_HOSTS, cloud_of_login_host
 from .server import BodyTooLarge, Request, Response
 from .state import GUID_RE, App, SandboxState, Tenant, TokenInfo, TokenRequest
 
@@ -66,7 +66,8 @@ class Entra:
         for method, rx, name in ROUTES:
             m = rx.match(req.path)
             if m and method == req.method:
-                return getattr(self, name)(req, m.groupdict().get("tenant", ""))
+                handler: Callable[[Request, str], Response] = getattr(self, name)
+                return handler(req, m.groupdict().get("tenant", ""))
         if any(rx.match(req.path) for _, rx, _ in ROUTES):
             return self.error(req, 400, "invalid_request", 900561,
                               f"The endpoint only accepts POST, OPTIONS requests. Received a "
@@ -90,7 +91,7 @@ class Entra:
 
     def error(self, req: Request, status: int, error: str, code: int, text: str,
               extra_headers: dict[str, str] | None = None) -> Response:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         corr = self._correlation(req)
         body = {
             "error": error,
@@ -426,7 +427,7 @@ class Entra:
             out = {"admin_consent": "True", "tenant": tenant.tenant_id,
                    "scope": " ".join(granted + [f"{resource}/.default"])}
         else:
-            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+            stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
             out = {"error": "access_denied", "error_subcode": "cancel",
                    "error_description": f"AADSTS65004: User declined to consent to access the app. "
                                         f"Trace ID: {req.request_id} Correlation ID: "
@@ -467,7 +468,7 @@ organization. No one else will be prompted to review these permissions.</p>
 
     def _error_page(self, req: Request, code: int, text: str) -> Response:
         """Entra shows request errors of interactive endpoints as a page, and does not redirect."""
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in to your account</title></head>
 <body><h1>Sign in</h1><p>Sorry, but we're having trouble signing you in.</p>

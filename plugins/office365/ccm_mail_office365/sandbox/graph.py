@@ -23,6 +23,8 @@ Checks run in this order: token (401 InvalidAuthenticationToken) -> mailbox exis
 tenant (404 ErrorInvalidUser) -> licensed (404 MailboxNotEnabledForRESTAPI) -> permission (403
 ErrorAccessDenied) -> mailbox concurrency (more than 4 in flight per app and mailbox: 429
 ApplicationThrottled, ``Application is over its MailboxConcurrency limit.``) -> the request.
+More than 150 MB of request bodies per app and mailbox within 5 minutes
+(``sb.upload_limit``) is 429 ApplicationThrottled ``Application is over its IncomingBytes limit.``
 Sending then checks send-as (403 ErrorSendAsDenied), size (400 ErrorMessageSizeExceeded) and the
 mailbox's message rate (429 ApplicationThrottled with Retry-After; the code and text for this
 one are the sandbox's: Exchange's sending-rate refusal is not documented for Graph).
@@ -48,18 +50,35 @@ import secrets
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 from .hosts import CLOUDS, GRAPH_HOSTS, cloud_of_graph_host
-from .messages import (GraphBadRequest, InlineAttachment, check_sendable, decode_attachment,
-                       mime_size, validate_message)
+from .messages import (
+    GraphBadRequest,
+    InlineAttachment,
+    check_sendable,
+    decode_attachment,
+    mime_size,
+    validate_message,
+)
 from .odata import ODataError, apply_select, parse_expand, parse_filter
 from .server import BodyTooLarge, Request, Response
-from .state import (MAILBOX_CONCURRENCY, Draft, Mailbox, SandboxState, SentAttachment,
-                    SentMessage, TokenInfo, UploadSession, graph_time, utcnow)
+from .state import (
+    MAILBOX_CONCURRENCY,
+    Draft,
+    Mailbox,
+    SandboxState,
+    SentAttachment,
+    SentMessage,
+    TokenInfo,
+    UploadSession,
+    graph_time,
+    utcnow,
+)
 
 #: Graph's request size limit.
 MAX_REQUEST = 4 * 1024 * 1024
@@ -129,7 +148,7 @@ class Graph:
         headers = self._headers(req)
         headers.update(extra or {})
         body = {"error": {"code": code, "message": message, "innerError": {
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
             "request-id": req.request_id,
             "client-request-id": headers["client-request-id"]}}}
         return Response.json(status, body, headers)
@@ -182,7 +201,7 @@ class Graph:
         return self._with_slot(req, token, mb, lambda: self._route(req, token, mb, rest))
 
     def _with_slot(self, req: Request, token_client: TokenInfo | str, mb: Mailbox,
-                   work: Any) -> Response:
+                   work: Callable[[], Response]) -> Response:
         client_id = token_client if isinstance(token_client, str) else token_client.client_id
         n = self.state.enter(client_id, mb.address)
         try:
@@ -190,10 +209,17 @@ class Graph:
                 raise GraphError(429, "ApplicationThrottled",
                                  "Application is over its MailboxConcurrency limit.",
                                  {"Retry-After": "1"})
+            wait = self.state.upload_wait(client_id, mb.address)
+            if wait > 0 and req.method in ("POST", "PUT", "PATCH"):
+                raise GraphError(429, "ApplicationThrottled",
+                                 "Application is over its IncomingBytes limit.",
+                                 {"Retry-After": str(max(1, math.ceil(wait)))})
             if req.fault is not None and req.fault.kind == "latency":
                 time.sleep(req.fault.delay)
             return work()
         finally:
+            if req.method in ("POST", "PUT", "PATCH"):
+                self.state.note_upload(client_id, mb.address, req.content_length or 0)
             self.state.leave(client_id, mb.address)
 
     def _token(self, req: Request) -> TokenInfo:
@@ -316,7 +342,7 @@ class Graph:
         msg = lower["message"]
         atts = validate_message(msg, for_send=True)
         self._check_send_as(mb, msg)
-        body_len = len(((msg.get("body") or {}).get("content") or ""))
+        body_len = len((msg.get("body") or {}).get("content") or "")
         self._check_size(mb, body_len, [len(a.data) for a in atts])
         self._check_rate(mb)
         stored = {k: v for k, v in msg.items() if k != "attachments"}
@@ -530,7 +556,7 @@ class Graph:
             if written != length:
                 raise GraphError(400, "InvalidContentRange", "The request body was incomplete.")
             session.next_offset = end + 1
-            expires = datetime.fromtimestamp(session.expires_at, timezone.utc)
+            expires = datetime.fromtimestamp(session.expires_at, UTC)
             if session.next_offset < session.size:
                 return self._ok(req, 200, {
                     "@odata.context": f"{req.base_url}/api/v2.0/$metadata#Users('{mb.object_id}')"
@@ -557,7 +583,7 @@ class Graph:
         d = self._draft(mb, draft_id)
         check_sendable(d.message)
         self._check_send_as(mb, d.message)
-        body_len = len(((d.message.get("body") or {}).get("content") or ""))
+        body_len = len((d.message.get("body") or {}).get("content") or "")
         self._check_size(mb, body_len, [a.size for a in d.attachments])
         self._check_rate(mb)
         with self.state.lock:
@@ -665,7 +691,7 @@ class Graph:
 def _folder_name(parts: list[str]) -> str | None:
     """'mailFolders/sentitems/...' or "mailFolders('SentItems')/..." -> 'sentitems'."""
     first = parts[0]
-    m = re.match(r"^mailFolders\('([^']+)'\)$", first, re.I)
+    m = re.match(r"^mailFolders\('([^']+)'\)$", first, re.IGNORECASE)
     name = m.group(1) if m else (parts[1] if len(parts) > 1 else None)
     if name is None:
         return None
@@ -731,4 +757,4 @@ def _write_files(state_dir: Path, sent: SentMessage) -> None:
     (folder / "message.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), "utf-8")
 
 
-__all__ = ["Graph", "GRAPH_HOSTS"]
+__all__ = ["GRAPH_HOSTS", "Graph"]

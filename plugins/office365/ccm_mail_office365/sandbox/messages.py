@@ -64,8 +64,8 @@ def check_recipient(value: Any, prop: str) -> None:
                              f"that are defined by the type or mark the type as open type.")
     for k in ("address", "name"):
         if k in ea and ea[k] is not None and not isinstance(ea[k], str):
-            raise _body_read(f"Cannot convert a primitive value to the expected type 'Edm.String'. "
-                             f"See the inner exception for more details.")
+            raise _body_read("Cannot convert a primitive value to the expected type 'Edm.String'. "
+                             "See the inner exception for more details.")
 
 
 def validate_message(msg: Any, *, for_send: bool) -> list[InlineAttachment]:

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 _STR = r"'((?:[^']|'')*)'"
-_MID = re.compile(rf"^\s*internetMessageId\s+eq\s+{_STR}\s*$", re.I)
+_MID = re.compile(rf"^\s*internetMessageId\s+eq\s+{_STR}\s*$", re.IGNORECASE)
 _ANY = re.compile(
     rf"^\s*singleValueExtendedProperties/any\(\s*(\w+)\s*:\s*\1/id\s+eq\s+{_STR}\s+and\s+"
-    rf"\1/value\s+eq\s+{_STR}\s*\)\s*$", re.I)
-_EXPAND = re.compile(rf"^\s*singleValueExtendedProperties\s*\(\s*\$filter\s*=\s*id\s+eq\s+{_STR}\s*\)\s*$", re.I)
+    rf"\1/value\s+eq\s+{_STR}\s*\)\s*$", re.IGNORECASE)
+_EXPAND = re.compile(rf"^\s*singleValueExtendedProperties\s*\(\s*\$filter\s*=\s*id\s+eq\s+{_STR}\s*\)\s*$", re.IGNORECASE)
 
 Predicate = Callable[[dict[str, Any], list[dict[str, str]]], bool]
 

@@ -22,7 +22,7 @@ log = logging.getLogger("ccm_mail_office365.sandbox")
 
 
 class _ProxyHandler(socketserver.BaseRequestHandler):
-    server: "ConnectProxy"
+    server: ConnectProxy
 
     def handle(self) -> None:
         sock: socket.socket = self.request
@@ -71,4 +71,4 @@ class ConnectProxy(socketserver.ThreadingTCPServer):
         super().__init__(address, _ProxyHandler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("proxy connection error from %s", client_address, exc_info=True)
+        log.debug("proxy connection error from %s", client_address, exc_info=True)  # noqa: LOG014 - socketserver calls this inside its except

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlencode
 
 from .entra import Entra
@@ -18,8 +18,20 @@ from .graph import Graph
 from .hosts import GRAPH_HOSTS, LOGIN_HOSTS
 from .proxy import ConnectProxy
 from .server import Request, Response, SandboxHTTPServer, serve_in_thread
-from .state import (DEFAULT_MAX_MESSAGE_SIZE, GUID_RE, App, Draft, Mailbox, RequestRecord,
-                    SandboxState, SentMessage, Tenant, TokenRequest, check_cloud, new_guid)
+from .state import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    GUID_RE,
+    App,
+    Draft,
+    Mailbox,
+    RequestRecord,
+    SandboxState,
+    SentMessage,
+    Tenant,
+    TokenRequest,
+    check_cloud,
+    new_guid,
+)
 from .tls import SandboxTLS
 
 
@@ -49,7 +61,7 @@ class Sandbox:
         self._graph = Graph(self.state)
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         if self._https is not None:
             return self
         self._tls = SandboxTLS(self.state_dir)
@@ -61,17 +73,25 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        for srv in (self._proxy, self._https):
-            if srv is not None:
-                srv.shutdown()
-                srv.server_close()
+        servers = [srv for srv in (self._proxy, self._https) if srv is not None]
+        # shut both down at once: each shutdown() waits up to one poll interval
+        stoppers = [threading.Thread(target=srv.shutdown) for srv in servers]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
+        for srv in servers:
+            srv.server_close()
+        if self._https is not None:
+            self._https.close_connections()
         for t in self._threads:
             t.join(timeout=5)
         self._https = self._proxy = None
         self._threads = []
 
-    def __enter__(self) -> "Sandbox":
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -150,6 +170,16 @@ class Sandbox:
     def sent_items_delay(self, seconds: float) -> None:
         self.state.sent_items_delay = float(seconds)
 
+    @property
+    def upload_limit(self) -> tuple[int, float]:
+        """(bytes, seconds): request bytes an app may send per mailbox in that window.
+        Outlook's limit is 150 MB per 5 minutes; above it Graph answers 429."""
+        return self.state.upload_limit
+
+    @upload_limit.setter
+    def upload_limit(self, value: tuple[int, float]) -> None:
+        self.state.upload_limit = (int(value[0]), float(value[1]))
+
     # --- seeding ---------------------------------------------------------------------------
     def add_tenant(self, tenant_id: str | None = None, *, display_name: str | None = None,
                    domains: Iterable[str] = (), cloud: str = "global") -> Tenant:
@@ -162,7 +192,7 @@ class Sandbox:
             doms.add(tenant_id.lower())
             tenant_id = new_guid()
         tid = tenant_id.lower()
-        name = display_name or (sorted(doms)[0].split(".")[0].capitalize() if doms else "Contoso")
+        name = display_name or (min(doms).split(".")[0].capitalize() if doms else "Contoso")
         tenant = Tenant(tid, name, check_cloud(cloud), doms)
         with self.state.lock:
             if tid in self.state.tenants:

@@ -50,13 +50,13 @@ class Response:
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None,
-             content_type: str = "application/json; charset=utf-8") -> "Response":
+             content_type: str = "application/json; charset=utf-8") -> Response:
         h = {"Content-Type": content_type}
         h.update(headers or {})
         return cls(status, json.dumps(payload).encode("utf-8"), h)
 
     @classmethod
-    def html(cls, status: int, text: str, headers: dict[str, str] | None = None) -> "Response":
+    def html(cls, status: int, text: str, headers: dict[str, str] | None = None) -> Response:
         h = {"Content-Type": "text/html; charset=utf-8"}
         h.update(headers or {})
         return cls(status, text.encode("utf-8"), h)
@@ -65,7 +65,7 @@ class Response:
 class Request:
     """One request: routing data plus a body that is read lazily (it may be 4 MB of upload)."""
 
-    def __init__(self, handler: "Handler") -> None:
+    def __init__(self, handler: Handler) -> None:
         self._h = handler
         self.method: str = handler.command
         split = urlsplit(handler.path)
@@ -175,7 +175,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "Microsoft-IIS/10.0"  # what Microsoft's front ends call themselves
     sys_version = ""
     timeout = 60
-    server: "SandboxHTTPServer"
+    server: SandboxHTTPServer
 
     def __init__(self, request: Any, client_address: Any, server: Any, via_proxy: bool = False) -> None:
         self.via_proxy = via_proxy
@@ -258,6 +258,8 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], ssl_context: ssl.SSLContext,
                  state: SandboxState, faults: Faults, dispatch: Dispatcher) -> None:
         self.ssl_context = ssl_context
+        self._live: set[socket.socket] = set()
+        self._live_lock = threading.Lock()
         self.state = state
         self.faults = faults
         self.dispatch = dispatch
@@ -277,11 +279,25 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         except (OSError, ssl.SSLError) as exc:
             log.debug("TLS handshake failed from %s: %s", client_address, exc)
             return
+        with self._live_lock:
+            self._live.add(tls)
         try:
             Handler(tls, client_address, self, via_proxy=via_proxy)
         finally:
+            with self._live_lock:
+                self._live.discard(tls)
             try:
                 tls.close()
+            except OSError:
+                pass
+
+    def close_connections(self) -> None:
+        """End idle keep-alive connections, so stopping leaves no thread waiting on a client."""
+        with self._live_lock:
+            live = list(self._live)
+        for sock in live:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -294,11 +310,11 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             self.state.requests.append(rec)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection error from %s", client_address, exc_info=True)
+        log.debug("connection error from %s", client_address, exc_info=True)  # noqa: LOG014 - socketserver calls this inside its except
 
 
 def serve_in_thread(server: SandboxHTTPServer | Any, name: str) -> threading.Thread:
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
                          name=name, daemon=True)
     t.start()
     return t

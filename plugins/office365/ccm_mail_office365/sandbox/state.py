@@ -12,13 +12,13 @@ import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .hosts import CLOUDS
 
-GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 #: Exchange Online default maximum message size (send), in bytes.
 DEFAULT_MAX_MESSAGE_SIZE = 35 * 1024 * 1024
@@ -26,15 +26,17 @@ DEFAULT_MAX_MESSAGE_SIZE = 35 * 1024 * 1024
 DEFAULT_RATE = (30, 60.0)
 #: Graph/Outlook: at most 4 concurrent requests per app and mailbox.
 MAILBOX_CONCURRENCY = 4
+#: Graph/Outlook: at most 150 MB uploaded (POST, PUT, PATCH) per app and mailbox in 5 minutes.
+DEFAULT_UPLOAD_LIMIT = (150 * 1024 * 1024, 300.0)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def graph_time(dt: datetime) -> str:
     """Graph's DateTimeOffset form for mail properties: ``2026-11-29T12:00:00Z``."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -220,6 +222,8 @@ class SandboxState:
         self._send_times: dict[str, deque[float]] = defaultdict(deque)
         self._inflight: dict[tuple[str, str], int] = defaultdict(int)
         self._max_inflight: dict[str, int] = defaultdict(int)
+        self._upload_bytes: dict[tuple[str, str], deque[tuple[float, int]]] = defaultdict(deque)
+        self.upload_limit: tuple[int, float] = DEFAULT_UPLOAD_LIMIT
         #: lifetime of issued access tokens (``expires_in``); Entra's is about an hour
         self.token_lifetime: int = 3599
         #: "accept" | "deny": the admin's answer is given at once; "ask": show the buttons
@@ -287,6 +291,23 @@ class SandboxState:
                 return 0.0
             return max(0.001, times[0] + window - now)
 
+    def upload_wait(self, client_id: str, mailbox: str, now: float | None = None) -> float:
+        """Seconds until this app may upload to ``mailbox`` again (0: now)."""
+        now = time.monotonic() if now is None else now
+        limit, window = self.upload_limit
+        with self.lock:
+            q = self._upload_bytes[(client_id, mailbox)]
+            while q and q[0][0] <= now - window:
+                q.popleft()
+            if sum(n for _, n in q) < limit:
+                return 0.0
+            return max(0.001, q[0][0] + window - now)
+
+    def note_upload(self, client_id: str, mailbox: str, size: int) -> None:
+        if size > 0:
+            with self.lock:
+                self._upload_bytes[(client_id, mailbox)].append((time.monotonic(), size))
+
     def note_send(self, mb: Mailbox) -> None:
         with self.lock:
             self._send_times[mb.address].append(time.monotonic())
@@ -297,6 +318,7 @@ class SandboxState:
             self.requests.clear()
             self._send_times.clear()
             self._max_inflight.clear()
+            self._upload_bytes.clear()
 
 
 def new_guid() -> str:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from o365_sandbox_kit import ALL, CLIENT, MAILBOX, SECRET, TENANT, Cert, World, make_cert
-
 from ccm_mail_office365.sandbox import Sandbox
+from o365_sandbox_kit import ALL, CLIENT, MAILBOX, SECRET, TENANT, Cert, World, make_cert
 
 
 @pytest.fixture

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from ccm_mail_office365.sandbox import Sandbox
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-
-from ccm_mail_office365.sandbox import Sandbox
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT = "22222222-3333-4444-5555-666666666666"
@@ -82,7 +81,7 @@ class Cert:
 def make_cert() -> Cert:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ccm-mail sandbox test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -91,7 +90,7 @@ def make_cert() -> Cert:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                           serialization.NoEncryption()).decode("ascii"),
         cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-        cert.fingerprint(hashes.SHA1()).hex())  # noqa: S303 - x5t is SHA-1 by definition
+        cert.fingerprint(hashes.SHA1()).hex())
 
 
 class VerifyingClient:

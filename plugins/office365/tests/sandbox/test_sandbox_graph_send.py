@@ -183,7 +183,7 @@ def test_save_to_sent_items_false_is_sent_but_not_in_sent_items(world: World) ->
 def test_requests_are_recorded_with_authorization_redacted(world: World) -> None:
     token = world.token()
     world.send(token=token)
-    rec = [r for r in world.sb.requests if r.path.endswith("/sendMail")][0]
+    rec = next(r for r in world.sb.requests if r.path.endswith("/sendMail"))
     assert rec.status == 202 and rec.method == "POST" and rec.host == "127.0.0.1"
     assert rec.headers["Authorization"] == "Bearer REDACTED"
     assert token not in repr(world.sb.requests)

@@ -5,9 +5,17 @@ from __future__ import annotations
 import msal
 import pytest
 import requests
-from o365_sandbox_kit import CLIENT, GRAPH_SCOPE, MAILBOX, SECRET, TENANT, VerifyingClient, World, simple_message
-
 from ccm_mail_office365.sandbox import Sandbox
+from o365_sandbox_kit import (
+    CLIENT,
+    GRAPH_SCOPE,
+    MAILBOX,
+    SECRET,
+    TENANT,
+    VerifyingClient,
+    World,
+    simple_message,
+)
 
 US_TENANT = "33333333-4444-5555-6666-777777777777"
 CN_TENANT = "44444444-5555-6666-7777-888888888888"

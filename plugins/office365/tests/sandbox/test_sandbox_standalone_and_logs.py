@@ -11,11 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import ccm_mail_office365
 import pytest
 import requests
 from o365_sandbox_kit import CLIENT, GRAPH_SCOPE, MAILBOX, SECRET, TENANT, World, simple_message
-
-import ccm_mail_office365
 
 SEED = {
     "consent_behaviour": "accept",

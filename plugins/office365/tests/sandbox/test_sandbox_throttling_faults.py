@@ -138,3 +138,29 @@ def test_client_timeout_on_latency_is_an_unknown_outcome(world: World) -> None:
 def test_unknown_fault_kind_is_rejected(world: World) -> None:
     with pytest.raises(ValueError):
         world.sb.faults.add("POST", "x", "explode")
+
+
+def test_upload_volume_limit(world: World) -> None:
+    world.sb.upload_limit = (3000, 0.5)
+    token = world.token()
+    big = simple_message(body={"contentType": "Text", "content": "x" * 3000})
+    assert world.send(big, token=token).status_code == 202
+    r = world.send(token=token)
+    assert r.status_code == 429 and "IncomingBytes" in r.json()["error"]["message"]
+    assert int(r.headers["Retry-After"]) >= 1
+    time.sleep(0.55)
+    assert world.send(token=token).status_code == 202
+
+
+def test_stop_ends_keep_alive_connections(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading as th
+
+    from ccm_mail_office365.sandbox import Sandbox
+    before = th.active_count()
+    with Sandbox(tmp_path) as sb, requests.Session() as s:
+        sb.add_tenant("contoso.de")
+        s.get(f"{sb.authority_host}/contoso.de/v2.0/.well-known/openid-configuration", verify=sb.ca_pem)
+    deadline = time.monotonic() + 3
+    while th.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert th.active_count() <= before
