@@ -48,7 +48,7 @@ class Office365Config:
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
 
     @classmethod
-    def from_settings(cls, settings: AccountSettings) -> "Office365Config":
+    def from_settings(cls, settings: AccountSettings) -> Office365Config:
         v: Mapping[str, Any] = settings.values
         cloud = str(v.get("cloud") or DEFAULT_CLOUD)
         if cloud not in CLOUDS:
@@ -71,8 +71,7 @@ class Office365Config:
             ca_bundle=_path(v.get("ca_bundle")),
             proxy=_text(v.get("proxy")) or None,
             max_concurrency=int(v.get("max_concurrency") or DEFAULT_MAX_CONCURRENCY),
-            max_wait_seconds=float(v.get("max_wait_seconds") if v.get("max_wait_seconds") is not None
-                                   else DEFAULT_MAX_WAIT_SECONDS),
+            max_wait_seconds=_number(v.get("max_wait_seconds"), DEFAULT_MAX_WAIT_SECONDS),
             consent_redirect_uri=_text(v.get("consent_redirect_uri")) or DEFAULT_REDIRECT_URI,
             lang=settings.lang,
         )
@@ -110,6 +109,10 @@ class Office365Config:
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
+
+
+def _number(value: Any, default: float) -> float:
+    return default if value is None or value == "" else float(value)
 
 
 def _path(value: Any) -> Path | None:

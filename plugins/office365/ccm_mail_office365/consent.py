@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import structlog
-
 from ccm_mail_hookspecs import AccountSettings, ConfigError, T
 
 from .config import Office365Config

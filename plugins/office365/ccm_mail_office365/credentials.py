@@ -14,11 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ccm_mail_hookspecs import AuthenticationError, T
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-
-from ccm_mail_hookspecs import AuthenticationError, T
 
 from .config import Office365Config
 

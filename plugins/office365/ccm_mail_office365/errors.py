@@ -14,10 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-
 from ccm_mail_hookspecs import (
-    AccessDeniedError, AuthenticationError, MailboxError, MessageTooLargeError,
-    NetworkError, RecipientError, T, ThrottledError, TransportError, UnknownOutcomeError,
+    AccessDeniedError,
+    AuthenticationError,
+    MailboxError,
+    MessageTooLargeError,
+    NetworkError,
+    RecipientError,
+    T,
+    ThrottledError,
+    TransportError,
+    UnknownOutcomeError,
 )
 
 _CONSENT_HINT = T(

@@ -18,9 +18,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import structlog
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-
 from ccm_mail_hookspecs import AccessDeniedError, Attachment, Message, NetworkError, T, TransportError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from . import errors
 from .config import Office365Config

@@ -37,13 +37,13 @@ class PinnedSession(requests.Session):
         self.mount("http://", adapter)
         self.headers["User-Agent"] = USER_AGENT
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["verify"] = self._pinned_verify
         if self._pinned_proxies:
             kwargs["proxies"] = self._pinned_proxies
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._default_timeout
-        return super().request(method, url, *args, **kwargs)
+        return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]
 
 
 def make_session(config: Office365Config) -> PinnedSession:

@@ -48,8 +48,9 @@ def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE, cap: float = BACK
                   rng: random.Random | None = None) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, so parallel senders that
     were throttled together do not come back together. ``attempt`` counts from 0."""
-    ceiling = min(cap, base * (2 ** attempt))
-    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+    ceiling = float(min(cap, base * (2 ** attempt)))
+    jitter: float = (rng or random).uniform(0, ceiling / 2)
+    return ceiling / 2 + jitter
 
 
 class WaitBudget:

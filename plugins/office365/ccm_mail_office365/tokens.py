@@ -17,7 +17,6 @@ from typing import Any
 import msal
 import requests
 import structlog
-
 from ccm_mail_hookspecs import TransportError
 
 from . import errors
@@ -74,7 +73,7 @@ class TokenProvider:
                 log.info("token_acquired", account=self._config.account, expires_in=result.get("expires_in"),
                          ms=round((time.monotonic() - started) * 1000))
             self._save()
-            return result
+            return dict(result)
 
     def invalidate(self) -> None:
         """Drop cached tokens of this app after Graph refused one (e.g. revoked consent)."""

@@ -8,9 +8,16 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 import structlog
-
 from ccm_mail_hookspecs import (
-    AccountSettings, CcmMailError, CheckResult, Found, Lookup, Message, Receipt, RecipientError, T,
+    AccountSettings,
+    CcmMailError,
+    CheckResult,
+    Found,
+    Lookup,
+    Message,
+    Receipt,
+    RecipientError,
+    T,
     Transport,
 )
 
@@ -39,7 +46,7 @@ class Office365Transport(Transport):
         self.graph = GraphClient(config, self.session, self.tokens)
 
     @classmethod
-    def from_settings(cls, settings: AccountSettings) -> "Office365Transport":
+    def from_settings(cls, settings: AccountSettings) -> Office365Transport:
         return cls(Office365Config.from_settings(settings))
 
     def send(self, message: Message) -> Receipt:

@@ -4,15 +4,12 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from ccm_mail_hookspecs import AccountSettings
 

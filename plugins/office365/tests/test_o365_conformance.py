@@ -6,11 +6,15 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import pytest
-
 from ccm_mail_hookspecs import (
-    Address, AuthenticationError, CcmMailError, MailboxError, NetworkError, Transport, UnknownOutcomeError,
+    Address,
+    AuthenticationError,
+    CcmMailError,
+    MailboxError,
+    NetworkError,
+    Transport,
+    UnknownOutcomeError,
 )
-
 from o365_support import Account, AccountFactory, find_sent, to_email
 
 testing = pytest.importorskip("ccm_mail_core.testing.conformance")

@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-
 from o365_support import Account, AccountFactory
 
 CHROMIUM = "/usr/bin/chromium"
@@ -172,6 +171,7 @@ def spki_hash(pem_path: Path) -> str:
 
 def leaf_spki_hash(host_url: str) -> str:
     import ssl
+
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     parts = urlsplit(host_url)

@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 import requests
-
 from ccm_mail_hookspecs import Address, AuthenticationError, Message
-
 from o365_support import AccountFactory, make_certificate
 
 

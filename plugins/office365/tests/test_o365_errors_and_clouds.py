@@ -7,13 +7,17 @@ import socket
 from typing import Any
 
 import pytest
-
 from ccm_mail_hookspecs import (
-    AccessDeniedError, Address, AuthenticationError, CcmMailError, MailboxError, Message, MessageTooLargeError,
+    AccessDeniedError,
+    Address,
+    AuthenticationError,
+    CcmMailError,
+    MailboxError,
+    Message,
+    MessageTooLargeError,
     NetworkError,
 )
 from ccm_mail_hookspecs.errors import SUPPORT_ID_KEYS
-
 from o365_support import Account, AccountFactory
 
 logcapture = pytest.importorskip("ccm_mail_core.testing.logcapture")

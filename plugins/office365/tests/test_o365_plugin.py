@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata as md
 
 import pytest
-
 from ccm_mail_hookspecs import API_MAJOR
 
 

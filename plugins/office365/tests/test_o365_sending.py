@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ccm_mail_hookspecs import AccessDeniedError, Address, Attachment, Message, NetworkError
-
 from o365_support import AccountFactory, find_sent
 
 MB = 1024 * 1024

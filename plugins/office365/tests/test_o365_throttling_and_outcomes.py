@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
-
 from ccm_mail_hookspecs import Address, Found, Message, ThrottledError, TransportError, UnknownOutcomeError
-
 from o365_support import AccountFactory
 
 

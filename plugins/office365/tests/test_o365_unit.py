@@ -10,11 +10,20 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from ccm_mail_hookspecs import (
-    AccessDeniedError, AccountSettings, Address, Attachment, AuthenticationError, MailboxError,
-    Message, MessageTooLargeError, RecipientError, ThrottledError, TransportError,
+    AccessDeniedError,
+    AccountSettings,
+    Address,
+    Attachment,
+    AuthenticationError,
+    MailboxError,
+    Message,
+    MessageTooLargeError,
+    RecipientError,
+    ThrottledError,
+    TransportError,
 )
+
 from ccm_mail_office365 import errors, payload
 from ccm_mail_office365.account_type import ACCOUNT_TYPE, FIELDS, validate
 from ccm_mail_office365.config import Office365Config
