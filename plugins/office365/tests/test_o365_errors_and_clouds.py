@@ -139,3 +139,22 @@ def test_national_cloud_hosts(make_account: AccountFactory, cloud: str, login: s
     tokens = [t for t in sb.token_requests if t.client_id == account.client_id]
     assert [(t.host.split(":")[0], t.scope) for t in tokens] == [(login, f"https://{graph}/.default")]
     assert len(account.sent()) == 1
+
+
+def test_check_with_mail_send_only(make_account: AccountFactory) -> None:
+    account = make_account(permissions={"Mail.Send"})
+    result = account.transport().check()
+    steps = {name: (ok, text) for name, ok, text in result.steps}
+    assert result.ok and [n for n, _, _ in result.steps] == ["token", "permissions", "mailbox"]
+    assert "Mail.ReadBasic.All" in steps["mailbox"][1].en
+    wrong = account.transport(mailbox="tippfehler@firma.example").check()
+    assert not wrong.ok and "ErrorInvalidUser" in wrong.steps[-1][2].en
+
+
+def test_check_explains_missing_consent(make_account: AccountFactory) -> None:
+    account = make_account(consented=False)
+    result = account.transport().check()
+    steps = {name: (ok, text) for name, ok, text in result.steps}
+    assert steps["token"][0] and not steps["permissions"][0]
+    assert "Admin Berechtigung erteilen" in steps["permissions"][1].de
+    assert "accounts consent" in steps["permissions"][1].en
