@@ -5,7 +5,9 @@ Implemented:
 - ``POST sendMail`` -> 202, empty body (no message id, as Graph).
 - Drafts: ``POST messages`` (201), ``POST messages/{id}/attachments`` (201),
   ``POST messages/{id}/attachments/createUploadSession`` (201, uploadSession),
-  ``PUT <uploadUrl>`` (200 + nextExpectedRanges, last chunk 201 + Location),
+  ``PUT <uploadUrl>`` (200 + ``ExpirationDateTime``/``nextExpectedRanges``, last chunk 201 +
+  Location, ``DELETE <uploadUrl>`` 204); sessions for files under 3 MB are refused with
+  ``ErrorAttachmentSizeShouldNotBeLessThanMinimumSize`` as the large-attachments guide says,
   ``POST messages/{id}/send`` (202, always saved to Sent Items), ``DELETE messages/{id}`` (204),
   ``GET messages/{id}``.
 - ``GET mailFolders/{sentitems|inbox|drafts}/messages`` with the two ``$filter`` forms of
@@ -86,6 +88,8 @@ MAX_REQUEST = 4 * 1024 * 1024
 MAX_CHUNK = 4 * 1024 * 1024
 #: Largest attachment an upload session takes.
 MAX_UPLOAD = 150 * 1024 * 1024
+#: Smallest: below 3 MB Graph wants a plain POST on ``attachments``.
+MIN_UPLOAD = 3 * 1024 * 1024
 #: Attachments above this are kept on disk, not in memory.
 IN_MEMORY_LIMIT = 1024 * 1024
 UPLOAD_LIFETIME = timedelta(hours=1)
@@ -475,9 +479,11 @@ class Graph:
             raise GraphBadRequest("ErrorInvalidParameter", "The attachment 'name' is required.")
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             raise GraphBadRequest("ErrorInvalidParameter", "The attachment 'size' must be a positive number.")
+        if size < MIN_UPLOAD:
+            raise GraphBadRequest("ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
+                                  "Attachment size must be greater than the minimum size.")
         if size > MAX_UPLOAD:
-            raise GraphBadRequest("ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"
-                                  if size <= 0 else "ErrorAttachmentSizeLimitExceeded",
+            raise GraphBadRequest("ErrorAttachmentSizeLimitExceeded",
                                   "The attachment is larger than 150 MB.")
         sid = secrets.token_hex(16)
         expires = utcnow() + UPLOAD_LIFETIME
@@ -561,7 +567,8 @@ class Graph:
                 return self._ok(req, 200, {
                     "@odata.context": f"{req.base_url}/api/v2.0/$metadata#Users('{mb.object_id}')"
                                       f"/Messages('{session.draft_id}')/AttachmentSessions/$entity",
-                    "expirationDateTime": expires.strftime("%Y-%m-%dT%H:%M:%S.%f0Z"),
+                    # this casing mix is what Microsoft's walkthrough shows for the PUT answer
+                    "ExpirationDateTime": expires.strftime("%Y-%m-%dT%H:%M:%S.%f0Z"),
                     "nextExpectedRanges": [str(session.next_offset)]})
             session.done = True
             att = SentAttachment(session.name, session.content_type, session.is_inline,

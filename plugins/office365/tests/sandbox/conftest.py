@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from ccm_mail_office365.sandbox import Sandbox
 from o365_sandbox_kit import ALL, CLIENT, MAILBOX, SECRET, TENANT, Cert, World, make_cert
+
+from ccm_mail_office365.sandbox import Sandbox
 
 
 @pytest.fixture

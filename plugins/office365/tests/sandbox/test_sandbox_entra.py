@@ -8,8 +8,9 @@ import uuid
 import jwt  # PyJWT comes with msal; used here only to forge bad assertions
 import msal
 import pytest
-from ccm_mail_office365.sandbox import Sandbox
 from o365_sandbox_kit import CLIENT, GRAPH_SCOPE, SECRET, TENANT, Cert, VerifyingClient, World
+
+from ccm_mail_office365.sandbox import Sandbox
 
 
 def _aad(r, status: int, error: str, code: int) -> dict:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ import pytest
 from o365_sandbox_kit import CLIENT, MAILBOX, TENANT, World, simple_message
 
 CHUNK = 4 * 1024 * 1024
+MIN = 3 * 1024 * 1024  # upload sessions are for files of 3 MB and more
 
 
 def _draft(world: World, token: str, **extra: object) -> str:
@@ -68,32 +69,35 @@ def test_twenty_mb_attachment_through_upload_session_arrives_byte_for_byte(world
 
 def test_upload_url_rejects_authorization_header(world: World) -> None:
     token = world.token()
-    session = _session(world, token, _draft(world, token), 10)
-    r = _put(world, session["uploadUrl"], b"0123456789", 0, 10, Authorization=f"Bearer {token}")
+    data = os.urandom(MIN)
+    session = _session(world, token, _draft(world, token), MIN)
+    r = _put(world, session["uploadUrl"], data, 0, MIN, Authorization=f"Bearer {token}")
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "InvalidAudienceForResource"
-    assert _put(world, session["uploadUrl"], b"0123456789", 0, 10).status_code == 201
+    assert _put(world, session["uploadUrl"], data, 0, MIN).status_code == 201
 
 
 def test_upload_chunks_must_come_in_order_and_fit(world: World) -> None:
     token = world.token()
-    session = _session(world, token, _draft(world, token), 30)
-    url = session["uploadUrl"]
-    r = _put(world, url, b"x" * 10, 10, 30)
-    assert r.status_code == 416
-    r = world.http.put(url, data=b"x" * 10, headers={"Content-Range": "bytes 0-20/30"}, verify=world.sb.ca_pem)
+    total = MIN + 20
+    first, second, third = os.urandom(MIN), b"b" * 10, b"c" * 10
+    draft = _draft(world, token)
+    url = _session(world, token, draft, total)["uploadUrl"]
+    assert _put(world, url, b"x" * 10, 10, total).status_code == 416
+    r = world.http.put(url, data=b"x" * 10, headers={"Content-Range": f"bytes 0-20/{total}"}, verify=world.sb.ca_pem)
     assert r.status_code == 400  # range does not match Content-Length
     r = world.http.put(url, data=b"x" * 10, headers={"Content-Range": "bytes 0-9/31"}, verify=world.sb.ca_pem)
     assert r.status_code == 400  # total is not the declared size
     r = world.http.put(url, data=b"x" * 10, verify=world.sb.ca_pem)
     assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidContentRange"
-    assert _put(world, url, b"a" * 10, 0, 30).status_code == 200
-    assert _put(world, url, b"b" * 10, 10, 30).json()["nextExpectedRanges"] == ["20"]
-    assert _put(world, url, b"c" * 10, 10, 30).status_code == 416  # no going back
-    assert _put(world, url, b"c" * 10, 20, 30).status_code == 201
-    assert world.graph("POST", f"/v1.0/users/{MAILBOX}/messages/{session['uploadUrl'].split(chr(39))[3]}/send",
-                       token=token).status_code == 202
-    assert world.sb.sent_messages()[0].attachments[0].data == b"a" * 10 + b"b" * 10 + b"c" * 10
+    r = _put(world, url, first, 0, total)
+    assert r.status_code == 200
+    assert r.json()["nextExpectedRanges"] == [str(MIN)] and r.json()["ExpirationDateTime"]
+    assert _put(world, url, second, MIN, total).json()["nextExpectedRanges"] == [str(MIN + 10)]
+    assert _put(world, url, second, MIN, total).status_code == 416  # no going back
+    assert _put(world, url, third, MIN + 10, total).status_code == 201
+    assert world.graph("POST", f"/v1.0/users/{MAILBOX}/messages/{draft}/send", token=token).status_code == 202
+    assert world.sb.sent_messages()[0].attachments[0].data == first + second + third
 
 
 def test_chunk_over_4_mb_is_refused(world: World) -> None:
@@ -109,17 +113,30 @@ def test_upload_session_errors(world: World) -> None:
     token = world.token()
     draft = _draft(world, token)
     url = f"/v1.0/users/{MAILBOX}/messages/{draft}/attachments/createUploadSession"
-    r = world.graph("POST", url, token=token, json={"AttachmentItem": {"attachmentType": "file", "name": "a",
-                                                                       "size": 151 * 1024 * 1024}})
-    assert r.status_code == 400
-    r = world.graph("POST", url, token=token, json={"foo": 1})
-    assert r.status_code == 400
+
+    def create(item: dict) -> dict:  # type: ignore[type-arg]
+        r = world.graph("POST", url, token=token, json={"AttachmentItem": item})
+        assert r.status_code == 400
+        return r.json()["error"]  # type: ignore[no-any-return]
+
+    assert create({"attachmentType": "file", "name": "a", "size": 151 * 1024 * 1024})["code"] == \
+        "ErrorAttachmentSizeLimitExceeded"
+    assert create({"attachmentType": "file", "name": "a", "size": MIN - 1})["code"] == \
+        "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"
+    assert world.graph("POST", url, token=token, json={"foo": 1}).status_code == 400
     r = world.graph("POST", f"/v1.0/users/{MAILBOX}/messages/AAMkAGnope=/attachments/createUploadSession",
-                    token=token, json={"AttachmentItem": {"attachmentType": "file", "name": "a", "size": 1}})
+                    token=token, json={"AttachmentItem": {"attachmentType": "file", "name": "a", "size": MIN}})
     assert r.status_code == 404 and r.json()["error"]["code"] == "ErrorItemNotFound"
-    session = _session(world, token, draft, 5)
+    session = _session(world, token, draft, MIN)
     bad = session["uploadUrl"].split("authtoken=")[0] + "authtoken=forged"
-    assert _put(world, bad, b"12345", 0, 5).status_code == 401
+    assert _put(world, bad, b"12345", 0, MIN).status_code == 401
+
+
+def test_upload_session_can_be_cancelled(world: World) -> None:
+    token = world.token()
+    url = _session(world, token, _draft(world, token), MIN)["uploadUrl"]
+    assert world.http.delete(url, verify=world.sb.ca_pem).status_code == 204
+    assert _put(world, url, b"x" * 10, 0, MIN).status_code == 404
 
 
 def test_draft_route_needs_mail_readwrite(world: World) -> None:
@@ -143,9 +160,9 @@ def test_small_attachment_post_and_delete_draft(world: World) -> None:
 
 def test_message_size_limit_at_send(world: World) -> None:
     token = world.token()
-    world.sb.mailbox(MAILBOX).max_message_size = 1024 * 1024
+    world.sb.mailbox(MAILBOX).max_message_size = 4 * 1024 * 1024
     draft = _draft(world, token)
-    data = os.urandom(900_000)  # ~1.2 MB once base64-encoded
+    data = os.urandom(MIN + 1)  # ~4.3 MB once base64-encoded
     session = _session(world, token, draft, len(data))
     _upload(world, session["uploadUrl"], data)
     r = world.graph("POST", f"/v1.0/users/{MAILBOX}/messages/{draft}/send", token=token)

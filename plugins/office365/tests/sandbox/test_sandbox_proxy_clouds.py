@@ -5,7 +5,6 @@ from __future__ import annotations
 import msal
 import pytest
 import requests
-from ccm_mail_office365.sandbox import Sandbox
 from o365_sandbox_kit import (
     CLIENT,
     GRAPH_SCOPE,
@@ -16,6 +15,8 @@ from o365_sandbox_kit import (
     World,
     simple_message,
 )
+
+from ccm_mail_office365.sandbox import Sandbox
 
 US_TENANT = "33333333-4444-5555-6666-777777777777"
 CN_TENANT = "44444444-5555-6666-7777-888888888888"

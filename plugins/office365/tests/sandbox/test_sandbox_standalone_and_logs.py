@@ -11,10 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import ccm_mail_office365
 import pytest
 import requests
 from o365_sandbox_kit import CLIENT, GRAPH_SCOPE, MAILBOX, SECRET, TENANT, World, simple_message
+
+import ccm_mail_office365
 
 SEED = {
     "consent_behaviour": "accept",
@@ -74,8 +75,10 @@ def test_logs_and_records_never_contain_secrets(world: World, caplog: pytest.Log
     world.send(token=token)
     r = world.graph("POST", f"/v1.0/users/{MAILBOX}/messages", token=token, json=simple_message())
     session = world.graph("POST", f"/v1.0/users/{MAILBOX}/messages/{r.json()['id']}/attachments/createUploadSession",
-                          token=token, json={"AttachmentItem": {"attachmentType": "file", "name": "a", "size": 3}}).json()
-    world.http.put(session["uploadUrl"], data=b"abc", headers={"Content-Range": "bytes 0-2/3"}, verify=world.sb.ca_pem)
+                          token=token, json={"AttachmentItem": {"attachmentType": "file", "name": "a", "size": 3 << 20}}).json()
+    r = world.http.put(session["uploadUrl"], data=b"abc", headers={"Content-Range": f"bytes 0-2/{3 << 20}"},
+                       verify=world.sb.ca_pem)
+    assert r.status_code == 200
     authtoken = session["uploadUrl"].split("authtoken=")[1]
     everything = caplog.text + repr(world.sb.requests) + repr(world.sb.token_requests)
     assert "/sendMail" in caplog.text  # the access log is there ...
