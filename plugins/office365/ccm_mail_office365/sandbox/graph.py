@@ -2,7 +2,8 @@
 
 Implemented:
 
-- ``POST sendMail`` -> 202, empty body (no message id, as Graph).
+- ``POST sendMail`` -> 202, empty body (no message id, as Graph); JSON, or MIME in base64 with
+  ``Content-Type: text/plain`` (:mod:`.mime`).
 - Drafts: ``POST messages`` (201), ``POST messages/{id}/attachments`` (201),
   ``POST messages/{id}/attachments/createUploadSession`` (201, uploadSession),
   ``PUT <uploadUrl>`` (200 + ``ExpirationDateTime``/``nextExpectedRanges``, last chunk 201 +
@@ -58,6 +59,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from . import mime
 from .hosts import CLOUDS, GRAPH_HOSTS, cloud_of_graph_host
 from .messages import (
     GraphBadRequest,
@@ -329,6 +331,8 @@ class Graph:
     # --- sending ---------------------------------------------------------------------------
     def send_mail(self, req: Request, token: TokenInfo, mb: Mailbox) -> Response:
         self._need(token, SEND_ROLES)
+        if (req.header("Content-Type") or "").lower().startswith("text/plain"):
+            return self.send_mime(req, mb)
         payload = self._json_body(req)
         if not isinstance(payload, dict):
             raise GraphBadRequest("RequestBodyRead", "An object was expected as request payload.")
@@ -340,6 +344,8 @@ class Graph:
         if "message" not in lower:
             raise GraphBadRequest("ErrorInvalidParameter", "Required parameter 'Message' is missing.")
         save = lower.get("savetosentitems", True)
+        if isinstance(save, str) and save.lower() in ("true", "false"):
+            save = save.lower() == "true"  # Microsoft's own example sends "false" as a string
         if not isinstance(save, bool):
             raise GraphBadRequest("RequestBodyRead", f"Cannot convert the literal '{save}' to the "
                                   f"expected type 'Edm.Boolean'.")
@@ -352,6 +358,18 @@ class Graph:
         stored = {k: v for k, v in msg.items() if k != "attachments"}
         sent_atts = [self._keep_inline(mb, a) for a in atts]
         self._accept(req, mb, stored, sent_atts, save, "sendMail")
+        return self._ok(req, 202)
+
+    def send_mime(self, req: Request, mb: Mailbox) -> Response:
+        raw = mime.decode(req.read_body(MAX_REQUEST))
+        msg, atts = mime.to_graph(raw)
+        check_sendable(msg)
+        self._check_send_as(mb, msg)
+        body_len = len((msg.get("body") or {}).get("content") or "")
+        self._check_size(mb, body_len, [len(a.data) for a in atts])
+        self._check_rate(mb)
+        sent = self._accept(req, mb, msg, [self._keep_inline(mb, a) for a in atts], True, "mime")
+        sent.mime = raw
         return self._ok(req, 202)
 
     def _check_send_as(self, mb: Mailbox, msg: dict[str, Any]) -> None:

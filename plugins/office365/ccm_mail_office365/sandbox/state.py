@@ -155,9 +155,11 @@ class SentMessage:
     message: dict[str, Any]
     attachments: list[SentAttachment]
     saved_to_sent_items: bool
-    route: str  # "sendMail" | "draft"
+    route: str  # "sendMail" | "mime" | "draft"
     host: str
     client_request_id: str | None
+    #: the raw RFC 5322 message when it was sent in MIME format
+    mime: bytes | None = None
 
     @property
     def subject(self) -> str | None:

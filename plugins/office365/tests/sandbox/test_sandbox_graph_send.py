@@ -187,3 +187,36 @@ def test_requests_are_recorded_with_authorization_redacted(world: World) -> None
     assert rec.status == 202 and rec.method == "POST" and rec.host == "127.0.0.1"
     assert rec.headers["Authorization"] == "Bearer REDACTED"
     assert token not in repr(world.sb.requests)
+
+
+def test_save_to_sent_items_as_string_like_microsofts_example(world: World) -> None:
+    r = world.graph("POST", f"/v1.0/users/{MAILBOX}/sendMail",
+                    json={"message": simple_message(), "saveToSentItems": "false"})
+    assert r.status_code == 202
+    assert world.sb.sent_messages()[0].saved_to_sent_items is False
+
+
+def test_send_in_mime_format(world: World) -> None:
+    from email.message import EmailMessage
+    m = EmailMessage()
+    m["From"] = MAILBOX
+    m["To"] = "Kunde <kunde@example.org>"
+    m["Subject"] = "Rechnung 4711"
+    m["Message-ID"] = "<mime-1@ccm>"
+    m["X-CCM-Invoice"] = "4711"
+    m.set_content("Anbei die Rechnung.")
+    pdf = os.urandom(1000)
+    m.add_attachment(pdf, maintype="application", subtype="pdf", filename="Rechnung.pdf")
+    raw = m.as_bytes()
+    r = world.graph("POST", f"/v1.0/users/{MAILBOX}/sendMail", data=base64.b64encode(raw),
+                    headers={"Content-Type": "text/plain"})
+    assert r.status_code == 202, r.text
+    [sent] = world.sb.sent_messages()
+    assert sent.route == "mime" and sent.mime == raw
+    assert sent.subject == "Rechnung 4711" and sent.internet_message_id == "<mime-1@ccm>"
+    assert sent.recipients("to") == ["kunde@example.org"] and sent.headers["X-CCM-Invoice"] == "4711"
+    assert sent.attachments[0].name == "Rechnung.pdf" and sent.attachments[0].data == pdf
+    r = world.graph("POST", f"/v1.0/users/{MAILBOX}/sendMail", data=b"%%% not base64",
+                    headers={"Content-Type": "text/plain"})
+    err = _err(r, 400, "ErrorMimeContentInvalidBase64String")
+    assert err["message"] == "Invalid base64 string for MIME content."
