@@ -328,8 +328,16 @@ def unknown_outcome(exc: BaseException | None, url_host: str, details: Mapping[s
                  "description": _short(exc) if exc else "", **(details or {})})
 
 
+_QUERY_RE = re.compile(r"\?[^\s'\")]*")
+
+
+def strip_queries(text: str) -> str:
+    """URLs without their query: an upload URL carries its pre-authenticated token there."""
+    return _QUERY_RE.sub("?…", text)
+
+
 def _short(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
+    return strip_queries(f"{type(exc).__name__}: {exc}")[:300]
 
 
 def _grab(text: str, label: str) -> str | None:

@@ -8,6 +8,7 @@ msal as its ``http_client`` so token and discovery calls obey the same settings.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import requests
@@ -16,6 +17,24 @@ from requests.adapters import HTTPAdapter
 from .config import Office365Config
 
 USER_AGENT = "ccm-mail-office365/1.0"
+
+
+class _RedactQueries(logging.Filter):
+    """urllib3 logs each request line at DEBUG, query included; an upload session's URL carries
+    its pre-authenticated token there (``?authtoken=…``). Drop queries from those lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "?" in str(record.msg) or any("?" in str(a) for a in (record.args or ()) if isinstance(a, str)):
+            from .errors import strip_queries
+            record.msg = strip_queries(record.getMessage())
+            record.args = ()
+        return True
+
+
+_redactor = _RedactQueries()
+for _name in ("urllib3.connectionpool", "urllib3.connection", "requests"):
+    if _redactor not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_redactor)
 
 
 class PinnedSession(requests.Session):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ccm_mail_hookspecs import AccessDeniedError, Address, Attachment, Message, NetworkError
+from ccm_mail_hookspecs import AccessDeniedError, Address, Attachment, Message, NetworkError, ThrottledError
 from o365_support import AccountFactory, find_sent
 
 MB = 1024 * 1024
@@ -128,3 +128,31 @@ def test_large_message_without_mail_readwrite_is_explained(make_account: Account
     with pytest.raises(AccessDeniedError) as info:
         account.transport().send(invoice(account, "ohne-rw", attachments=[Attachment(big)]))
     assert "Mail.ReadWrite" in info.value.render("de") and info.value.details["request_id"]
+
+
+def test_upload_url_token_never_logged(make_account: AccountFactory, tmp_path: Path) -> None:
+    """The upload URL is pre-authenticated (``?authtoken=…``): it must not reach logs or errors,
+    also not through urllib3's DEBUG request lines."""
+    from urllib.parse import parse_qs, urlsplit
+    logcapture = pytest.importorskip("ccm_mail_core.testing.logcapture")
+    account = make_account()
+    big = random_file(tmp_path / "gross.bin", 4 * MB)
+    tokens: list[str] = []
+
+    def remember(resp: Any, *args: Any, **kwargs: Any) -> None:  # requests' public response hook
+        if resp.request.url.endswith("/createUploadSession"):
+            tokens.extend(parse_qs(urlsplit(resp.json()["uploadUrl"]).query)["authtoken"])
+
+    with logcapture.capture_logs() as logs:
+        ok = account.transport()
+        ok.session.hooks["response"].append(remember)
+        ok.send(invoice(account, "log-ok", attachments=[Attachment(big)]))
+        account.sandbox.faults.add(method="PUT", path_regex=r"AttachmentSessions", kind="503", count=None)
+        failing = account.transport(max_wait_seconds=0.5)
+        failing.session.hooks["response"].append(remember)
+        with pytest.raises(ThrottledError) as info:
+            failing.send(invoice(account, "log-fail", attachments=[Attachment(big)]))
+    assert len(tokens) == 2
+    assert any("AttachmentSessions" in line for line in logs.texts()), "urllib3 DEBUG lines were not captured"
+    logcapture.assert_no_secrets(tokens, {"log": logs.texts(), "error": logcapture.exception_texts(info.value),
+                                          "details": [repr(info.value.details)]})
