@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,16 @@ from ccm_mail_hookspecs import (
 from . import config as config_mod
 from . import templates
 from .journal import DuplicateReference, Journal
+from .journal import now as journal_now
+from .pacing import DailyLimitReached, Pacer
 from .logging_setup import scrub
 from .plugin_manager import PluginHost, get_plugin_manager
 from .registry import Registries, collect
 
 log = structlog.get_logger("ccm_mail")
+
+#: who is sending: a row in "sending" whose owner process is gone was interrupted mid-send
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class DuplicateSend(CcmMailError):
@@ -84,6 +91,7 @@ class Mailer:
         self.host = host
         self._lang_override = lang
         self._transports: dict[str, Transport] = {}
+        self._pacers: dict[str, Pacer] = {}
         self._lock = threading.Lock()
         self._journal: Journal | None = None
         self._raw = config_mod.read_raw(self.path)
@@ -226,10 +234,15 @@ class Mailer:
               bcc: Sequence[str | Address] = (), reply_to: Sequence[str | Address] = (),
               data: Mapping[str, Any] | None = None, attachments: Sequence[str | os.PathLike[str] | Attachment] = (),
               reference: str | None = None, headers: Mapping[str, str] | None = None,
-              assume_yes: bool = False, interactive: bool = False) -> Preview:
+              assume_yes: bool = False, interactive: bool = False, account: str | None = None,
+              message_id: str | None = None) -> Preview:
         """Render the purpose's template for this send; raise a clear error if anything is wrong.
-        Nothing is sent or journaled here: this is also what ``preview`` shows."""
-        account = self.config.account_for(purpose)
+        Nothing is sent or journaled here: this is also what ``preview`` shows. ``account``
+        picks one of the purpose's pool (default: the first)."""
+        if account is not None and account not in self.config.pool_for(purpose):
+            raise ConfigError(T(f"Konto {account!r} bedient Zweck {purpose!r} nicht.",
+                                f"account {account!r} does not serve purpose {purpose!r}."))
+        account = account or self.config.account_for(purpose)
         if account is None:
             known = ", ".join(self.config.purposes) or "-"
             raise ConfigError(T(f"Zweck {purpose!r} ist keinem Konto zugeordnet.", f"purpose {purpose!r} has no account."),
@@ -247,6 +260,10 @@ class Mailer:
         if not recipients["to"] and not recipients["cc"] and not recipients["bcc"]:
             raise ConfigError(T("Kein Empfänger angegeben.", "no recipient given."),
                               hint=T("Mit --to die Adresse des Kunden angeben.", "Give the customer's address with --to."))
+        count = len(recipients["to"]) + len(recipients["cc"]) + len(recipients["bcc"])
+        if count > acc.limits.recipients_per_message:
+            raise ConfigError(T(f"{count} Empfänger; das Konto erlaubt {acc.limits.recipients_per_message} je Mail.",
+                                f"{count} recipients; the account allows {acc.limits.recipients_per_message} per message."))
         files = [a if isinstance(a, Attachment) else Attachment(Path(a)) for a in attachments]
         for att in files:
             att.check()
@@ -264,7 +281,7 @@ class Mailer:
                           reply_to=recipients["reply_to"], sender=sender,
                           text=None if template.html else body, html=body if template.html else None,
                           attachments=files, headers=dict(headers or {}),
-                          message_id=make_msgid(domain=sender.address.rpartition("@")[2]))
+                          message_id=message_id or make_msgid(domain=sender.address.rpartition("@")[2]))
         return Preview(message=message, context=ctx, account_label=f"{account} ({acc.type})")
 
     def _resolver(self, purpose: str, ctx: SendContext):  # type: ignore[no-untyped-def]
@@ -380,10 +397,48 @@ class Mailer:
         ctx = SendContext(**{**{k: getattr(ctx, k) for k in ctx.__slots__}, "journal_id": row})  # type: ignore[attr-defined]
         return self.send_journaled(row, message, ctx)
 
-    def send_journaled(self, row: int, message: Message, ctx: SendContext) -> SendResult:
-        """Hand a journaled message to its transport and record the outcome."""
+    def pacer(self, account: str) -> Pacer:
+        """The account's pacing (messages per window, recipients per day, concurrency), shared
+        by every send of this Mailer."""
+        with self._lock:
+            if account not in self._pacers:
+                since = journal_now() - timedelta(days=1)
+                self._pacers[account] = Pacer(account, self._account(account).limits,
+                                              sent_today=lambda: self.journal.recipients_since(account, since))
+            return self._pacers[account]
+
+    def send_journaled(self, row: int, message: Message, ctx: SendContext, *, keep_queued_at_limit: bool = False
+                       ) -> SendResult:
+        """Hand a journaled message to its transport, at the account's pace, and record the outcome.
+
+        When the daily recipient limit is reached the message is not sent: it fails with that
+        reason, or with ``keep_queued_at_limit`` stays queued (batches) and the error is raised."""
         bound = log.bind(journal_id=row, purpose=ctx.purpose, account=ctx.account, reference=ctx.reference)
-        self.journal.transition(row, Status.SENDING, count_attempt=True)
+        pacer = self.pacer(ctx.account)
+        recipients = len(message.recipients())
+        try:
+            pacer.acquire(recipients)
+        except DailyLimitReached as exc:
+            if keep_queued_at_limit:
+                raise
+            self.journal.transition(row, Status.FAILED, error=exc.render(self.lang), error_kind=exc.kind,
+                                    expect=(Status.QUEUED,))
+            return SendResult(Status.FAILED, row, message.message_id, error=exc)
+        result: SendResult | None = None
+        try:
+            result = self._claim_and_send(row, message, ctx, bound)
+        finally:
+            pacer.release(sent=result is not None and result.status in (Status.SENT, Status.UNKNOWN),
+                          recipients=recipients)
+        return result
+
+    def _claim_and_send(self, row: int, message: Message, ctx: SendContext, bound: Any) -> SendResult:
+        # claim it: only a queued message may start sending, and only one process may claim it
+        if not self.journal.transition(row, Status.SENDING, count_attempt=True, owner=OWNER, expect=(Status.QUEUED,)):
+            entry = self.journal.get(row)
+            status = entry.status if entry else Status.UNKNOWN
+            bound.warning("not_claimed", status=status.value)
+            return SendResult(status, row, message.message_id)
         try:
             transport = self.transport(ctx.account)
             bound.info("sending", to=len(message.recipients()), attachments=len(message.attachments))

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from ccm_mail_hookspecs import Cancelled, CcmMailError, T, TransportError, UnknownOutcomeError
 
@@ -335,6 +338,106 @@ def cmd_journal(args: argparse.Namespace, out: Out) -> int:
     return ExitCode.OK
 
 
+def cmd_batch(args: argparse.Namespace, out: Out) -> int:
+    from . import batch
+    with _mailer(args) as mailer:
+        lang = mailer.lang
+        plan = batch.plan(mailer, Path(args.file), args.purpose, resend=args.resend)
+        if plan.problems:
+            data = {"ok": False, "exit_code": ExitCode.CONFIG, "batch": plan.batch_id,
+                    "problems": [{"row": p.row, "message": p.message.get(lang)} for p in plan.problems]}
+            if out.json:
+                out.emit(data, "")
+            else:
+                for p in plan.problems:
+                    print(p.render(lang), file=sys.stderr)
+                print(out.t(f"{len(plan.problems)} fehlerhafte Zeilen in {args.file}; nichts gesendet.",
+                            f"{len(plan.problems)} bad rows in {args.file}; nothing sent."), file=sys.stderr)
+            return ExitCode.CONFIG
+        if args.dry_run:
+            files = batch.dry_run(mailer, plan, Path(args.dry_run))
+            out.emit({"ok": True, "dry_run": True, "batch": plan.batch_id, "files": [str(f) for f in files],
+                      "skipped": len(plan.skipped)},
+                     out.t(f"{len(files)} Mails als .eml nach {args.dry_run} geschrieben (nichts gesendet).",
+                           f"{len(files)} mails written as .eml to {args.dry_run} (nothing sent)."))
+            return ExitCode.OK
+        for number, ref, entry in plan.skipped:
+            print(out.t(f"Zeile {number}: {ref} bereits im Journal ({entry.status.value}, Eintrag {entry.id}), übersprungen.",
+                        f"row {number}: {ref} already in the journal ({entry.status.value}, entry {entry.id}), skipped."),
+                  file=sys.stderr)
+        interactive = sys.stdin.isatty() and not out.json
+        batch.confirm(mailer, plan, assume_yes=args.yes, interactive=interactive)
+        batch.queue_plan(mailer, plan)
+        summary = batch.send(mailer, plan)
+
+        def human() -> str:
+            d = summary.to_dict()
+            lines = [out.t(f"Stapel {d['batch']}: gesendet {d['sent']}, fehlgeschlagen {d['failed']}, "
+                           f"unbekannt {d['unknown']}, wartend {d['queued']}, übersprungen {d['skipped']} "
+                           f"({d['seconds']} s).",
+                           f"batch {d['batch']}: sent {d['sent']}, failed {d['failed']}, unknown {d['unknown']}, "
+                           f"queued {d['queued']}, skipped {d['skipped']} ({d['seconds']} s).")]
+            lines += summary.stopped
+            if summary.operator:
+                lines.append(out.t("Ausgang unklar, bitte entscheiden: ccm-mail outbox resolve ID sent|resend|drop "
+                                   f"für {', '.join(map(str, summary.operator))}",
+                                   "outcome unclear, please decide: ccm-mail outbox resolve ID sent|resend|drop "
+                                   f"for {', '.join(map(str, summary.operator))}"))
+            return "\n".join(lines)
+        out.emit({"ok": summary.exit_code == 0, "exit_code": summary.exit_code, **summary.to_dict()}, human)
+        return summary.exit_code
+
+
+def cmd_outbox(args: argparse.Namespace, out: Out) -> int:
+    from .outbox import Outbox
+    with _mailer(args) as mailer:
+        outbox = Outbox(mailer)
+        check = outbox.check()
+        retried = outbox.retry_failed() if args.retry else []
+        requeued = outbox.send_queued() if (args.retry or check.requeued) else []
+        entries = outbox.entries()
+        data = {"entries": [e.to_dict() for e in entries], "checked": {"sent": check.sent, "requeued": check.requeued,
+                "waiting": check.waiting, "needs_operator": check.operator, "busy": check.busy},
+                "retried": [r.to_dict(mailer.lang) for r in [*retried, *requeued]]}
+
+        def human() -> str:
+            lines = []
+            if check.sent:
+                lines.append(out.t(f"Beim Anbieter gefunden und als gesendet verbucht: {check.sent}",
+                                   f"found at the provider and recorded as sent: {check.sent}"))
+            for r in [*retried, *requeued]:
+                lines.append(f"#{r.journal_id}: {r.status.value}" + (f" ({r.error.render(mailer.lang)})" if r.error else ""))
+            if not entries:
+                lines.append(out.t("Postausgang leer.", "outbox is empty."))
+            for e in entries:
+                note = ""
+                if e.id in check.operator:
+                    note = out.t("  → entscheiden: outbox resolve %d sent|resend|drop" % e.id,
+                                 "  → decide: outbox resolve %d sent|resend|drop" % e.id)
+                elif e.id in check.waiting:
+                    note = out.t("  → noch nicht im Postfach gefunden; wird nach Wartezeit erneut gesendet",
+                                 "  → not found in the mailbox yet; resent after the grace period")
+                lines.append(f"#{e.id}  {e.status.value:<8} {e.purpose:<9} {e.reference or '-':<16} "
+                             f"{e.attempts}x  {', '.join(e.recipients)}{note}")
+                if e.error:
+                    lines.append(f"      {e.error}")
+            return "\n".join(lines)
+        out.emit(data, human)
+        if any(e.status.value in ("unknown", "sending") for e in entries):
+            return ExitCode.UNKNOWN
+        return ExitCode.SEND_FAILED if any(e.status.value == "failed" for e in entries) else ExitCode.OK
+
+
+def cmd_outbox_resolve(args: argparse.Namespace, out: Out) -> int:
+    from .outbox import Outbox
+    with _mailer(args) as mailer:
+        entry = Outbox(mailer).resolve(args.id, args.action)
+        out.emit({"ok": True, "entry": entry.to_dict()},
+                 out.t(f"Eintrag {entry.id}: {entry.status.value}.", f"entry {entry.id}: {entry.status.value}."))
+        return ExitCode.OK if entry.status.value in ("sent", "cancelled") else \
+            {"failed": ExitCode.SEND_FAILED, "unknown": ExitCode.UNKNOWN}.get(entry.status.value, 1)
+
+
 def _local(iso: str) -> str:
     from datetime import datetime
     try:
@@ -414,6 +517,24 @@ def build_parser() -> argparse.ArgumentParser:
     jr.add_argument("--limit", type=int, default=50)
     jr.add_argument("--id", type=int, help="ein Eintrag mit Verlauf")
     jr.set_defaults(func=cmd_journal)
+
+    bt = sub.add_parser("batch", parents=[common], help="Stapelversand aus JSON Lines oder CSV")
+    bt.add_argument("file", help="JSON Lines (.jsonl) oder CSV (.csv)")
+    bt.add_argument("--purpose", "-p", required=True)
+    bt.add_argument("--yes", "-y", action="store_true", help="Bestätigung vorab erteilen")
+    bt.add_argument("--resend", action="store_true", help="auch Referenzen senden, die schon gesendet sind")
+    bt.add_argument("--dry-run", nargs="?", const="ccm-mail-dry-run", metavar="DIR",
+                    help="alles als .eml in DIR schreiben statt zu senden")
+    bt.set_defaults(func=cmd_batch)
+
+    ob = sub.add_parser("outbox", parents=[common], help="Postausgang: wartend, unklar, fehlgeschlagen")
+    ob.add_argument("--retry", action="store_true", help="fehlgeschlagene erneut senden")
+    ob.set_defaults(func=cmd_outbox)
+    obs = ob.add_subparsers(dest="sub")
+    rs = obs.add_parser("resolve", parents=[common], help="über eine Mail mit unklarem Ausgang entscheiden")
+    rs.add_argument("id", type=int)
+    rs.add_argument("action", choices=("sent", "resend", "drop"))
+    rs.set_defaults(func=cmd_outbox_resolve)
     return parser
 
 
@@ -440,6 +561,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(out.t("Abgebrochen.", "Interrupted."), file=sys.stderr)
         return 130
+    except sqlite3.Error as exc:
+        return out.error(CcmMailError(T(f"Journal nicht nutzbar: {exc}", f"journal cannot be used: {exc}"),
+                                      hint=T("Pfad (journal.path), Rechte und freien Platz prüfen.",
+                                             "Check journal.path, permissions and free disk space.")), ExitCode.CONFIG)
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for the log
+        structlog.get_logger("ccm_mail").exception("internal_error")
+        return out.error(CcmMailError(T(f"Interner Fehler: {type(exc).__name__}: {exc}",
+                                        f"internal error: {type(exc).__name__}: {exc}"),
+                                      hint=T("Bitte mit dem Log an den Support melden.", "Please report it with the log.")),
+                         ExitCode.SEND_FAILED)
 
 
 if __name__ == "__main__":

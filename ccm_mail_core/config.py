@@ -5,6 +5,7 @@ Validation never stops at the first problem: an admin fixing a config wants the 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from collections.abc import Mapping
@@ -17,12 +18,14 @@ import yaml
 from ccm_mail_hookspecs import Address, AddressError, ConfigError, T, TemplateError
 
 from . import secrets, templates
+from .pacing import DEFAULT_LIMITS, Limits
 from .registry import Registries
 from .yaml_lines import LineDict, LineList, load
 
 TOP_KEYS = ("language", "accounts", "purposes", "templates", "placeholders", "journal", "state_dir",
-            "plugins", "logging")
-ACCOUNT_COMMON_KEYS = ("type", "from_name")
+            "plugins", "logging", "outbox")
+ACCOUNT_COMMON_KEYS = ("type", "from_name", "limits")
+LIMIT_KEYS = ("messages", "per_seconds", "recipients_per_day", "concurrency", "recipients_per_message")
 TEMPLATE_KEYS = ("subject", "body", "body_file", "format", "reference")
 PLACEHOLDER_KEYS = ("description", "example", "purposes")
 LANGS = ("de", "en")
@@ -72,6 +75,7 @@ class AccountConfig:
     values: Mapping[str, Any]
     secret_fields: frozenset[str]
     from_name: str = ""
+    limits: Limits = DEFAULT_LIMITS
 
     def __repr__(self) -> str:  # secrets never in a repr or traceback
         return f"AccountConfig(name={self.name!r}, type={self.type!r})"
@@ -100,6 +104,8 @@ class Config:
     lang: str = "de"
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
     purposes: dict[str, str] = field(default_factory=dict)
+    pools: dict[str, list[str]] = field(default_factory=dict)
+    outbox_grace_seconds: float = 600.0
     templates: dict[str, TemplateConfig] = field(default_factory=dict)
     data_placeholders: dict[str, DataPlaceholder] = field(default_factory=dict)
     journal_path: Path = Path("ccm-mail-journal.sqlite")
@@ -111,10 +117,15 @@ class Config:
     warnings: list[Problem] = field(default_factory=list)
 
     def account_for(self, purpose: str) -> str | None:
-        if purpose in self.purposes:
-            return self.purposes[purpose]
+        pool = self.pool_for(purpose)
+        return pool[0] if pool else None
+
+    def pool_for(self, purpose: str) -> list[str]:
+        """The accounts serving a purpose (a pool when several); invoice falls back to eservice."""
+        if purpose in self.pools:
+            return self.pools[purpose]
         fallback = DEFAULT_PURPOSE_FALLBACK.get(purpose)
-        return self.purposes.get(fallback) if fallback else None
+        return self.pools.get(fallback, []) if fallback else []
 
 
 def read_raw(path: Path) -> LineDict:
@@ -188,6 +199,7 @@ def build(path: Path, raw: LineDict, registries: Registries, *, lang_override: s
     _plugins(raw, c, cfg)
     _logging(raw, c, cfg)
     _paths(raw, c, cfg, base)
+    _outbox(raw, c, cfg)
     _accounts(raw, c, cfg, registries, base)
     _purposes(raw, c, cfg)
     _data_placeholders(raw, c, cfg, registries)
@@ -258,6 +270,19 @@ def _paths(raw: LineDict, c: _Collector, cfg: Config, base: Path) -> None:
     cfg.journal_path = _relative(base, journal_path)
     state = raw.get("state_dir")
     cfg.state_dir = _relative(base, str(state)) if state else cfg.journal_path.parent / "ccm-mail-state"
+
+
+def _outbox(raw: LineDict, c: _Collector, cfg: Config) -> None:
+    section = _section(raw, "outbox", c)
+    if section is None:
+        return
+    c.unknown_keys(section, ("grace_seconds",), "outbox.")
+    grace = section.get("grace_seconds", cfg.outbox_grace_seconds)
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+        c.add(section.line_of("grace_seconds"), "outbox.grace_seconds",
+              T("muss eine Zahl ≥ 0 sein (Sekunden)", "must be a number ≥ 0 (seconds)"))
+    else:
+        cfg.outbox_grace_seconds = float(grace)
 
 
 def _relative(base: Path, value: str) -> Path:
@@ -337,11 +362,34 @@ def _accounts(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: 
                 c.add(line, key, T(f"Prüfung des Typs {atype.id} gescheitert: {exc}",
                                    f"validation of type {atype.id} failed: {exc}"))
         from_name = acc.get("from_name", "")
-        cfg.accounts[str(name)] = AccountConfig(str(name), atype.id, values, frozenset(secret_fields), str(from_name))
+        limits = _limits(acc, c, key)
+        cfg.accounts[str(name)] = AccountConfig(str(name), atype.id, values, frozenset(secret_fields), str(from_name),
+                                                limits)
     if plain_secret_in_config:
         for w in secrets.loose_permissions(cfg.path):
             c.add(0, "accounts", w, T("Oder Geheimnisse als {env: VAR} / {file: PFAD} angeben.",
                                       "Or give secrets as {env: VAR} / {file: PATH}."), warning=True)
+
+
+def _limits(acc: LineDict, c: _Collector, key: str) -> Limits:
+    section = acc.get("limits")
+    if section is None:
+        return DEFAULT_LIMITS
+    if not isinstance(section, LineDict):
+        c.add(acc.line_of("limits"), f"{key}.limits", T("muss eine Zuordnung sein", "must be a mapping"))
+        return DEFAULT_LIMITS
+    c.unknown_keys(section, LIMIT_KEYS, f"{key}.limits.")
+    values: dict[str, Any] = {}
+    for name in LIMIT_KEYS:
+        if name not in section:
+            continue
+        value = section[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            c.add(section.line_of(name), f"{key}.limits.{name}", T(f"{value!r} ist keine positive Zahl",
+                                                                   f"{value!r} is not a positive number"))
+            continue
+        values[name] = float(value) if name == "per_seconds" else int(value)
+    return dataclasses.replace(DEFAULT_LIMITS, **values)
 
 
 def _check_value(kind: str, choices: tuple[str, ...], value: Any, base: Path) -> Any:
@@ -382,19 +430,26 @@ def _purposes(raw: LineDict, c: _Collector, cfg: Config) -> None:
                 "e.g. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'"))
         return
     declared = raw.get("accounts") if isinstance(raw.get("accounts"), dict) else {}
-    for purpose, account in purposes.items():
-        if str(account) in declared and str(account) not in cfg.accounts:
-            cfg.purposes[str(purpose)] = str(account)  # the account itself has a problem, reported there
+    for purpose, value in purposes.items():
+        pool = [str(a) for a in value] if isinstance(value, list) else [str(value)]
+        if not pool or len(set(pool)) != len(pool):
+            c.add(purposes.line_of(purpose), f"purposes.{purpose}", T("leerer oder doppelter Konten-Pool",
+                                                                       "empty pool or an account listed twice"))
             continue
-        if str(account) not in cfg.accounts:
+        ok = True
+        for account in pool:
+            if account in declared:
+                continue  # the account itself may have a problem: reported there
+            ok = False
             known = ", ".join(cfg.accounts) or "-"
-            close = difflib.get_close_matches(str(account), list(cfg.accounts), n=1)
+            close = difflib.get_close_matches(account, list(cfg.accounts), n=1)
             c.add(purposes.line_of(purpose), f"purposes.{purpose}", T(f"unbekanntes Konto {account!r}",
                                                                        f"unknown account {account!r}"),
                   T(f"Meinten Sie '{close[0]}'?", f"Did you mean '{close[0]}'?") if close else
                   T(f"Konten: {known}", f"accounts: {known}"))
-            continue
-        cfg.purposes[str(purpose)] = str(account)
+        if ok:
+            cfg.purposes[str(purpose)] = pool[0]
+            cfg.pools[str(purpose)] = pool
 
 
 def _data_placeholders(raw: LineDict, c: _Collector, cfg: Config, reg: Registries) -> None:

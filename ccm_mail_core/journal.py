@@ -16,7 +16,10 @@ from typing import Any
 
 from ccm_mail_hookspecs import Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# columns added after version 1, for journals written by an earlier ccm-mail
+_ADDED_COLUMNS = (("batch_row", "INTEGER"), ("owner", "TEXT"))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -37,8 +40,11 @@ CREATE TABLE IF NOT EXISTS messages (
     error         TEXT,
     error_kind    TEXT,
     batch         TEXT,
+    batch_row     INTEGER,
+    owner         TEXT,
     payload       TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS messages_batch_row ON messages (batch, batch_row) WHERE batch IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_reference ON messages (purpose, reference);
 CREATE INDEX IF NOT EXISTS messages_status ON messages (status);
 CREATE TABLE IF NOT EXISTS events (
@@ -78,6 +84,8 @@ class Entry:
     error: str | None
     error_kind: str | None
     batch: str | None
+    batch_row: int | None
+    owner: str | None
     payload: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +115,15 @@ class Journal:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._tx():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(f"journal {self.path} was written by a newer ccm-mail "
+                                            f"(schema {version} > {SCHEMA_VERSION})")
+            existing = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
+            if existing:
+                for name, kind in _ADDED_COLUMNS:
+                    if name not in existing:
+                        self._db.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self._db.execute(stmt)
@@ -131,7 +148,7 @@ class Journal:
 
     def create(self, *, message_id: str, purpose: str, account: str, account_type: str, reference: str,
                recipients: Sequence[str], subject: str, status: Status = Status.QUEUED,
-               allow_duplicate: bool = False, batch: str | None = None,
+               allow_duplicate: bool = False, batch: str | None = None, batch_row: int | None = None,
                payload: dict[str, Any] | None = None) -> int:
         """Insert a message row; raises :class:`DuplicateReference` when the reference is taken
         for this purpose (sent, queued, sending or unknown) and ``allow_duplicate`` is False."""
@@ -145,16 +162,19 @@ class Journal:
                     raise DuplicateReference(_entry(row))
             cur = db.execute(
                 "INSERT INTO messages (message_id, purpose, account, account_type, reference, recipients, subject,"
-                " status, created_at, updated_at, batch, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " status, created_at, updated_at, batch, batch_row, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (message_id, purpose, account, account_type, reference, json.dumps(list(recipients)), subject,
-                 status.value, stamp, stamp, batch, json.dumps(payload) if payload is not None else None))
+                 status.value, stamp, stamp, batch, batch_row, json.dumps(payload) if payload is not None else None))
             row_id = int(cur.lastrowid or 0)
             db.execute("INSERT INTO events (message, at, status) VALUES (?,?,?)", (row_id, stamp, status.value))
         return row_id
 
     def transition(self, row_id: int, status: Status, *, error: str | None = None, error_kind: str | None = None,
                    sent_at: datetime | None = None, transport_ids: dict[str, str] | None = None,
-                   count_attempt: bool = False, detail: str | None = None) -> None:
+                   count_attempt: bool = False, detail: str | None = None, owner: str | None = None,
+                   expect: Sequence[Status] | None = None) -> bool:
+        """Move a row to ``status``. With ``expect``, only when it is in one of those states (a
+        compare-and-set, so two processes never both claim a message); returns whether it moved."""
         stamp = now().isoformat()
         with self._tx() as db:
             sets = ["status=?", "updated_at=?"]
@@ -170,9 +190,62 @@ class Journal:
             if transport_ids is not None:
                 sets.append("transport_ids=?")
                 args.append(json.dumps(dict(transport_ids)))
-            db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id=?", (*args, row_id))
+            if owner is not None:
+                sets.append("owner=?")
+                args.append(owner)
+            where = "id=?"
+            if expect:
+                where += f" AND status IN ({','.join('?' * len(expect))})"
+            cur = db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE {where}",
+                             (*args, row_id, *[e.value for e in (expect or ())]))
+            if cur.rowcount == 0:
+                return False
             db.execute("INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
                        (row_id, stamp, status.value, detail or error))
+        return True
+
+    def create_batch(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Queue many messages in one transaction; rows already queued for the same (batch,
+        batch_row) are left as they are, so re-running a batch never queues a row twice.
+        Returns how many rows were new."""
+        stamp = now().isoformat()
+        new = 0
+        with self._tx() as db:
+            for r in rows:
+                cur = db.execute(
+                    "INSERT INTO messages (message_id, purpose, account, account_type, reference, recipients, subject,"
+                    " status, created_at, updated_at, batch, batch_row, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT DO NOTHING",
+                    (r["message_id"], r["purpose"], r["account"], r["account_type"], r["reference"],
+                     json.dumps(list(r["recipients"])), r["subject"], Status.QUEUED.value, stamp, stamp, r["batch"],
+                     r["batch_row"], json.dumps(r["payload"])))
+                if cur.rowcount:
+                    new += 1
+                    db.execute("INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
+                               (cur.lastrowid, stamp, Status.QUEUED.value, f"batch {r['batch']} row {r['batch_row']}"))
+        return new
+
+    def references_taken(self, purpose: str, references: Sequence[str], *, except_batch: str | None = None) -> dict[str, Entry]:
+        """Which of ``references`` the journal already has as sent/queued/sending/unknown."""
+        taken: dict[str, Entry] = {}
+        refs = [r for r in references if r]
+        with self._lock:
+            for i in range(0, len(refs), 500):
+                chunk = refs[i:i + 500]
+                rows = self._db.execute(
+                    f"SELECT * FROM messages WHERE purpose=? AND reference IN ({','.join('?' * len(chunk))})"
+                    f" AND status IN ({','.join('?' * len(BLOCKING))})", (purpose, *chunk, *BLOCKING)).fetchall()
+                for row in rows:
+                    if except_batch is None or row["batch"] != except_batch:
+                        taken[row["reference"]] = _entry(row)
+        return taken
+
+    def recipients_since(self, account: str, since: datetime) -> int:
+        """Recipients the account sent to since ``since`` (Exchange's daily recipient limit)."""
+        with self._lock:
+            rows = self._db.execute("SELECT recipients FROM messages WHERE account=? AND status IN ('sent','sending','unknown')"
+                                    " AND updated_at>=?", (account, since.isoformat())).fetchall()
+        return sum(len(json.loads(r[0])) for r in rows)
 
     def get(self, row_id: int) -> Entry | None:
         with self._lock:
@@ -232,4 +305,5 @@ def _entry(row: sqlite3.Row) -> Entry:
         subject=row["subject"], status=Status(row["status"]), attempts=row["attempts"],
         created_at=row["created_at"], updated_at=row["updated_at"], sent_at=row["sent_at"],
         transport_ids=json.loads(row["transport_ids"] or "{}"), error=row["error"], error_kind=row["error_kind"],
-        batch=row["batch"], payload=json.loads(row["payload"]) if row["payload"] else None)
+        batch=row["batch"], batch_row=row["batch_row"], owner=row["owner"],
+        payload=json.loads(row["payload"]) if row["payload"] else None)

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ccm_mail_hookspecs import (
-    AccountSettings, AccountType, CheckResult, Field, Message, Receipt, T, Transport, TransportError,
+    AccountSettings, AccountType, CheckResult, Field, Found, Lookup, Message, Receipt, T, Transport, TransportError,
     build_mime, hookimpl,
 )
 
@@ -54,6 +54,14 @@ class PickupTransport(Transport):
                   f"pickup folder {self.folder} is not writable: {exc.strerror}"),
                 hint=T("Ordner anlegen bzw. Schreibrechte geben.", "Create the folder or grant write access.")) from exc
         return Receipt(sent_at=sent_at, transport_ids={"file": str(target)})
+
+    def lookup(self, message: Message) -> Lookup:
+        """A file with the message's id in its name is the message: it only appears complete."""
+        hits = sorted(self.folder.glob(f"*-{_safe(message.message_id)}.eml")) if message.message_id else []
+        if not hits:
+            return Lookup(Found.NOT_FOUND)
+        sent_at = datetime.fromtimestamp(hits[0].stat().st_mtime, timezone.utc)
+        return Lookup(Found.SENT, sent_at, {"file": str(hits[0])})
 
     def check(self) -> CheckResult:
         try:

@@ -1,0 +1,114 @@
+"""Reading a batch file: JSON Lines or CSV, one message per row.
+
+A row has ``to`` (and optionally ``cc``, ``bcc``, ``reply_to``), ``attachments``, ``reference`` and
+the template data. In JSON Lines the data is the ``data`` object and/or the other keys; in CSV
+every other column is a data field. In CSV cells several addresses are separated by commas (as in
+a mail header; quote display names that contain one) and several attachments by ``;``. The CSV
+delimiter (``,`` or ``;``, as German Excel writes it) is detected.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Any
+
+from ccm_mail_hookspecs import T
+
+ADDRESS_KEYS = ("to", "cc", "bcc", "reply_to")
+RESERVED = (*ADDRESS_KEYS, "attachments", "reference", "data")
+
+
+@dataclass(slots=True)
+class Row:
+    number: int                 #: 1-based line (JSONL) or data row (CSV, header = row 0)
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    attachments: list[str] = field(default_factory=list)
+    reference: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    row: int
+    message: T
+
+    def render(self, lang: str) -> str:
+        return (f"row {self.row}: " if lang == "en" else f"Zeile {self.row}: ") + self.message.get(lang)
+
+
+def read(path: Path) -> tuple[list[Row], list[RowProblem]]:
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return _jsonl(text, path.parent)
+    return _csv(text, path.parent)
+
+
+def _addresses(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        for name, addr in getaddresses([str(item)]):
+            if addr or name:
+                out.append(f'"{name}" <{addr}>' if name else addr)
+    return out
+
+
+def _files(value: Any, base: Path, sep: str = ";") -> list[str]:
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, list) else [p for p in str(value).split(sep)]
+    return [str(p if Path(p).is_absolute() else base / p) for p in (str(i).strip() for i in items) if p]
+
+
+def _jsonl(text: str, base: Path) -> tuple[list[Row], list[RowProblem]]:
+    rows, problems = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(RowProblem(number, T(f"kein gültiges JSON ({exc.msg})", f"not valid JSON ({exc.msg})")))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(RowProblem(number, T("muss ein JSON-Objekt sein", "must be a JSON object")))
+            continue
+        data = obj.get("data", {})
+        if not isinstance(data, dict):
+            problems.append(RowProblem(number, T("'data' muss ein Objekt sein", "'data' must be an object")))
+            continue
+        extra = {k: v for k, v in obj.items() if k not in RESERVED}
+        rows.append(Row(number, *(_addresses(obj.get(k)) for k in ADDRESS_KEYS),
+                        attachments=_files(obj.get("attachments"), base),
+                        reference=str(obj["reference"]) if obj.get("reference") not in (None, "") else None,
+                        data={**extra, **data}))
+    return rows, problems
+
+
+def _csv(text: str, base: Path) -> tuple[list[Row], list[RowProblem]]:
+    first = text.splitlines()[0] if text.strip() else ""
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    rows, problems = [], []
+    if not reader.fieldnames or "to" not in [f.strip() for f in reader.fieldnames]:
+        return [], [RowProblem(0, T("Kopfzeile braucht eine Spalte 'to'", "the header needs a 'to' column"))]
+    for number, raw in enumerate(reader, 1):
+        if None in raw:  # DictReader files surplus cells under the key None
+            problems.append(RowProblem(number, T("zu viele Spalten", "too many columns")))
+            continue
+        rec = {k.strip(): (v or "").strip() for k, v in raw.items()}
+        rows.append(Row(number, *(_addresses(rec.get(k)) for k in ADDRESS_KEYS),
+                        attachments=_files(rec.get("attachments"), base),
+                        reference=rec.get("reference") or None,
+                        data={k: v for k, v in rec.items() if k not in RESERVED}))
+    return rows, problems
