@@ -253,7 +253,23 @@ class Entra:
         resource_or_error = self._resource(req, tenant, scope)
         if isinstance(resource_or_error, Response):
             return resource_or_error
+        if self._looping(tenant, app):
+            return self.error(req, 400, "invalid_request", 50196,
+                              "The server terminated an operation because it encountered a client "
+                              "request loop. Please contact your app vendor.")
         return self._issue(req, tenant, app, resource_or_error)
+
+    def _looping(self, tenant: Tenant, app: App) -> bool:
+        limit = self.state.loop_detection
+        if limit is None:
+            return False
+        count, window = limit
+        since = time.time() - window
+        with self.state.lock:
+            recent = sum(1 for t in self.state.token_requests
+                         if t.time >= since and t.status == 200 and t.client_id is not None
+                         and t.client_id.lower() == app.client_id)
+        return recent >= count
 
     def _missing(self, req: Request, name: str) -> Response:
         return self.error(req, 400, "invalid_request", 900144,

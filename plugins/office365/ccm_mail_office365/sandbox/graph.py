@@ -190,6 +190,9 @@ class Graph:
                 raise GraphError(400, "BadRequest", "The sandbox only serves v1.0.")
             raise GraphError(400, "BadRequest", f"Invalid version: {version}")
         token = self._token(req)
+        if req.path == "/v1.0/me" or req.path.startswith("/v1.0/me/"):
+            raise GraphError(400, "BadRequest",
+                             "/me request is only valid with delegated authentication flow.")
         m = _USER.match(req.path)
         if not m:
             raise GraphError(400, "BadRequest",

@@ -171,6 +171,15 @@ class Sandbox:
         self.state.sent_items_delay = float(seconds)
 
     @property
+    def loop_detection(self) -> tuple[int, float] | None:
+        """(token requests, seconds) before AADSTS50196 "client request loop"; None: off."""
+        return self.state.loop_detection
+
+    @loop_detection.setter
+    def loop_detection(self, value: tuple[int, float] | None) -> None:
+        self.state.loop_detection = None if value is None else (int(value[0]), float(value[1]))
+
+    @property
     def upload_limit(self) -> tuple[int, float]:
         """(bytes, seconds): request bytes an app may send per mailbox in that window.
         Outlook's limit is 150 MB per 5 minutes; above it Graph answers 429."""
@@ -192,7 +201,7 @@ class Sandbox:
             doms.add(tenant_id.lower())
             tenant_id = new_guid()
         tid = tenant_id.lower()
-        name = display_name or (min(doms).split(".")[0].capitalize() if doms else "Contoso")
+        name = display_name or (min(doms).split(".")[0].capitalize() if doms else f"Tenant{tid[:8]}")
         tenant = Tenant(tid, name, check_cloud(cloud), doms)
         with self.state.lock:
             if tid in self.state.tenants:

@@ -232,6 +232,9 @@ class SandboxState:
         self.consent_behaviour: str = "ask"
         #: seconds until a sent message shows up in Sent Items (Exchange is not instant)
         self.sent_items_delay: float = 0.0
+        #: (requests, seconds): more identical token requests than this is AADSTS50196 "client
+        #: request loop"; None (default): off, because Entra does not document its threshold
+        self.loop_detection: tuple[int, float] | None = None
         #: standalone mode: write received mail as files under ``state_dir/mailboxes``
         self.write_mailbox_files: bool = False
 

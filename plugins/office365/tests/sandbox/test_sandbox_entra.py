@@ -185,3 +185,12 @@ def test_instance_discovery_endpoint_for_msal_with_custom_discovery(world: World
         http_client=VerifyingClient(sb), instance_discovery=f"{sb.authority_host}/common/discovery/instance")
     assert "access_token" in app.acquire_token_for_client([GRAPH_SCOPE])
     assert any(r.path.startswith("/common/discovery/instance") for r in sb.requests)
+
+
+def test_loop_detection_is_opt_in(world: World) -> None:
+    for _ in range(3):
+        assert world.token_response().status_code == 200
+    world.sb.loop_detection = (3, 60)
+    _aad(world.token_response(), 400, "invalid_request", 50196)
+    world.sb.loop_detection = None
+    assert world.token_response().status_code == 200

@@ -220,3 +220,8 @@ def test_send_in_mime_format(world: World) -> None:
                     headers={"Content-Type": "text/plain"})
     err = _err(r, 400, "ErrorMimeContentInvalidBase64String")
     assert err["message"] == "Invalid base64 string for MIME content."
+
+
+def test_me_is_not_for_app_only_tokens(world: World) -> None:
+    r = world.graph("POST", "/v1.0/me/sendMail", json={"message": simple_message()})
+    assert _err(r, 400, "BadRequest")["message"] == "/me request is only valid with delegated authentication flow."
