@@ -334,7 +334,11 @@ class Sandbox:
                         "domains": sorted(t.domains)} for t in self.state.tenants.values()]
             apps = [{"tenant_id": a.tenant_id, "client_id": a.client_id,
                      "permissions": sorted(a.permissions), "consented": a.consented,
-                     "redirect_uris": a.redirect_uris} for a in self.state.apps.values()]
+                     "redirect_uris": a.redirect_uris,
+                     "admin_consent_url": (self.admin_consent_url(a.tenant_id, a.client_id,
+                                                                  a.redirect_uris[0], state="demo")
+                                           if a.redirect_uris else None)}
+                    for a in self.state.apps.values()]
             mailboxes = [{"tenant_id": m.tenant_id, "address": m.address, "licensed": m.licensed}
                          for m in self.state.mailboxes.values()]
         return {"authority_host": self.authority_host, "graph_endpoint": self.graph_endpoint,
