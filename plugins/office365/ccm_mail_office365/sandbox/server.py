@@ -79,6 +79,8 @@ class Request:
         self.request_id: str = str(uuid.uuid4())
         self.fault: Fault | None = None
         self._consumed = False
+        #: the body was left unread: the connection cannot be reused
+        self.must_close = False
         te = (handler.headers.get("Transfer-Encoding") or "").lower()
         self.chunked = "chunked" in te
         cl = handler.headers.get("Content-Length")
@@ -157,6 +159,7 @@ class Request:
             return True
         if self.content_length is not None and not self.chunked and self.content_length > DRAIN_LIMIT:
             self._consumed = True
+            self.must_close = True
             return False
         for _ in self.iter_body():
             pass
@@ -200,7 +203,7 @@ class Handler(BaseHTTPRequestHandler):
             resp = srv.dispatch(req)
             if req.fault is not None and req.fault.kind == "drop_after_processing":
                 raise Drop()
-            if not req.consumed and not req.drain():
+            if req.must_close or (not req.consumed and not req.drain()):
                 self.close_connection = True
                 resp.headers["Connection"] = "close"
         except Drop:
