@@ -23,7 +23,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 
 from . import errors
 from .config import Office365Config
-from .payload import Plan, file_attachment, message_json, upload_item
+from .payload import Plan, file_attachment, message_json, mime_body, upload_item
 from .throttle import THROTTLE_STATUSES, WaitBudget, backoff_delay, mailbox_semaphore, parse_retry_after, slot
 from .tokens import TokenProvider
 
@@ -156,6 +156,8 @@ class GraphClient:
         crid = str(uuid.uuid4())
         if plan.route == "sendMail":
             return self._send_mail(message, plan, crid)
+        if plan.route == "mime":
+            return self._send_mime(message, crid)
         return self._send_draft(message, plan, crid)
 
     def _send_mail(self, message: Message, plan: Plan, crid: str) -> dict[str, Any]:
@@ -169,6 +171,15 @@ class GraphClient:
         except SentNoAnswer as exc:
             raise errors.unknown_outcome(exc.cause, exc.host, {"client_request_id": crid}) from None
         return self._accepted(resp, "sendMail", crid)
+
+    def _send_mime(self, message: Message, crid: str) -> dict[str, Any]:
+        body = mime_body(message, self.config.mailbox)
+        try:
+            resp = self.call("POST", f"{self.user_url}/sendMail", data=body, headers={"Content-Type": "text/plain"},
+                             budget=self._budget(), repeatable=False, client_request_id=crid, what="sendMail(MIME)")
+        except SentNoAnswer as exc:
+            raise errors.unknown_outcome(exc.cause, exc.host, {"client_request_id": crid}) from None
+        return self._accepted(resp, "mime", crid)
 
     def _accepted(self, resp: requests.Response, route: str, crid: str) -> dict[str, Any]:
         if resp.status_code == 202:

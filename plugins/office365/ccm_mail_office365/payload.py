@@ -1,8 +1,10 @@
-"""Graph's message JSON built from the host's :class:`~ccm_mail_hookspecs.Message`.
+"""What Graph receives, built from the host's :class:`~ccm_mail_hookspecs.Message`.
 
-Graph takes one body: when a message has HTML and text, the HTML is sent and Exchange derives the
-plain-text part itself. The host's ``message_id`` becomes ``internetMessageId`` so a message can
-be found again in Sent Items after an unknown outcome.
+Graph's JSON message has one body. A message with HTML *and* its own text alternative therefore
+goes as MIME (``sendMail`` with ``Content-Type: text/plain``, the RFC 5322 message in base64), so
+the host's text part arrives unchanged — as long as that fits into one request. Otherwise the
+JSON route sends the HTML and Exchange derives the text part. The host's ``message_id`` becomes
+``internetMessageId`` (MIME: ``Message-ID``) so the message can be found again in Sent Items.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from email.utils import formataddr
 from typing import Any
 
-from ccm_mail_hookspecs import Address, Attachment, AttachmentError, Message, T, TransportError
+from ccm_mail_hookspecs import Address, Attachment, AttachmentError, Message, T, TransportError, build_mime
 
 #: Graph refuses requests above ~4 MB; leave room for headers and JSON overhead
 MAX_REQUEST_BYTES = 3_500_000
@@ -29,7 +32,7 @@ FILE_ATTACHMENT = "#microsoft.graph.fileAttachment"
 class Plan:
     """How a message goes out: one ``sendMail`` request, or draft + attachments + send."""
 
-    route: str  # "sendMail" | "draft"
+    route: str  # "sendMail" | "mime" | "draft"
     inline_attachments: tuple[Attachment, ...]  # sent as base64 in a JSON request
     upload_attachments: tuple[Attachment, ...]  # streamed through upload sessions
     estimated_bytes: int
@@ -64,19 +67,9 @@ def message_json(message: Message, mailbox: str) -> dict[str, Any]:
         out["from"] = recipient(message.sender)
     if message.message_id:
         out["internetMessageId"] = message.message_id
-    headers = []
-    for name, value in message.headers.items():
-        if not name.lower().startswith("x-"):
-            raise TransportError(
-                T(f"Kopfzeile {name!r}: Microsoft Graph erlaubt nur eigene Kopfzeilen, die mit „X-“ beginnen.",
-                  f"Header {name!r}: Microsoft Graph only accepts custom headers starting with \"X-\"."))
-        headers.append({"name": name, "value": value})
-    if len(headers) > MAX_CUSTOM_HEADERS:
-        raise TransportError(
-            T(f"{len(headers)} eigene Kopfzeilen: Microsoft Graph erlaubt höchstens {MAX_CUSTOM_HEADERS}.",
-              f"{len(headers)} custom headers: Microsoft Graph allows at most {MAX_CUSTOM_HEADERS}."))
-    if headers:
-        out["internetMessageHeaders"] = headers
+    check_headers(message)
+    if message.headers:
+        out["internetMessageHeaders"] = [{"name": k, "value": v} for k, v in message.headers.items()]
     return out
 
 
@@ -123,4 +116,35 @@ def plan(message: Message, mailbox: str) -> Plan:
             small.append(att)
         total += 4 * ((size + 2) // 3) + 300
     route = "draft" if large or total > MAX_REQUEST_BYTES else "sendMail"
+    if message.text is not None and message.html is not None:
+        mime_size = 4 * ((int(total * 1.4) + 2) // 3)  # attachments are base64 twice in this route
+        if mime_size <= MAX_REQUEST_BYTES:
+            route = "mime"
     return Plan(route, tuple(small), tuple(large), total)
+
+
+def mime_body(message: Message, mailbox: str) -> bytes:
+    """The MIME route's request body: the whole message in base64. Graph takes the recipients from
+    the headers, so Bcc is written here (Exchange removes it before delivery)."""
+    check_headers(message)
+    mime = build_mime(message)
+    if message.sender is None:
+        mime["From"] = mailbox
+    if message.bcc:
+        mime["Bcc"] = ", ".join(formataddr((a.name, a.address)) if a.name else a.address for a in message.bcc)
+    raw = mime.as_bytes(policy=mime.policy.clone(linesep="\r\n"))
+    return base64.b64encode(raw)
+
+
+def check_headers(message: Message) -> None:
+    """Graph accepts only ``X-`` custom headers, at most five."""
+    names = list(message.headers)
+    for name in names:
+        if not name.lower().startswith("x-"):
+            raise TransportError(
+                T(f"Kopfzeile {name!r}: Microsoft Graph erlaubt nur eigene Kopfzeilen, die mit „X-“ beginnen.",
+                  f"Header {name!r}: Microsoft Graph only accepts custom headers starting with \"X-\"."))
+    if len(names) > MAX_CUSTOM_HEADERS:
+        raise TransportError(
+            T(f"{len(names)} eigene Kopfzeilen: Microsoft Graph erlaubt höchstens {MAX_CUSTOM_HEADERS}.",
+              f"{len(names)} custom headers: Microsoft Graph allows at most {MAX_CUSTOM_HEADERS}."))

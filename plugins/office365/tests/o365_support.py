@@ -119,6 +119,17 @@ def html_to_text(markup: str) -> str:
 
 
 def to_email(sent: Any) -> EmailMessage:
+    """What Microsoft received: the raw MIME of a MIME send, else the Graph JSON rendered the way
+    Exchange does (text part derived from an HTML body)."""
+    raw = getattr(sent, "mime", None)
+    if raw:
+        from email import policy
+        from email.parser import BytesParser
+        parsed = BytesParser(policy=policy.default).parsebytes(raw)
+        assert isinstance(parsed, EmailMessage)
+        if "Bcc" in parsed:  # Exchange removes Bcc before delivery
+            del parsed["Bcc"]
+        return parsed
     m = sent.message
     em = EmailMessage()
     em["From"] = _header_address(m.get("from") or {"emailAddress": {"address": sent.mailbox}})

@@ -45,7 +45,7 @@ def test_small_message_with_everything(make_account: AccountFactory, tmp_path: P
     account = make_account()
     pdf = random_file(tmp_path / "Rechnung 4711.pdf", 200_000)
     logo = random_file(tmp_path / "logo.png", 5_000)
-    msg = invoice(account, "4711", html='<p>Rechnung</p><img src="cid:logo@firma">', text="Rechnung",
+    msg = invoice(account, "4711", html='<p>Rechnung</p><img src="cid:logo@firma">', text=None,
                   cc=[Address("buchhaltung@example.com", "Buchhaltung")],
                   bcc=[Address("archiv@firma.example", "Archiv")],
                   reply_to=[Address("service@firma.example", "Kundenservice")],
@@ -66,6 +66,42 @@ def test_small_message_with_everything(make_account: AccountFactory, tmp_path: P
     assert by_name["logo.png"].is_inline and by_name["logo.png"].content_id == "logo@firma"
     assert receipt.transport_ids["request_id"]
     assert receipt.transport_ids["internet_message_id"] == msg.message_id
+
+
+def test_text_and_html_go_as_mime(make_account: AccountFactory, tmp_path: Path) -> None:
+    """Graph's JSON has one body; with a text alternative the message goes as MIME so the host's
+    own text part arrives unchanged."""
+    from email import policy
+    from email.parser import BytesParser
+    account = make_account()
+    pdf = random_file(tmp_path / "Rechnung 4712.pdf", 300_000)
+    logo = random_file(tmp_path / "logo.png", 3_000)
+    msg = invoice(account, "4712", text="Sehr geehrte Damen und Herren,\nanbei die Rechnung 4712.",
+                  html='<p>Sehr geehrte Damen und Herren,</p><p>anbei die <b>Rechnung</b> 4712.</p>'
+                       '<img src="cid:logo@firma">',
+                  bcc=[Address("archiv@firma.example", "Archiv")], headers={"X-AbSys-Rechnung": "4712"},
+                  attachments=[Attachment(pdf), Attachment(logo, inline=True, content_id="logo@firma")])
+    receipt = account.transport().send(msg)
+    assert receipt.transport_ids["route"] == "mime"
+    sent = find_sent(account, msg.message_id)
+    assert sent.route == "mime"
+    assert sent.recipients("bcc") == ["archiv@firma.example"]
+    got = BytesParser(policy=policy.default).parsebytes(sent.mime)
+    assert got["Message-ID"] == msg.message_id and got["X-AbSys-Rechnung"] == "4712"
+    assert got.get_body(("plain",)).get_content().replace("\r\n", "\n").rstrip() == msg.text
+    assert "<b>Rechnung</b>" in got.get_body(("html",)).get_content()
+    parts = {p.get_filename(): p for p in got.walk() if p.get_filename()}
+    assert parts[pdf.name].get_payload(decode=True) == pdf.read_bytes()
+    assert parts["logo.png"]["Content-ID"].strip("<>") == "logo@firma"
+    assert parts["logo.png"].get_payload(decode=True) == logo.read_bytes()
+
+
+def test_text_and_html_too_large_for_mime_use_json(make_account: AccountFactory, tmp_path: Path) -> None:
+    account = make_account()
+    pdf = random_file(tmp_path / "gross.pdf", 2_000_000)  # fits JSON (base64 once), not MIME (twice)
+    msg = invoice(account, "4713", text="Text", html="<p>HTML</p>", attachments=[Attachment(pdf)])
+    assert account.transport().send(msg).transport_ids["route"] == "sendMail"
+    assert {a.name: a.data for a in find_sent(account, msg.message_id).attachments}[pdf.name] == pdf.read_bytes()
 
 
 @pytest.mark.slow

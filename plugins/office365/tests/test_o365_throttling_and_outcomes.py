@@ -210,3 +210,19 @@ def test_test_mail_action(make_account: AccountFactory) -> None:
     assert result["ok"] and result["request_id"], result
     sent = account.sent()
     assert len(sent) == 1 and sent[0].recipients("to") == [account.mailbox]
+
+
+def test_mime_route_dropped_is_unknown_and_throttle_replays(make_account: AccountFactory) -> None:
+    account = make_account()
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="429", count=1, retry_after="0")
+    message = msg(account, "mime-ok")
+    message.html = "<p>Anbei.</p>"
+    account.transport().send(message)
+    assert [s.route for s in account.sent()] == ["mime"]
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="drop_after_processing", count=1)
+    dropped = msg(account, "mime-drop")
+    dropped.html = "<p>Anbei.</p>"
+    with pytest.raises(UnknownOutcomeError):
+        account.transport().send(dropped)
+    assert [r.status for r in send_posts(account)] == [429, 202, None]
+    assert len(account.sent()) == 2

@@ -121,12 +121,15 @@ def test_payload_maps_all_fields(tmp_path: Path) -> None:
     msg = Message(subject="Rg. 4711", to=[Address("kunde@example.com", "Kunde Müller")],
                   sender=Address("rechnung@firma.example", "Firma GmbH"),
                   cc=[Address("cc@example.com", "Kopie")], bcc=[Address("bcc@example.com")],
-                  reply_to=[Address("antwort@firma.example", "Büro")], text="t", html="<img src='cid:logo'>",
+                  reply_to=[Address("antwort@firma.example", "Büro")], text=None, html="<img src='cid:logo'>",
                   attachments=[Attachment(tmp_path / "a.pdf"),
                                Attachment(tmp_path / "logo.png", inline=True, content_id="logo")],
                   headers={"X-AbSys-Rechnung": "4711"}, message_id="<abc@ccm-mail.test>")
     p = payload.plan(msg, "rechnung@firma.example")
     assert p.route == "sendMail" and len(p.inline_attachments) == 2
+    msg.text = "t"  # with its own text alternative it goes as MIME
+    assert payload.plan(msg, "rechnung@firma.example").route == "mime"
+    msg.text = None
     j = payload.message_json(msg, "rechnung@firma.example")
     assert j["body"] == {"contentType": "HTML", "content": "<img src='cid:logo'>"}
     assert j["toRecipients"] == [{"emailAddress": {"address": "kunde@example.com", "name": "Kunde Müller"}}]
