@@ -368,8 +368,10 @@ class Graph:
         msg, atts = mime.to_graph(raw)
         check_sendable(msg)
         self._check_send_as(mb, msg)
-        body_len = len((msg.get("body") or {}).get("content") or "")
-        self._check_size(mb, body_len, [len(a.data) for a in atts])
+        if len(raw) > mb.max_message_size:  # a MIME message's size is simply its length
+            raise GraphError(400, "ErrorMessageSizeExceeded",
+                             "The message exceeds the maximum supported size., Cannot save changes "
+                             "made to an item to store.")
         self._check_rate(mb)
         sent = self._accept(req, mb, msg, [self._keep_inline(mb, a) for a in atts], True, "mime")
         sent.mime = raw
