@@ -50,6 +50,7 @@ import json
 import math
 import re
 import secrets
+import shutil
 import threading
 import time
 import uuid
@@ -777,7 +778,10 @@ def _write_files(state_dir: Path, sent: SentMessage) -> None:
     names = []
     for i, a in enumerate(sent.attachments):
         fname = f"{i:02d}-" + re.sub(r"[^A-Za-z0-9._-]", "_", a.name)
-        (folder / "attachments" / fname).write_bytes(a.data)
+        if a.path is not None:
+            shutil.copyfile(a.path, folder / "attachments" / fname)  # big: never all in memory
+        else:
+            (folder / "attachments" / fname).write_bytes(a.data)
         names.append({"name": a.name, "contentType": a.content_type, "isInline": a.is_inline,
                       "contentId": a.content_id, "size": a.size, "file": f"attachments/{fname}"})
     doc = {"id": sent.id, "mailbox": sent.mailbox, "internetMessageId": sent.internet_message_id,
