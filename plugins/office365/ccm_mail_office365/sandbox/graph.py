@@ -28,7 +28,11 @@ ErrorAccessDenied) -> mailbox concurrency (more than 4 in flight per app and mai
 ApplicationThrottled, ``Application is over its MailboxConcurrency limit.``) -> the request.
 More than 150 MB of request bodies per app and mailbox within 5 minutes
 (``sb.upload_limit``) is 429 ApplicationThrottled ``Application is over its IncomingBytes limit.``
-Sending then checks send-as (403 ErrorSendAsDenied), size (400 ErrorMessageSizeExceeded) and the
+A mailbox scoped to other apps (RBAC for Applications / application access policy,
+``add_mailbox(allowed_apps=...)``) answers 403 ErrorAccessDenied "Access to OData is disabled:
+[RAOP] ...". Sending then checks send-as (403 ErrorSendAsDenied), size (400
+ErrorMessageSizeExceeded), the daily recipient limit (10,000; above it the mailbox is blocked for
+24 h: ErrorSubmissionQuotaExceeded, HTTP 500 as Exchange's OData layer maps it) and the
 mailbox's message rate (429 ApplicationThrottled with Retry-After; the code and text for this
 one are the sandbox's: Exchange's sending-rate refusal is not documented for Graph).
 
@@ -208,6 +212,7 @@ class Graph:
         if not mb.licensed:
             raise GraphError(404, "MailboxNotEnabledForRESTAPI",
                              "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+        self._policy(token, mb)
         return self._with_slot(req, token, mb, lambda: self._route(req, token, mb, rest))
 
     def _with_slot(self, req: Request, token_client: TokenInfo | str, mb: Mailbox,
@@ -263,6 +268,13 @@ class Graph:
     def _need(token: TokenInfo, roles: frozenset[str]) -> None:
         if not (token.roles & roles):
             raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+
+    @staticmethod
+    def _policy(token: TokenInfo, mb: Mailbox) -> None:
+        """RBAC for Applications / application access policy scoping the app's mailboxes."""
+        if mb.allowed_apps is not None and token.client_id not in mb.allowed_apps:
+            raise GraphError(403, "ErrorAccessDenied", "Access to OData is disabled: [RAOP] : Blocked "
+                                                       "by tenant configured AppOnly AccessPolicy settings.")
 
     def _json_body(self, req: Request, *, allow_empty: bool = False) -> Any:
         raw = req.read_body(MAX_REQUEST)
@@ -359,6 +371,7 @@ class Graph:
         body_len = len((msg.get("body") or {}).get("content") or "")
         self._check_size(mb, body_len, [len(a.data) for a in atts])
         self._check_rate(mb)
+        self._check_quota(mb, msg)
         stored = {k: v for k, v in msg.items() if k != "attachments"}
         sent_atts = [self._keep_inline(mb, a) for a in atts]
         self._accept(req, mb, stored, sent_atts, save, "sendMail")
@@ -374,6 +387,7 @@ class Graph:
                              "The message exceeds the maximum supported size., Cannot save changes "
                              "made to an item to store.")
         self._check_rate(mb)
+        self._check_quota(mb, msg)
         sent = self._accept(req, mb, msg, [self._keep_inline(mb, a) for a in atts], True, "mime")
         sent.mime = raw
         return self._ok(req, 202)
@@ -396,6 +410,23 @@ class Graph:
             raise GraphError(400, "ErrorMessageSizeExceeded",
                              "The message exceeds the maximum supported size., Cannot save changes "
                              "made to an item to store.")
+
+    def _check_quota(self, mb: Mailbox, msg: dict[str, Any]) -> None:
+        """Exchange's daily recipient limit: exceeding it blocks the mailbox for 24 hours."""
+        now = time.time()
+        count = sum(len(msg.get(k) or []) for k in ("toRecipients", "ccRecipients", "bccRecipients"))
+        with self.state.lock:
+            mb.recipients_sent[:] = [(t, n) for t, n in mb.recipients_sent if t > now - 86400]
+            blocked = now < mb.blocked_until
+            if not blocked and sum(n for _, n in mb.recipients_sent) + count > mb.daily_recipient_limit:
+                mb.blocked_until = now + 86400
+                blocked = True
+            if not blocked:
+                mb.recipients_sent.append((now, count))
+        if blocked:
+            raise GraphError(500, "ErrorSubmissionQuotaExceeded",
+                             "The message can't be submitted because the sender's submission quota "
+                             "was exceeded. Please try again later.")
 
     def _check_rate(self, mb: Mailbox) -> None:
         wait = self.state.rate_wait(mb)
@@ -617,6 +648,7 @@ class Graph:
         body_len = len((d.message.get("body") or {}).get("content") or "")
         self._check_size(mb, body_len, [a.size for a in d.attachments])
         self._check_rate(mb)
+        self._check_quota(mb, d.message)
         with self.state.lock:
             if self.state.drafts.pop(draft_id, None) is None:
                 raise GraphError(404, "ErrorItemNotFound",

@@ -237,12 +237,21 @@ class Sandbox:
 
     def add_mailbox(self, tenant_id: str, address: str, *, licensed: bool = True,
                     send_as: Iterable[str] = (), display_name: str | None = None,
-                    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> Mailbox:
-        """A user mailbox; its domain becomes a verified domain of the tenant."""
+                    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                    daily_recipient_limit: int = 10_000,
+                    allowed_apps: Iterable[str] | None = None) -> Mailbox:
+        """A user mailbox; its domain becomes a verified domain of the tenant.
+
+        :param send_as: further addresses the app may use in ``from``/``sender``.
+        :param allowed_apps: client ids allowed by RBAC for Applications / an application access
+            policy; None (default): every app with the Graph permission.
+        """
         tenant = self._tenant(tenant_id)
         addr = address.lower()
         mb = Mailbox(tenant.tenant_id, addr, new_guid(), display_name or addr.split("@")[0],
-                     licensed, {a.lower() for a in send_as}, max_message_size)
+                     licensed, {a.lower() for a in send_as}, max_message_size,
+                     daily_recipient_limit=daily_recipient_limit,
+                     allowed_apps=None if allowed_apps is None else {c.lower() for c in allowed_apps})
         with self.state.lock:
             self.state.mailboxes[addr] = mb
             tenant.domains.add(addr.split("@", 1)[1])

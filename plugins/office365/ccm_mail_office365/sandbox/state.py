@@ -79,6 +79,13 @@ class Mailbox:
     send_as: set[str] = field(default_factory=set)
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     rate: tuple[int, float] = DEFAULT_RATE
+    #: Exchange Online: 10,000 recipients per day; above it the mailbox may not send for 24 h
+    daily_recipient_limit: int = 10_000
+    #: None: any app with Mail.Send; else only these client ids (RBAC for Applications /
+    #: application access policy)
+    allowed_apps: set[str] | None = None
+    blocked_until: float = 0.0
+    recipients_sent: list[tuple[float, int]] = field(default_factory=list)
 
 
 @dataclass

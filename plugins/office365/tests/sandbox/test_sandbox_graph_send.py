@@ -225,3 +225,10 @@ def test_send_in_mime_format(world: World) -> None:
 def test_me_is_not_for_app_only_tokens(world: World) -> None:
     r = world.graph("POST", "/v1.0/me/sendMail", json={"message": simple_message()})
     assert _err(r, 400, "BadRequest")["message"] == "/me request is only valid with delegated authentication flow."
+
+
+def test_application_access_policy_scopes_mailboxes(world: World) -> None:
+    world.sb.add_mailbox(TENANT, "geheim@contoso.de", allowed_apps=["00000000-0000-0000-0000-0000000000aa"])
+    err = _err(world.send(mailbox="geheim@contoso.de"), 403, "ErrorAccessDenied")
+    assert "AccessPolicy" in err["message"]
+    assert world.send().status_code == 202

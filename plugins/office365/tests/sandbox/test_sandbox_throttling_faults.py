@@ -164,3 +164,14 @@ def test_stop_ends_keep_alive_connections(tmp_path) -> None:  # type: ignore[no-
     while th.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.02)
     assert th.active_count() <= before
+
+
+def test_daily_recipient_limit_blocks_the_mailbox(world: World) -> None:
+    world.sb.mailbox(MAILBOX).daily_recipient_limit = 3
+    token = world.token()
+    two = simple_message(ccRecipients=[{"emailAddress": {"address": "b@example.org"}}])
+    assert world.send(two, token=token).status_code == 202
+    r = world.send(two, token=token)
+    assert r.status_code == 500 and r.json()["error"]["code"] == "ErrorSubmissionQuotaExceeded"
+    assert world.send(token=token).status_code == 500  # blocked now, even for one recipient
+    assert len(world.sb.sent_messages()) == 1
