@@ -53,10 +53,12 @@ _HINT = {
                "platform \"Web\" (default http://localhost:8400/); check tenant ID and application ID."),
     "state_mismatch": T("Den Vorgang neu starten: ccm-mail accounts consent NAME.",
                         "Start again: ccm-mail accounts consent NAME."),
-    "timeout": T("Erneut starten; mit --no-browser die Adresse auf einem anderen Rechner öffnen. Die Antwort muss "
-                 "aber im Browser dieses Rechners ankommen (localhost).",
-                 "Start again; with --no-browser open the address on another computer. The answer must still "
-                 "reach this computer's browser (localhost)."),
+    "timeout": T("Zeigt Microsoft im Browser einen Fehler (z. B. AADSTS50011), muss die Redirect-URI in Entra → "
+                 "App-Registrierungen → App → Authentifizierung als Plattform „Web“ eingetragen werden. Sonst erneut "
+                 "starten; die Antwort muss im Browser dieses Rechners ankommen (localhost).",
+                 "If Microsoft shows an error in the browser (e.g. AADSTS50011), register the redirect URI in Entra → "
+                 "App registrations → the app → Authentication as platform \"Web\". Otherwise start again; the "
+                 "answer must reach a browser on this computer (localhost)."),
 }
 
 

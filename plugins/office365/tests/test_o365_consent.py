@@ -246,3 +246,12 @@ def test_chromium_forged_state(consent_account: Account, chromium: Callable[[str
     result = consent(consent_account, forged, timeout=60)
     assert result["status"] == "state_mismatch" and not result["ok"]
     assert not consent_account.sandbox.app(consent_account.tenant_id, consent_account.client_id).consented
+
+
+def test_unregistered_redirect_uri_times_out_with_hint(make_account: AccountFactory) -> None:
+    account = make_account(consented=False, redirect_uris=["http://localhost:8400/"],
+                           consent_redirect_uri=f"http://localhost:{free_port()}/")
+    browser = HttpBrowser(account)
+    result = consent(account, browser, timeout=1.5, lang="en")
+    assert result["status"] == "timeout" and "AADSTS50011" in result["hint"]
+    assert "AADSTS50011" in browser.pages[0].text  # Microsoft shows the error page, no redirect
