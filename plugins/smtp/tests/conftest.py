@@ -3,12 +3,14 @@ host builds them (through the account type's ``create_transport``)."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import trustme
 
 from ccm_mail_hookspecs import AccountSettings, Transport
@@ -16,6 +18,19 @@ from ccm_mail_smtp.plugin import ACCOUNT_TYPE
 
 from smtp_server import SmtpServer
 from smtp_support import USERS, MakeTransport, account_values
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> Iterator[None]:
+    """Start from structlog's defaults: a host test that ran the CLI in-process may have left
+    structlog printing to a stream pytest has closed since (ValueError on the next log call)."""
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        stream = getattr(handler, "stream", None)
+        if stream is not None and getattr(stream, "closed", False):
+            root.removeHandler(handler)
+    yield
 
 
 @pytest.fixture(scope="session")
