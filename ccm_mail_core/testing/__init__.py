@@ -16,9 +16,13 @@ import pytest
 # detailed assertion messages in the suite's own module (it is not a test file pytest rewrites)
 pytest.register_assert_rewrite("ccm_mail_core.testing.conformance", "ccm_mail_core.testing.logcapture")
 
-from .conformance import FailureCase, TransportConformance, normalized_text  # noqa: E402
-from .logcapture import (  # noqa: E402
-    LogCapture, assert_no_secrets, capture_logs, exception_texts, find_secrets,
+from .conformance import FailureCase, TransportConformance, normalized_text
+from .logcapture import (
+    LogCapture,
+    assert_no_secrets,
+    capture_logs,
+    exception_texts,
+    find_secrets,
 )
 
 __all__ = ["FailureCase", "LogCapture", "TransportConformance", "assert_no_secrets", "capture_logs",

@@ -11,7 +11,7 @@ import base64
 import logging
 import traceback
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +36,7 @@ class LogCapture:
     :ivar records: stdlib :class:`logging.LogRecord` objects from every logger, at DEBUG and up.
     """
 
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[MutableMapping[str, Any]] = field(default_factory=list)
     records: list[logging.LogRecord] = field(default_factory=list)
 
     def texts(self) -> list[str]:

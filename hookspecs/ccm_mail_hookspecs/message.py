@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from email.headerregistry import Address as _EmailAddress
 from email import policy as _policy
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
 from datetime import datetime, timezone
 from pathlib import Path
 

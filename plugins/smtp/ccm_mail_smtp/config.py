@@ -39,7 +39,7 @@ class SmtpConfig:
     timeout: float = 60.0
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> "SmtpConfig":
+    def from_values(cls, values: Mapping[str, Any]) -> SmtpConfig:
         """Raise :class:`ConfigError` listing every problem; otherwise the normalized config."""
         problems = validate(values)
         if problems:

@@ -13,12 +13,20 @@ import ssl
 from collections.abc import Iterable, Mapping
 
 from ccm_mail_hookspecs import (
-    AccessDeniedError, AuthenticationError, MailboxError, MessageTooLargeError, NetworkError,
-    RecipientError, T, ThrottledError, TransportError, UnknownOutcomeError,
+    AccessDeniedError,
+    AuthenticationError,
+    MailboxError,
+    MessageTooLargeError,
+    NetworkError,
+    RecipientError,
+    T,
+    ThrottledError,
+    TransportError,
+    UnknownOutcomeError,
 )
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_THROTTLE_WORDS = re.compile(r"throttl|rate limit|too many|quota|concurrent", re.I)
+_THROTTLE_WORDS = re.compile(r"throttl|rate limit|too many|quota|concurrent", re.IGNORECASE)
 
 # The checklist Microsoft's 5.7.3 / 5.7.139 / 5.7.57 come down to for app-only XOAUTH2.
 _O365_CHECKLIST = T(

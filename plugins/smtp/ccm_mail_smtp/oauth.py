@@ -16,9 +16,12 @@ from typing import Any
 import msal
 import requests
 import structlog
-
 from ccm_mail_hookspecs import (
-    AccessDeniedError, AuthenticationError, CcmMailError, NetworkError, T,
+    AccessDeniedError,
+    AuthenticationError,
+    CcmMailError,
+    NetworkError,
+    T,
     ThrottledError,
 )
 

@@ -18,16 +18,25 @@ import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.generator import BytesGenerator
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import make_msgid
 from io import BytesIO
+from typing import cast
 
 import structlog
-
 from ccm_mail_hookspecs import (
-    Address, CcmMailError, CheckResult, Message, Receipt, T, Transport, TransportError, build_mime,
+    Address,
+    CcmMailError,
+    CheckResult,
+    Message,
+    Receipt,
+    T,
+    Transport,
+    TransportError,
+    build_mime,
 )
 
 from . import errors
@@ -37,7 +46,7 @@ from .oauth import TokenProvider, xoauth2_base64
 log = structlog.get_logger("ccm_mail.smtp")
 
 # Postfix "queued as 4XyZ", Exim "id=1rABC-000", Exchange "<...@...PROD.OUTLOOK.COM> [Hostname=...]"
-_QUEUE_ID = (re.compile(r"queued as ([A-Za-z0-9._-]+)", re.I), re.compile(r"\bid=([A-Za-z0-9._-]+)"),
+_QUEUE_ID = (re.compile(r"queued as ([A-Za-z0-9._-]+)", re.IGNORECASE), re.compile(r"\bid=([A-Za-z0-9._-]+)"),
              re.compile(r"\[InternalId=(\d+)"))
 
 
@@ -55,7 +64,8 @@ def flatten(mime: EmailMessage, *, utf8: bool) -> bytes:
     headers as they are, SMTP's would refold them (and hit CPython's folding bugs).
     """
     out = BytesIO()
-    BytesGenerator(out, policy=mime.policy.clone(linesep="\r\n", utf8=utf8)).flatten(mime)
+    base = cast(EmailPolicy, mime.policy)
+    BytesGenerator(out, policy=base.clone(linesep="\r\n", utf8=utf8)).flatten(mime)
     return out.getvalue()
 
 
@@ -280,7 +290,7 @@ class SmtpTransport(Transport):
             smtp.send(dot_stuff(payload))
             handed_over = True
             code, resp = smtp.getreply()
-            sent_at = datetime.now(timezone.utc)
+            sent_at = datetime.now(UTC)
             reply = self._reply(code, resp)
             if code != 250:
                 raise errors.data_error(code, reply)

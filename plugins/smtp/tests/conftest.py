@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 import structlog
 import trustme
-
 from ccm_mail_hookspecs import AccountSettings, Transport
 from ccm_mail_smtp.plugin import ACCOUNT_TYPE
-
 from smtp_server import SmtpServer
 from smtp_support import USERS, MakeTransport, account_values
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser, Parser
-from typing import Any
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -163,13 +163,14 @@ class SmtpServer:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.handler = Handler(users or {}, token_check)
-        kwargs: dict[str, Any] = dict(
-            hostname=self.host, port=self.port, enable_SMTPUTF8=smtputf8, authenticator=self.handler.authenticator,
+        kwargs: dict[str, Any] = {
+            "hostname": self.host, "port": self.port, "enable_SMTPUTF8": smtputf8,
+            "authenticator": self.handler.authenticator, "server_hostname": "smtp.test",
             # aiosmtpd only counts STARTTLS as TLS: with implicit TLS it would hide AUTH, so there
             # AUTH is neither "required" nor "TLS only" (the socket is TLS from the first byte)
-            auth_required=mode == "starttls" if auth_required is None else auth_required,
-            auth_require_tls=mode == "starttls", server_hostname="smtp.test",
-        )
+            "auth_required": mode == "starttls" if auth_required is None else auth_required,
+            "auth_require_tls": mode == "starttls",
+        }
         kwargs.update(smtp_options)
         if mode == "starttls":
             kwargs.update(tls_context=tls, require_starttls=True)
@@ -177,11 +178,11 @@ class SmtpServer:
             kwargs.update(ssl_context=tls)
         self.controller = _Controller(self.handler, **kwargs)
 
-    def __enter__(self) -> "SmtpServer":
+    def __enter__(self) -> Self:
         self.controller.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.controller.stop()
 
     @property

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from ccm_mail_hookspecs import Transport
-
 from smtp_server import SmtpServer
 
 SENDER = "rechnung@firma.example"

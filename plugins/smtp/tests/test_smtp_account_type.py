@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pluggy
 import pytest
-
-import ccm_mail_smtp.plugin as plugin
 from ccm_mail_hookspecs import PROJECT_NAME, AccountType, ConfigError, spec
+from ccm_mail_smtp import plugin
 from ccm_mail_smtp.config import SmtpConfig
 from ccm_mail_smtp.fields import FIELDS, validate
 

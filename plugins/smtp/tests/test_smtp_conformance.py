@@ -7,12 +7,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from ccm_mail_hookspecs import Address, AuthenticationError, NetworkError, Transport, UnknownOutcomeError
+from smtp_server import Script, SmtpServer, free_port
+from smtp_support import PASSWORD, SENDER, MakeTransport
 
 from ccm_mail_core.testing import FailureCase, TransportConformance
-from ccm_mail_hookspecs import Address, AuthenticationError, NetworkError, Transport, UnknownOutcomeError
-
-from smtp_support import PASSWORD, SENDER, MakeTransport
-from smtp_server import Script, SmtpServer, free_port
 
 
 class TestSmtpConformance(TransportConformance):

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 import structlog
-
-from ccm_mail_core.testing import FailureCase, TransportConformance, capture_logs
 from ccm_mail_hookspecs import Address, AuthenticationError, Message, Receipt, Transport
-
 from smtp_server import SmtpServer
 from smtp_support import PASSWORD, SENDER, MakeTransport
+
+from ccm_mail_core.testing import FailureCase, TransportConformance, capture_logs
 
 
 class Suite(TransportConformance):

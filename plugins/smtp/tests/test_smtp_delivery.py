@@ -11,11 +11,9 @@ from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
-
 from ccm_mail_hookspecs import Address, Message, TransportError
-
-from smtp_support import SENDER, USERS, MakeTransport
 from smtp_server import SmtpServer
+from smtp_support import SENDER, USERS, MakeTransport
 
 
 def message(**fields: object) -> Message:

@@ -12,16 +12,24 @@ from email.utils import make_msgid
 
 import pytest
 import trustme
-
-from ccm_mail_core.testing import assert_no_secrets, exception_texts
 from ccm_mail_hookspecs import (
-    AccessDeniedError, Address, AuthenticationError, CcmMailError, MailboxError, Message,
-    MessageTooLargeError, NetworkError, RecipientError, ThrottledError, TransportError,
+    AccessDeniedError,
+    Address,
+    AuthenticationError,
+    CcmMailError,
+    MailboxError,
+    Message,
+    MessageTooLargeError,
+    NetworkError,
+    RecipientError,
+    ThrottledError,
+    TransportError,
     UnknownOutcomeError,
 )
-
-from smtp_support import PASSWORD, SENDER, USERS, MakeTransport
 from smtp_server import Script, SmtpServer
+from smtp_support import PASSWORD, SENDER, USERS, MakeTransport
+
+from ccm_mail_core.testing import assert_no_secrets, exception_texts
 
 
 def message(**fields: object) -> Message:

@@ -10,8 +10,8 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from smtp_support import PASSWORD, SENDER
 from smtp_server import SmtpServer
+from smtp_support import PASSWORD, SENDER
 
 CLI = [sys.executable, "-c", "import sys; from ccm_mail_core.cli import main; sys.exit(main())"]
 
@@ -35,7 +35,7 @@ def write_config(tmp_path: Path, server: SmtpServer, ca_file: Path, **account: s
 def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SMTP_TEST_PASSWORD": PASSWORD}
     return subprocess.run([*CLI, "--config", str(config), "--json", *args], capture_output=True, text=True,
-                          env=env, timeout=60)
+                          env=env, timeout=60, check=False)
 
 
 def test_entry_point_is_declared() -> None:

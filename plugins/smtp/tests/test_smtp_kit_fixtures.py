@@ -7,9 +7,7 @@ from email.utils import make_msgid
 from typing import Any
 
 import pytest
-
 from ccm_mail_hookspecs import Address, Message
-
 from smtp_server import SmtpServer
 from smtp_support import PASSWORD, SENDER, MakeTransport
 

@@ -10,14 +10,20 @@ from collections.abc import Callable, Collection, Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
+from typing import Self
 
 import pytest
-
-from ccm_mail_core.testing import FailureCase, TransportConformance, assert_no_secrets, capture_logs, exception_texts
 from ccm_mail_hookspecs import Address, AuthenticationError, Message, NetworkError, Transport
-
-from smtp_support import SENDER, MakeTransport
 from smtp_server import SmtpServer, free_port
+from smtp_support import SENDER, MakeTransport
+
+from ccm_mail_core.testing import (
+    FailureCase,
+    TransportConformance,
+    assert_no_secrets,
+    capture_logs,
+    exception_texts,
+)
 
 sandbox_module = pytest.importorskip("ccm_mail_office365.sandbox")
 
@@ -31,7 +37,7 @@ class Office365:
     def __init__(self, state_dir: Path) -> None:
         self.sb = sandbox_module.Sandbox(state_dir=state_dir)
 
-    def __enter__(self) -> "Office365":
+    def __enter__(self) -> Self:
         self.sb.start()
         self.tenant = self.sb.add_tenant(TENANT)
         self.app = self.sb.add_app(TENANT, secret=SECRET, permissions={"SMTP.SendAsApp"})
@@ -82,9 +88,10 @@ def system_ca_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def xoauth(make_transport: MakeTransport, server: SmtpServer, o365: Office365, **overrides: object) -> Transport:
-    values: dict[str, object] = dict(auth="xoauth2", password=None, tenant_id=TENANT, client_id=o365.app.client_id,
-                                     client_secret=SECRET, authority_host=o365.sb.authority_host,
-                                     authority_ca_bundle=o365.sb.ca_pem)
+    values: dict[str, object] = {
+        "auth": "xoauth2", "password": None, "tenant_id": TENANT, "client_id": o365.app.client_id,
+        "client_secret": SECRET, "authority_host": o365.sb.authority_host, "authority_ca_bundle": o365.sb.ca_pem,
+    }
     values.update(overrides)
     return make_transport(server, **values)
 
@@ -108,9 +115,8 @@ def test_sends_with_a_token_for_exchange(xoauth_server: SmtpServer, o365: Office
 
 
 def test_wrong_secret(xoauth_server: SmtpServer, o365: Office365, make_transport: MakeTransport) -> None:
-    with capture_logs() as logs:
-        with pytest.raises(AuthenticationError) as info:
-            xoauth(make_transport, xoauth_server, o365, client_secret="falsch-" + SECRET).send(message())
+    with capture_logs() as logs, pytest.raises(AuthenticationError) as info:
+        xoauth(make_transport, xoauth_server, o365, client_secret="falsch-" + SECRET).send(message())
     error = info.value
     assert error.details["code"] == "AADSTS7000215"
     assert error.details.get("trace_id") or error.details.get("correlation_id")
