@@ -37,7 +37,7 @@ class PickupTransport(Transport):
         stem = sent_at.strftime("%Y%m%dT%H%M%S%fZ") + "-" + _safe(message.message_id or "message")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml")
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)

@@ -1,0 +1,186 @@
+"""Outbox state transitions: every path from queued to a final state, never a blind resend."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from ccm_mail_core.outbox import Outbox
+from ccm_mail_hookspecs import (Found, Lookup, Receipt, Status, T, ThrottledError, Transport,
+                                UnknownOutcomeError, hookimpl)
+from ccm_mail_hookspecs import AccountType, Field
+
+from conftest import BASE_CONFIG, INVOICE
+
+
+class Scripted(Transport):
+    """A transport whose answers the test scripts; it keeps what it 'delivered' like a provider."""
+
+    def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
+        self.script: list[str] = []
+        self.delivered: list[str] = []
+        self.lookup_answer: Found | None = None
+
+    def send(self, message):  # type: ignore[no-untyped-def]
+        step = self.script.pop(0) if self.script else "ok"
+        if step == "throttled":
+            raise ThrottledError(T("gedrosselt", "throttled"))
+        if step == "lost-after-delivery":  # provider got it, the answer was lost
+            self.delivered.append(message.message_id)
+            raise UnknownOutcomeError(T("Zeitüberschreitung", "timeout"))
+        if step == "lost-before-delivery":
+            raise UnknownOutcomeError(T("Zeitüberschreitung", "timeout"))
+        self.delivered.append(message.message_id)
+        return Receipt(datetime.now(timezone.utc), {"n": str(len(self.delivered))})
+
+    def lookup(self, message):  # type: ignore[no-untyped-def]
+        if self.lookup_answer is Found.UNSUPPORTED:
+            return Lookup(Found.UNSUPPORTED)
+        if message.message_id in self.delivered:
+            return Lookup(Found.SENT, datetime.now(timezone.utc), {"found": "yes"})
+        return Lookup(Found.NOT_FOUND)
+
+
+class ScriptedPlugin:
+    def __init__(self) -> None:
+        self.transport: Scripted | None = None
+
+    @hookimpl
+    def ccm_mail_account_types(self, register):  # type: ignore[no-untyped-def]
+        def create(settings):  # type: ignore[no-untyped-def]
+            self.transport = Scripted(settings)
+            return self.transport
+        register(AccountType("scripted", T("Skript", "Scripted"), (Field("sender", T("Absender", "Sender"),
+                                                                         kind="email"),), create))
+
+
+CONFIG = BASE_CONFIG.replace("    type: pickup\n    folder: out\n", "    type: scripted\n") + \
+    "outbox:\n  grace_seconds: 0\n"
+
+
+@pytest.fixture
+def scripted(make_mailer):  # type: ignore[no-untyped-def]
+    plugin = ScriptedPlugin()
+    mailer = make_mailer(CONFIG, plugins={"scripted": plugin})
+    transport = mailer.transport("Rechnungsversand")
+    return mailer, transport
+
+
+def send(mailer, ref: str = "RE-1"):  # type: ignore[no-untyped-def]
+    return mailer.send("invoice", to=["kunde@example.de"], data=dict(INVOICE, extRechnungsNr=ref), assume_yes=True)
+
+
+def statuses(mailer, row: int) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e["status"] for e in mailer.journal.events(row)]
+
+
+def test_failed_then_retried(scripted) -> None:
+    mailer, transport = scripted
+    transport.script = ["throttled"]
+    result = send(mailer)
+    assert result.status is Status.FAILED
+    (again,) = Outbox(mailer).retry_failed()
+    assert again.status is Status.SENT
+    assert statuses(mailer, result.journal_id) == ["queued", "sending", "failed", "queued", "sending", "sent"]
+    assert mailer.journal.get(result.journal_id).attempts == 2
+    assert transport.delivered == [result.message_id]
+
+
+def test_unknown_outcome_found_at_provider_is_recorded_as_sent_not_resent(scripted) -> None:
+    mailer, transport = scripted
+    transport.script = ["lost-after-delivery"]
+    result = send(mailer)
+    assert result.status is Status.UNKNOWN
+    check = Outbox(mailer).check()
+    assert check.sent == [result.journal_id]
+    entry = mailer.journal.get(result.journal_id)
+    assert entry.status is Status.SENT and entry.sent_at and entry.transport_ids == {"found": "yes"}
+    assert transport.delivered == [result.message_id]  # exactly once
+
+
+def test_unknown_outcome_not_found_after_grace_is_resent_once(scripted) -> None:
+    mailer, transport = scripted
+    transport.script = ["lost-before-delivery"]
+    result = send(mailer)
+    outbox = Outbox(mailer)
+    assert outbox.check(grace_seconds=3600).waiting == [result.journal_id]   # too early to tell
+    assert mailer.journal.get(result.journal_id).status is Status.UNKNOWN
+    assert outbox.check(grace_seconds=0).requeued == [result.journal_id]
+    (sent,) = outbox.send_queued()
+    assert sent.status is Status.SENT
+    assert transport.delivered == [result.message_id]
+    assert statuses(mailer, result.journal_id) == ["queued", "sending", "unknown", "queued", "sending", "sent"]
+
+
+@pytest.mark.parametrize("action, final, delivered", [("sent", "sent", 0), ("resend", "sent", 1),
+                                                       ("drop", "cancelled", 0)])
+def test_without_lookup_the_operator_decides(scripted, action, final, delivered) -> None:
+    mailer, transport = scripted
+    transport.lookup_answer = Found.UNSUPPORTED
+    transport.script = ["lost-before-delivery"]
+    result = send(mailer)
+    outbox = Outbox(mailer)
+    assert outbox.check().operator == [result.journal_id]
+    assert mailer.journal.get(result.journal_id).status is Status.UNKNOWN  # nothing happens by itself
+    entry = outbox.resolve(result.journal_id, action)
+    assert entry.status.value == final
+    assert len(transport.delivered) == delivered
+    if action == "sent":
+        assert entry.sent_at is not None
+
+
+def test_resolve_refuses_a_sent_message(scripted) -> None:
+    from ccm_mail_hookspecs import ConfigError
+    mailer, _ = scripted
+    result = send(mailer)
+    with pytest.raises(ConfigError, match="'resend'"):
+        Outbox(mailer).resolve(result.journal_id, "resend")
+
+
+def test_only_one_claim_wins(scripted) -> None:
+    mailer, _ = scripted
+    row = mailer.journal.create(message_id="<x@y>", purpose="invoice", account="Rechnungsversand",
+                                account_type="scripted", reference="R", recipients=["a@b.de"], subject="s")
+    wins = []
+    barrier = threading.Barrier(8)
+
+    def claim() -> None:
+        barrier.wait()
+        wins.append(mailer.journal.transition(row, Status.SENDING, expect=(Status.QUEUED,), owner="me"))
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 1
+
+
+def test_sending_row_of_a_dead_process_is_settled(scripted) -> None:
+    mailer, transport = scripted
+    row = mailer.journal.create(message_id="<dead@codicon.de>", purpose="invoice", account="Rechnungsversand",
+                                account_type="scripted", reference="R-dead", recipients=["a@b.de"], subject="s",
+                                payload={"subject": "s", "sender": ["rechnung@codicon.de", ""], "to": [["a@b.de", ""]],
+                                         "cc": [], "bcc": [], "reply_to": [], "text": "t", "html": None, "headers": {},
+                                         "message_id": "<dead@codicon.de>", "attachments": []})
+    mailer.journal.transition(row, Status.SENDING, owner="nohost-really:1", expect=(Status.QUEUED,))
+    # another host's process: cannot be checked, so it is left alone
+    assert Outbox(mailer).check().busy == [row]
+    import socket
+    mailer.journal.transition(row, Status.SENDING, owner=f"{socket.gethostname()}:999999999")
+    transport.delivered.append("<dead@codicon.de>")  # it had reached the provider before the crash
+    assert Outbox(mailer).check().sent == [row]
+    assert statuses(mailer, row)[-2:] == ["unknown", "sent"]
+
+
+def test_daily_recipient_limit_fails_single_send_without_sending(make_mailer) -> None:
+    plugin = ScriptedPlugin()
+    cfg = CONFIG.replace("    from_name: codicon GmbH\n", "    from_name: codicon GmbH\n    limits:\n"
+                                                             "      recipients_per_day: 2\n")
+    mailer = make_mailer(cfg, plugins={"scripted": plugin})
+    assert send(mailer, "RE-1").status is Status.SENT
+    second = mailer.send("invoice", to=["a@example.de", "b@example.de"], data=dict(INVOICE, extRechnungsNr="RE-2"),
+                         assume_yes=True)
+    assert second.status is Status.FAILED and "Tageslimit" in second.error.render("de")
+    assert plugin.transport.delivered == [mailer.journal.query(reference="RE-1")[0].message_id]
