@@ -8,28 +8,27 @@ errors HTTP 400 (RFC 6749 section 5.2, as Entra does).
 
 Tokens are opaque to clients (JWT-shaped, not verifiable) and bound to tenant, app, resource and
 the roles the app had consented *when the token was issued*: granting consent later needs a new
-token, as in Entra.
+token, as in Entra. The consent endpoint itself is in :mod:`.consent`.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import json
 import re
 import secrets
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs
 
 from . import assertion as jwt_assertion
+from .consent import AdminConsent
+from .entra_core import TENANT_ALIASES
 from .hosts import CLOUDS, EXCHANGE_RESOURCES, GRAPH_APP_ID, LOGIN_HOSTS, cloud_of_login_host
 from .server import BodyTooLarge, Request, Response
-from .state import GUID_RE, App, SandboxState, Tenant, TokenInfo, TokenRequest
+from .state import App, Tenant, TokenInfo, TokenRequest
 
-_TENANT_ALIASES = ("common", "organizations", "consumers")
 _SEGMENT = r"(?P<tenant>[A-Za-z0-9.\-_]+)"
 ROUTES = [
     ("GET", re.compile(rf"^/{_SEGMENT}/v2\.0/\.well-known/openid-configuration$"), "discovery"),
@@ -39,22 +38,11 @@ ROUTES = [
     ("GET", re.compile(rf"^/{_SEGMENT}/v2\.0/adminconsent$"), "consent_get"),
     ("POST", re.compile(rf"^/{_SEGMENT}/v2\.0/adminconsent$"), "consent_post"),
 ]
-#: What the consent page says each permission means (Entra's admin consent descriptions).
-PERMISSION_TEXT = {
-    "Mail.Send": "Send mail as any user",
-    "Mail.ReadWrite": "Read and write mail in all mailboxes",
-    "Mail.Read": "Read mail in all mailboxes",
-    "Mail.ReadBasic.All": "Read basic mail in all mailboxes",
-    "User.Read.All": "Read all users' full profiles",
-    "SMTP.SendAsApp": "Send emails from mailboxes using SMTP AUTH",
-}
 
 
-class Entra:
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
+class Entra(AdminConsent):
+    """Discovery and the token endpoint, plus routing for all Entra endpoints."""
 
-    # --- plumbing --------------------------------------------------------------------------
     def matches(self, req: Request) -> bool:
         return any(r.match(req.path) for _, r, _ in ROUTES)
 
@@ -74,68 +62,9 @@ class Entra:
                               f"{req.method} request.")
         return Response.html(404, "<html><body>Not found</body></html>", self._headers(req))
 
-    def _headers(self, req: Request) -> dict[str, str]:
-        h = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache",
-             "x-ms-request-id": req.request_id, "x-ms-ests-server": "2.1.sandbox",
-             "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
-             "X-Content-Type-Options": "nosniff"}
-        crid = req.header("client-request-id")
-        if crid:
-            h["client-request-id"] = crid
-        return h
-
-    @staticmethod
-    def _correlation(req: Request) -> str:
-        crid = req.header("client-request-id") or ""
-        return crid if GUID_RE.match(crid) else str(uuid.uuid4())
-
-    def error(self, req: Request, status: int, error: str, code: int, text: str,
-              extra_headers: dict[str, str] | None = None) -> Response:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        corr = self._correlation(req)
-        body = {
-            "error": error,
-            "error_description": f"AADSTS{code}: {text} Trace ID: {req.request_id} "
-                                 f"Correlation ID: {corr} Timestamp: {stamp}",
-            "error_codes": [code],
-            "timestamp": stamp,
-            "trace_id": req.request_id,
-            "correlation_id": corr,
-            "error_uri": f"https://{self._login_host(req)}/error?code={code}",
-        }
-        headers = self._headers(req)
-        headers.update(extra_headers or {})
-        return Response.json(status, body, headers)
-
-    def _transient(self, req: Request, status: int, retry_after: str | None) -> Response:
-        extra = {"Retry-After": retry_after} if retry_after else {}
-        return self.error(req, status, "temporarily_unavailable", 90033,
-                          "A transient error has occurred. Please try again.", extra)
-
-    @staticmethod
-    def _login_host(req: Request) -> str:
-        return req.host if req.host in LOGIN_HOSTS else "login.microsoftonline.com"
-
-    def _tenant(self, req: Request, ref: str) -> Tenant | None:
-        """The tenant, if it exists *in the cloud whose login host the client used*."""
-        tenant = self.state.tenant(ref)
-        if tenant is None:
-            return None
-        cloud = cloud_of_login_host(req.host)
-        if cloud is not None and cloud.name != tenant.cloud:
-            return None
-        return tenant
-
-    def _tenant_not_found(self, req: Request, ref: str, error: str = "invalid_request") -> Response:
-        return self.error(req, 400, error, 90002,
-                          f"Tenant '{ref}' not found. Check to make sure you have the correct tenant "
-                          f"ID and are signing into the correct cloud. Check with your subscription "
-                          f"administrator, this may happen if there are no active subscriptions for "
-                          f"the tenant.")
-
     # --- discovery -------------------------------------------------------------------------
     def discovery(self, req: Request, ref: str) -> Response:
-        if ref.lower() in _TENANT_ALIASES:
+        if ref.lower() in TENANT_ALIASES:
             tid, issuer_tid = ref.lower(), "{tenantid}"
             cloud = cloud_of_login_host(req.host) or CLOUDS["global"]
         else:
@@ -220,7 +149,7 @@ class Entra:
         return resp
 
     def _token(self, req: Request, ref: str, form: dict[str, str], credential: str) -> Response:
-        if ref.lower() in _TENANT_ALIASES:
+        if ref.lower() in TENANT_ALIASES:
             return self.error(req, 400, "invalid_request", 50059,
                               "No tenant-identifying information found in either the request or "
                               "implied by any provided credentials.")
@@ -358,142 +287,6 @@ class Entra:
                                    "ext_expires_in": lifetime, "access_token": token},
                              self._headers(req))
 
-    # --- admin consent ---------------------------------------------------------------------
-    def consent_get(self, req: Request, ref: str) -> Response:
-        params = dict(req.query)
-        checked = self._consent_check(req, ref, params)
-        if isinstance(checked, Response):
-            return checked
-        tenant, app = checked
-        behaviour = self.state.consent_behaviour
-        if behaviour in ("accept", "deny"):
-            if "text/html" in (req.header("Accept") or ""):
-                return self._consent_page(req, ref, tenant, app, params, auto=behaviour)
-            return self._consent_answer(req, tenant, app, params, behaviour == "accept")
-        return self._consent_page(req, ref, tenant, app, params, auto=None)
-
-    def consent_post(self, req: Request, ref: str) -> Response:
-        try:
-            raw = req.read_body(64 * 1024)
-        except BodyTooLarge:
-            raw = b""
-        params = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"),
-                                               keep_blank_values=True).items()}
-        checked = self._consent_check(req, ref, params)
-        if isinstance(checked, Response):
-            return checked
-        tenant, app = checked
-        return self._consent_answer(req, tenant, app, params, params.get("decision") == "accept")
-
-    def _consent_check(self, req: Request, ref: str,
-                       params: dict[str, str]) -> tuple[Tenant, App] | Response:
-        client_id = params.get("client_id", "")
-        if ref.lower() in _TENANT_ALIASES:
-            apps = self.state.apps_with_client_id(client_id)
-            tenant = self.state.tenant(apps[0].tenant_id) if apps else None
-            if tenant is None:
-                return self._error_page(req, 700016, f"Application with identifier '{client_id}' "
-                                        f"was not found in the directory.")
-        else:
-            tenant = self._tenant(req, ref)
-            if tenant is None:
-                return self._error_page(req, 90002, f"Tenant '{ref}' not found. Check to make sure "
-                                        f"you have the correct tenant ID and are signing into the "
-                                        f"correct cloud.")
-        if not client_id:
-            return self._error_page(req, 900144, "The request body must contain the following "
-                                    "parameter: 'client_id'.")
-        app = self.state.app(tenant.tenant_id, client_id)
-        if app is None:
-            return self._error_page(req, 700016, f"Application with identifier '{client_id}' was "
-                                    f"not found in the directory '{tenant.display_name}'. This can "
-                                    f"happen if the application has not been installed by the "
-                                    f"administrator of the tenant or consented to by any user in the "
-                                    f"tenant. You may have sent your authentication request to the "
-                                    f"wrong tenant.")
-        redirect_uri = params.get("redirect_uri", "")
-        if not redirect_uri:
-            return self._error_page(req, 900144, "The request body must contain the following "
-                                    "parameter: 'redirect_uri'.")
-        if redirect_uri not in app.redirect_uris:
-            return self._error_page(req, 50011, f"The redirect URI '{redirect_uri}' specified in the "
-                                    f"request does not match the redirect URIs configured for the "
-                                    f"application '{app.client_id}'. Make sure the redirect URI sent "
-                                    f"in the request matches one added to your application in the "
-                                    f"Azure portal. Navigate to https://aka.ms/redirectUriMismatchError "
-                                    f"to learn more about how to fix this.")
-        scope = params.get("scope", "")
-        cloud = CLOUDS[tenant.cloud]
-        if not scope or any(not s.endswith("/.default") or s[:-9].rstrip("/") not in
-                            (*cloud.graph_resources, *EXCHANGE_RESOURCES, GRAPH_APP_ID)
-                            for s in scope.split()):
-            return self._error_page(req, 70011, f"The provided value for the input parameter "
-                                    f"'scope' is not valid. The scope '{scope}' does not exist.")
-        return tenant, app
-
-    def _consent_answer(self, req: Request, tenant: Tenant, app: App, params: dict[str, str],
-                        accepted: bool) -> Response:
-        redirect_uri = params["redirect_uri"]
-        out: dict[str, str] = {}
-        if accepted:
-            with self.state.lock:
-                app.consented = True
-            resource = CLOUDS[tenant.cloud].graph_resources[0]
-            granted = [f"{resource}/{p}" for p in sorted(app.permissions)]
-            out = {"admin_consent": "True", "tenant": tenant.tenant_id,
-                   "scope": " ".join(granted + [f"{resource}/.default"])}
-        else:
-            stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-            out = {"error": "access_denied", "error_subcode": "cancel",
-                   "error_description": f"AADSTS65004: User declined to consent to access the app. "
-                                        f"Trace ID: {req.request_id} Correlation ID: "
-                                        f"{self._correlation(req)} Timestamp: {stamp}"}
-        if "state" in params:
-            out["state"] = params["state"]
-        sep = "&" if "?" in redirect_uri else "?"
-        headers = self._headers(req)
-        headers["Location"] = redirect_uri + sep + urlencode(out)
-        return Response(302, b"", headers)
-
-    def _consent_page(self, req: Request, ref: str, tenant: Tenant, app: App,
-                      params: dict[str, str], auto: str | None) -> Response:
-        perms = "".join(f"<li><b>{html.escape(PERMISSION_TEXT.get(p, p))}</b> ({html.escape(p)})</li>"
-                        for p in sorted(app.permissions))
-        hidden = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-                         for k, v in params.items() if k in ("client_id", "scope", "redirect_uri", "state"))
-        action = html.escape(f"/{ref}/v2.0/adminconsent")
-        auto_html = ""
-        if auto is not None:
-            hidden += f'<input type="hidden" name="decision" value="{"accept" if auto == "accept" else "cancel"}">'
-            auto_html = "<script>document.forms[0].submit();</script>"
-        page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Permissions requested</title></head>
-<body>
-<h1>Permissions requested</h1>
-<p><b>{html.escape(app.display_name)}</b> (unverified)</p>
-<p>This app would like to (application permissions for {html.escape(tenant.display_name)}):</p>
-<ul>{perms}</ul>
-<p>If you accept, this app will get access to the specified resources for all users in your
-organization. No one else will be prompted to review these permissions.</p>
-<form method="post" action="{action}">{hidden}
-<button type="submit" name="decision" value="cancel">Cancel</button>
-<button type="submit" name="decision" value="accept">Accept</button>
-</form>{auto_html}
-</body></html>"""
-        return Response.html(200, page, self._headers(req))
-
-    def _error_page(self, req: Request, code: int, text: str) -> Response:
-        """Entra shows request errors of interactive endpoints as a page, and does not redirect."""
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in to your account</title></head>
-<body><h1>Sign in</h1><p>Sorry, but we're having trouble signing you in.</p>
-<p id="error">AADSTS{code}: {html.escape(text)}</p>
-<table><tr><td>Request Id:</td><td>{req.request_id}</td></tr>
-<tr><td>Correlation Id:</td><td>{self._correlation(req)}</td></tr>
-<tr><td>Timestamp:</td><td>{stamp}</td></tr></table></body></html>"""
-        return Response.html(200, page, self._headers(req))
-
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
@@ -508,5 +301,3 @@ def _basic_auth(value: str | None) -> tuple[str, str] | None:
         return None
     from urllib.parse import unquote_plus
     return unquote_plus(user), unquote_plus(pw)
-
-
