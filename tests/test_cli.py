@@ -122,3 +122,16 @@ def test_accounts_placeholders_and_types(workdir) -> None:
     assert pickup["label"] == "Pickup folder (.eml files)" and pickup["fields"][0]["help"]
     rc, data = cli_json("accounts", "test", "Rechnungsversand", cwd=workdir)
     assert rc == 0 and data["ok"]
+
+
+def test_config_example_loads_with_the_installed_plugins(tmp_path) -> None:
+    """config.example.yaml is what admins start from: it must load once the secret is set, and
+    name the missing secret clearly when it is not."""
+    from conftest import REPO
+    env = {"CCM_MAIL_O365_SECRET": "x" * 40}
+    rc, data = cli_json("config", "check", "--config", str(REPO / "config.example.yaml"), cwd=tmp_path, env=env)
+    assert rc == 0, data
+    assert data["purposes"] == {"eservice": "E-Service", "invoice": "Rechnungsversand"}
+    proc = run_cli("config", "check", "--config", str(REPO / "config.example.yaml"), cwd=tmp_path,
+                   env={"CCM_MAIL_O365_SECRET": ""})
+    assert proc.returncode == 2 and "CCM_MAIL_O365_SECRET ist nicht gesetzt" in proc.stderr
