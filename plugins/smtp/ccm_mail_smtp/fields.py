@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from ccm_mail_hookspecs import Address, AddressError, Field, T
@@ -125,6 +126,10 @@ def validate(values: Mapping[str, Any]) -> Sequence[tuple[str, T]]:
     except AddressError:
         problems.append(("sender", T(f"Ungültige Absenderadresse {values.get('sender')!r}.",
                                      f"Invalid sender address {values.get('sender')!r}.")))
+    for name in ("ca_bundle", "authority_ca_bundle"):
+        path = values.get(name)
+        if path not in (None, "") and not Path(str(path)).is_file():
+            problems.append((name, T(f"CA-Datei nicht gefunden: {path}", f"CA file not found: {path}")))
     if auth not in AUTH_CHOICES:
         problems.append(("auth", T(f"Unbekannte Anmeldung {auth!r}.", f"Unknown authentication {auth!r}.")))
     elif auth == "password":

@@ -31,6 +31,7 @@ from ccm_mail_hookspecs import (
     Address,
     CcmMailError,
     CheckResult,
+    ConfigError,
     Message,
     Receipt,
     T,
@@ -45,7 +46,7 @@ from .oauth import TokenProvider, xoauth2_base64
 
 log = structlog.get_logger("ccm_mail.smtp")
 
-# Postfix "queued as 4XyZ", Exim "id=1rABC-000", Exchange "<...@...PROD.OUTLOOK.COM> [Hostname=...]"
+# Postfix "queued as 4XyZ", Exim "id=1rABC-000", Exchange "250 2.6.0 <msgid> [InternalId=123, Hostname=…]"
 _QUEUE_ID = (re.compile(r"queued as ([A-Za-z0-9._-]+)", re.IGNORECASE), re.compile(r"\bid=([A-Za-z0-9._-]+)"),
              re.compile(r"\[InternalId=(\d+)"))
 
@@ -84,7 +85,12 @@ class SmtpTransport(Transport):
     def __init__(self, config: SmtpConfig, *, account: str = "") -> None:
         self._config = config
         self._account = account
-        self._tls = ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
+        try:
+            self._tls = ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
+        except (OSError, ssl.SSLError) as exc:  # exists (validated) but is no PEM certificate
+            raise ConfigError(T(f"CA-Datei {config.ca_bundle} ist kein PEM-Zertifikat: {exc}",
+                                f"CA file {config.ca_bundle} is not a PEM certificate: {exc}"),
+                              details={"fields": ["ca_bundle"]}) from None
         self._tokens = TokenProvider(
             tenant_id=config.tenant_id, client_id=config.client_id, client_secret=config.client_secret,
             authority_host=config.authority_host, ca_bundle=config.authority_ca_bundle,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pluggy
 import pytest
 from ccm_mail_hookspecs import PROJECT_NAME, AccountType, ConfigError, spec
@@ -49,6 +51,20 @@ def test_xoauth2_needs_its_three_values() -> None:
 def test_all_problems_at_once() -> None:
     problems = validate({"host": "", "port": "70000", "sender": "kein-at", "auth": "password", "timeout": "-1"})
     assert sorted(f for f, _ in problems) == ["host", "password", "port", "sender", "timeout"]
+
+
+def test_missing_ca_file_is_a_config_problem(tmp_path: Path) -> None:
+    problems = validate({**BASE, "ca_bundle": str(tmp_path / "fehlt.pem"), "authority_ca_bundle": str(tmp_path)})
+    assert sorted(f for f, _ in problems) == ["authority_ca_bundle", "ca_bundle"]
+
+
+def test_ca_file_that_is_no_certificate(tmp_path: Path) -> None:
+    from ccm_mail_smtp.transport import SmtpTransport
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("kein Zertifikat")
+    with pytest.raises(ConfigError) as info:
+        SmtpTransport(SmtpConfig.from_values({**BASE, "ca_bundle": str(bogus)}))
+    assert "PEM" in info.value.message.en
 
 
 def test_config_defaults_and_secret_free_repr() -> None:

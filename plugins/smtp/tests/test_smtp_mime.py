@@ -14,7 +14,6 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 
 import pytest
-
 from ccm_mail_hookspecs import Address, Message, build_mime
 from ccm_mail_smtp.transport import dot_stuff, flatten, queue_id
 
