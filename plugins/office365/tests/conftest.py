@@ -6,12 +6,30 @@ mocks msal or requests, and nothing can reach Microsoft (the sandbox proxy refus
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from o365_support import Account, AccountFactory
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> Iterator[None]:
+    """These tests judge the plugin's own logging, not a host's set-up: start each one from
+    structlog's defaults (a host test run earlier may have left a configuration pointing at a
+    captured, since closed stream) and without the host CLI's root handler."""
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    host_handlers = [h for h in root.handlers if getattr(h, "_ccm_mail", False)]
+    for h in host_handlers:
+        root.removeHandler(h)
+    yield
+    for h in host_handlers:
+        root.addHandler(h)
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
