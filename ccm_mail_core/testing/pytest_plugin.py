@@ -25,12 +25,14 @@ from .logcapture import LogCapture, assert_no_secrets, capture_logs
 
 @pytest.fixture
 def ccm_mail_log_capture() -> Iterator[LogCapture]:
+    """structlog events and stdlib log records (DEBUG and up) of this test, unredacted."""
     with capture_logs() as capture:
         yield capture
 
 
 @pytest.fixture
 def ccm_mail_secret_scan(ccm_mail_log_capture: LogCapture) -> Callable[..., None]:
+    """``scan(secrets, **places)``: fail if a secret occurs in a place; no places: the test's logs."""
     def scan(secrets: Iterable[str], **places: str | Iterable[str]) -> None:
         normalized = {k: [v] if isinstance(v, str) else list(v) for k, v in places.items()}
         if not normalized:
