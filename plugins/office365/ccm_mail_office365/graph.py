@@ -95,8 +95,9 @@ class GraphClient:
             if client_request_id:
                 hdrs["client-request-id"] = client_request_id
                 hdrs["return-client-request-id"] = "true"
+            token = self.tokens.token() if auth else ""
             if auth:
-                hdrs["Authorization"] = "Bearer " + self.tokens.token()
+                hdrs["Authorization"] = "Bearer " + token
             started = time.monotonic()
             try:
                 with slot(self._sem):
@@ -134,7 +135,7 @@ class GraphClient:
                 continue
             if resp.status_code == 401 and auth and not refreshed:
                 resp.close()
-                self.tokens.invalidate()
+                self.tokens.invalidate(token)
                 refreshed = True
                 continue
             return resp

@@ -75,13 +75,15 @@ class TokenProvider:
             self._save()
             return dict(result)
 
-    def invalidate(self) -> None:
-        """Drop cached tokens of this app after Graph refused one (e.g. revoked consent)."""
+    def invalidate(self, rejected: str) -> None:
+        """Drop the token Graph refused (e.g. consent revoked, token revoked). Only that one: when
+        several threads got the same 401, the first one's fresh token must survive the others."""
         with self._lock, locked(self._lock_path):
             self._load()
             for at in list(self._cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN,
                                               query={"client_id": self._config.client_id})):
-                self._cache.remove_at(at)
+                if at.get("secret") == rejected:
+                    self._cache.remove_at(at)
             self._save()
         log.info("token_invalidated", account=self._config.account)
 

@@ -226,3 +226,18 @@ def test_mime_route_dropped_is_unknown_and_throttle_replays(make_account: Accoun
         account.transport().send(dropped)
     assert [r.status for r in send_posts(account)] == [429, 202, None]
     assert len(account.sent()) == 2
+
+
+def test_revoked_token_replaced_once_for_parallel_senders(make_account: AccountFactory) -> None:
+    account = make_account()
+    transport = account.transport()
+    transport.send(msg(account, "warm"))
+    with account.sandbox.state.lock:
+        account.sandbox.state.tokens.clear()
+    threads = [threading.Thread(target=transport.send, args=(msg(account, f"rev{n}"),)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(account.sent()) == 5
+    assert account.sandbox.token_request_count(account.client_id) == 2
