@@ -11,7 +11,7 @@ from ccm_mail_core.api import DuplicateSend
 from ccm_mail_core.config import ConfigProblems
 from ccm_mail_hookspecs import AddressError, AttachmentError, CcmMailError, ConfigError, TemplateError
 
-from conftest import BASE_CONFIG, INVOICE
+from host_support import BASE_CONFIG, INVOICE
 
 # (case id, config text, expected line, expected key, text that must appear in de, in en)
 CONFIG_CASES = [

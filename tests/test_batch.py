@@ -16,7 +16,7 @@ from pathlib import Path
 from ccm_mail_core import batch
 from ccm_mail_hookspecs import hookimpl
 
-from conftest import BASE_CONFIG, make_dist, run_cli
+from host_support import BASE_CONFIG, make_dist, run_cli
 
 POOL = BASE_CONFIG.replace("purposes:\n  invoice: Rechnungsversand", """\
   Rechnung2:

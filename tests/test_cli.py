@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ccm_mail_core.api import ExitCode
 
-from conftest import BASE_CONFIG, INVOICE, cli_json, run_cli
+from host_support import BASE_CONFIG, INVOICE, cli_json, run_cli
 
 
 def setup(workdir: Path, text: str = BASE_CONFIG) -> None:
@@ -127,7 +127,7 @@ def test_accounts_placeholders_and_types(workdir) -> None:
 def test_config_example_loads_with_the_installed_plugins(tmp_path) -> None:
     """config.example.yaml is what admins start from: it must load once the secret is set, and
     name the missing secret clearly when it is not."""
-    from conftest import REPO
+    from host_support import REPO
     env = {"CCM_MAIL_O365_SECRET": "x" * 40}
     rc, data = cli_json("config", "check", "--config", str(REPO / "config.example.yaml"), cwd=tmp_path, env=env)
     assert rc == 0, data

@@ -12,7 +12,7 @@ from ccm_mail_hookspecs import (Found, Lookup, Receipt, Status, T, ThrottledErro
                                 UnknownOutcomeError, hookimpl)
 from ccm_mail_hookspecs import AccountType, Field
 
-from conftest import BASE_CONFIG, INVOICE
+from host_support import BASE_CONFIG, INVOICE
 
 
 class Scripted(Transport):

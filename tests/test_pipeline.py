@@ -15,7 +15,7 @@ import pytest
 from ccm_mail_core.api import DuplicateSend, ExitCode
 from ccm_mail_hookspecs import Address, Cancel, Cancelled, Status, T, hookimpl
 
-from conftest import BASE_CONFIG, INVOICE
+from host_support import BASE_CONFIG, INVOICE
 
 
 def eml_files(folder: Path) -> list[Path]:

@@ -8,7 +8,7 @@ from ccm_mail_core.plugin_manager import get_plugin_manager
 from ccm_mail_core.registry import collect
 from ccm_mail_hookspecs import AccountType, Field, PluginError, T, hookimpl
 
-from conftest import cli_json, make_dist, run_cli
+from host_support import cli_json, make_dist, run_cli
 
 GOOD = """
 from ccm_mail_hookspecs import AccountType, Field, T, hookimpl
@@ -112,7 +112,7 @@ class Settings:
 
 
 def test_plugin_receives_its_own_settings_and_validates_them(make_mailer) -> None:
-    from conftest import BASE_CONFIG
+    from host_support import BASE_CONFIG
     from ccm_mail_core.config import ConfigProblems
     plugin = Settings()
     make_mailer(BASE_CONFIG + "plugins:\n  settings:\n    archiver:\n      archive: a@codicon.de\n",

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from conftest import BASE_CONFIG, INVOICE, make_dist, run_cli
+from host_support import BASE_CONFIG, INVOICE, make_dist, run_cli
 
 SECRET = "Qx7~s3cr3t-Wert.NICHT-zeigen"
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
