@@ -163,6 +163,17 @@ def blocked_plugins(raw: LineDict) -> tuple[str, ...]:
     return ()
 
 
+def did_you_mean(word: object, choices: list[str] | tuple[str, ...], *, known: T = T("Bekannt", "known"),
+                 fmt: str = "'{}'") -> T:
+    """The hint for a misspelt name: the closest choice, then all of them."""
+    names = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(word), names, n=1, cutoff=0.6)
+    listed = ", ".join(fmt.format(n) for n in names) or "-"
+    guess = fmt.format(close[0]) if close else ""
+    return T((f"Meinten Sie {guess}? " if close else "") + f"{known.de}: {listed}",
+             (f"Did you mean {guess}? " if close else "") + f"{known.en}: {listed}")
+
+
 class _Collector:
     def __init__(self, file: Path) -> None:
         self.file = str(file)
@@ -174,10 +185,8 @@ class _Collector:
     def unknown_keys(self, mapping: LineDict, allowed: tuple[str, ...] | list[str], prefix: str) -> None:
         for key in mapping:
             if key not in allowed:
-                close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1, cutoff=0.6)
-                hint = (T(f"Meinten Sie '{close[0]}'?", f"Did you mean '{close[0]}'?") if close else
-                        T("Erlaubt: " + ", ".join(allowed), "allowed: " + ", ".join(allowed)))
-                self.add(mapping.line_of(key), f"{prefix}{key}", T("unbekannter Schlüssel", "unknown key"), hint)
+                self.add(mapping.line_of(key), f"{prefix}{key}", T("unbekannter Schlüssel", "unknown key"),
+                         did_you_mean(key, allowed, known=T("Erlaubt", "allowed")))
 
 
 def build(path: Path, raw: LineDict, registries: Registries, *, lang_override: str | None = None) -> Config:
@@ -308,11 +317,8 @@ def _accounts(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: 
         type_id = acc.get("type")
         atype = reg.account_types.get(str(type_id)) if type_id else None
         if atype is None:
-            known = ", ".join(sorted(reg.account_types)) or "-"
-            close = difflib.get_close_matches(str(type_id), list(reg.account_types), n=1)
-            hint = (T(f"Meinten Sie '{close[0]}'? Bekannt: {known}", f"Did you mean '{close[0]}'? Known: {known}")
-                    if close else T(f"Bekannte Typen: {known} (weitere kommen als Plugins)",
-                                    f"known types: {known} (more come as plugins)"))
+            hint = did_you_mean(type_id, sorted(reg.account_types),
+                                known=T("Bekannte Typen (weitere kommen als Plugins)", "known types (more come as plugins)"))
             msg = (T("'type' fehlt", "'type' is missing") if not type_id else
                    T(f"unbekannter Kontotyp {type_id!r}", f"unknown account type {type_id!r}"))
             misspelt = difflib.get_close_matches("type", [str(k) for k in acc], n=1, cutoff=0.6)
@@ -441,12 +447,9 @@ def _purposes(raw: LineDict, c: _Collector, cfg: Config) -> None:
             if account in declared:
                 continue  # the account itself may have a problem: reported there
             ok = False
-            known = ", ".join(cfg.accounts) or "-"
-            close = difflib.get_close_matches(account, list(cfg.accounts), n=1)
             c.add(purposes.line_of(purpose), f"purposes.{purpose}", T(f"unbekanntes Konto {account!r}",
                                                                        f"unknown account {account!r}"),
-                  T(f"Meinten Sie '{close[0]}'?", f"Did you mean '{close[0]}'?") if close else
-                  T(f"Konten: {known}", f"accounts: {known}"))
+                  did_you_mean(account, list(declared), known=T("Konten", "accounts")))
         if ok:
             cfg.purposes[str(purpose)] = pool[0]
             cfg.pools[str(purpose)] = pool
@@ -532,11 +535,8 @@ def _templates(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base:
                 c.add(pline, f"{key}.subject", T("Betreff darf keinen Zeilenumbruch enthalten",
                                                  "the subject must not contain a line break"))
             for name in templates.unknown_names(tpl, {n: 1 for n in known}):
-                close = difflib.get_close_matches(name, known, n=1)
-                hint_de = (f"Meinten Sie #{close[0]}#? " if close else "") + "Bekannt: " + ", ".join(f"#{k}#" for k in known)
-                hint_en = (f"Did you mean #{close[0]}#? " if close else "") + "Known: " + ", ".join(f"#{k}#" for k in known)
                 c.add(pline, f"{key}.{part}", T(f"unbekannter Platzhalter #{name}#", f"unknown placeholder #{name}#"),
-                      T(hint_de, hint_en))
+                      did_you_mean(name, known, fmt="#{}#"))
             parsed[part] = tpl
         if "subject" in parsed and "body" in parsed:
             cfg.templates[str(purpose)] = TemplateConfig(str(purpose), parsed["subject"], parsed["body"],
