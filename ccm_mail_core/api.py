@@ -34,8 +34,16 @@ from .registry import Registries, collect
 
 log = structlog.get_logger("ccm_mail")
 
-#: who is sending: a row in "sending" whose owner process is gone was interrupted mid-send
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
+def _boot_id() -> str:
+    """Changes with every boot, so a process id from before a reboot is never taken as alive."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return "noboot"
+
+
+#: who is sending (host, boot, pid): a row in "sending" whose owner is gone was interrupted mid-send
+OWNER = f"{socket.gethostname()}:{_boot_id()}:{os.getpid()}"
 
 
 class DuplicateSend(CcmMailError):

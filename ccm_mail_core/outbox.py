@@ -19,6 +19,7 @@ import structlog
 
 from ccm_mail_hookspecs import CcmMailError, ConfigError, Found, Receipt, SendContext, Status, T
 
+from .api import OWNER
 from .journal import Entry, now
 
 if TYPE_CHECKING:
@@ -34,9 +35,12 @@ def owner_alive(owner: str | None) -> bool:
     checked from here: it counts as alive, so only the operator touches its rows."""
     if not owner:
         return False
-    host, _, pid = owner.rpartition(":")
+    host, _, rest = owner.partition(":")
+    boot, _, pid = rest.rpartition(":")
     if host != socket.gethostname():
         return True
+    if boot != OWNER.split(":")[1]:
+        return False  # claimed before this machine last booted
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from datetime import datetime, timezone
 
@@ -167,11 +170,25 @@ def test_sending_row_of_a_dead_process_is_settled(scripted) -> None:
     mailer.journal.transition(row, Status.SENDING, owner="nohost-really:1", expect=(Status.QUEUED,))
     # another host's process: cannot be checked, so it is left alone
     assert Outbox(mailer).check().busy == [row]
-    import socket
-    mailer.journal.transition(row, Status.SENDING, owner=f"{socket.gethostname()}:999999999")
+    from ccm_mail_core.api import OWNER
+    host, boot, _ = OWNER.split(":")
+    # this very process is alive: its row is left alone
+    mailer.journal.transition(row, Status.SENDING, owner=OWNER)
+    assert Outbox(mailer).check().busy == [row]
+    # a process id from before the last reboot counts as gone, even if the number is in use now
+    mailer.journal.transition(row, Status.SENDING, owner=f"{host}:0ldb00t0:{os.getpid()}")
     transport.delivered.append("<dead@codicon.de>")  # it had reached the provider before the crash
     assert Outbox(mailer).check().sent == [row]
     assert statuses(mailer, row)[-2:] == ["unknown", "sent"]
+
+
+def test_dead_process_of_this_boot_is_recognised() -> None:
+    from ccm_mail_core.api import OWNER
+    from ccm_mail_core.outbox import owner_alive
+    host, boot, _ = OWNER.split(":")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert owner_alive(OWNER) and not owner_alive(f"{host}:{boot}:{proc.pid}") and not owner_alive(None)
 
 
 def test_daily_recipient_limit_fails_single_send_without_sending(make_mailer) -> None:
