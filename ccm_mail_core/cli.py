@@ -114,13 +114,23 @@ def _host_for_listing(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     path = _config_path(args)
     blocked: tuple[str, ...] = ()
     raw = None
+    note = Out(args).t(f"Hinweis: {path} ist fehlerhaft ('ccm-mail config check'); gezeigt wird ohne sie.",
+                       f"note: {path} has errors ('ccm-mail config check'); shown without it.")
     if path.exists():
         from .config import blocked_plugins
-        raw = read_raw(path)
-        blocked = blocked_plugins(raw)
+        try:
+            raw = read_raw(path)
+            blocked = blocked_plugins(raw)
+        except ConfigProblems:  # listing what is installed must work while the config is being fixed
+            print(note, file=sys.stderr)
     host = get_plugin_manager(blocked=blocked)
     registries = collect(host)
-    cfg = build_config(path, raw, registries, lang_override=args.lang) if raw is not None else None
+    cfg = None
+    if raw is not None:
+        try:
+            cfg = build_config(path, raw, registries, lang_override=args.lang)
+        except ConfigProblems:
+            print(note, file=sys.stderr)
     return host, registries, cfg
 
 
