@@ -1,5 +1,14 @@
 """The journal: one SQLite row per message, every state change committed before the next
 network step, so a crash never leaves a message whose fate nobody can find out.
+
+Durability: every commit reaches the WAL file before the call returns, so a killed process
+(SIGKILL included) never loses one. The claim (queued → sending), the step right before a
+message goes on the network, is also fsynced (``synchronous=FULL``), and since the WAL is
+written in order, that fsync also makes every earlier commit durable against power loss. The
+other commits (queued, sent, failed, unknown, events) skip their own fsync (``NORMAL``): the next
+claim, a checkpoint or :meth:`Journal.close` syncs them. An OS crash can therefore only roll a
+message back to its durable ``sending`` row, and that is settled by looking it up at the provider
+(:mod:`ccm_mail_core.outbox`) before anything is resent, never by a blind resend.
 """
 
 from __future__ import annotations
@@ -111,8 +120,10 @@ class Journal:
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a state change is on disk before the network step that follows it
+        # FULL: a state change is on disk before the network step that follows it (see the
+        # module docstring: commits that no network step follows directly use NORMAL)
         self._db.execute("PRAGMA synchronous=FULL")
+        self._synchronous = "FULL"
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._tx():
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -131,12 +142,20 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
+            try:  # sync the WAL: commits made with synchronous=NORMAL become durable here at the latest
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock up front: the duplicate check and the insert are one step
         with self._lock:
+            wanted = "FULL" if durable else "NORMAL"
+            if wanted != self._synchronous:
+                self._db.execute(f"PRAGMA synchronous={wanted}")
+                self._synchronous = wanted
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -153,7 +172,8 @@ class Journal:
         """Insert a message row; raises :class:`DuplicateReference` when the reference is taken
         for this purpose (sent, queued, sending or unknown) and ``allow_duplicate`` is False."""
         stamp = now().isoformat()
-        with self._tx() as db:
+        # no network step follows a new row directly: the claim (FULL) comes first and syncs it
+        with self._tx(durable=False) as db:
             if reference and not allow_duplicate:
                 row = db.execute(
                     f"SELECT * FROM messages WHERE purpose=? AND reference=? AND status IN ({','.join('?' * len(BLOCKING))})"
@@ -176,7 +196,8 @@ class Journal:
         """Move a row to ``status``. With ``expect``, only when it is in one of those states (a
         compare-and-set, so two processes never both claim a message); returns whether it moved."""
         stamp = now().isoformat()
-        with self._tx() as db:
+        # only the claim precedes a network step: it is fsynced, and with it every earlier commit
+        with self._tx(durable=status is Status.SENDING) as db:
             sets = ["status=?", "updated_at=?"]
             args: list[Any] = [status.value, stamp]
             if count_attempt:

@@ -40,6 +40,8 @@ class TokenProvider:
         self._cache = msal.SerializableTokenCache()
         self._cache_stamp: tuple[int, int] | None = None
         self._app: msal.ConfidentialClientApplication | None = None
+        #: (access token, monotonic deadline): until then token() skips lock, file and msal
+        self._memo: tuple[str, float] | None = None
         self.certificate: CertificateInfo | None = None
         #: how many tokens this provider got from Entra (not from a cache); for tests and logs
         self.network_requests = 0
@@ -48,7 +50,12 @@ class TokenProvider:
         self._lock_path: Path = config.state_dir / LOCK_FILE
 
     def token(self) -> str:
-        """A token valid for at least five more minutes (msal's margin)."""
+        """A token valid for at least five more minutes (msal's margin). The last one is kept in
+        memory until msal would stop handing it out, so a send costs no file lock, stat or cache
+        search (benchmarks/bench_overhead.py)."""
+        memo = self._memo
+        if memo is not None and time.monotonic() < memo[1]:
+            return memo[0]
         return str(self.token_result()["access_token"])
 
     def token_result(self) -> dict[str, Any]:
@@ -73,12 +80,15 @@ class TokenProvider:
                 log.info("token_acquired", account=self._config.account, expires_in=result.get("expires_in"),
                          ms=round((time.monotonic() - started) * 1000))
             self._save()
+            self._memo = _memo(result, started)
             return dict(result)
 
     def invalidate(self, rejected: str) -> None:
         """Drop the token Graph refused (e.g. consent revoked, token revoked). Only that one: when
         several threads got the same 401, the first one's fresh token must survive the others."""
         with self._lock, locked(self._lock_path):
+            if self._memo is not None and self._memo[0] == rejected:
+                self._memo = None
             self._load()
             for at in list(self._cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN,
                                               query={"client_id": self._config.client_id})):
@@ -144,6 +154,20 @@ class TokenProvider:
         self._cache.has_state_changed = False
         st = self.cache_path.stat()
         self._cache_stamp = (st.st_mtime_ns, st.st_size)
+
+
+def _memo(result: dict[str, Any], started: float) -> tuple[str, float] | None:
+    """Until when msal would return this token from its cache: five minutes before it expires,
+    or when msal wants it refreshed early (``refresh_in``), whichever is first."""
+    try:
+        ends = [float(result["expires_in"]) - 300]
+        if result.get("refresh_in") is not None:
+            ends.append(float(result["refresh_in"]))
+        if result.get("refresh_on") is not None:
+            ends.append(float(result["refresh_on"]) - time.time())
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (str(result["access_token"]), started + min(ends)) if min(ends) > 0 else None
 
 
 def _host(url: str) -> str:
