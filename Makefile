@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install clean
+.PHONY: demo test bench install clean
 
 install: $(BIN)/ccm-mail
 
@@ -15,6 +15,9 @@ demo: install
 
 test: install
 	bash scripts/test.sh "$(VENV)"
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) demo-run
