@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Client
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -38,7 +38,7 @@ class Result:
     value: float
     unit: str
     target: str
-    ok: bool
+    ok: bool | None  #: None: a number shown for context, without a target
     detail: str = ""
 
 
@@ -52,7 +52,7 @@ class SandboxProcess:
         self.info: dict[str, Any] = {}
         self._conn: Any = None
 
-    def __enter__(self) -> SandboxProcess:
+    def __enter__(self) -> Self:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "BENCH_SANDBOX_KEY": self.key}
         self._log = open(self.state_dir / "sandbox.log", "wb")
@@ -85,7 +85,7 @@ class SandboxProcess:
     def ca_pem(self) -> str:
         return str(self.info["ca_pem"])
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         try:
             if self._conn is not None:
                 self.call("stop")
@@ -162,11 +162,15 @@ def main(title: str, run: Any) -> None:
     print(f"== {title}", flush=True)
     results: list[Result] = run()
     for r in results:
-        print(f"   {r.name}: {r.value:g} {r.unit}   target {r.target}   {'PASS' if r.ok else 'FAIL'}"
+        print(f"   {r.name}: {r.value:g} {r.unit}   target {r.target}   {verdict(r.ok)}"
               + (f"   ({r.detail})" if r.detail else ""), flush=True)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results]), "utf-8")
-    sys.exit(0 if all(r.ok for r in results) else 1)
+    sys.exit(0 if all(r.ok is not False for r in results) else 1)
+
+
+def verdict(ok: bool | None) -> str:
+    return "info" if ok is None else "PASS" if ok else "FAIL"
 
 
 def run_batch_in_process(config: Path, batch_file: Path, *, log: Path) -> Any:

@@ -111,7 +111,7 @@ def main(state_dir: str) -> int:
                         break
                     try:
                         conn.send(("ok", commands[name](*args)))
-                    except Exception as exc:  # report to the benchmark, keep serving
+                    except Exception as exc:  # noqa: BLE001 - reported to the benchmark, keep serving
                         conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
     threading.Thread(target=serve, daemon=True).start()

@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _common import (DOMAIN, Result, SandboxProcess, ccm_mail_cmd, cli_env, main, write_batch, write_config)
+from _common import DOMAIN, Result, SandboxProcess, ccm_mail_cmd, cli_env, main, write_batch, write_config
 
 N = 1000
 KILLS = 20
@@ -84,7 +84,7 @@ def run() -> list[Result]:
         sent = sb.call("sent")
         stats = sb.call("stats")
         journal = subprocess.run(ccm_mail_cmd() + ["journal", "--json", "--limit", "0"], env=env, cwd=tmp,
-                                 capture_output=True, text=True, timeout=120)
+                                 capture_output=True, text=True, timeout=120, check=True)
         entries = json.loads(journal.stdout)["entries"]
         db = sqlite3.connect(f"file:{tmp / 'journal.sqlite'}?mode=ro", uri=True)
         found = db.execute("SELECT count(*) FROM events WHERE detail LIKE 'found at the provider%'").fetchone()[0]

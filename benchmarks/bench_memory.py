@@ -37,9 +37,10 @@ def status() -> dict[str, int]:
 
 def child(config: str, attachment: str, result_file: str) -> None:
     """Runs in the fresh subprocess."""
-    from ccm_mail_core import Mailer, logging_setup
     from ccm_mail_hookspecs import Status
-    log = open(Path(result_file).with_suffix(".log"), "w", encoding="utf-8")
+
+    from ccm_mail_core import Mailer, logging_setup
+    log = open(Path(result_file).with_suffix(".log"), "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
     logging_setup.configure(fmt="json", level="info", stream=log)
     mailer = Mailer.from_config(config)
     mailer.transport("Rechnungsversand").tokens.token()  # type: ignore[attr-defined]
