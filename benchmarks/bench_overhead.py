@@ -54,6 +54,12 @@ def run() -> list[Result]:
 
     from ccm_mail_core import Mailer, logging_setup
 
+    fsync = os.environ.get("BENCH_JOURNAL_FSYNC")  # analysis only: "none" or "all" instead of the claim
+    if fsync:
+        from ccm_mail_core import journal
+        tx = journal.Journal._tx
+        journal.Journal._tx = lambda self, *, durable=True: tx(self, durable=fsync == "all")  # type: ignore[method-assign]
+        print(f"   ANALYSIS: journal fsync on {fsync} commits (not the shipped behaviour)")
     with tempfile.TemporaryDirectory(prefix="ccm-bench1-") as tmp, SandboxProcess(Path(tmp) / "sandbox") as sb:
         sb.seed([MAILBOX])
         cfg = write_config(Path(tmp) / "ccm-mail.yaml", sb, {"Rechnungsversand": MAILBOX},
