@@ -153,7 +153,7 @@ def run() -> list[Result]:
         expected = (WARMUP + N * ROUNDS) * 2
         assert sent == expected, f"sandbox accepted {sent}, expected {expected}"
     p, b = statistics.median(times["pipeline"]), statistics.median(times["bare"])
-    rounds = "; ".join(f"pipeline {x:.2f} / bare {y:.2f}" for x, y in zip(times["pipeline"], times["bare"]))
+    rounds = "; ".join(f"pipeline {x:.2f} / bare {y:.2f}" for x, y in zip(times["pipeline"], times["bare"], strict=True))
     print(f"   request body: plugin {size_p} bytes, bare loop {size_b} bytes; rounds (ms/msg): {rounds}")
     return [Result("1a pipeline ms/message", round(p, 2), "ms", "-", None, f"median of {ROUNDS}x{N}"),
             Result("1b bare msal+requests ms/message", round(b, 2), "ms", "-", None, f"median of {ROUNDS}x{N}"),

@@ -14,7 +14,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -24,7 +23,7 @@ from ccm_mail_hookspecs import Cancel, Cancelled, CcmMailError, ConfigError, Pre
 
 from . import batch_file
 from .batch_file import RowProblem
-from .journal import Entry, now
+from .journal import Entry
 from .outbox import Outbox
 from .pacing import DailyLimitReached
 from .progress import Progress

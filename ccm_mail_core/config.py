@@ -20,7 +20,7 @@ from ccm_mail_hookspecs import Address, AddressError, ConfigError, T, TemplateEr
 from . import secrets, templates
 from .pacing import DEFAULT_LIMITS, Limits
 from .registry import Registries
-from .yaml_lines import LineDict, LineList, load
+from .yaml_lines import LineDict, load
 
 TOP_KEYS = ("language", "accounts", "purposes", "templates", "placeholders", "journal", "state_dir",
             "plugins", "logging", "outbox")

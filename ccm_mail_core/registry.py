@@ -41,7 +41,7 @@ def collect(host: PluginHost) -> Registries:
             types[account_type.id] = account_type
             type_owner[account_type.id] = _owner
 
-        _guarded(owner, "ccm_mail_account_types", lambda: impl.function(
+        _guarded(owner, "ccm_mail_account_types", lambda impl=impl, register=register: impl.function(
             **{k: v for k, v in {"register": register}.items() if k in impl.argnames}))
 
     placeholders: dict[str, Placeholder] = {}

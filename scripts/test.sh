@@ -13,4 +13,5 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium missing and not root: browser tests will be skipped" >&2
   fi
 fi
+"$VENV/bin/ruff" check --quiet .
 exec "$VENV/bin/python" -m pytest "${@:2}"

@@ -7,13 +7,10 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 
-from ccm_mail_core import Mailer
 
 REPO = Path(__file__).resolve().parent.parent
 

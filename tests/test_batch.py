@@ -160,7 +160,7 @@ def test_batch_killed_with_sigkill_resumes_exactly_once(workdir, tmp_path, pdf) 
     rng = random.Random(4711)
     out = workdir / "out"
     kills = 0
-    for attempt in range(40):
+    for _attempt in range(40):
         proc = subprocess.Popen([sys.executable, "-m", "ccm_mail_core.cli", "batch", "b.jsonl", "--purpose", "invoice",
                                  "--yes", "--log-level", "error"], cwd=workdir, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

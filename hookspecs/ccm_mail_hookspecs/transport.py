@@ -88,7 +88,7 @@ class Transport(ABC):
         return CheckResult(True, (("check", True, T("Kein Verbindungstest für diesen Typ.",
                                                        "No connection test for this type.")),))
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most transports hold nothing to release
         """Release connections; called once when the host is done."""
 
     def __enter__(self) -> "Transport":

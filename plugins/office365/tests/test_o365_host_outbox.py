@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from ccm_mail_core import Mailer
 from ccm_mail_core.outbox import Outbox
 from ccm_mail_hookspecs import Status

@@ -236,7 +236,7 @@ class SmtpTransport(Transport):
             if isinstance(exc, smtplib.SMTPResponseException):
                 reply = self._reply(exc.smtp_code, exc.smtp_error)
                 raise self._fail(errors.protocol_error(exc.smtp_code, reply, stage, T(
-                    f"Server-Fehler ({stage}): {reply}", f"Server error ({stage}): {reply}")))
+                    f"Server-Fehler ({stage}): {reply}", f"Server error ({stage}): {reply}"))) from exc
             raise self._fail(errors.connection_error(exc, *self._where(), stage)) from exc
         return smtp
 
