@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
 
 from .config import Office365Config
 
@@ -40,8 +42,10 @@ for _name in ("urllib3.connectionpool", "urllib3.connection", "requests"):
 class PinnedSession(requests.Session):
     """A session that forces ``verify``, ``proxies`` and a default ``timeout`` on every request.
 
-    ``trust_env`` stays on, so an admin's ``HTTPS_PROXY`` still works when no proxy is configured;
-    an explicit proxy in the account wins over the environment.
+    An admin's ``HTTPS_PROXY`` / ``NO_PROXY`` still apply when the account names no proxy, but
+    they are read once per host instead of on every request: with ``trust_env`` on, requests
+    scans the whole environment (and looks for a ``.netrc`` file) for each call, which cost more
+    per message than the rest of the pipeline. An explicit proxy in the account wins.
     """
 
     def __init__(self, *, verify: str | bool, proxies: dict[str, str] | None,
@@ -55,11 +59,23 @@ class PinnedSession(requests.Session):
         self.mount("https://", adapter)
         self.mount("http://", adapter)
         self.headers["User-Agent"] = USER_AGENT
+        self.trust_env = False
+        self._env_proxies: dict[tuple[str, str], dict[str, str]] = {}
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        if self._pinned_proxies:
+            return self._pinned_proxies
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if key not in self._env_proxies:
+            self._env_proxies[key] = get_environ_proxies(url)
+        return self._env_proxies[key]
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["verify"] = self._pinned_verify
-        if self._pinned_proxies:
-            kwargs["proxies"] = self._pinned_proxies
+        proxies = self._proxies_for(url.decode() if isinstance(url, bytes) else url)
+        if proxies:
+            kwargs["proxies"] = proxies
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._default_timeout
         return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]
