@@ -4,6 +4,7 @@ render → prepare → confirm → journal queued → sending → transport → 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import socket
@@ -393,17 +394,36 @@ class Mailer:
         return SendResult(Status.CANCELLED, row, message.message_id, error=Cancelled(reason))
 
     def deliver(self, message: Message, ctx: SendContext, *, resend: bool = False, batch: str | None = None) -> SendResult:
-        """Journal and send a rendered, confirmed message."""
+        """Journal and send a rendered, confirmed message: queued and claimed in one durable
+        commit once the account's pacer lets it go, then handed to the transport."""
+        fields = dict(message_id=message.message_id, purpose=ctx.purpose, account=ctx.account,
+                      account_type=ctx.account_type, reference=ctx.reference,
+                      recipients=[a.address for a in message.recipients()], subject=message.subject,
+                      allow_duplicate=resend, batch=batch, payload=message_payload(message))
+        pacer = self.pacer(ctx.account)
+        recipients = len(message.recipients())
         try:
-            row = self.journal.create(
-                message_id=message.message_id, purpose=ctx.purpose, account=ctx.account,
-                account_type=ctx.account_type, reference=ctx.reference,
-                recipients=[a.address for a in message.recipients()], subject=message.subject,
-                allow_duplicate=resend, batch=batch, payload=message_payload(message))
+            pacer.acquire(recipients)
+        except DailyLimitReached as exc:
+            row = self._create(fields)
+            self.journal.transition(row, Status.FAILED, error=exc.render(self.lang), error_kind=exc.kind)
+            return SendResult(Status.FAILED, row, message.message_id, error=exc)
+        result: SendResult | None = None
+        try:
+            row = self._create(fields, claimed_by=OWNER)
+            ctx = dataclasses.replace(ctx, journal_id=row)
+            bound = log.bind(journal_id=row, purpose=ctx.purpose, account=ctx.account, reference=ctx.reference)
+            result = self._send_claimed(row, message, ctx, bound)
+        finally:
+            pacer.release(sent=result is not None and result.status in (Status.SENT, Status.UNKNOWN),
+                          recipients=recipients)
+        return result
+
+    def _create(self, fields: dict[str, Any], *, claimed_by: str | None = None) -> int:
+        try:
+            return self.journal.create(**fields, claimed_by=claimed_by)
         except DuplicateReference as dup:
             raise self._duplicate_error(dup.existing) from None
-        ctx = SendContext(**{**{k: getattr(ctx, k) for k in ctx.__slots__}, "journal_id": row})  # type: ignore[attr-defined]
-        return self.send_journaled(row, message, ctx)
 
     def pacer(self, account: str) -> Pacer:
         """The account's pacing (messages per window, recipients per day, concurrency), shared
@@ -447,9 +467,13 @@ class Mailer:
             status = entry.status if entry else Status.UNKNOWN
             bound.warning("not_claimed", status=status.value)
             return SendResult(status, row, message.message_id)
+        return self._send_claimed(row, message, ctx, bound)
+
+    def _send_claimed(self, row: int, message: Message, ctx: SendContext, bound: Any) -> SendResult:
         try:
             transport = self.transport(ctx.account)
-            bound.info("sending", to=len(message.recipients()), attachments=len(message.attachments))
+            # one info line per message ("sent" or the failure); the start only when debugging
+            bound.debug("sending", to=len(message.recipients()), attachments=len(message.attachments))
             receipt = transport.send(message)
         except UnknownOutcomeError as exc:
             return self._after_failure(row, message, ctx, Status.UNKNOWN, exc, bound)

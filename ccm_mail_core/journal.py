@@ -168,12 +168,16 @@ class Journal:
     def create(self, *, message_id: str, purpose: str, account: str, account_type: str, reference: str,
                recipients: Sequence[str], subject: str, status: Status = Status.QUEUED,
                allow_duplicate: bool = False, batch: str | None = None, batch_row: int | None = None,
-               payload: dict[str, Any] | None = None) -> int:
+               payload: dict[str, Any] | None = None, claimed_by: str | None = None) -> int:
         """Insert a message row; raises :class:`DuplicateReference` when the reference is taken
-        for this purpose (sent, queued, sending or unknown) and ``allow_duplicate`` is False."""
+        for this purpose (sent, queued, sending or unknown) and ``allow_duplicate`` is False.
+
+        With ``claimed_by`` the row is queued and claimed for sending by that owner in one
+        transaction (a message sent right away); that commit precedes a network step, so it is
+        fsynced like any claim."""
         stamp = now().isoformat()
-        # no network step follows a new row directly: the claim (FULL) comes first and syncs it
-        with self._tx(durable=False) as db:
+        # a plain new row: no network step follows directly, the claim (FULL) comes first and syncs it
+        with self._tx(durable=claimed_by is not None) as db:
             if reference and not allow_duplicate:
                 row = db.execute(
                     f"SELECT * FROM messages WHERE purpose=? AND reference=? AND status IN ({','.join('?' * len(BLOCKING))})"
@@ -187,6 +191,11 @@ class Journal:
                  status.value, stamp, stamp, batch, batch_row, json.dumps(payload) if payload is not None else None))
             row_id = int(cur.lastrowid or 0)
             db.execute("INSERT INTO events (message, at, status) VALUES (?,?,?)", (row_id, stamp, status.value))
+            if claimed_by is not None:
+                db.execute("UPDATE messages SET status=?, attempts=1, owner=? WHERE id=?",
+                           (Status.SENDING.value, claimed_by, row_id))
+                db.execute("INSERT INTO events (message, at, status) VALUES (?,?,?)",
+                           (row_id, stamp, Status.SENDING.value))
         return row_id
 
     def transition(self, row_id: int, status: Status, *, error: str | None = None, error_kind: str | None = None,

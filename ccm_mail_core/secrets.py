@@ -14,13 +14,16 @@ from typing import Any
 from ccm_mail_hookspecs import T
 
 _known: set[str] = set()
+_longest_first: tuple[str, ...] = ()  # redaction runs on every log line: sorted once, not per call
 _lock = threading.Lock()
 
 
 def remember(value: str) -> None:
+    global _longest_first
     if value and len(value) >= 4:  # shorter strings would blank ordinary words in logs
         with _lock:
             _known.add(value)
+            _longest_first = tuple(sorted(_known, key=len, reverse=True))
 
 
 def known() -> frozenset[str]:
@@ -29,7 +32,7 @@ def known() -> frozenset[str]:
 
 
 def redact(text: str) -> str:
-    for secret in sorted(known(), key=len, reverse=True):
+    for secret in _longest_first:
         if secret in text:
             text = text.replace(secret, "***")
     return text

@@ -58,7 +58,7 @@ class Office365Transport(Transport):
                 T(f"{len(recipients)} Empfänger: Exchange Online erlaubt höchstens {MAX_RECIPIENTS} je Nachricht.",
                   f"{len(recipients)} recipients: Exchange Online allows at most {MAX_RECIPIENTS} per message."))
         p = plan(message, self.config.mailbox)
-        log.info("send_start", account=self.config.account, mailbox=self.config.mailbox, route=p.route,
+        log.debug("send_start", account=self.config.account, mailbox=self.config.mailbox, route=p.route,
                  attachments=len(message.attachments), message_id=message.message_id)
         facts = self.graph.send(message, p)
         ids = {"mailbox": self.config.mailbox, "route": facts["route"],
