@@ -457,91 +457,109 @@ def _local(iso: str) -> str:
 
 
 # ---- parser --------------------------------------------------------------------------------
+_HELP_LANG = "de"
+
+
+def _h(de: str, en: str) -> str:
+    return en if _HELP_LANG == "en" else de
+
+
+def _help_lang(argv: Sequence[str]) -> str:
+    """The language for --help, known before parsing: --lang, else CCM_MAIL_LANG, else German."""
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("CCM_MAIL_LANG", "de")
+
+
 def _common(suppress: bool) -> argparse.ArgumentParser:
     d = argparse.SUPPRESS if suppress else None
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--config", "-c", default=d, help="YAML-Konfiguration / config file (default: $CCM_MAIL_CONFIG or ./ccm-mail.yaml)")
-    p.add_argument("--lang", choices=("de", "en"), default=d, help="Sprache / language")
+    p.add_argument("--config", "-c", default=d, help=_h('YAML-Konfiguration (Standard: $CCM_MAIL_CONFIG oder ./ccm-mail.yaml)', 'YAML configuration (default: $CCM_MAIL_CONFIG or ./ccm-mail.yaml)'))
+    p.add_argument("--lang", choices=("de", "en"), default=d, help=_h('Sprache der Ausgabe', 'language of the output'))
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                   help="Ausgabe als JSON / JSON output")
-    p.add_argument("--log-format", choices=("console", "json"), default=d, help="Log-Format / log format")
+                   help=_h('Ausgabe als JSON (stabile Schlüssel, docs/cli.md)', 'JSON output (stable keys, docs/cli.md)'))
+    p.add_argument("--log-format", choices=("console", "json"), default=d, help=_h('Log-Format', 'log format'))
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=d)
     return p
 
 
 def _send_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--purpose", "-p", required=True, help="z. B. invoice, eservice")
-    p.add_argument("--to", action="append", metavar="ADDR", help="Empfänger (mehrfach)")
+    p.add_argument("--purpose", "-p", required=True, help=_h('Zweck, z. B. invoice, eservice', 'purpose, e.g. invoice, eservice'))
+    p.add_argument("--to", action="append", metavar="ADDR", help=_h('Empfänger (mehrfach möglich)', 'recipient (repeatable)'))
     p.add_argument("--cc", action="append", metavar="ADDR")
     p.add_argument("--bcc", action="append", metavar="ADDR")
     p.add_argument("--reply-to", action="append", metavar="ADDR")
-    p.add_argument("--data", metavar="JSON", help="Sendedaten (Rechnungsfelder) als JSON-Datei")
-    p.add_argument("--field", action="append", metavar="NAME=VALUE", help="einzelnes Datenfeld")
-    p.add_argument("--attach", "-a", action="append", metavar="FILE", help="Anhang (mehrfach)")
-    p.add_argument("--reference", "-r", help="Referenz, z. B. Rechnungsnummer (sonst aus der Vorlage)")
+    p.add_argument("--data", metavar="JSON", help=_h('Sendedaten (Rechnungsfelder) als JSON-Datei', 'send data (invoice fields) as a JSON file'))
+    p.add_argument("--field", action="append", metavar="NAME=VALUE", help=_h('einzelnes Datenfeld', 'a single data field'))
+    p.add_argument("--attach", "-a", action="append", metavar="FILE", help=_h('Anhang (mehrfach möglich)', 'attachment (repeatable)'))
+    p.add_argument("--reference", "-r", help=_h('Referenz, z. B. Rechnungsnummer (sonst aus der Vorlage)', 'reference, e.g. the invoice number (else from the template)'))
     p.add_argument("--header", action="append", metavar="X-NAME:VALUE")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ccm-mail", parents=[_common(False)],
-                                     description="ccm_Mail für AbSys: Mailversand über Microsoft 365 (OAuth 2.0) und weitere Anbieter.")
+    parser = argparse.ArgumentParser(prog="ccm-mail", parents=[_common(False)], description=_h(
+        "ccm_Mail für AbSys: Mailversand über Microsoft 365 (OAuth 2.0) und weitere Anbieter.",
+        "ccm_Mail for AbSys: sending mail through Microsoft 365 (OAuth 2.0) and further providers."))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common(True)
 
-    cfg = sub.add_parser("config", help="Konfiguration prüfen").add_subparsers(dest="sub", required=True)
-    cfg.add_parser("check", parents=[common], help="alle Probleme anzeigen").set_defaults(func=cmd_config_check)
-    sub.add_parser("plugins", parents=[common], help="geladene Plugins").set_defaults(func=cmd_plugins)
+    cfg = sub.add_parser("config", help=_h('Konfiguration prüfen', 'check the configuration')).add_subparsers(dest="sub", required=True)
+    cfg.add_parser("check", parents=[common], help=_h('alle Probleme mit Datei, Zeile und Schlüssel anzeigen', 'show every problem with file, line and key')).set_defaults(func=cmd_config_check)
+    sub.add_parser("plugins", parents=[common], help=_h('geladene Plugins mit Version und Hooks', 'loaded plugins with version and hooks')).set_defaults(func=cmd_plugins)
 
-    acc = sub.add_parser("accounts", help="E-Mail-Konten").add_subparsers(dest="sub", required=True)
-    acc.add_parser("list", parents=[common], help="Konten und ihre Zwecke").set_defaults(func=cmd_accounts_list)
-    acc.add_parser("types", parents=[common], help="Kontotypen und ihre Felder").set_defaults(func=cmd_accounts_types)
-    t = acc.add_parser("test", parents=[common], help="Verbindung testen")
+    acc = sub.add_parser("accounts", help=_h('E-Mail-Konten', 'mail accounts')).add_subparsers(dest="sub", required=True)
+    acc.add_parser("list", parents=[common], help=_h('Konten und ihre Zwecke', 'accounts and their purposes')).set_defaults(func=cmd_accounts_list)
+    acc.add_parser("types", parents=[common], help=_h('Kontotypen und ihre Felder', 'account types and their fields')).set_defaults(func=cmd_accounts_types)
+    t = acc.add_parser("test", parents=[common], help=_h('Verbindung testen', 'test the connection'))
     t.add_argument("name")
-    t.add_argument("--send-test-mail", action="store_true", help="Testmail an das Konto selbst senden")
+    t.add_argument("--send-test-mail", action="store_true", help=_h('Testmail an das Konto selbst senden', 'send a test mail to the account itself'))
     t.set_defaults(func=cmd_accounts_test)
-    c = acc.add_parser("consent", parents=[common], help="Admin Berechtigung erteilen")
+    c = acc.add_parser("consent", parents=[common], help=_h('Admin Berechtigung erteilen', 'grant admin consent'))
     c.add_argument("name")
-    c.add_argument("--no-browser", action="store_true", help="URL nur ausgeben (Admin an anderem Rechner)")
-    c.add_argument("--timeout", type=float, help="Sekunden warten auf die Rückmeldung")
+    c.add_argument("--no-browser", action="store_true", help=_h('URL nur ausgeben (Admin an anderem Rechner)', 'only print the URL (admin on another computer)'))
+    c.add_argument("--timeout", type=float, help=_h('Sekunden warten auf die Rückmeldung', 'seconds to wait for the answer'))
     c.set_defaults(func=cmd_accounts_consent)
 
-    ph = sub.add_parser("placeholders", parents=[common], help="Platzhalter für Vorlagen")
+    ph = sub.add_parser("placeholders", parents=[common], help=_h('Platzhalter für Vorlagen', 'placeholders for templates'))
     ph.add_argument("--purpose", "-p")
     ph.set_defaults(func=cmd_placeholders)
 
-    pv = sub.add_parser("preview", parents=[common], help="zeigen, was der Bestätigungsdialog zeigt")
+    pv = sub.add_parser("preview", parents=[common], help=_h('zeigen, was der Bestätigungsdialog zeigt', 'show what the confirmation dialog shows'))
     _send_args(pv)
     pv.set_defaults(func=cmd_preview)
-    sd = sub.add_parser("send", parents=[common], help="eine Mail senden")
+    sd = sub.add_parser("send", parents=[common], help=_h('eine Mail senden', 'send one mail'))
     _send_args(sd)
-    sd.add_argument("--yes", "-y", action="store_true", help="Bestätigung vorab erteilen (Stapelbetrieb)")
-    sd.add_argument("--resend", action="store_true", help="bewusst erneut senden, auch wenn die Referenz schon gesendet ist")
+    sd.add_argument("--yes", "-y", action="store_true", help=_h('Bestätigung vorab erteilen (Stapelbetrieb)', 'confirm in advance (batch use)'))
+    sd.add_argument("--resend", action="store_true", help=_h('bewusst erneut senden, auch wenn die Referenz schon gesendet ist', 'send again on purpose, even if the reference was sent'))
     sd.set_defaults(func=cmd_send)
 
-    jr = sub.add_parser("journal", parents=[common], help="Versandjournal abfragen")
+    jr = sub.add_parser("journal", parents=[common], help=_h('Versandjournal abfragen', 'query the journal'))
     jr.add_argument("--reference", "-r")
     jr.add_argument("--status", action="append", choices=("queued", "sending", "sent", "failed", "unknown", "cancelled"))
     jr.add_argument("--purpose", "-p")
-    jr.add_argument("--since", help="ab Datum (JJJJ-MM-TT)")
-    jr.add_argument("--until", help="vor Datum (JJJJ-MM-TT)")
+    jr.add_argument("--since", help=_h('ab Datum (JJJJ-MM-TT)', 'from date (YYYY-MM-DD)'))
+    jr.add_argument("--until", help=_h('vor Datum (JJJJ-MM-TT)', 'before date (YYYY-MM-DD)'))
     jr.add_argument("--limit", type=int, default=50)
-    jr.add_argument("--id", type=int, help="ein Eintrag mit Verlauf")
+    jr.add_argument("--id", type=int, help=_h('ein Eintrag mit Verlauf', 'one entry with its history'))
     jr.set_defaults(func=cmd_journal)
 
-    bt = sub.add_parser("batch", parents=[common], help="Stapelversand aus JSON Lines oder CSV")
-    bt.add_argument("file", help="JSON Lines (.jsonl) oder CSV (.csv)")
+    bt = sub.add_parser("batch", parents=[common], help=_h('Stapelversand aus JSON Lines oder CSV', 'batch run from JSON Lines or CSV'))
+    bt.add_argument("file", help=_h('JSON Lines (.jsonl) oder CSV (.csv)', 'JSON Lines (.jsonl) or CSV (.csv)'))
     bt.add_argument("--purpose", "-p", required=True)
-    bt.add_argument("--yes", "-y", action="store_true", help="Bestätigung vorab erteilen")
-    bt.add_argument("--resend", action="store_true", help="auch Referenzen senden, die schon gesendet sind")
+    bt.add_argument("--yes", "-y", action="store_true", help=_h('Bestätigung vorab erteilen', 'confirm in advance'))
+    bt.add_argument("--resend", action="store_true", help=_h('auch Referenzen senden, die schon gesendet sind', 'also send references that were already sent'))
     bt.add_argument("--dry-run", nargs="?", const="ccm-mail-dry-run", metavar="DIR",
-                    help="alles als .eml in DIR schreiben statt zu senden")
+                    help=_h('alles als .eml in DIR schreiben statt zu senden', 'write everything as .eml into DIR instead of sending'))
     bt.set_defaults(func=cmd_batch)
 
-    ob = sub.add_parser("outbox", parents=[common], help="Postausgang: wartend, unklar, fehlgeschlagen")
-    ob.add_argument("--retry", action="store_true", help="fehlgeschlagene erneut senden")
+    ob = sub.add_parser("outbox", parents=[common], help=_h('Postausgang: wartend, unklar, fehlgeschlagen', 'outbox: queued, unknown, failed'))
+    ob.add_argument("--retry", action="store_true", help=_h('fehlgeschlagene erneut senden', 'send failed ones again'))
     ob.set_defaults(func=cmd_outbox)
     obs = ob.add_subparsers(dest="sub")
-    rs = obs.add_parser("resolve", parents=[common], help="über eine Mail mit unklarem Ausgang entscheiden")
+    rs = obs.add_parser("resolve", parents=[common], help=_h('über eine Mail mit unklarem Ausgang entscheiden', 'decide about a mail whose outcome is unknown'))
     rs.add_argument("id", type=int)
     rs.add_argument("action", choices=("sent", "resend", "drop"))
     rs.set_defaults(func=cmd_outbox_resolve)
@@ -549,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global _HELP_LANG
+    _HELP_LANG = _help_lang(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     out = Out(args)

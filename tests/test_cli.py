@@ -135,3 +135,11 @@ def test_config_example_loads_with_the_installed_plugins(tmp_path) -> None:
     proc = run_cli("config", "check", "--config", str(REPO / "config.example.yaml"), cwd=tmp_path,
                    env={"CCM_MAIL_O365_SECRET": ""})
     assert proc.returncode == 2 and "CCM_MAIL_O365_SECRET ist nicht gesetzt" in proc.stderr
+
+
+def test_help_in_german_and_english(tmp_path) -> None:
+    de = run_cli("send", "--help", cwd=tmp_path, env={"CCM_MAIL_LANG": ""})
+    en = run_cli("--lang", "en", "send", "--help", cwd=tmp_path)
+    assert de.returncode == en.returncode == 0
+    assert "Empfänger (mehrfach möglich)" in de.stdout and "recipient (repeatable)" in en.stdout
+    assert "Bestätigung vorab erteilen" in de.stdout and "confirm in advance" in en.stdout
