@@ -331,6 +331,7 @@ def _accounts(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: 
         c.unknown_keys(acc, [*ACCOUNT_COMMON_KEYS, *(f.name for f in atype.fields)], f"{key}.")
         values: dict[str, Any] = {}
         secret_fields = set()
+        problems_before = len(c.problems)
         for fld in atype.fields:
             fkey = f"{key}.{fld.name}"
             fline = acc.line_of(fld.name)
@@ -360,7 +361,9 @@ def _accounts(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: 
                 c.add(fline, fkey, problem, fld.help)
                 continue
             values[fld.name] = problem
-        if atype.validate is not None:
+        field_problems = any(not p.warning for p in c.problems[problems_before:])
+        # the type's own checks see incomplete values after a field problem: they would only echo it
+        if atype.validate is not None and not field_problems:
             try:
                 for fname, message in atype.validate(values):
                     c.add(acc.line_of(fname), f"{key}.{fname}" if fname else key, message)

@@ -95,7 +95,7 @@ def grant_admin_consent(settings: AccountSettings, *, no_browser: bool = False, 
     want_port = parts.port or 80 if port is None else port
     state = secrets.token_urlsafe(32)
     box: dict[str, Any] = {}
-    handler = _make_handler(parts.path or "/", state, box, lang)
+    handler = _make_handler(parts.path or "/", state, box, lang, settings.name)
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     server_cls = type("_Server", (HTTPServer,), {"address_family": family, "allow_reuse_address": True})
     try:
@@ -146,7 +146,8 @@ def grant_admin_consent(settings: AccountSettings, *, no_browser: bool = False, 
     return result
 
 
-def _make_handler(path: str, state: str, box: dict[str, Any], lang: str) -> type[BaseHTTPRequestHandler]:
+def _make_handler(path: str, state: str, box: dict[str, Any], lang: str,
+                  account: str = "NAME") -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             parts = urlsplit(self.path)
@@ -180,17 +181,22 @@ def _make_handler(path: str, state: str, box: dict[str, Any], lang: str) -> type
             ok = code == 200 and text is _TEXT["granted"]
             body = [f"<h1 id='result' data-status='{html.escape(box.get('status', ''))}'>"
                     f"{'✔' if ok else '✖'} ccm-mail: Office 365</h1>"]
+            shown = f'"{account}"' if " " in account else account  # the command to copy names the account
             for lng in (lang, other):
                 body.append(f"<section lang='{lng}'><p class='message'>{html.escape(text.get(lng))}</p>")
                 if hint is not None:
-                    body.append(f"<p class='hint'>{html.escape(hint.get(lng))}</p>")
+                    body.append(f"<p class='hint'>{html.escape(hint.get(lng).replace('NAME', shown))}</p>")
                 body.append("</section>")
             if detail:
                 body.append(f"<pre class='detail'>{html.escape(detail)}</pre>")
             body.append("<p>" + html.escape(T("Dieses Fenster kann geschlossen werden.",
                                                "You can close this window.").get(lang)) + "</p>")
+            style = ("<style>body{font-family:system-ui,sans-serif;max-width:42em;margin:3em auto;color:#222}"
+                     "h1{font-size:1.4em}section{margin:1.2em 0}section+section{color:#555;border-top:1px solid #ddd;"
+                     "padding-top:.8em}.hint{font-weight:600}pre{white-space:pre-wrap;background:#f4f4f4;padding:.6em}"
+                     "</style>")
             page = ("<!DOCTYPE html><html lang='" + lang + "'><head><meta charset='utf-8'><title>ccm-mail</title>"
-                    "</head><body>" + "".join(body) + "</body></html>").encode("utf-8")
+                    + style + "</head><body>" + "".join(body) + "</body></html>").encode("utf-8")
             self.send_response(code)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(page)))

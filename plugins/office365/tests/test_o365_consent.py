@@ -93,6 +93,7 @@ def test_consent_url_and_accept(consent_account: Account, behaviour: Callable[[s
     assert consent_account.sandbox.app(consent_account.tenant_id, consent_account.client_id).consented
     page = browser.pages[0]
     assert page.status_code == 200 and "erteilt" in page.text and "granted" in page.text
+    assert "ccm-mail accounts test rechnung" in page.text  # the next step, for this very account
     # after consent the app can send
     transport = consent_account.transport()
     assert transport.check().ok
@@ -255,3 +256,30 @@ def test_unregistered_redirect_uri_times_out_with_hint(make_account: AccountFact
     result = consent(account, browser, timeout=1.5, lang="en")
     assert result["status"] == "timeout" and "AADSTS50011" in result["hint"]
     assert "AADSTS50011" in browser.pages[0].text  # Microsoft shows the error page, no redirect
+
+
+@pytest.mark.browser
+def test_chromium_shows_the_result_page_in_german_and_english(consent_account: Account, sandbox: Any,
+                                                             behaviour: Callable[[str], None], tmp_path: Path) -> None:
+    """What the admin sees at the end: the page the listener serves, as Chromium rendered it."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs /usr/bin/chromium (CI installs it)")
+    behaviour("accept")
+    pins = ",".join({spki_hash(Path(sandbox.ca_pem)), leaf_spki_hash(sandbox.authority_host)})
+    procs: list[subprocess.Popen[str]] = []
+
+    def open_(url: str) -> bool:
+        procs.append(subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
+             f"--ignore-certificate-errors-spki-list={pins}", "--virtual-time-budget=15000", "--dump-dom", url],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        return True
+
+    result = consent(consent_account, open_, timeout=60)
+    dom, _ = procs[0].communicate(timeout=60)
+    assert result["status"] == "granted", result
+    assert "data-status=\"granted\"" in dom
+    assert "Die Administratorzustimmung wurde erteilt" in dom and "Admin consent was granted" in dom
+    assert "ccm-mail accounts test rechnung" in dom
