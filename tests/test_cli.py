@@ -135,6 +135,8 @@ def test_config_example_loads_with_the_installed_plugins(tmp_path) -> None:
     proc = run_cli("config", "check", "--config", str(REPO / "config.example.yaml"), cwd=tmp_path,
                    env={"CCM_MAIL_O365_SECRET": ""})
     assert proc.returncode == 2 and "CCM_MAIL_O365_SECRET ist nicht gesetzt" in proc.stderr
+    # one problem per account: the type's own checks do not echo the missing secret
+    assert "2 Fehler in" in proc.stderr and "Genau eines" not in proc.stderr
 
 
 def test_help_in_german_and_english(tmp_path) -> None:
