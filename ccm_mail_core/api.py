@@ -26,7 +26,7 @@ from ccm_mail_hookspecs import (
 
 from . import config as config_mod
 from . import templates
-from .journal import DuplicateReference, Journal
+from .journal import BLOCKING, DuplicateReference, Journal
 from .journal import now as journal_now
 from .pacing import DailyLimitReached, Pacer
 from .logging_setup import scrub
@@ -362,8 +362,7 @@ class Mailer:
         return self.deliver(message, ctx, resend=resend, batch=batch)
 
     def _refuse_duplicate(self, purpose: str, reference: str) -> None:
-        existing = self.journal.query(purpose=purpose, reference=reference,
-                                      status=("queued", "sending", "sent", "unknown"), limit=1)
+        existing = self.journal.query(purpose=purpose, reference=reference, status=BLOCKING, limit=1)
         if existing:
             raise self._duplicate_error(existing[0])
 
