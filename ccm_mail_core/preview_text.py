@@ -45,6 +45,8 @@ def render_preview(preview: Preview, lang: str, *, body_lines: int = 20) -> str:
     rows = [(L["purpose"], ctx.purpose), (L["account"], f"{ctx.account} ({ctx.account_type})")]
     if "count" in preview.extra:
         rows.append((L["count"], str(preview.extra["count"])))
+        first = "erste von" if lang != "en" else "first of"
+        rows.append((L["sample"], f"{first} {preview.extra['count']}"))
     if ctx.reference:
         rows.append((L["reference"], ctx.reference))
     rows.append((L["from"], str(m.sender) if m.sender else "-"))
