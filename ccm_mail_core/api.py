@@ -187,10 +187,8 @@ class Mailer:
     def account_types(self) -> list[AccountType]:
         return [self.registries.account_types[k] for k in sorted(self.registries.account_types)]
 
-    def placeholders(self, purpose: str) -> list[Placeholder | config_mod.DataPlaceholder]:
-        out: list[Any] = list(self.registries.placeholders_for(purpose).values())
-        out += [p for p in self.config.data_placeholders.values() if not p.purposes or purpose in p.purposes]
-        return sorted(out, key=lambda p: p.name.lower())
+    def placeholders(self, purpose: str) -> list[Placeholder]:
+        return list(self.config.placeholders_for(self.registries, purpose).values())
 
     def account_type_of(self, account: str) -> AccountType:
         acc = self._account(account)
@@ -294,18 +292,10 @@ class Mailer:
         return Preview(message=message, context=ctx, account_label=f"{account} ({acc.type})")
 
     def _resolver(self, purpose: str, ctx: SendContext):  # type: ignore[no-untyped-def]
-        placeholders = self.registries.placeholders_for(purpose)
-        data_fields = self.config.data_placeholders
+        placeholders = self.config.placeholders_for(self.registries, purpose)
 
         def resolve(name: str) -> str | None:
-            if name in placeholders:
-                value = placeholders[name].resolve(ctx)
-            elif name in data_fields:
-                raw = ctx.data.get(name)
-                value = None if raw is None or raw == "" else str(raw)
-            else:
-                value = None
-            return value
+            return placeholders[name].resolve(ctx) if name in placeholders else None
         return resolve
 
     def preview(self, purpose: str, **kwargs: Any) -> Preview:

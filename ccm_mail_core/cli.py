@@ -241,12 +241,8 @@ def cmd_placeholders(args: argparse.Namespace, out: Out) -> int:
     purposes = [args.purpose] if args.purpose else sorted({"invoice", "eservice", *(cfg.templates if cfg else ())})
     data: dict[str, Any] = {}
     for purpose in purposes:
-        items = [p.to_dict(lang) for p in registries.placeholders_for(purpose).values()]
-        if cfg:
-            items += [{"name": p.name, "token": f"#{p.name}#", "description": p.description, "example": p.example,
-                       "purposes": sorted(p.purposes)} for p in cfg.data_placeholders.values()
-                      if not p.purposes or purpose in p.purposes]
-        data[purpose] = sorted(items, key=lambda d: d["name"].lower())
+        merged = cfg.placeholders_for(registries, purpose) if cfg else registries.placeholders_for(purpose)
+        data[purpose] = sorted((p.to_dict(lang) for p in merged.values()), key=lambda d: d["name"].lower())
 
     def human() -> str:
         lines = []

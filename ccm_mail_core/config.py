@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ccm_mail_hookspecs import Address, AddressError, ConfigError, T, TemplateError
+from ccm_mail_hookspecs import Address, AddressError, ConfigError, Placeholder, T, TemplateError, data_field
 
 from . import secrets, templates
 from .pacing import DEFAULT_LIMITS, Limits
@@ -90,14 +90,6 @@ class TemplateConfig:
     reference: templates.Template | None
 
 
-@dataclass(frozen=True, slots=True)
-class DataPlaceholder:
-    name: str
-    description: str
-    example: str
-    purposes: frozenset[str]
-
-
 @dataclass(slots=True)
 class Config:
     path: Path
@@ -107,7 +99,7 @@ class Config:
     pools: dict[str, list[str]] = field(default_factory=dict)
     outbox_grace_seconds: float = 600.0
     templates: dict[str, TemplateConfig] = field(default_factory=dict)
-    data_placeholders: dict[str, DataPlaceholder] = field(default_factory=dict)
+    data_placeholders: dict[str, Placeholder] = field(default_factory=dict)
     journal_path: Path = Path("ccm-mail-journal.sqlite")
     state_dir: Path = Path("ccm-mail-state")
     plugins_disable: tuple[str, ...] = ()
@@ -115,6 +107,13 @@ class Config:
     log_format: str = "console"
     log_level: str = "info"
     warnings: list[Problem] = field(default_factory=list)
+
+    def placeholders_for(self, registries: Registries, purpose: str) -> dict[str, Placeholder]:
+        """Every placeholder a template of ``purpose`` may use: the plugins' and the data fields
+        declared in the YAML, by name."""
+        merged = registries.placeholders_for(purpose)
+        merged.update((n, p) for n, p in self.data_placeholders.items() if p.applies_to(purpose))
+        return dict(sorted(merged.items(), key=lambda item: item[0].lower()))
 
     def account_for(self, purpose: str) -> str | None:
         pool = self.pool_for(purpose)
@@ -478,15 +477,10 @@ def _data_placeholders(raw: LineDict, c: _Collector, cfg: Config, reg: Registrie
             c.add(line, key, T("ungültiger Name (Buchstaben, Ziffern, _ . -)", "invalid name (letters, digits, _ . -)"))
             continue
         purposes = spec.get("purposes", [])
-        cfg.data_placeholders[str(name)] = DataPlaceholder(
-            str(name), str(spec.get("description", "")), str(spec.get("example", "")),
-            frozenset(str(p) for p in purposes) if isinstance(purposes, list) else frozenset())
-
-
-def known_placeholders(cfg: Config, reg: Registries, purpose: str) -> list[str]:
-    names = set(reg.placeholders_for(purpose))
-    names.update(n for n, p in cfg.data_placeholders.items() if not p.purposes or purpose in p.purposes)
-    return sorted(names, key=str.lower)
+        description = str(spec.get("description", ""))
+        cfg.data_placeholders[str(name)] = data_field(
+            str(name), T(description, description), str(spec.get("example", "")),
+            purposes=frozenset(str(p) for p in purposes) if isinstance(purposes, list) else frozenset())
 
 
 def _templates(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: Path) -> None:
@@ -522,7 +516,7 @@ def _templates(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base:
                       T(f"{body_path} nicht lesbar ({exc.strerror})", f"{body_path} cannot be read ({exc.strerror})"))
                 continue
         parsed: dict[str, templates.Template] = {}
-        known = known_placeholders(cfg, reg, str(purpose))
+        known = list(cfg.placeholders_for(reg, str(purpose)))
         for part, src in (("subject", spec.get("subject")), ("body", body_src), ("reference", spec.get("reference"))):
             if src is None:
                 if part != "reference":

@@ -26,11 +26,6 @@ def remember(value: str) -> None:
             _longest_first = tuple(sorted(_known, key=len, reverse=True))
 
 
-def known() -> frozenset[str]:
-    with _lock:
-        return frozenset(_known)
-
-
 def redact(text: str) -> str:
     for secret in _longest_first:
         if secret in text:

@@ -251,3 +251,18 @@ def test_inline_image_and_html_alternative(make_mailer, workdir) -> None:
     msg = parse(eml_files(workdir / "out")[0])
     related = [p for p in msg.walk() if p.get_content_type() == "image/png"]
     assert related and related[0]["Content-ID"] == "<logo.png>" and related[0].get_content() == logo.read_bytes()
+
+
+def test_data_field_declared_in_yaml_is_a_placeholder_like_the_builtins(make_mailer, workdir) -> None:
+    cfg = BASE_CONFIG.replace("über #Betrag#.", "über #Betrag# (Projekt #Projekt#).") + (
+        "placeholders:\n  Projekt:\n    description: Projektname\n    example: Umbau Halle 3\n"
+        "    purposes: [invoice]\n")
+    mailer = make_mailer(cfg)
+    listed = {p.name: p for p in mailer.placeholders("invoice")}
+    assert listed["Projekt"].example == "Umbau Halle 3" and "Projekt" not in {
+        p.name for p in mailer.placeholders("eservice")}
+    mailer.send("invoice", to=["kunde@example.de"], data=dict(INVOICE, Projekt="Umbau Halle 3"), assume_yes=True)
+    assert "(Projekt Umbau Halle 3)" in parse(eml_files(workdir / "out")[0]).get_body(("plain",)).get_content()
+    from ccm_mail_hookspecs import TemplateError
+    with pytest.raises(TemplateError, match="#Projekt#"):
+        mailer.send("invoice", to=["kunde@example.de"], data=dict(INVOICE, extRechnungsNr="RE-2"), assume_yes=True)
