@@ -9,7 +9,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import make_msgid
@@ -389,24 +389,32 @@ class Mailer:
                       account_type=ctx.account_type, reference=ctx.reference,
                       recipients=[a.address for a in message.recipients()], subject=message.subject,
                       allow_duplicate=resend, batch=batch, payload=message_payload(message))
-        pacer = self.pacer(ctx.account)
-        recipients = len(message.recipients())
         try:
-            pacer.acquire(recipients)
+            return self._paced(ctx.account, message, lambda: self._create_and_send(fields, message, ctx))
         except DailyLimitReached as exc:
             row = self._create(fields)
             self.journal.transition(row, Status.FAILED, error=exc.render(self.lang), error_kind=exc.kind)
             return SendResult(Status.FAILED, row, message.message_id, error=exc)
+
+    def _create_and_send(self, fields: dict[str, Any], message: Message, ctx: SendContext) -> SendResult:
+        row = self._create(fields, claimed_by=OWNER)
+        ctx = dataclasses.replace(ctx, journal_id=row)
+        bound = log.bind(journal_id=row, purpose=ctx.purpose, account=ctx.account, reference=ctx.reference)
+        return self._send_claimed(row, message, ctx, bound)
+
+    def _paced(self, account: str, message: Message, send: Callable[[], SendResult]) -> SendResult:
+        """Run ``send`` once the account's pacer admits it; raises :class:`DailyLimitReached`
+        before anything is sent when the day's recipient budget is used up."""
+        pacer = self.pacer(account)
+        recipients = len(message.recipients())
+        pacer.acquire(recipients)
         result: SendResult | None = None
         try:
-            row = self._create(fields, claimed_by=OWNER)
-            ctx = dataclasses.replace(ctx, journal_id=row)
-            bound = log.bind(journal_id=row, purpose=ctx.purpose, account=ctx.account, reference=ctx.reference)
-            result = self._send_claimed(row, message, ctx, bound)
+            result = send()
+            return result
         finally:
             pacer.release(sent=result is not None and result.status in (Status.SENT, Status.UNKNOWN),
                           recipients=recipients)
-        return result
 
     def _create(self, fields: dict[str, Any], *, claimed_by: str | None = None) -> int:
         try:
@@ -431,23 +439,14 @@ class Mailer:
         When the daily recipient limit is reached the message is not sent: it fails with that
         reason, or with ``keep_queued_at_limit`` stays queued (batches) and the error is raised."""
         bound = log.bind(journal_id=row, purpose=ctx.purpose, account=ctx.account, reference=ctx.reference)
-        pacer = self.pacer(ctx.account)
-        recipients = len(message.recipients())
         try:
-            pacer.acquire(recipients)
+            return self._paced(ctx.account, message, lambda: self._claim_and_send(row, message, ctx, bound))
         except DailyLimitReached as exc:
             if keep_queued_at_limit:
                 raise
             self.journal.transition(row, Status.FAILED, error=exc.render(self.lang), error_kind=exc.kind,
                                     expect=(Status.QUEUED,))
             return SendResult(Status.FAILED, row, message.message_id, error=exc)
-        result: SendResult | None = None
-        try:
-            result = self._claim_and_send(row, message, ctx, bound)
-        finally:
-            pacer.release(sent=result is not None and result.status in (Status.SENT, Status.UNKNOWN),
-                          recipients=recipients)
-        return result
 
     def _claim_and_send(self, row: int, message: Message, ctx: SendContext, bound: Any) -> SendResult:
         # claim it: only a queued message may start sending, and only one process may claim it
