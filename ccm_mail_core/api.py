@@ -20,7 +20,7 @@ import structlog
 
 from ccm_mail_hookspecs import (
     AccountSettings, AccountType, Address, Attachment, Cancel, Cancelled, CcmMailError, CheckResult,
-    ConfigError, Message, Placeholder, Preview, Receipt, SendContext, Status, T, Transport,
+    ConfigError, Message, Placeholder, Preview, Receipt, SendContext, Status, T, Transport, TransportError,
     UnknownOutcomeError,
 )
 
@@ -29,6 +29,7 @@ from . import templates
 from .journal import BLOCKING, DuplicateReference, Journal
 from .journal import now as journal_now
 from .pacing import DailyLimitReached, Pacer
+from .prepare_ahead import HelperPool, PrepareAhead
 from .logging_setup import scrub
 from .plugin_manager import PluginHost, get_plugin_manager
 from .registry import Registries, collect
@@ -102,6 +103,7 @@ class Mailer:
         self._transports: dict[str, Transport] = {}
         self._pacers: dict[str, Pacer] = {}
         self._lock = threading.Lock()
+        self._helpers = HelperPool()
         self._journal: Journal | None = None
         self._raw = config_mod.read_raw(self.path)
         self._rebuild()
@@ -167,6 +169,7 @@ class Mailer:
         return self._journal
 
     def close(self) -> None:
+        self._helpers.shutdown()
         for transport in self._transports.values():
             try:
                 transport.close()
@@ -397,10 +400,14 @@ class Mailer:
             return SendResult(Status.FAILED, row, message.message_id, error=exc)
 
     def _create_and_send(self, fields: dict[str, Any], message: Message, ctx: SendContext) -> SendResult:
-        row = self._create(fields, claimed_by=OWNER)
+        ahead = self._ahead(ctx.account, message)
+        row = self._create(fields, claimed_by=OWNER, before_commit=ahead.start)
         ctx = dataclasses.replace(ctx, journal_id=row)
         bound = log.bind(journal_id=row, purpose=ctx.purpose, account=ctx.account, reference=ctx.reference)
-        return self._send_claimed(row, message, ctx, bound)
+        return self._send_claimed(row, message, ctx, bound, ahead)
+
+    def _ahead(self, account: str, message: Message) -> PrepareAhead:
+        return PrepareAhead(self._helpers, lambda: self.transport(account), message)
 
     def _paced(self, account: str, message: Message, send: Callable[[], SendResult]) -> SendResult:
         """Run ``send`` once the account's pacer admits it; raises :class:`DailyLimitReached`
@@ -416,9 +423,10 @@ class Mailer:
             pacer.release(sent=result is not None and result.status in (Status.SENT, Status.UNKNOWN),
                           recipients=recipients)
 
-    def _create(self, fields: dict[str, Any], *, claimed_by: str | None = None) -> int:
+    def _create(self, fields: dict[str, Any], *, claimed_by: str | None = None,
+                before_commit: Callable[[], None] | None = None) -> int:
         try:
-            return self.journal.create(**fields, claimed_by=claimed_by)
+            return self.journal.create(**fields, claimed_by=claimed_by, before_commit=before_commit)
         except DuplicateReference as dup:
             raise self._duplicate_error(dup.existing) from None
 
@@ -450,19 +458,31 @@ class Mailer:
 
     def _claim_and_send(self, row: int, message: Message, ctx: SendContext, bound: Any) -> SendResult:
         # claim it: only a queued message may start sending, and only one process may claim it
-        if not self.journal.transition(row, Status.SENDING, count_attempt=True, owner=OWNER, expect=(Status.QUEUED,)):
+        ahead = self._ahead(ctx.account, message)
+        if not self.journal.transition(row, Status.SENDING, count_attempt=True, owner=OWNER, expect=(Status.QUEUED,),
+                                       before_commit=ahead.start):
             entry = self.journal.get(row)
             status = entry.status if entry else Status.UNKNOWN
             bound.warning("not_claimed", status=status.value)
             return SendResult(status, row, message.message_id)
-        return self._send_claimed(row, message, ctx, bound)
+        return self._send_claimed(row, message, ctx, bound, ahead)
 
-    def _send_claimed(self, row: int, message: Message, ctx: SendContext, bound: Any) -> SendResult:
+    def _send_claimed(self, row: int, message: Message, ctx: SendContext, bound: Any, ahead: PrepareAhead
+                      ) -> SendResult:
+        # the claim is on disk: only now may the prepared send step run
         try:
-            transport = self.transport(ctx.account)
+            send = ahead.step()
+        except CcmMailError as exc:
+            status = Status.FAILED if _not_sent(exc) else Status.UNKNOWN
+            return self._after_failure(row, message, ctx, status, exc, bound)
+        except Exception as exc:  # a bug before anything left: prepare must not send (Transport.prepare)
+            err = TransportError(T(f"Transport-Fehler vor dem Senden: {type(exc).__name__}: {exc}; nicht gesendet.",
+                                   f"transport error before sending: {type(exc).__name__}: {exc}; not sent."))
+            return self._after_failure(row, message, ctx, Status.FAILED, err, bound)
+        try:
             # one info line per message ("sent" or the failure); the start only when debugging
             bound.debug("sending", to=len(message.recipients()), attachments=len(message.attachments))
-            receipt = transport.send(message)
+            receipt = send()
         except UnknownOutcomeError as exc:
             return self._after_failure(row, message, ctx, Status.UNKNOWN, exc, bound)
         except CcmMailError as exc:
@@ -499,7 +519,6 @@ class Mailer:
 
 
 def _not_sent(exc: CcmMailError) -> bool:
-    from ccm_mail_hookspecs import TransportError
     return isinstance(exc, (TransportError, ConfigError)) or exc.kind in ("address", "attachment", "template")
 
 

@@ -86,6 +86,10 @@ class TransportConformance:
                 return server.envelope_recipients
 
             @pytest.fixture
+            def arrivals(self, server):             # optional: message_id -> how often it arrived
+                return server.arrivals
+
+            @pytest.fixture
             def secrets(self):                      # values that must never appear anywhere
                 return ["the-password"]
 
@@ -100,7 +104,8 @@ class TransportConformance:
 
     ``transport``
         A :class:`~ccm_mail_hookspecs.Transport` for a working account. The suite calls ``send``,
-        ``check`` and (from threads) ``send`` concurrently.
+        ``check``, ``prepare`` (on another thread, as the host does) and (from threads) ``send``
+        concurrently.
     ``sender``
         The :class:`~ccm_mail_hookspecs.Address` the messages are sent from (``message.sender``).
     ``received``
@@ -117,6 +122,11 @@ class TransportConformance:
         ``delivered_to(message_id) -> collection of addresses`` the provider delivers to (SMTP:
         the envelope's RCPT TO; Graph: to+cc+bcc of the request). Default ``None``: the
         "Bcc is delivered" half of the Bcc test is skipped.
+    ``arrivals``
+        ``arrivals(message_id) -> int``: how often a message with that Message-ID has arrived so
+        far, answered at once without waiting. Lets the suite prove that :meth:`Transport.prepare`
+        sends nothing and that its step sends exactly once. Default ``None``: only the step's
+        delivery is checked.
     ``secrets``
         Every secret value of the account(s): passwords, client secrets, tokens the fake provider
         issues. Scanned for in logs, stdout/stderr, receipts and error texts (also URL-encoded and
@@ -162,6 +172,10 @@ class TransportConformance:
 
     @pytest.fixture
     def delivered_to(self) -> Callable[[str], Collection[str]] | None:
+        return None
+
+    @pytest.fixture
+    def arrivals(self) -> Callable[[str], int] | None:
         return None
 
     @pytest.fixture
@@ -356,6 +370,24 @@ class TransportConformance:
         assert not failures, f"concurrent send failed: {failures[0]!r}"
         for message in messages:
             assert received(message.message_id)["Subject"] == message.subject
+
+    def test_prepare_sends_nothing_until_its_step(self, transport: Transport, sender: Address, received: Received,
+                                                  arrivals: Callable[[str], int] | None) -> None:
+        """The host calls ``prepare`` on a helper thread while it makes its journal claim durable,
+        and runs the returned step on its own thread once the claim is on disk."""
+        msg = self.message(sender, subject="vorbereitet, dann gesendet")
+        prepared: list[Any] = []
+        helper = threading.Thread(target=lambda: prepared.append(transport.prepare(msg)))
+        helper.start()
+        helper.join(60)
+        assert len(prepared) == 1 and callable(prepared[0]), "prepare() must return the step that sends"
+        if arrivals is not None:
+            assert arrivals(msg.message_id) == 0, "prepare() sent the message: only its step may send"
+        receipt = prepared[0]()
+        assert isinstance(receipt, Receipt), f"the step must return a Receipt, got {type(receipt).__name__}"
+        assert received(msg.message_id)["Subject"] == msg.subject
+        if arrivals is not None:
+            assert arrivals(msg.message_id) == 1, "the step must send the message exactly once"
 
     def test_check(self, transport: Transport) -> None:
         result = transport.check()

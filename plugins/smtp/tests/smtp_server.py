@@ -203,5 +203,9 @@ class SmtpServer:
     def message(self, message_id: str) -> EmailMessage:
         return self.find(message_id).message
 
+    def arrivals(self, message_id: str) -> int:
+        """How often a message with this Message-ID has arrived so far (no waiting)."""
+        return sum(1 for item in self.handler.received if str(item.message["Message-ID"]).strip() == message_id)
+
     def envelope_recipients(self, message_id: str) -> list[str]:
         return self.find(message_id).rcpt_tos

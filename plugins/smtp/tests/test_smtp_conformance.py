@@ -34,6 +34,10 @@ class TestSmtpConformance(TransportConformance):
         return starttls_server.envelope_recipients
 
     @pytest.fixture
+    def arrivals(self, starttls_server: SmtpServer) -> Callable[[str], int]:
+        return starttls_server.arrivals
+
+    @pytest.fixture
     def secrets(self) -> list[str]:
         return [PASSWORD]
 

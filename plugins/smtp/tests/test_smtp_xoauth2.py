@@ -174,6 +174,10 @@ class TestXoauth2Conformance(TransportConformance):
         return xoauth_server.envelope_recipients
 
     @pytest.fixture
+    def arrivals(self, xoauth_server: SmtpServer) -> Callable[[str], int]:
+        return xoauth_server.arrivals
+
+    @pytest.fixture
     def secrets(self, o365: Office365) -> LiveSecrets:
         return LiveSecrets(o365)  # type: ignore[return-value]
 
