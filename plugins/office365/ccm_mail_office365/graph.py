@@ -84,25 +84,46 @@ class GraphClient:
              json: Any = None, data: bytes | None = None, headers: Mapping[str, str] | None = None,
              params: Mapping[str, str] | None = None, timeout: tuple[float, float] | None = None,
              client_request_id: str = "", what: str = "") -> requests.Response:
-        """One logical request: waits for a mailbox slot, replays throttled answers within the wait
-        budget, refreshes a refused token once. Raises :class:`SentNoAnswer` when the request may
-        have arrived but nothing came back and ``repeatable`` is false."""
-        host = urlsplit(url).netloc
+        """One logical request: :meth:`request` then :meth:`call_prepared`."""
+        prepared = self.request(method, url, auth=auth, json=json, data=data, headers=headers, params=params,
+                                client_request_id=client_request_id)
+        return self.call_prepared(prepared, budget=budget, repeatable=repeatable, auth=auth, timeout=timeout,
+                                  what=what)
+
+    def request(self, method: str, url: str, *, auth: bool = True, json: Any = None, data: bytes | None = None,
+                headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
+                client_request_id: str = "") -> requests.PreparedRequest:
+        """Build a request without sending it (body encoded, headers set, a token fetched)."""
+        hdrs: dict[str, str] = dict(headers or {})
+        if client_request_id:
+            hdrs["client-request-id"] = client_request_id
+            hdrs["return-client-request-id"] = "true"
+        if auth:
+            hdrs["Authorization"] = "Bearer " + self.tokens.token()
+        return self.session.build(method, url, headers=hdrs, json=json, data=data, params=params)
+
+    def call_prepared(self, prepared: requests.PreparedRequest, *, budget: WaitBudget, repeatable: bool,
+                      auth: bool = True, timeout: tuple[float, float] | None = None,
+                      what: str = "") -> requests.Response:
+        """Send a built request: waits for a mailbox slot, replays throttled answers within the
+        wait budget, refreshes a refused token once. Raises :class:`SentNoAnswer` when the request
+        may have arrived but nothing came back and ``repeatable`` is false."""
+        method = str(prepared.method)
+        host = urlsplit(str(prepared.url)).netloc
         attempt = network_retries = 0
         refreshed = False
+        first = True
         while True:
-            hdrs: dict[str, str] = dict(headers or {})
-            if client_request_id:
-                hdrs["client-request-id"] = client_request_id
-                hdrs["return-client-request-id"] = "true"
-            token = self.tokens.token() if auth else ""
-            if auth:
-                hdrs["Authorization"] = "Bearer " + token
+            token = ""
+            if auth:  # built with a token; a later attempt takes the current one (renewed or refreshed)
+                if not first:
+                    prepared.headers["Authorization"] = "Bearer " + self.tokens.token()
+                token = str(prepared.headers.get("Authorization", "")).removeprefix("Bearer ")
+            first = False
             started = time.monotonic()
             try:
                 with slot(self._sem):
-                    resp = self.session.request(method, url, json=json, data=data, headers=hdrs,
-                                                params=params, timeout=timeout)
+                    resp = self.session.send_pinned(prepared, timeout=timeout)
             except requests.RequestException as exc:
                 sent = was_sent(exc)
                 log.warning("graph_no_answer", what=what, method=method, host=host, sent=sent,
@@ -154,33 +175,33 @@ class GraphClient:
     def send(self, message: Message, plan: Plan) -> dict[str, Any]:
         """Send ``message``; returns receipt facts. Raises TransportError (not sent) or
         UnknownOutcomeError (may have been sent)."""
+        return self.prepare_send(message, plan)()
+
+    def prepare_send(self, message: Message, plan: Plan) -> Callable[[], dict[str, Any]]:
+        """Everything before the first request leaves (the send routes' bodies encoded, a token
+        fetched); the returned step sends. The draft route's requests are built as they go."""
         crid = str(uuid.uuid4())
-        if plan.route == "sendMail":
-            return self._send_mail(message, plan, crid)
-        if plan.route == "mime":
-            return self._send_mime(message, crid)
-        return self._send_draft(message, plan, crid)
-
-    def _send_mail(self, message: Message, plan: Plan, crid: str) -> dict[str, Any]:
-        msg = message_json(message, self.config.mailbox)
-        if plan.inline_attachments:
-            msg["attachments"] = [file_attachment(a) for a in plan.inline_attachments]
         url = f"{self.user_url}/sendMail"
-        try:
-            resp = self.call("POST", url, json={"message": msg, "saveToSentItems": True},
-                             budget=self._budget(), repeatable=False, client_request_id=crid, what="sendMail")
-        except SentNoAnswer as exc:
-            raise errors.unknown_outcome(exc.cause, exc.host, {"client_request_id": crid}) from None
-        return self._accepted(resp, "sendMail", crid)
+        if plan.route == "sendMail":
+            msg = message_json(message, self.config.mailbox)
+            if plan.inline_attachments:
+                msg["attachments"] = [file_attachment(a) for a in plan.inline_attachments]
+            prepared = self.request("POST", url, json={"message": msg, "saveToSentItems": True},
+                                    client_request_id=crid)
+            return lambda: self._send_one(prepared, "sendMail", crid)
+        if plan.route == "mime":
+            prepared = self.request("POST", url, data=mime_body(message, self.config.mailbox),
+                                    headers={"Content-Type": "text/plain"}, client_request_id=crid)
+            return lambda: self._send_one(prepared, "mime", crid)
+        return lambda: self._send_draft(message, plan, crid)
 
-    def _send_mime(self, message: Message, crid: str) -> dict[str, Any]:
-        body = mime_body(message, self.config.mailbox)
+    def _send_one(self, prepared: requests.PreparedRequest, route: str, crid: str) -> dict[str, Any]:
+        what = "sendMail" if route == "sendMail" else "sendMail(MIME)"
         try:
-            resp = self.call("POST", f"{self.user_url}/sendMail", data=body, headers={"Content-Type": "text/plain"},
-                             budget=self._budget(), repeatable=False, client_request_id=crid, what="sendMail(MIME)")
+            resp = self.call_prepared(prepared, budget=self._budget(), repeatable=False, what=what)
         except SentNoAnswer as exc:
             raise errors.unknown_outcome(exc.cause, exc.host, {"client_request_id": crid}) from None
-        return self._accepted(resp, "mime", crid)
+        return self._accepted(resp, route, crid)
 
     def _accepted(self, resp: requests.Response, route: str, crid: str) -> dict[str, Any]:
         if resp.status_code == 202:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -50,6 +51,11 @@ class Office365Transport(Transport):
         return cls(Office365Config.from_settings(settings))
 
     def send(self, message: Message) -> Receipt:
+        return self.prepare(message)()
+
+    def prepare(self, message: Message) -> Callable[[], Receipt]:
+        """Check the message, pick the route and build the request (a token is fetched when none
+        is cached); the returned step sends it. Nothing reaches the mailbox before that step."""
         recipients = message.recipients()
         if not recipients:
             raise RecipientError(T("Die Nachricht hat keinen Empfänger.", "The message has no recipient."))
@@ -58,16 +64,21 @@ class Office365Transport(Transport):
                 T(f"{len(recipients)} Empfänger: Exchange Online erlaubt höchstens {MAX_RECIPIENTS} je Nachricht.",
                   f"{len(recipients)} recipients: Exchange Online allows at most {MAX_RECIPIENTS} per message."))
         p = plan(message, self.config.mailbox)
-        log.debug("send_start", account=self.config.account, mailbox=self.config.mailbox, route=p.route,
-                 attachments=len(message.attachments), message_id=message.message_id)
-        facts = self.graph.send(message, p)
-        ids = {"mailbox": self.config.mailbox, "route": facts["route"],
-               "request_id": facts["request_id"], "client_request_id": facts["client_request_id"]}
-        if message.message_id:
-            ids["internet_message_id"] = message.message_id
-        log.info("send_accepted", account=self.config.account, route=facts["route"],
-                 request_id=facts["request_id"], message_id=message.message_id)
-        return Receipt(sent_at=facts["sent_at"], transport_ids=ids)
+        send = self.graph.prepare_send(message, p)
+
+        def step() -> Receipt:
+            log.debug("send_start", account=self.config.account, mailbox=self.config.mailbox, route=p.route,
+                      attachments=len(message.attachments), message_id=message.message_id)
+            facts = send()
+            ids = {"mailbox": self.config.mailbox, "route": facts["route"],
+                   "request_id": facts["request_id"], "client_request_id": facts["client_request_id"]}
+            if message.message_id:
+                ids["internet_message_id"] = message.message_id
+            # the host logs the receipt with these ids at info: one line per message is enough
+            log.debug("send_accepted", account=self.config.account, route=facts["route"],
+                      request_id=facts["request_id"], message_id=message.message_id)
+            return Receipt(sent_at=facts["sent_at"], transport_ids=ids)
+        return step
 
     def lookup(self, message: Message) -> Lookup:
         """Find ``message.message_id`` in Sent Items. Needs Mail.ReadBasic.All or Mail.Read;

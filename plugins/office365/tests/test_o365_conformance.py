@@ -42,6 +42,10 @@ class TestOffice365Conformance(testing.TransportConformance):
         return lambda message_id: to_email(find_sent(acct, message_id))
 
     @pytest.fixture
+    def arrivals(self, acct: Account) -> Callable[[str], int]:
+        return lambda message_id: sum(1 for s in acct.sent() if s.internet_message_id == message_id)
+
+    @pytest.fixture
     def delivered_to(self, acct: Account) -> Callable[[str], Collection[str]]:
         def targets(message_id: str) -> list[str]:
             sent = find_sent(acct, message_id)
