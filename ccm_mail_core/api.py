@@ -26,7 +26,7 @@ from ccm_mail_hookspecs import (
 
 from . import config as config_mod
 from . import templates
-from .journal import BLOCKING, DuplicateReference, Journal
+from .journal import DuplicateReference, Journal
 from .journal import now as journal_now
 from .pacing import DailyLimitReached, Pacer
 from .prepare_ahead import HelperPool, PrepareAhead
@@ -125,6 +125,7 @@ class Mailer:
     def _rebuild(self) -> None:
         self.registries: Registries = collect(self.host)
         self.config = config_mod.build(self.path, self._raw, self.registries, lang_override=self._lang_override)
+        self._placeholders: dict[str, Mapping[str, Placeholder]] = {}  # by purpose, for this config
         self._configure_plugins()
 
     def _configure_plugins(self) -> None:
@@ -295,7 +296,9 @@ class Mailer:
         return Preview(message=message, context=ctx, account_label=f"{account} ({acc.type})")
 
     def _resolver(self, purpose: str, ctx: SendContext):  # type: ignore[no-untyped-def]
-        placeholders = self.config.placeholders_for(self.registries, purpose)
+        placeholders = self._placeholders.get(purpose)
+        if placeholders is None:
+            placeholders = self._placeholders[purpose] = self.config.placeholders_for(self.registries, purpose)
 
         def resolve(name: str) -> str | None:
             return placeholders[name].resolve(ctx) if name in placeholders else None
@@ -355,9 +358,9 @@ class Mailer:
         return self.deliver(message, ctx, resend=resend, batch=batch)
 
     def _refuse_duplicate(self, purpose: str, reference: str) -> None:
-        existing = self.journal.query(purpose=purpose, reference=reference, status=BLOCKING, limit=1)
-        if existing:
-            raise self._duplicate_error(existing[0])
+        existing = self.journal.blocking(purpose, reference)
+        if existing is not None:
+            raise self._duplicate_error(existing)
 
     def _duplicate_error(self, entry: Any) -> DuplicateSend:
         when = entry.sent_at or entry.created_at

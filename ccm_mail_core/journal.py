@@ -68,6 +68,8 @@ CREATE INDEX IF NOT EXISTS events_message ON events (message);
 
 #: statuses that mean "this reference is taken": sent, on its way, or possibly sent
 BLOCKING = (Status.QUEUED.value, Status.SENDING.value, Status.SENT.value, Status.UNKNOWN.value)
+_BLOCKING_SQL = (f"SELECT * FROM messages WHERE purpose=? AND reference=? AND status IN ({','.join('?' * len(BLOCKING))})"
+                 " ORDER BY id DESC LIMIT 1")
 
 
 def now() -> datetime:
@@ -186,9 +188,7 @@ class Journal:
         # a plain new row: no network step follows directly, the claim (FULL) comes first and syncs it
         with self._tx(durable=claimed, before_commit=before_commit) as db:
             if reference and not allow_duplicate:
-                row = db.execute(
-                    f"SELECT * FROM messages WHERE purpose=? AND reference=? AND status IN ({','.join('?' * len(BLOCKING))})"
-                    " ORDER BY id DESC LIMIT 1", (purpose, reference, *BLOCKING)).fetchone()
+                row = db.execute(_BLOCKING_SQL, (purpose, reference, *BLOCKING)).fetchone()
                 if row is not None:
                     raise DuplicateReference(_entry(row))
             cur = db.execute(
@@ -269,6 +269,12 @@ class Journal:
                     db.execute("INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
                                (cur.lastrowid, stamp, Status.QUEUED.value, f"batch {r['batch']} row {r['batch_row']}"))
         return new
+
+    def blocking(self, purpose: str, reference: str) -> Entry | None:
+        """The newest row that takes ``reference`` for ``purpose`` (sent, queued, sending, unknown)."""
+        with self._lock:
+            row = self._db.execute(_BLOCKING_SQL, (purpose, reference, *BLOCKING)).fetchone()
+        return _entry(row) if row else None
 
     def references_taken(self, purpose: str, references: Sequence[str], *, except_batch: str | None = None) -> dict[str, Entry]:
         """Which of ``references`` the journal already has as sent/queued/sending/unknown."""

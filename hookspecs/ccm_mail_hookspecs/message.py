@@ -76,7 +76,8 @@ class Attachment:
     content_id: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
+        if not isinstance(self.path, Path):
+            object.__setattr__(self, "path", Path(self.path))
         if not self.filename:
             object.__setattr__(self, "filename", self.path.name)
         if not self.content_type:

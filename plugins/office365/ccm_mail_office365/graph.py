@@ -183,7 +183,7 @@ class GraphClient:
         crid = str(uuid.uuid4())
         url = f"{self.user_url}/sendMail"
         if plan.route == "sendMail":
-            msg = message_json(message, self.config.mailbox)
+            msg = dict(plan.message) if plan.message else message_json(message, self.config.mailbox)
             if plan.inline_attachments:
                 msg["attachments"] = [file_attachment(a) for a in plan.inline_attachments]
             prepared = self.request("POST", url, json={"message": msg, "saveToSentItems": True},

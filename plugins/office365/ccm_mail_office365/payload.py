@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formataddr
 from typing import Any
 
@@ -36,6 +36,8 @@ class Plan:
     inline_attachments: tuple[Attachment, ...]  # sent as base64 in a JSON request
     upload_attachments: tuple[Attachment, ...]  # streamed through upload sessions
     estimated_bytes: int
+    #: the message as Graph JSON without attachments (computed for the size; reused to send)
+    message: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def recipient(address: Address) -> dict[str, Any]:
@@ -99,7 +101,8 @@ def upload_item(att: Attachment, size: int) -> dict[str, Any]:
 
 def plan(message: Message, mailbox: str) -> Plan:
     """Choose the route from file sizes (the files are not read here)."""
-    base = len(json.dumps({"message": message_json(message, mailbox), "saveToSentItems": True}).encode())
+    msg = message_json(message, mailbox)
+    base = len(json.dumps({"message": msg, "saveToSentItems": True}).encode())
     small: list[Attachment] = []
     large: list[Attachment] = []
     total = base
@@ -120,7 +123,7 @@ def plan(message: Message, mailbox: str) -> Plan:
         mime_size = 4 * ((int(total * 1.4) + 2) // 3)  # attachments are base64 twice in this route
         if mime_size <= MAX_REQUEST_BYTES:
             route = "mime"
-    return Plan(route, tuple(small), tuple(large), total)
+    return Plan(route, tuple(small), tuple(large), total, msg)
 
 
 def mime_body(message: Message, mailbox: str) -> bytes:

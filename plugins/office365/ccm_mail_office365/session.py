@@ -63,6 +63,7 @@ class PinnedSession(requests.Session):
         self.headers["User-Agent"] = USER_AGENT
         self.trust_env = False
         self._env_proxies: dict[tuple[str, str], dict[str, str]] = {}
+        self._urls: dict[str, str] = {}
 
     def _proxies_for(self, url: str) -> dict[str, str]:
         if self._pinned_proxies:
@@ -88,7 +89,16 @@ class PinnedSession(requests.Session):
         cookie jar: Graph uses no cookies, and merging jars was the costliest part of building."""
         prepared = requests.PreparedRequest()
         prepared.prepare_method(method)
-        prepared.prepare_url(url, params)
+        if params or "?" in url:  # lookups, and upload URLs that carry a token: never kept
+            prepared.prepare_url(url, params)
+        else:  # the same few URLs over and over (sendMail per mailbox): encode each once
+            cached = self._urls.get(url)
+            if cached is None:
+                prepared.prepare_url(url, None)
+                if len(self._urls) < 64:
+                    self._urls[url] = str(prepared.url)
+            else:
+                prepared.url = cached
         prepared.prepare_headers({**self.headers, **(headers or {})})
         prepared.prepare_body(data, None, json)
         prepared.prepare_hooks(self.hooks)
