@@ -8,6 +8,7 @@ connection or a timeout after a send request left is an *unknown outcome* and is
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -330,10 +331,18 @@ def _response_time(resp: requests.Response) -> datetime:
     """When Microsoft accepted the message: its ``Date`` header, else our clock (both UTC)."""
     value = resp.headers.get("Date")
     if value:
-        try:
-            when = parsedate_to_datetime(value)
-            if when is not None:
-                return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-        except (TypeError, ValueError):
-            pass
+        when = _parse_http_date(value)
+        if when is not None:
+            return when
     return datetime.now(timezone.utc)
+
+
+@functools.lru_cache(maxsize=4)  # the header changes once a second: parse each value once
+def _parse_http_date(value: str) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)

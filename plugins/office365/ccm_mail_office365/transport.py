@@ -67,16 +67,12 @@ class Office365Transport(Transport):
         send = self.graph.prepare_send(message, p)
 
         def step() -> Receipt:
-            log.debug("send_start", account=self.config.account, mailbox=self.config.mailbox, route=p.route,
-                      attachments=len(message.attachments), message_id=message.message_id)
+            # no log line of its own: the host logs "sending" (debug) and "sent" with these ids
             facts = send()
             ids = {"mailbox": self.config.mailbox, "route": facts["route"],
                    "request_id": facts["request_id"], "client_request_id": facts["client_request_id"]}
             if message.message_id:
                 ids["internet_message_id"] = message.message_id
-            # the host logs the receipt with these ids at info: one line per message is enough
-            log.debug("send_accepted", account=self.config.account, route=facts["route"],
-                      request_id=facts["request_id"], message_id=message.message_id)
             return Receipt(sent_at=facts["sent_at"], transport_ids=ids)
         return step
 
