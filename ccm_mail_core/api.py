@@ -25,6 +25,7 @@ from ccm_mail_hookspecs import (
 )
 
 from . import config as config_mod
+from .builtins import confirm_terminal
 from . import templates
 from .journal import DuplicateReference, Journal
 from .journal import now as journal_now
@@ -335,7 +336,7 @@ class Mailer:
         preview = self.build(purpose, **kwargs)
         ctx = preview.context
         message = preview.message
-        if ctx.reference and not resend:
+        if ctx.reference and not resend and self._acts_before_claim(ctx):
             self._refuse_duplicate(purpose, ctx.reference)
         try:
             cancel = self._prepare(preview)
@@ -356,6 +357,13 @@ class Mailer:
                                 details={"code": "unconfirmed"})
             return self._record_cancel(message, ctx, T("Versand abgelehnt.", "sending declined."), batch)
         return self.deliver(message, ctx, resend=resend, batch=batch)
+
+    def _acts_before_claim(self, ctx: SendContext) -> bool:
+        """Does anything happen between rendering and the claim (a prepare hook, a dialog)? Then
+        a duplicate is refused before it; otherwise the claim's own check refuses it as early."""
+        hook = self.host.pm.hook
+        return (not ctx.assume_yes or bool(hook.ccm_mail_prepare.get_hookimpls())
+                or any(impl.plugin is not confirm_terminal for impl in hook.ccm_mail_confirm.get_hookimpls()))
 
     def _refuse_duplicate(self, purpose: str, reference: str) -> None:
         existing = self.journal.blocking(purpose, reference)

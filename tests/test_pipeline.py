@@ -266,3 +266,33 @@ def test_data_field_declared_in_yaml_is_a_placeholder_like_the_builtins(make_mai
     from ccm_mail_hookspecs import TemplateError
     with pytest.raises(TemplateError, match="#Projekt#"):
         mailer.send("invoice", to=["kunde@example.de"], data=dict(INVOICE, extRechnungsNr="RE-2"), assume_yes=True)
+
+
+class Watching:
+    """Counts what runs before the claim: a prepare hook and a host dialog that says yes."""
+
+    def __init__(self) -> None:
+        self.prepared = self.asked = 0
+
+    @hookimpl
+    def ccm_mail_prepare(self, message, context):  # type: ignore[no-untyped-def]
+        self.prepared += 1
+
+    @hookimpl
+    def ccm_mail_confirm(self, preview):  # type: ignore[no-untyped-def]
+        self.asked += 1
+        return True
+
+
+@pytest.mark.parametrize("plugins", [{}, {"watching": Watching()}], ids=["nothing-before-claim", "hooks"])
+def test_duplicate_is_refused_before_any_hook_or_dialog(make_mailer, workdir, plugins) -> None:
+    mailer = make_mailer(plugins=plugins)
+    mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
+    watching = plugins.get("watching")
+    before = (watching.prepared, watching.asked) if watching else None
+    with pytest.raises(DuplicateSend):
+        mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
+    if watching:
+        assert (watching.prepared, watching.asked) == before  # refused before the hook and the dialog ran
+    assert len(eml_files(workdir / "out")) == 1
+    assert [e.status for e in mailer.journal.query()] == [Status.SENT]  # the refusal wrote nothing
