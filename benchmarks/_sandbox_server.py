@@ -78,6 +78,7 @@ def main(state_dir: str) -> int:
             counters["rate_429"] = 0
             for mb in sb.state.mailboxes.values():
                 mb.recipients_sent.clear()
+                mb.recipients_sent_total = 0
 
     def count() -> int:
         with sb.state.lock:

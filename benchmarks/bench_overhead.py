@@ -41,7 +41,7 @@ from _common import (
 N = 200
 #: messages per arm before switching to the other arm
 BLOCK = 20
-ROUNDS = 3
+ROUNDS = 5
 WARMUP = 20
 MAILBOX = f"rechnung@{DOMAIN}"
 TARGET = 1.5
@@ -153,11 +153,13 @@ def run() -> list[Result]:
         expected = (WARMUP + N * ROUNDS) * 2
         assert sent == expected, f"sandbox accepted {sent}, expected {expected}"
     p, b = statistics.median(times["pipeline"]), statistics.median(times["bare"])
+    ratio = statistics.median(x / y for x, y in zip(times["pipeline"], times["bare"], strict=True))
     rounds = "; ".join(f"pipeline {x:.2f} / bare {y:.2f}" for x, y in zip(times["pipeline"], times["bare"], strict=True))
     print(f"   request body: plugin {size_p} bytes, bare loop {size_b} bytes; rounds (ms/msg): {rounds}")
     return [Result("1a pipeline ms/message", round(p, 2), "ms", "-", None, f"median of {ROUNDS}x{N}"),
             Result("1b bare msal+requests ms/message", round(b, 2), "ms", "-", None, f"median of {ROUNDS}x{N}"),
-            Result("1 pipeline / bare", round(p / b, 2), "x", f"<= {TARGET}", p / b <= TARGET)]
+            Result("1 pipeline / bare", round(ratio, 2), "x", f"<= {TARGET}", ratio <= TARGET,
+                   f"median of {ROUNDS} rounds' ratios")]
 
 
 def yaml_template(cfg: Path) -> tuple[str, str]:

@@ -93,13 +93,12 @@ class GraphSending(GraphCore):
         now = time.time()
         count = sum(len(msg.get(k) or []) for k in ("toRecipients", "ccRecipients", "bccRecipients"))
         with self.state.lock:
-            mb.recipients_sent[:] = [(t, n) for t, n in mb.recipients_sent if t > now - 86400]
             blocked = now < mb.blocked_until
-            if not blocked and sum(n for _, n in mb.recipients_sent) + count > mb.daily_recipient_limit:
+            if not blocked and mb.recipients_in_last_day(now) + count > mb.daily_recipient_limit:
                 mb.blocked_until = now + 86400
                 blocked = True
             if not blocked:
-                mb.recipients_sent.append((now, count))
+                mb.note_recipients(now, count)
         if blocked:
             raise GraphError(500, "ErrorSubmissionQuotaExceeded",
                              "The message can't be submitted because the sender's submission quota "

@@ -85,7 +85,20 @@ class Mailbox:
     #: application access policy)
     allowed_apps: set[str] | None = None
     blocked_until: float = 0.0
-    recipients_sent: list[tuple[float, int]] = field(default_factory=list)
+    #: (time, recipients) of the last 24 hours, oldest first, and their sum: kept as a running
+    #: total so a send costs the same after 10,000 messages as after one
+    recipients_sent: deque[tuple[float, int]] = field(default_factory=deque)
+    recipients_sent_total: int = 0
+
+    def recipients_in_last_day(self, now: float) -> int:
+        """Recipients sent in the 24 hours before ``now`` (call with the state lock held)."""
+        while self.recipients_sent and self.recipients_sent[0][0] <= now - 86400:
+            self.recipients_sent_total -= self.recipients_sent.popleft()[1]
+        return self.recipients_sent_total
+
+    def note_recipients(self, now: float, count: int) -> None:
+        self.recipients_sent.append((now, count))
+        self.recipients_sent_total += count
 
 
 @dataclass
@@ -232,6 +245,7 @@ class SandboxState:
         self._inflight: dict[tuple[str, str], int] = defaultdict(int)
         self._max_inflight: dict[str, int] = defaultdict(int)
         self._upload_bytes: dict[tuple[str, str], deque[tuple[float, int]]] = defaultdict(deque)
+        self._upload_total: dict[tuple[str, str], int] = defaultdict(int)  # sum of each deque
         self.upload_limit: tuple[int, float] = DEFAULT_UPLOAD_LIMIT
         #: lifetime of issued access tokens (``expires_in``); Entra's is about an hour
         self.token_lifetime: int = 3599
@@ -308,10 +322,11 @@ class SandboxState:
         now = time.monotonic() if now is None else now
         limit, window = self.upload_limit
         with self.lock:
-            q = self._upload_bytes[(client_id, mailbox)]
+            key = (client_id, mailbox)
+            q = self._upload_bytes[key]
             while q and q[0][0] <= now - window:
-                q.popleft()
-            if sum(n for _, n in q) < limit:
+                self._upload_total[key] -= q.popleft()[1]
+            if self._upload_total[key] < limit:
                 return 0.0
             return max(0.001, q[0][0] + window - now)
 
@@ -319,6 +334,7 @@ class SandboxState:
         if size > 0:
             with self.lock:
                 self._upload_bytes[(client_id, mailbox)].append((time.monotonic(), size))
+                self._upload_total[(client_id, mailbox)] += size
 
     def note_send(self, mb: Mailbox) -> None:
         with self.lock:
@@ -331,6 +347,7 @@ class SandboxState:
             self._send_times.clear()
             self._max_inflight.clear()
             self._upload_bytes.clear()
+            self._upload_total.clear()
 
 
 def new_guid() -> str:
