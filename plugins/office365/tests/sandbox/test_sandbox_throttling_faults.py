@@ -175,3 +175,15 @@ def test_daily_recipient_limit_blocks_the_mailbox(world: World) -> None:
     assert r.status_code == 500 and r.json()["error"]["code"] == "ErrorSubmissionQuotaExceeded"
     assert world.send(token=token).status_code == 500  # blocked now, even for one recipient
     assert len(world.sb.sent_messages()) == 1
+
+
+def test_daily_recipient_count_forgets_what_is_older_than_a_day() -> None:
+    from ccm_mail_office365.sandbox.state import Mailbox
+    mb = Mailbox(tenant_id="t", address="a@contoso.de", object_id="o", display_name="A")
+    mb.note_recipients(1000.0, 3)
+    mb.note_recipients(50_000.0, 2)
+    assert mb.recipients_in_last_day(50_000.0) == 5
+    assert mb.recipients_in_last_day(1000.0 + 86400) == 2  # the first send is exactly a day old
+    assert mb.recipients_in_last_day(50_000.0 + 86400) == 0
+    mb.note_recipients(200_000.0, 1)
+    assert mb.recipients_in_last_day(200_000.0) == 1
