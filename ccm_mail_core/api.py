@@ -127,6 +127,7 @@ class Mailer:
         self.registries: Registries = collect(self.host)
         self.config = config_mod.build(self.path, self._raw, self.registries, lang_override=self._lang_override)
         self._placeholders: dict[str, Mapping[str, Placeholder]] = {}  # by purpose, for this config
+        self._senders: dict[str, Address] = {}  # by account, for this config
         self._configure_plugins()
 
     def _configure_plugins(self) -> None:
@@ -233,6 +234,12 @@ class Mailer:
         return self.config.accounts[name]
 
     def sender_of(self, account: str) -> Address:
+        sender = self._senders.get(account)
+        if sender is None:
+            sender = self._senders[account] = self._sender_of(account)
+        return sender
+
+    def _sender_of(self, account: str) -> Address:
         acc = self._account(account)
         atype = self.registries.account_types[acc.type]
         fld = atype.sender_field_name
@@ -276,7 +283,8 @@ class Mailer:
         if count > acc.limits.recipients_per_message:
             raise ConfigError(T(f"{count} Empfänger; das Konto erlaubt {acc.limits.recipients_per_message} je Mail.",
                                 f"{count} recipients; the account allows {acc.limits.recipients_per_message} per message."))
-        files = [a if isinstance(a, Attachment) else Attachment(Path(a)) for a in attachments]
+        files = [a if isinstance(a, Attachment) else Attachment(a if isinstance(a, Path) else Path(a))
+                 for a in attachments]
         for att in files:
             att.check()
         ctx = SendContext(purpose=purpose, account=account, account_type=acc.type, reference="", data=data,
