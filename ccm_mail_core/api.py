@@ -320,7 +320,10 @@ class Mailer:
         return preview
 
     def _prepare(self, preview: Preview) -> Cancel | None:
-        results = self.host.hook.ccm_mail_prepare(message=preview.message, context=preview.context)
+        hook = self.host.hook.ccm_mail_prepare
+        if not hook.get_hookimpls():  # nobody can have changed the message: nothing to check again
+            return None
+        results = hook(message=preview.message, context=preview.context)
         for result in results:
             if isinstance(result, Cancel):
                 return result
