@@ -1,13 +1,16 @@
 """Benchmark 1: per-message cost of the whole pipeline against a bare msal + requests loop.
 
 Pipeline: ``Mailer.send`` (render config.example.yaml's invoice template, prepare/confirm hooks,
-duplicate check, journal queued → sending (fsynced before the request) → sent, sent hooks, info
-logging as JSON lines to a file) through the Office 365 plugin's Graph ``sendMail``.
+duplicate check, journal queued → sending (fsynced before the request; the plugin prepares the
+request meanwhile) → sent, sent hooks, info logging as JSON lines to a file) through the Office
+365 plugin's Graph ``sendMail``.
 Bare loop: ``msal.ConfidentialClientApplication.acquire_token_for_client`` once (token reused),
 then ``requests`` posts the same sendMail JSON (same subject/body/recipient/from, its own
 internetMessageId, the same PDF as base64 fileAttachment) on one keep-alive session.
 Both talk to the same sandbox, which runs in its own process. Warm-up, then ROUNDS rounds of N
-messages per arm, arms alternating; the median round of each arm counts.
+messages per arm, arms alternating every BLOCK messages; each round gives a ratio of the two arms
+measured in the same seconds, and the median of those ratios counts (the machine's speed drifts
+between rounds; a ratio of two medians could pair a slow round with a fast one).
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def run() -> list[Result]:
     if fsync:
         from ccm_mail_core import journal
         tx = journal.Journal._tx
-        journal.Journal._tx = lambda self, *, durable=True: tx(self, durable=fsync == "all")  # type: ignore[method-assign]
+        journal.Journal._tx = lambda self, *, durable=True, before_commit=None: tx(  # type: ignore[method-assign]
+            self, durable=fsync == "all", before_commit=before_commit)
         print(f"   ANALYSIS: journal fsync on {fsync} commits (not the shipped behaviour)")
     with tempfile.TemporaryDirectory(prefix="ccm-bench1-") as tmp, SandboxProcess(Path(tmp) / "sandbox") as sb:
         sb.seed([MAILBOX])

@@ -37,17 +37,20 @@ def wrap(owner: Any, name: str, label: str) -> None:
 def main(level: str) -> None:
     from ccm_mail_office365 import graph, session, tokens, transport
 
-    from ccm_mail_core import Mailer, api, journal, logging_setup, pacing, plugin_manager
+    from ccm_mail_core import Mailer, api, journal, logging_setup, pacing, plugin_manager, prepare_ahead
     for owner, name, label in [
             (api.Mailer, "send", "TOTAL Mailer.send"), (api.Mailer, "build", "render (build)"),
-            (api.Mailer, "_refuse_duplicate", "duplicate check"), (api.Mailer, "_prepare", "prepare hooks"),
+            (api.Mailer, "_refuse_duplicate", "duplicate pre-check (only with hooks or a dialog)"),
+            (api.Mailer, "_prepare", "prepare hooks"),
             (api.Mailer, "_confirm", "confirm hook"), (api.Mailer, "deliver", "deliver"),
-            (journal.Journal, "create", "journal create (queued)"),
-            (journal.Journal, "transition", "journal transitions (sending, fsynced; sent)"),
-            (pacing.Pacer, "acquire", "pacer"), (api.Mailer, "_claim_and_send", "claim and send"),
-            (transport.Office365Transport, "send", "transport send"), (transport, "plan", "route plan"),
-            (tokens.TokenProvider, "token", "token"), (graph.GraphClient, "call", "graph call"),
-            (session.PinnedSession, "request", "http (requests)"),
+            (journal.Journal, "create", "journal create + claim (fsync; prepare runs meanwhile)"),
+            (journal.Journal, "transition", "journal transition (sent)"),
+            (prepare_ahead.PrepareAhead, "_prepare", "transport prepare (helper thread, overlapped)"),
+            (prepare_ahead.PrepareAhead, "step", "waiting for the prepared request"),
+            (pacing.Pacer, "acquire", "pacer"), (api.Mailer, "_send_claimed", "send claimed"),
+            (transport, "plan", "route plan (in prepare)"),
+            (tokens.TokenProvider, "token", "token"), (graph.GraphClient, "call_prepared", "graph call"),
+            (session.PinnedSession, "send_pinned", "http (requests adapter)"),
             (plugin_manager.PluginHost, "call_each", "sent hooks"),
             (logging_setup, "redact_processor", "log redaction")]:
         wrap(owner, name, label)
@@ -65,7 +68,7 @@ def main(level: str) -> None:
                     mailer.send("invoice", to=[f"kunde{i}@example.de"], data=invoice_data(i, "D"),
                                 attachments=[EXAMPLE_PDF], assume_yes=True)
     for label, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
-        print(f"{label:48s} {seconds / N * 1000:7.3f} ms/message")
+        print(f"{label:56s} {seconds / N * 1000:7.3f} ms/message")
 
 
 if __name__ == "__main__":
