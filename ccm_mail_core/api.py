@@ -25,8 +25,8 @@ from ccm_mail_hookspecs import (
 )
 
 from . import config as config_mod
-from .builtins import confirm_terminal
 from . import templates
+from .builtins import confirm_terminal
 from .journal import DuplicateReference, Journal
 from .journal import now as journal_now
 from .pacing import DailyLimitReached, Pacer
@@ -320,10 +320,7 @@ class Mailer:
         return preview
 
     def _prepare(self, preview: Preview) -> Cancel | None:
-        hook = self.host.hook.ccm_mail_prepare
-        if not hook.get_hookimpls():  # nobody can have changed the message: nothing to check again
-            return None
-        results = hook(message=preview.message, context=preview.context)
+        results = self.host.hook.ccm_mail_prepare(message=preview.message, context=preview.context)
         for result in results:
             if isinstance(result, Cancel):
                 return result

@@ -89,6 +89,8 @@ SEND_CASES = [
     ("crlf-subject", dict(data=dict(INVOICE, extRechnungsNr="RE-1\r\nBcc: evil@example.com")), TemplateError,
      "Zeilenumbruch", "line break"),
     ("duplicate-reference", dict(), DuplicateSend, "bereits im Journal", "already in the journal"),
+    ("non-x-header", dict(data=dict(INVOICE, extRechnungsNr="RE-2"), headers={"Reply-To": "evil@example.com"}),
+     ConfigError, "Kopfzeile 'Reply-To' nicht erlaubt", "header 'Reply-To' not allowed"),
 ]
 
 
