@@ -173,14 +173,11 @@ class GraphClient:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def send(self, message: Message, plan: Plan) -> dict[str, Any]:
-        """Send ``message``; returns receipt facts. Raises TransportError (not sent) or
-        UnknownOutcomeError (may have been sent)."""
-        return self.prepare_send(message, plan)()
-
     def prepare_send(self, message: Message, plan: Plan) -> Callable[[], dict[str, Any]]:
         """Everything before the first request leaves (the send routes' bodies encoded, a token
-        fetched); the returned step sends. The draft route's requests are built as they go."""
+        fetched); the returned step sends and returns receipt facts, raising TransportError (not
+        sent) or UnknownOutcomeError (may have been sent). The draft route's requests are built
+        as they go."""
         crid = str(uuid.uuid4())
         url = f"{self.user_url}/sendMail"
         if plan.route == "sendMail":
