@@ -298,13 +298,20 @@ def _relative(base: Path, value: str) -> Path:
     return Path(os.path.normpath(path if path.is_absolute() else base / path))
 
 
+def _required_section(raw: LineDict, key: str, c: _Collector, missing: T, hint: T) -> Any:
+    """Like :func:`_section`, and an absent or empty section is a problem of its own."""
+    value = _section(raw, key, c)
+    if not value:
+        c.add(raw.line_of(key) if key in raw else 1, key, missing, hint)
+    return value
+
+
 def _accounts(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: Path) -> None:
-    accounts = _section(raw, "accounts", c)
+    accounts = _required_section(
+        raw, "accounts", c, T("kein E-Mail-Konto eingerichtet", "no mail account configured"),
+        T("Unter 'accounts:' mindestens ein Konto anlegen (siehe config.example.yaml).",
+          "Add at least one account under 'accounts:' (see config.example.yaml)."))
     if not accounts:
-        c.add(raw.line_of("accounts") if "accounts" in raw else 1, "accounts",
-              T("kein E-Mail-Konto eingerichtet", "no mail account configured"),
-              T("Unter 'accounts:' mindestens ein Konto anlegen (siehe config.example.yaml).",
-                "Add at least one account under 'accounts:' (see config.example.yaml)."))
         return
     plain_secret_in_config = False
     for name, acc in accounts.items():
@@ -430,12 +437,11 @@ def _check_value(kind: str, choices: tuple[str, ...], value: Any, base: Path) ->
 
 
 def _purposes(raw: LineDict, c: _Collector, cfg: Config) -> None:
-    purposes = _section(raw, "purposes", c)
+    purposes = _required_section(
+        raw, "purposes", c, T("keine Zuordnung von Zwecken zu Konten", "no purposes mapped to accounts"),
+        T("z. B. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'",
+          "e.g. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'"))
     if not purposes:
-        c.add(raw.line_of("purposes") if "purposes" in raw else 1, "purposes",
-              T("keine Zuordnung von Zwecken zu Konten", "no purposes mapped to accounts"),
-              T("z. B. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'",
-                "e.g. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'"))
         return
     declared = raw.get("accounts") if isinstance(raw.get("accounts"), dict) else {}
     for purpose, value in purposes.items():

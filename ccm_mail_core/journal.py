@@ -217,10 +217,10 @@ class Journal:
         moved = False
 
         def start() -> None:
-            if moved and before_commit is not None:
-                before_commit()
+            if moved:
+                before_commit()  # type: ignore[misc]  # only handed over when given
         # only the claim precedes a network step: it is fsynced, and with it every earlier commit
-        with self._tx(durable=status is Status.SENDING, before_commit=start) as db:
+        with self._tx(durable=status is Status.SENDING, before_commit=start if before_commit else None) as db:
             sets = ["status=?", "updated_at=?"]
             args: list[Any] = [status.value, stamp]
             if count_attempt:

@@ -62,6 +62,17 @@ class Response:
         return cls(status, text.encode("utf-8"), h)
 
 
+def _read_exactly(rfile: Any, size: int, block: int) -> Iterator[bytes]:
+    """``size`` bytes in pieces of at most ``block``; a connection that ends early is dropped."""
+    left = size
+    while left:
+        data = rfile.read(min(block, left))
+        if not data:
+            raise Drop()
+        left -= len(data)
+        yield data
+
+
 class Request:
     """One request: routing data plus a body that is read lazily (it may be 4 MB of upload)."""
 
@@ -112,22 +123,10 @@ class Request:
                     while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
                     return
-                left = size
-                while left:
-                    data = rfile.read(min(block, left))
-                    if not data:
-                        raise Drop()
-                    left -= len(data)
-                    yield data
+                yield from _read_exactly(rfile, size, block)
                 rfile.readline(3)
         else:
-            left = self.content_length or 0
-            while left:
-                data = rfile.read(min(block, left))
-                if not data:
-                    raise Drop()
-                left -= len(data)
-                yield data
+            yield from _read_exactly(rfile, self.content_length or 0, block)
 
     def read_body(self, limit: int) -> bytes:
         """The whole body, or :class:`BodyTooLarge` (after draining it) above ``limit`` bytes."""
