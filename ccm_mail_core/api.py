@@ -30,7 +30,6 @@ from .builtins import confirm_terminal
 from .journal import DuplicateReference, Journal
 from .journal import now as journal_now
 from .pacing import DailyLimitReached, Pacer
-from .prepare_ahead import HelperPool, PrepareAhead
 from .logging_setup import scrub
 from .plugin_manager import PluginHost, get_plugin_manager
 from .registry import Registries, collect
@@ -104,7 +103,6 @@ class Mailer:
         self._transports: dict[str, Transport] = {}
         self._pacers: dict[str, Pacer] = {}
         self._lock = threading.Lock()
-        self._helpers = HelperPool()
         self._journal: Journal | None = None
         self._raw = config_mod.read_raw(self.path)
         self._rebuild()
@@ -172,7 +170,6 @@ class Mailer:
         return self._journal
 
     def close(self) -> None:
-        self._helpers.shutdown()
         for transport in self._transports.values():
             try:
                 transport.close()
@@ -419,14 +416,10 @@ class Mailer:
             return SendResult(Status.FAILED, row, message.message_id, error=exc)
 
     def _create_and_send(self, fields: dict[str, Any], message: Message, ctx: SendContext) -> SendResult:
-        ahead = self._ahead(ctx.account, message)
-        row = self._create(fields, claimed_by=OWNER, before_commit=ahead.start)
+        row = self._create(fields, claimed_by=OWNER)
         ctx = dataclasses.replace(ctx, journal_id=row)
         bound = log.bind(journal_id=row, purpose=ctx.purpose, account=ctx.account, reference=ctx.reference)
-        return self._send_claimed(row, message, ctx, bound, ahead)
-
-    def _ahead(self, account: str, message: Message) -> PrepareAhead:
-        return PrepareAhead(self._helpers, lambda: self.transport(account), message)
+        return self._send_claimed(row, message, ctx, bound)
 
     def _paced(self, account: str, message: Message, send: Callable[[], SendResult]) -> SendResult:
         """Run ``send`` once the account's pacer admits it; raises :class:`DailyLimitReached`
@@ -442,10 +435,9 @@ class Mailer:
             pacer.release(sent=result is not None and result.status in (Status.SENT, Status.UNKNOWN),
                           recipients=recipients)
 
-    def _create(self, fields: dict[str, Any], *, claimed_by: str | None = None,
-                before_commit: Callable[[], None] | None = None) -> int:
+    def _create(self, fields: dict[str, Any], *, claimed_by: str | None = None) -> int:
         try:
-            return self.journal.create(**fields, claimed_by=claimed_by, before_commit=before_commit)
+            return self.journal.create(**fields, claimed_by=claimed_by)
         except DuplicateReference as dup:
             raise self._duplicate_error(dup.existing) from None
 
@@ -477,31 +469,26 @@ class Mailer:
 
     def _claim_and_send(self, row: int, message: Message, ctx: SendContext, bound: Any) -> SendResult:
         # claim it: only a queued message may start sending, and only one process may claim it
-        ahead = self._ahead(ctx.account, message)
-        if not self.journal.transition(row, Status.SENDING, count_attempt=True, owner=OWNER, expect=(Status.QUEUED,),
-                                       before_commit=ahead.start):
+        if not self.journal.transition(row, Status.SENDING, count_attempt=True, owner=OWNER, expect=(Status.QUEUED,)):
             entry = self.journal.get(row)
             status = entry.status if entry else Status.UNKNOWN
             bound.warning("not_claimed", status=status.value)
             return SendResult(status, row, message.message_id)
-        return self._send_claimed(row, message, ctx, bound, ahead)
+        return self._send_claimed(row, message, ctx, bound)
 
-    def _send_claimed(self, row: int, message: Message, ctx: SendContext, bound: Any, ahead: PrepareAhead
-                      ) -> SendResult:
-        # the claim is on disk: only now may the prepared send step run
+    def _send_claimed(self, row: int, message: Message, ctx: SendContext, bound: Any) -> SendResult:
+        # the claim is on disk: only now may the message leave
         try:
-            send = ahead.step()
-        except CcmMailError as exc:
-            status = Status.FAILED if _not_sent(exc) else Status.UNKNOWN
-            return self._after_failure(row, message, ctx, status, exc, bound)
-        except Exception as exc:  # a bug before anything left: prepare must not send (Transport.prepare)
-            err = TransportError(T(f"Transport-Fehler vor dem Senden: {type(exc).__name__}: {exc}; nicht gesendet.",
-                                   f"transport error before sending: {type(exc).__name__}: {exc}; not sent."))
+            transport = self.transport(ctx.account)
+        except Exception as exc:  # building the transport sends nothing
+            err = exc if isinstance(exc, TransportError) else TransportError(
+                T(f"Transport nicht nutzbar: {type(exc).__name__}: {exc}; nicht gesendet.",
+                  f"transport cannot be used: {type(exc).__name__}: {exc}; not sent."))
             return self._after_failure(row, message, ctx, Status.FAILED, err, bound)
         try:
             # one info line per message ("sent" or the failure); the start only when debugging
             bound.debug("sending", to=len(message.recipients()), attachments=len(message.attachments))
-            receipt = send()
+            receipt = transport.send(message)
         except UnknownOutcomeError as exc:
             return self._after_failure(row, message, ctx, Status.UNKNOWN, exc, bound)
         except CcmMailError as exc:

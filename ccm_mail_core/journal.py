@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -151,8 +151,7 @@ class Journal:
             self._db.close()
 
     @contextmanager
-    def _tx(self, *, durable: bool = True, before_commit: Callable[[], None] | None = None
-            ) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock up front: the duplicate check and the insert are one step
         with self._lock:
             wanted = "FULL" if durable else "NORMAL"
@@ -166,27 +165,22 @@ class Journal:
                 self._db.execute("ROLLBACK")
                 raise
             else:
-                if before_commit is not None:
-                    # right before COMMIT, which holds no GIL while it writes and fsyncs: work
-                    # started here runs on another thread during the fsync
-                    before_commit()
                 self._db.execute("COMMIT")
 
     def create(self, *, message_id: str, purpose: str, account: str, account_type: str, reference: str,
                recipients: Sequence[str], subject: str, status: Status = Status.QUEUED,
                allow_duplicate: bool = False, batch: str | None = None, batch_row: int | None = None,
-               payload: dict[str, Any] | None = None, claimed_by: str | None = None,
-               before_commit: Callable[[], None] | None = None) -> int:
+               payload: dict[str, Any] | None = None, claimed_by: str | None = None) -> int:
         """Insert a message row; raises :class:`DuplicateReference` when the reference is taken
         for this purpose (sent, queued, sending or unknown) and ``allow_duplicate`` is False.
 
         With ``claimed_by`` the row is queued and claimed for sending by that owner in one
         transaction (a message sent right away); that commit precedes a network step, so it is
-        fsynced like any claim. ``before_commit`` runs once everything but the COMMIT succeeded."""
+        fsynced like any claim."""
         stamp = now().isoformat()
         claimed = claimed_by is not None
         # a plain new row: no network step follows directly, the claim (FULL) comes first and syncs it
-        with self._tx(durable=claimed, before_commit=before_commit) as db:
+        with self._tx(durable=claimed) as db:
             if reference and not allow_duplicate:
                 row = db.execute(_BLOCKING_SQL, (purpose, reference, *BLOCKING)).fetchone()
                 if row is not None:
@@ -209,18 +203,12 @@ class Journal:
     def transition(self, row_id: int, status: Status, *, error: str | None = None, error_kind: str | None = None,
                    sent_at: datetime | None = None, transport_ids: dict[str, str] | None = None,
                    count_attempt: bool = False, detail: str | None = None, owner: str | None = None,
-                   expect: Sequence[Status] | None = None, before_commit: Callable[[], None] | None = None) -> bool:
+                   expect: Sequence[Status] | None = None) -> bool:
         """Move a row to ``status``. With ``expect``, only when it is in one of those states (a
-        compare-and-set, so two processes never both claim a message); returns whether it moved.
-        ``before_commit`` runs only when the row moves, right before the COMMIT."""
+        compare-and-set, so two processes never both claim a message); returns whether it moved."""
         stamp = now().isoformat()
-        moved = False
-
-        def start() -> None:
-            if moved:
-                before_commit()  # type: ignore[misc]  # only handed over when given
         # only the claim precedes a network step: it is fsynced, and with it every earlier commit
-        with self._tx(durable=status is Status.SENDING, before_commit=start if before_commit else None) as db:
+        with self._tx(durable=status is Status.SENDING) as db:
             sets = ["status=?", "updated_at=?"]
             args: list[Any] = [status.value, stamp]
             if count_attempt:
@@ -244,7 +232,6 @@ class Journal:
                              (*args, row_id, *[e.value for e in (expect or ())]))
             if cur.rowcount == 0:
                 return False
-            moved = True
             db.execute("INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
                        (row_id, stamp, status.value, detail or error))
         return True

@@ -1,37 +1,18 @@
 """Secret values in the configuration: given directly, ``{env: VAR}`` or ``{file: PATH}``.
 
-Every resolved secret is remembered so the log redaction can blank it wherever it turns up.
+Every resolved secret is registered with :mod:`ccm_mail_hookspecs.redaction`, so the log
+redaction blanks it wherever it turns up.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import threading
 from pathlib import Path
 from typing import Any
 
 from ccm_mail_hookspecs import T
-
-_known: set[str] = set()
-_longest_first: tuple[str, ...] = ()  # redaction runs on every log line: sorted once, not per call
-_lock = threading.Lock()
-
-
-def remember(value: str) -> None:
-    global _longest_first
-    if value and len(value) >= 4:  # shorter strings would blank ordinary words in logs
-        with _lock:
-            _known.add(value)
-            _longest_first = tuple(sorted(_known, key=len, reverse=True))
-
-
-def redact(text: str) -> str:
-    for secret in _longest_first:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
-
+from ccm_mail_hookspecs.redaction import redact, remember  # noqa: F401 - the host's names for them
 
 class SecretProblem(Exception):
     def __init__(self, message: T, hint: T | None = None) -> None:

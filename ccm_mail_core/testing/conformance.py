@@ -104,8 +104,7 @@ class TransportConformance:
 
     ``transport``
         A :class:`~ccm_mail_hookspecs.Transport` for a working account. The suite calls ``send``,
-        ``check``, ``prepare`` (on another thread, as the host does) and (from threads) ``send``
-        concurrently.
+        ``check`` and (from threads) ``send`` concurrently.
     ``sender``
         The :class:`~ccm_mail_hookspecs.Address` the messages are sent from (``message.sender``).
     ``received``
@@ -124,9 +123,8 @@ class TransportConformance:
         "Bcc is delivered" half of the Bcc test is skipped.
     ``arrivals``
         ``arrivals(message_id) -> int``: how often a message with that Message-ID has arrived so
-        far, answered at once without waiting. Lets the suite prove that :meth:`Transport.prepare`
-        sends nothing and that its step sends exactly once. Default ``None``: only the step's
-        delivery is checked.
+        far, answered at once without waiting. Lets the suite prove that one ``send`` delivers
+        exactly once. Default ``None``: only the delivery is checked.
     ``secrets``
         Every secret value of the account(s): passwords, client secrets, tokens the fake provider
         issues. Scanned for in logs, stdout/stderr, receipts and error texts (also URL-encoded and
@@ -371,23 +369,15 @@ class TransportConformance:
         for message in messages:
             assert received(message.message_id)["Subject"] == message.subject
 
-    def test_prepare_sends_nothing_until_its_step(self, transport: Transport, sender: Address, received: Received,
-                                                  arrivals: Callable[[str], int] | None) -> None:
-        """The host calls ``prepare`` on a helper thread while it makes its journal claim durable,
-        and runs the returned step on its own thread once the claim is on disk."""
-        msg = self.message(sender, subject="vorbereitet, dann gesendet")
-        prepared: list[Any] = []
-        helper = threading.Thread(target=lambda: prepared.append(transport.prepare(msg)))
-        helper.start()
-        helper.join(60)
-        assert len(prepared) == 1 and callable(prepared[0]), "prepare() must return the step that sends"
-        if arrivals is not None:
-            assert arrivals(msg.message_id) == 0, "prepare() sent the message: only its step may send"
-        receipt = prepared[0]()
-        assert isinstance(receipt, Receipt), f"the step must return a Receipt, got {type(receipt).__name__}"
+    def test_send_delivers_exactly_once(self, transport: Transport, sender: Address, received: Received,
+                                        arrivals: Callable[[str], int] | None) -> None:
+        """One ``send`` call, one message at the provider: a transport must never send twice."""
+        msg = self.message(sender, subject="genau einmal gesendet")
+        receipt = self.send(transport, msg)
+        assert isinstance(receipt, Receipt), f"send() must return a Receipt, got {type(receipt).__name__}"
         assert received(msg.message_id)["Subject"] == msg.subject
         if arrivals is not None:
-            assert arrivals(msg.message_id) == 1, "the step must send the message exactly once"
+            assert arrivals(msg.message_id) == 1, "one send() must deliver the message exactly once"
 
     def test_check(self, transport: Transport) -> None:
         result = transport.check()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -69,7 +68,7 @@ class Transport(ABC):
     - It raises a :class:`~ccm_mail_hookspecs.errors.TransportError` when the message was **not**
       sent, and :class:`~ccm_mail_hookspecs.errors.UnknownOutcomeError` when the request left
       but no answer came. It never retries a request whose outcome is unknown.
-    - It must be safe to call :meth:`send` and :meth:`prepare` from several threads at once.
+    - It must be safe to call :meth:`send` from several threads at once.
     - Nothing secret goes into logs, errors or receipts.
     """
 
@@ -78,18 +77,6 @@ class Transport(ABC):
 
     @abstractmethod
     def send(self, message: Message) -> Receipt: ...
-
-    def prepare(self, message: Message) -> Callable[[], Receipt]:
-        """Do the work that needs no network step (checks, encoding, building the request) and
-        return the step that sends; calling that step is the same as :meth:`send`. (API 1.1)
-
-        Why: the host makes its journal claim durable (an fsync) right before a message leaves.
-        It calls ``prepare`` on another thread while that fsync runs, and calls the returned step
-        only once the claim is on disk, at most once; when the claim fails the step is dropped.
-        So nothing may be sent here: only requests that change nothing at the provider, such as
-        fetching a token, are allowed. Raise like :meth:`send` when the message cannot be sent.
-        The default leaves all the work to the step."""
-        return functools.partial(self.send, message)
 
     def lookup(self, message: Message) -> Lookup:
         """Did the provider get ``message`` (by ``message.message_id``)? Used after an unknown

@@ -61,20 +61,10 @@ class RaisesBuiltin(Wrapper):
         raise RuntimeError("535 authentication failed")
 
 
-class SendsInPrepare(Wrapper):
-    """Sends while preparing: the host's journal claim may not be on disk yet."""
-
-    def prepare(self, message: Message) -> Any:
-        receipt = self.inner.send(message)
-        return lambda: receipt
-
-
 class SendsTwice(Wrapper):
-    def prepare(self, message: Message) -> Any:
-        def step() -> Receipt:
-            self.inner.send(message)
-            return self.inner.send(message)
-        return step
+    def send(self, message: Message) -> Receipt:
+        self.inner.send(message)
+        return self.inner.send(message)
 
 
 class NoCapfd:
@@ -137,13 +127,9 @@ def test_builtin_exception_is_caught(suite: Suite, healthy: Transport, sender: A
         suite.test_failure_is_public_error(case, sender, [PASSWORD], logs, NoCapfd())  # type: ignore[arg-type]
 
 
-def test_sending_in_prepare_is_caught(suite: Suite, healthy: Transport, sender: Address,
-                                      starttls_server: SmtpServer) -> None:
-    suite.test_prepare_sends_nothing_until_its_step(healthy, sender, starttls_server.message,
-                                                    starttls_server.arrivals)
-    with pytest.raises(AssertionError, match="prepare\\(\\) sent the message"):
-        suite.test_prepare_sends_nothing_until_its_step(SendsInPrepare(healthy), sender, starttls_server.message,
-                                                        starttls_server.arrivals)
+def test_sending_twice_is_caught(suite: Suite, healthy: Transport, sender: Address,
+                                 starttls_server: SmtpServer) -> None:
+    suite.test_send_delivers_exactly_once(healthy, sender, starttls_server.message, starttls_server.arrivals)
     with pytest.raises(AssertionError, match="exactly once"):
-        suite.test_prepare_sends_nothing_until_its_step(SendsTwice(healthy), sender, starttls_server.message,
-                                                        starttls_server.arrivals)
+        suite.test_send_delivers_exactly_once(SendsTwice(healthy), sender, starttls_server.message,
+                                              starttls_server.arrivals)
