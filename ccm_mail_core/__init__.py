@@ -1,10 +1,9 @@
-"""ccm-mail core: the pluggy host AbSys loads as its mail plugin ccm_Mail."""
-
-from __future__ import annotations
+"""ccm-mail-core: the ccm_Mail host for AbSys (see :class:`Mailer`)."""
 
 from ccm_mail_hookspecs import hookimpl
 
-from .api import Mailer, SendResult
+from .mailer import Mailer
+from .results import ExitCode, SendResult
 
 __version__ = "1.0.0"
-__all__ = ["Mailer", "SendResult", "hookimpl", "__version__"]
+__all__ = ["ExitCode", "Mailer", "SendResult", "hookimpl", "__version__"]

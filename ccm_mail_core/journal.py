@@ -14,16 +14,18 @@ message back to its durable ``sending`` row, and that is settled by looking it u
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from ccm_mail_hookspecs import Status
+from ccm_mail_hookspecs import Address, Attachment, CcmMailError, Message, SendContext, Status, T
 
 SCHEMA_VERSION = 2
 
@@ -106,21 +108,83 @@ class Entry:
         return d
 
 
-class DuplicateReference(Exception):
+class DuplicateSend(CcmMailError):
+    """The reference was already sent (or is on its way, or possibly sent) for this purpose."""
+
+    kind = "duplicate"
+
     def __init__(self, existing: Entry) -> None:
-        super().__init__(existing.reference)
+        when = existing.sent_at or existing.created_at
+        super().__init__(
+            T(f"{existing.reference} ({existing.purpose}) ist bereits im Journal: Status {existing.status.value}, "
+              f"{when} (Eintrag {existing.id}); nichts gesendet.",
+              f"{existing.reference} ({existing.purpose}) is already in the journal: status {existing.status.value}, "
+              f"{when} (entry {existing.id}); nothing sent."),
+            hint=T("Mit --resend bewusst erneut senden.", "Use --resend to send it again on purpose."),
+            details={"journal_id": existing.id, "status": existing.status.value})
         self.existing = existing
 
 
-class Journal:
-    """SQLite journal. Safe to share between threads of one process and between processes."""
+class JournalError(CcmMailError):
+    """The journal cannot be written or read (disk full, file-size limit, permissions, the file
+    replaced while running). Whatever depended on it was not sent: a send never starts without
+    a durable claim."""
 
-    def __init__(self, path: Path) -> None:
+    kind = "journal"
+
+
+def _storage_error(path: Path, exc: Exception) -> JournalError:
+    text = str(exc)
+    full = any(w in text for w in ("disk is full", "disk I/O error", "too big", "file is not a database"))
+    cause = T(" (Datenträger voll oder Dateigrößenlimit erreicht?)", " (disk full or file-size limit reached?)") \
+        if full else T("", "")
+    return JournalError(T(f"Journal {path} nicht nutzbar: {text}{cause.de}", f"journal {path} cannot be used: {text}{cause.en}"),
+                        hint=T("Pfad (journal.path), Rechte und freien Platz prüfen; dann erneut starten: bereits "
+                               "Gesendetes wird nicht noch einmal gesendet.",
+                               "Check journal.path, permissions and free disk space, then run again: what was sent "
+                               "is not sent twice."),
+                        details={"code": type(exc).__name__})
+
+
+class Journal:
+    """SQLite journal. Safe to share between threads of one process and between processes.
+
+    ``readonly`` opens an existing file for inspection only (a backup on a read-only share).
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
+        try:
+            self._db = self._open_readonly() if readonly else self._open()
+        except (sqlite3.Error, OSError) as exc:
+            raise _storage_error(self.path, exc) from None
+        self._identity = _identity(self.path)
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise JournalError(T(f"Kein Journal unter {self.path}.", f"no journal at {self.path}."),
+                               hint=T("journal.path prüfen.", "Check journal.path."))
+        uri = "file:" + quote(str(self.path.resolve()).replace(os.sep, "/"))
+        try:
+            db = sqlite3.connect(uri + "?mode=ro", uri=True, check_same_thread=False)
+            db.execute("SELECT count(*) FROM messages").fetchone()
+        except sqlite3.OperationalError:
+            # a WAL journal in a folder we cannot write to (a backup, a read-only share): read the
+            # file as it is, without the shared-memory index SQLite would have to create
+            db = sqlite3.connect(uri + "?immutable=1", uri=True, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            # recipients and bodies: owner-only from the first byte (SQLite gives its -wal and
+            # -shm files the same mode); on Windows the folder's ACL decides
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        self._db = db
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a state change is on disk before the network step that follows it (see the
         # module docstring: commits that no network step follows directly use NORMAL)
@@ -130,8 +194,11 @@ class Journal:
         with self._tx():
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(f"journal {self.path} was written by a newer ccm-mail "
-                                            f"(schema {version} > {SCHEMA_VERSION})")
+                raise JournalError(T(f"Journal {self.path} stammt von einem neueren ccm-mail "
+                                     f"(Schema {version} > {SCHEMA_VERSION}).",
+                                     f"journal {self.path} was written by a newer ccm-mail "
+                                     f"(schema {version} > {SCHEMA_VERSION})."),
+                                   hint=T("ccm-mail aktualisieren.", "Update ccm-mail."))
             existing = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
             if existing:
                 for name, kind in _ADDED_COLUMNS:
@@ -141,6 +208,7 @@ class Journal:
                 if stmt.strip():
                     self._db.execute(stmt)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return db
 
     def close(self) -> None:
         with self._lock:
@@ -154,50 +222,66 @@ class Journal:
     def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock up front: the duplicate check and the insert are one step
         with self._lock:
-            wanted = "FULL" if durable else "NORMAL"
-            if wanted != self._synchronous:
-                self._db.execute(f"PRAGMA synchronous={wanted}")
-                self._synchronous = wanted
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                wanted = "FULL" if durable else "NORMAL"
+                if wanted != self._synchronous:
+                    self._db.execute(f"PRAGMA synchronous={wanted}")
+                    self._synchronous = wanted
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _storage_error(self.path, exc) from None
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _storage_error(self.path, exc) from None
+
+    def check_identity(self) -> None:
+        """Raise :class:`JournalError` when the file was deleted or replaced since it was opened:
+        a run writing into a journal nobody will read would send everything again next time."""
+        if _identity(self.path) != self._identity:
+            raise JournalError(
+                T(f"Die Journal-Datei {self.path} wurde während des Laufs gelöscht oder ersetzt; angehalten, "
+                  "damit nichts doppelt gesendet wird.",
+                  f"the journal file {self.path} was deleted or replaced while running; stopped so that "
+                  "nothing is sent twice."),
+                hint=T("Die ursprüngliche Datei zurückholen oder das Verschieben/Löschen abstellen, dann erneut starten.",
+                       "Restore the original file or stop whatever moved/deleted it, then run again."))
 
     def create(self, *, message_id: str, purpose: str, account: str, account_type: str, reference: str,
                recipients: Sequence[str], subject: str, status: Status = Status.QUEUED,
                allow_duplicate: bool = False, batch: str | None = None, batch_row: int | None = None,
-               payload: dict[str, Any] | None = None, claimed_by: str | None = None) -> int:
-        """Insert a message row; raises :class:`DuplicateReference` when the reference is taken
-        for this purpose (sent, queued, sending or unknown) and ``allow_duplicate`` is False.
-
-        With ``claimed_by`` the row is queued and claimed for sending by that owner in one
-        transaction (a message sent right away); that commit precedes a network step, so it is
-        fsynced like any claim."""
+               payload: dict[str, Any] | None = None, detail: str | None = None, error: str | None = None,
+               error_kind: str | None = None) -> int:
+        """Insert a message row; raises :class:`DuplicateSend` when the reference is taken for
+        this purpose (sent, queued, sending or unknown) and ``allow_duplicate`` is False."""
         stamp = now().isoformat()
-        claimed = claimed_by is not None
-        # a plain new row: no network step follows directly, the claim (FULL) comes first and syncs it
-        with self._tx(durable=claimed) as db:
+        # no network step follows directly: the claim (FULL) comes first and syncs this commit too
+        with self._tx(durable=False) as db:
             if reference and not allow_duplicate:
                 row = db.execute(_BLOCKING_SQL, (purpose, reference, *BLOCKING)).fetchone()
                 if row is not None:
-                    raise DuplicateReference(_entry(row))
+                    raise DuplicateSend(_entry(row))
             cur = db.execute(
                 "INSERT INTO messages (message_id, purpose, account, account_type, reference, recipients, subject,"
-                " status, attempts, owner, created_at, updated_at, batch, batch_row, payload)"
+                " status, created_at, updated_at, batch, batch_row, payload, error, error_kind)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (message_id, purpose, account, account_type, reference, json.dumps(list(recipients)), subject,
-                 Status.SENDING.value if claimed else status.value, 1 if claimed else 0, claimed_by, stamp, stamp,
-                 batch, batch_row, json.dumps(payload) if payload is not None else None))
+                 status.value, stamp, stamp, batch, batch_row, json.dumps(payload) if payload is not None else None,
+                 error, error_kind))
             row_id = int(cur.lastrowid or 0)
-            if claimed:  # the history still shows both steps: queued, then claimed
-                db.execute("INSERT INTO events (message, at, status) VALUES (?,?,?), (?,?,?)",
-                           (row_id, stamp, status.value, row_id, stamp, Status.SENDING.value))
-            else:
-                db.execute("INSERT INTO events (message, at, status) VALUES (?,?,?)", (row_id, stamp, status.value))
+            db.execute("INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
+                       (row_id, stamp, status.value, detail or error))
         return row_id
 
     def transition(self, row_id: int, status: Status, *, error: str | None = None, error_kind: str | None = None,
@@ -207,6 +291,8 @@ class Journal:
         """Move a row to ``status``. With ``expect``, only when it is in one of those states (a
         compare-and-set, so two processes never both claim a message); returns whether it moved."""
         stamp = now().isoformat()
+        if status is Status.SENDING:
+            self.check_identity()
         # only the claim precedes a network step: it is fsynced, and with it every earlier commit
         with self._tx(durable=status is Status.SENDING) as db:
             sets = ["status=?", "updated_at=?"]
@@ -259,18 +345,18 @@ class Journal:
 
     def blocking(self, purpose: str, reference: str) -> Entry | None:
         """The newest row that takes ``reference`` for ``purpose`` (sent, queued, sending, unknown)."""
-        with self._lock:
-            row = self._db.execute(_BLOCKING_SQL, (purpose, reference, *BLOCKING)).fetchone()
+        with self._read() as db:
+            row = db.execute(_BLOCKING_SQL, (purpose, reference, *BLOCKING)).fetchone()
         return _entry(row) if row else None
 
     def references_taken(self, purpose: str, references: Sequence[str], *, except_batch: str | None = None) -> dict[str, Entry]:
         """Which of ``references`` the journal already has as sent/queued/sending/unknown."""
         taken: dict[str, Entry] = {}
         refs = [r for r in references if r]
-        with self._lock:
+        with self._read() as db:
             for i in range(0, len(refs), 500):
                 chunk = refs[i:i + 500]
-                rows = self._db.execute(
+                rows = db.execute(
                     f"SELECT * FROM messages WHERE purpose=? AND reference IN ({','.join('?' * len(chunk))})"
                     f" AND status IN ({','.join('?' * len(BLOCKING))})", (purpose, *chunk, *BLOCKING)).fetchall()
                 for row in rows:
@@ -278,21 +364,23 @@ class Journal:
                         taken[row["reference"]] = _entry(row)
         return taken
 
-    def recipients_since(self, account: str, since: datetime) -> int:
-        """Recipients the account sent to since ``since`` (Exchange's daily recipient limit)."""
-        with self._lock:
-            rows = self._db.execute("SELECT recipients FROM messages WHERE account=? AND status IN ('sent','sending','unknown')"
-                                    " AND updated_at>=?", (account, since.isoformat())).fetchall()
-        return sum(len(json.loads(r[0])) for r in rows)
+    def recipients_since(self, account: str, since: datetime) -> list[tuple[datetime, int]]:
+        """When the account sent to how many recipients since ``since`` (Exchange counts
+        recipients over a rolling day), oldest first."""
+        with self._read() as db:
+            rows = db.execute("SELECT updated_at, recipients FROM messages WHERE account=?"
+                              " AND status IN ('sent','sending','unknown') AND updated_at>=? ORDER BY updated_at",
+                              (account, since.isoformat())).fetchall()
+        return [(datetime.fromisoformat(r[0]), len(json.loads(r[1]))) for r in rows]
 
     def get(self, row_id: int) -> Entry | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM messages WHERE id=?", (row_id,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT * FROM messages WHERE id=?", (row_id,)).fetchone()
         return _entry(row) if row else None
 
     def by_message_id(self, message_id: str) -> Entry | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM messages WHERE message_id=?", (message_id,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT * FROM messages WHERE message_id=?", (message_id,)).fetchone()
         return _entry(row) if row else None
 
     def query(self, *, reference: str | None = None, status: str | Sequence[str] | None = None,
@@ -322,18 +410,59 @@ class Journal:
         sql = "SELECT * FROM messages" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+        with self._read() as db:
+            rows = db.execute(sql, args).fetchall()
         return [_entry(r) for r in rows]
 
     def events(self, row_id: int) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT at, status, detail FROM events WHERE message=? ORDER BY id", (row_id,)).fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT at, status, detail FROM events WHERE message=? ORDER BY id", (row_id,)).fetchall()
         return [dict(r) for r in rows]
 
     def integrity_ok(self) -> bool:
-        with self._lock:
-            return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        with self._read() as db:
+            return bool(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def row_fields(message: Message, ctx: SendContext) -> dict[str, Any]:
+    """The journal columns of a message about to be queued (everything but state and batch)."""
+    return dict(message_id=message.message_id, purpose=ctx.purpose, account=ctx.account,
+                account_type=ctx.account_type, reference=ctx.reference,
+                recipients=[a.address for a in message.recipients()], subject=message.subject,
+                payload=message_to_json(message))
+
+
+def message_to_json(message: Message) -> dict[str, Any]:
+    """The message as JSON for the journal, so the outbox can send it again later unchanged."""
+    def addrs(items: Sequence[Address]) -> list[list[str]]:
+        return [[a.address, a.name] for a in items]
+    return {
+        "subject": message.subject, "sender": [message.sender.address, message.sender.name] if message.sender else None,
+        "to": addrs(message.to), "cc": addrs(message.cc), "bcc": addrs(message.bcc), "reply_to": addrs(message.reply_to),
+        "text": message.text, "html": message.html, "headers": dict(message.headers), "message_id": message.message_id,
+        "attachments": [{"path": str(a.path), "filename": a.filename, "content_type": a.content_type,
+                         "inline": a.inline, "content_id": a.content_id} for a in message.attachments],
+    }
+
+
+def message_from_json(payload: Mapping[str, Any]) -> Message:
+    def addrs(items: Sequence[Sequence[str]]) -> list[Address]:
+        return [Address(a, n) for a, n in items]
+    sender = payload.get("sender")
+    return Message(
+        subject=payload["subject"], to=addrs(payload["to"]), cc=addrs(payload["cc"]), bcc=addrs(payload["bcc"]),
+        reply_to=addrs(payload["reply_to"]), sender=Address(*sender) if sender else None,
+        text=payload["text"], html=payload["html"], headers=dict(payload["headers"]), message_id=payload["message_id"],
+        attachments=[Attachment(Path(a["path"]), a["filename"], a["content_type"], a["inline"], a["content_id"])
+                     for a in payload["attachments"]])
 
 
 def _entry(row: sqlite3.Row) -> Entry:

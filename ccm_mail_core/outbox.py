@@ -8,9 +8,8 @@ not found after the grace period → resent; the transport cannot tell → the o
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -19,35 +18,22 @@ import structlog
 
 from ccm_mail_hookspecs import CcmMailError, ConfigError, Found, Receipt, SendContext, Status, T
 
-from .api import OWNER
-from .journal import Entry, now
+from . import owner, pipeline
+from .journal import Entry, message_from_json, now
 
 if TYPE_CHECKING:
-    from .api import Mailer, SendResult
+    from .mailer import Mailer
+    from .results import SendResult
 
 log = structlog.get_logger("ccm_mail.outbox")
 
 OPEN = ("queued", "sending", "unknown", "failed")
-
-
-def owner_alive(owner: str | None) -> bool:
-    """Whether the process that claimed a row still runs. Another host's process cannot be
-    checked from here: it counts as alive, so only the operator touches its rows."""
-    if not owner:
-        return False
-    host, _, rest = owner.partition(":")
-    boot, _, pid = rest.rpartition(":")
-    if host != socket.gethostname():
-        return True
-    if boot != OWNER.split(":")[1]:
-        return False  # claimed before this machine last booted
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True
+#: what ``outbox resolve`` may do with a row in which state
+ACTIONS = {"sent": (Status.UNKNOWN, Status.SENDING),
+           "resend": (Status.UNKNOWN, Status.FAILED, Status.SENDING),
+           "drop": (Status.UNKNOWN, Status.FAILED, Status.QUEUED, Status.SENDING)}
+#: error_kind of a row only the operator can settle (the transport cannot look it up)
+NEEDS_OPERATOR = "needs_operator"
 
 
 @dataclass(slots=True)
@@ -64,34 +50,50 @@ class Outbox:
         self.mailer = mailer
         self.journal = mailer.journal
 
+    def _tr(self, de: str, en: str) -> str:
+        return T(de, en).get(self.mailer.lang)
+
     def entries(self, statuses: Iterable[str] = OPEN, *, batch: str | None = None, limit: int = 0) -> list[Entry]:
         return self.journal.query(status=list(statuses), batch=batch, limit=limit)
 
     # ---- unknown outcomes ---------------------------------------------------------------------
     def check(self, *, batch: str | None = None, grace_seconds: float | None = None) -> CheckSummary:
-        """Settle rows left in ``sending`` by a dead process and rows in ``unknown``."""
+        """Settle rows left in ``sending`` by a dead process and rows in ``unknown``, once."""
         grace = self.mailer.config.outbox_grace_seconds if grace_seconds is None else grace_seconds
         summary = CheckSummary()
         for entry in self.journal.query(status=["sending"], batch=batch, limit=0):
-            if owner_alive(entry.owner):
+            if owner.alive(entry.owner):
                 summary.busy.append(entry.id)
                 continue
             self.journal.transition(entry.id, Status.UNKNOWN, expect=(Status.SENDING,), error_kind="interrupted",
-                                    error=self._t("Prozess während des Sendens beendet; Ausgang wird geprüft.",
-                                                  "process ended while sending; checking the outcome."))
+                                    error=self._tr("Prozess während des Sendens beendet; Ausgang unklar.",
+                                                   "process ended while sending; outcome unclear."))
         for entry in self.journal.query(status=["unknown"], batch=batch, limit=0):
             self._settle(entry, grace, summary)
         return summary
 
-    def _t(self, de: str, en: str) -> str:
-        return en if self.mailer.lang == "en" else de
+    def settle(self, *, batch: str | None = None, grace_seconds: float | None = None,
+               send: Callable[[list[Entry]], bool], sleep: Callable[[float], None] = time.sleep,
+               clock: Callable[[], float] = time.monotonic) -> CheckSummary:
+        """:meth:`check` until every unknown row is found, requeued and sent again (by ``send``,
+        which returns False when sending had to stop), or needs the operator; waits at most the
+        grace period (plus a few seconds for the provider's Sent Items to catch up)."""
+        grace = self.mailer.config.outbox_grace_seconds if grace_seconds is None else grace_seconds
+        deadline = clock() + grace + 5
+        while True:
+            summary = self.check(batch=batch, grace_seconds=grace)
+            again = self.queued(batch=batch)
+            if again and send(again):
+                continue
+            if again or not summary.waiting or clock() > deadline:
+                return summary
+            sleep(min(2.0, max(0.1, deadline - clock())))
 
     def _settle(self, entry: Entry, grace: float, summary: CheckSummary) -> None:
         if entry.payload is None:
             summary.operator.append(entry.id)
             return
-        from .api import message_from_payload
-        message = message_from_payload(entry.payload)
+        message = message_from_json(entry.payload)
         try:
             lookup = self.mailer.transport(entry.account).lookup(message)
         except CcmMailError as exc:
@@ -100,22 +102,32 @@ class Outbox:
             return
         if lookup.found is Found.SENT:
             sent_at = lookup.sent_at or self._left_at(entry)
-            receipt = Receipt(sent_at, dict(lookup.transport_ids))
             if self.journal.transition(entry.id, Status.SENT, expect=(Status.UNKNOWN,), sent_at=sent_at,
                                        transport_ids=dict(lookup.transport_ids),
-                                       detail="found at the provider after an unknown outcome"):
-                self._run_sent_hooks(entry, message, receipt)
+                                       detail=self._tr("nach unklarem Ausgang beim Anbieter gefunden",
+                                                       "found at the provider after an unknown outcome")):
+                self._recorders(entry, message, Receipt(sent_at, dict(lookup.transport_ids)))
                 summary.sent.append(entry.id)
         elif lookup.found is Found.NOT_FOUND:
             age = (now() - self._left_at(entry)).total_seconds()
             if age >= grace and self.journal.transition(
                     entry.id, Status.QUEUED, expect=(Status.UNKNOWN,),
-                    detail=f"not found at the provider {age:.0f} s after sending; queued again"):
+                    detail=self._tr(f"{age:.0f} s nach dem Senden nicht beim Anbieter gefunden; erneut eingereiht",
+                                    f"not found at the provider {age:.0f} s after sending; queued again")):
                 summary.requeued.append(entry.id)
             else:
                 summary.waiting.append(entry.id)
         else:
             summary.operator.append(entry.id)
+            if entry.error_kind != NEEDS_OPERATOR:  # say it once, not on every look
+                self.journal.transition(
+                    entry.id, Status.UNKNOWN, expect=(Status.UNKNOWN,), error_kind=NEEDS_OPERATOR,
+                    error=self._tr(f"Ausgang unklar, und {entry.account_type} kann nicht nachsehen, ob die Mail "
+                                   f"angekommen ist: im Postfach prüfen, dann 'ccm-mail outbox resolve {entry.id} "
+                                   "sent|resend|drop'.",
+                                   f"outcome unclear, and {entry.account_type} cannot look up whether the mail "
+                                   f"arrived: check the mailbox, then 'ccm-mail outbox resolve {entry.id} "
+                                   "sent|resend|drop'."))
 
     def _left_at(self, entry: Entry) -> datetime:
         """When the last attempt left: the newest 'sending' event."""
@@ -128,23 +140,23 @@ class Outbox:
         return SendContext(purpose=entry.purpose, account=entry.account, account_type=entry.account_type,
                            reference=entry.reference, lang=self.mailer.lang, journal_id=entry.id)
 
-    def _run_sent_hooks(self, entry: Entry, message, receipt: Receipt) -> None:  # type: ignore[no-untyped-def]
-        for plugin, exc in self.mailer.host.call_each("ccm_mail_sent", message=message, receipt=receipt,
-                                                      context=self._context(entry)):
-            log.error("recorder_failed", plugin=plugin, journal_id=entry.id, error=f"{type(exc).__name__}: {exc}")
+    def _recorders(self, entry: Entry, message: object, receipt: Receipt) -> None:
+        pipeline.recorders(self.mailer, "ccm_mail_sent", entry.id, message=message, receipt=receipt,
+                           context=self._context(entry))
 
     # ---- sending what is queued ---------------------------------------------------------------
+    def queued(self, *, batch: str | None = None) -> list[Entry]:
+        return sorted(self.journal.query(status=["queued"], batch=batch, limit=0), key=lambda e: (e.batch_row or 0, e.id))
+
     def send_entry(self, entry: Entry, *, keep_queued_at_limit: bool = False) -> SendResult:
-        from .api import message_from_payload
         if entry.payload is None:
             raise ConfigError(T(f"Eintrag {entry.id} hat keine gespeicherte Nachricht.",
                                 f"entry {entry.id} has no stored message."))
-        return self.mailer.send_journaled(entry.id, message_from_payload(entry.payload), self._context(entry),
-                                          keep_queued_at_limit=keep_queued_at_limit)
+        return pipeline.deliver(self.mailer, entry.id, message_from_json(entry.payload), self._context(entry),
+                                keep_queued_at_limit=keep_queued_at_limit)
 
     def send_queued(self, *, batch: str | None = None) -> list[SendResult]:
-        return [self.send_entry(e) for e in sorted(self.journal.query(status=["queued"], batch=batch, limit=0),
-                                                   key=lambda e: e.id)]
+        return [self.send_entry(e) for e in self.queued(batch=batch)]
 
     def retry_failed(self, ids: Iterable[int] = ()) -> list[SendResult]:
         """Send failed messages again (they were not sent, so this cannot duplicate them)."""
@@ -153,41 +165,45 @@ class Outbox:
         for entry in sorted(self.journal.query(status=["failed"], limit=0), key=lambda e: e.id):
             if wanted and entry.id not in wanted:
                 continue
-            if self.journal.transition(entry.id, Status.QUEUED, expect=(Status.FAILED,), detail="retry"):
-                results.append(self.send_entry(self.journal.get(entry.id)))  # type: ignore[arg-type]
+            if self.journal.transition(entry.id, Status.QUEUED, expect=(Status.FAILED,),
+                                       detail=self._tr("erneuter Versuch", "retry")):
+                results.append(self.send_entry(self._get(entry.id)))
         return results
+
+    def _get(self, entry_id: int) -> Entry:
+        entry = self.journal.get(entry_id)
+        if entry is None:
+            raise ConfigError(T(f"Kein Journal-Eintrag {entry_id}.", f"no journal entry {entry_id}."))
+        return entry
 
     # ---- the operator's decision --------------------------------------------------------------
     def resolve(self, entry_id: int, action: str) -> Entry:
         """``sent``: the operator found it sent (the *Versanddatum* becomes the time it left);
         ``resend``: it was not sent, send it now; ``drop``: do not send it at all."""
-        entry = self.journal.get(entry_id)
-        if entry is None:
-            raise ConfigError(T(f"Kein Journal-Eintrag {entry_id}.", f"no journal entry {entry_id}."))
-        allowed = {"sent": (Status.UNKNOWN, Status.SENDING), "resend": (Status.UNKNOWN, Status.FAILED, Status.SENDING),
-                   "drop": (Status.UNKNOWN, Status.FAILED, Status.QUEUED, Status.SENDING)}
-        if action not in allowed:
+        entry = self._get(entry_id)
+        if action not in ACTIONS:
             raise ConfigError(T(f"Unbekannte Aktion {action!r}: sent, resend oder drop.",
                                 f"unknown action {action!r}: sent, resend or drop."))
-        if entry.status not in allowed[action]:
-            raise ConfigError(T(f"Eintrag {entry_id} ist '{entry.status.value}'; '{action}' geht nur bei "
-                                f"{', '.join(s.value for s in allowed[action])}.",
-                                f"entry {entry_id} is '{entry.status.value}'; '{action}' needs "
-                                f"{', '.join(s.value for s in allowed[action])}."))
-        if entry.status is Status.SENDING and owner_alive(entry.owner):
+        allowed = ACTIONS[action]
+        if entry.status not in allowed:
+            states = ", ".join(s.value for s in allowed)
+            raise ConfigError(T(f"Eintrag {entry_id} ist '{entry.status.value}'; '{action}' geht nur bei {states}.",
+                                f"entry {entry_id} is '{entry.status.value}'; '{action}' needs {states}."))
+        if entry.status is Status.SENDING and owner.alive(entry.owner):
             raise ConfigError(T(f"Eintrag {entry_id} wird gerade von {entry.owner} gesendet.",
                                 f"entry {entry_id} is being sent by {entry.owner} right now."))
         if action == "sent":
             sent_at = self._left_at(entry)
-            self.journal.transition(entry_id, Status.SENT, expect=allowed["sent"], sent_at=sent_at,
-                                    detail="marked as sent by the operator")
-            from .api import message_from_payload
+            self.journal.transition(entry_id, Status.SENT, expect=allowed, sent_at=sent_at,
+                                    detail=self._tr("vom Bediener als gesendet bestätigt",
+                                                    "marked as sent by the operator"))
             if entry.payload:
-                self._run_sent_hooks(entry, message_from_payload(entry.payload), Receipt(sent_at, {}))
+                self._recorders(entry, message_from_json(entry.payload), Receipt(sent_at, {}))
         elif action == "drop":
-            self.journal.transition(entry_id, Status.CANCELLED, expect=allowed["drop"], error_kind="dropped",
-                                    error=self._t("vom Bediener verworfen", "dropped by the operator"))
+            self.journal.transition(entry_id, Status.CANCELLED, expect=allowed, error_kind="dropped",
+                                    error=self._tr("vom Bediener verworfen", "dropped by the operator"))
         else:
-            self.journal.transition(entry_id, Status.QUEUED, expect=allowed["resend"], detail="resend by the operator")
-            self.send_entry(self.journal.get(entry_id))  # type: ignore[arg-type]
-        return self.journal.get(entry_id)  # type: ignore[return-value]
+            self.journal.transition(entry_id, Status.QUEUED, expect=allowed,
+                                    detail=self._tr("vom Bediener erneut gesendet", "resend by the operator"))
+            self.send_entry(self._get(entry_id))
+        return self._get(entry_id)

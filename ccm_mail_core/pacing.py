@@ -1,5 +1,5 @@
-"""Pacing per mailbox within Exchange Online's limits: messages per window, recipients per day,
-concurrent requests.
+"""Pacing per mailbox within Exchange Online's limits: messages per window, recipients per
+rolling day, concurrent requests.
 
 The message window counts a send from the moment it starts until the window has passed since it
 *finished*: the provider counts a message when it accepts it, which is somewhere in between, so
@@ -11,10 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ccm_mail_hookspecs import CcmMailError, T
+
+DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,24 +43,42 @@ class DailyLimitReached(CcmMailError):
 
 
 class Pacer:
-    """Admits sends for one mailbox. Thread-safe; ``acquire`` blocks until a send may start."""
+    """Admits sends for one mailbox. Thread-safe; ``acquire`` blocks until a send may start.
 
-    def __init__(self, account: str, limits: Limits, *, sent_today: Callable[[], int] = lambda: 0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    :param sent: (time, recipients) of the sends the journal already has for the last day, so
+        the daily budget holds across processes; the pacer forgets each one a day after it.
+    :param clock: seconds since the epoch (``time.time``); tests pass their own.
+    """
+
+    def __init__(self, account: str, limits: Limits, *, sent: Iterable[tuple[float, int]] = (),
+                 clock: Callable[[], float] = time.time) -> None:
         self.account = account
         self.limits = limits
         self._clock = clock
         self._cond = threading.Condition()
-        self._finished: deque[float] = deque()   # finish times of sends still inside the window
+        self._finished: deque[float] = deque()           # finish times of sends still inside the window
+        self._day: deque[tuple[float, int]] = deque(sorted(sent))  # (time, recipients) of the last day
         self._in_flight = 0
-        self._recipients_today = sent_today()
         self.waited = 0.0
 
-    def acquire(self, recipients: int = 1) -> None:
-        """Wait for a slot; raises :class:`DailyLimitReached` instead of waiting a day."""
+    def recipients_today(self) -> int:
+        with self._cond:
+            self._forget(self._clock())
+            return sum(n for _, n in self._day)
+
+    def _forget(self, now: float) -> None:
+        while self._day and self._day[0][0] <= now - DAY:
+            self._day.popleft()
+        while self._finished and self._finished[0] <= now - self.limits.per_seconds:
+            self._finished.popleft()
+
+    def acquire(self, recipients: int = 1) -> float:
+        """Wait for a slot; raises :class:`DailyLimitReached` instead of waiting a day. Returns
+        the admission time, to hand back to :meth:`release`."""
         start = self._clock()
         with self._cond:
-            if self._recipients_today + recipients > self.limits.recipients_per_day:
+            self._forget(start)
+            if sum(n for _, n in self._day) + recipients > self.limits.recipients_per_day:
                 raise DailyLimitReached(
                     T(f"Konto {self.account}: Tageslimit von {self.limits.recipients_per_day} Empfängern erreicht; "
                       "der Rest bleibt in der Warteschlange.",
@@ -68,8 +88,7 @@ class Pacer:
                            "Continue tomorrow ('ccm-mail outbox --retry') or add mailboxes to a pool."))
             while True:
                 now = self._clock()
-                while self._finished and self._finished[0] <= now - self.limits.per_seconds:
-                    self._finished.popleft()
+                self._forget(now)
                 busy = len(self._finished) + self._in_flight
                 if self._in_flight < self.limits.concurrency and busy < self.limits.messages:
                     break
@@ -78,14 +97,19 @@ class Pacer:
                 else:
                     self._cond.wait(timeout=max(0.001, self._finished[0] + self.limits.per_seconds - now))
             self._in_flight += 1
-            self._recipients_today += recipients
-            self.waited += self._clock() - start
+            admitted = self._clock()
+            self._day.append((admitted, recipients))
+            self.waited += admitted - start
+            return admitted
 
-    def release(self, *, sent: bool, recipients: int = 1) -> None:
+    def release(self, admitted: float, *, sent: bool, recipients: int = 1) -> None:
         """A send ended. A send that surely did not reach the provider gives its recipients back."""
         with self._cond:
             self._in_flight -= 1
             self._finished.append(self._clock())
             if not sent:
-                self._recipients_today -= recipients
+                try:
+                    self._day.remove((admitted, recipients))
+                except ValueError:  # already forgotten (a send longer than a day)
+                    pass
             self._cond.notify_all()

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccm_mail_hookspecs import Message, Preview
+from ccm_mail_hookspecs import Message, Preview, T
+
+from .config import purpose_label
 
 _LABELS = {
-    "de": {"account": "Konto", "from": "Von", "to": "An", "cc": "Cc", "bcc": "Bcc", "reply_to": "Antwort an",
-           "subject": "Betreff", "attachments": "Anhänge", "reference": "Referenz", "purpose": "Zweck",
-           "count": "Anzahl Mails", "sample": "Beispiel"},
-    "en": {"account": "Account", "from": "From", "to": "To", "cc": "Cc", "bcc": "Bcc", "reply_to": "Reply-To",
-           "subject": "Subject", "attachments": "Attachments", "reference": "Reference", "purpose": "Purpose",
-           "count": "Messages", "sample": "Sample"},
+    "account": T("Konto", "Account"), "from": T("Von", "From"), "to": T("An", "To"), "cc": T("Cc", "Cc"),
+    "bcc": T("Bcc", "Bcc"), "reply_to": T("Antwort an", "Reply-To"), "subject": T("Betreff", "Subject"),
+    "attachments": T("Anhänge", "Attachments"), "reference": T("Referenz", "Reference"), "purpose": T("Zweck", "Purpose"),
+    "count": T("Anzahl Mails", "Messages"), "sample": T("Beispiel", "Sample"),
 }
 
 
-def _human_size(n: int) -> str:
+def human_size(n: float, lang: str) -> str:
+    """``1,2 MB`` for people: decimal units as Exchange and Windows Explorer name limits; German
+    decimal comma."""
     for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
+        if n < 1000 or unit == "GB":
+            text = f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+            return text.replace(".", ",") if lang != "en" else text
+        n /= 1000
+    raise AssertionError("unreachable")
 
 
 def preview_dict(preview: Preview) -> dict[str, Any]:
@@ -39,23 +42,23 @@ def preview_dict(preview: Preview) -> dict[str, Any]:
 
 
 def render_preview(preview: Preview, lang: str, *, body_lines: int = 20) -> str:
-    L = _LABELS["en" if lang == "en" else "de"]
+    def label(key: str) -> str:
+        return _LABELS[key].get(lang)
     m = preview.message
     ctx = preview.context
-    rows = [(L["purpose"], ctx.purpose), (L["account"], f"{ctx.account} ({ctx.account_type})")]
+    rows = [(label("purpose"), purpose_label(ctx.purpose, lang)), (label("account"), f"{ctx.account} ({ctx.account_type})")]
     if "count" in preview.extra:
-        rows.append((L["count"], str(preview.extra["count"])))
-        first = "erste von" if lang != "en" else "first of"
-        rows.append((L["sample"], f"{first} {preview.extra['count']}"))
+        rows.append((label("count"), str(preview.extra["count"])))
+        rows.append((label("sample"), T(f"erste von {preview.extra['count']}", f"first of {preview.extra['count']}").get(lang)))
     if ctx.reference:
-        rows.append((L["reference"], ctx.reference))
-    rows.append((L["from"], str(m.sender) if m.sender else "-"))
+        rows.append((label("reference"), ctx.reference))
+    rows.append((label("from"), str(m.sender) if m.sender else "-"))
     for key, addrs in (("to", m.to), ("cc", m.cc), ("bcc", m.bcc), ("reply_to", m.reply_to)):
         if addrs:
-            rows.append((L[key], ", ".join(str(a) for a in addrs)))
-    rows.append((L["subject"], m.subject))
+            rows.append((label(key), ", ".join(str(a) for a in addrs)))
+    rows.append((label("subject"), m.subject))
     for att in m.attachments:
-        rows.append((L["attachments"], f"{att.filename} ({att.content_type}, {_human_size(att.size)})"))
+        rows.append((label("attachments"), f"{att.filename} ({att.content_type}, {human_size(att.size, lang)})"))
     width = max(len(k) for k, _ in rows)
     out = [f"{k.ljust(width)}  {v}" for k, v in rows]
     body = m.text if m.text is not None else (m.html or "")

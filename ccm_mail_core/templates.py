@@ -9,7 +9,13 @@ from dataclasses import dataclass
 
 from ccm_mail_hookspecs import T, TemplateError
 
-_TOKEN = re.compile(r"##|#([A-Za-z_][A-Za-z0-9_.\-]*)#|#")
+_NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
+_TOKEN = re.compile(rf"##|#({_NAME})#|#")
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether ``name`` can be a placeholder (``#name#``): letters, digits, ``_ . -``."""
+    return re.fullmatch(_NAME, name) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +86,6 @@ def parse(source: str) -> Template:
         else:
             merged.append(part)
     return Template(source, tuple(merged))
-
-
-def check_subject(subject: str) -> str:
-    """A subject is one header line: CR/LF in it would let data inject headers."""
-    if "\r" in subject or "\n" in subject:
-        raise TemplateError(
-            T("Der Betreff enthält einen Zeilenumbruch (evtl. aus einem Platzhalterwert); nichts gesendet.",
-              "The subject contains a line break (possibly from a placeholder value); nothing sent."),
-            hint=T("Zeilenumbrüche aus Betreff und Platzhalterwerten entfernen.",
-                   "Remove line breaks from the subject and placeholder values."))
-    return subject
 
 
 def unknown_names(template: Template, known: Mapping[str, object]) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ccm_mail_core.api import DuplicateSend
+from ccm_mail_core.journal import DuplicateSend
 from ccm_mail_core.config import ConfigProblems
 from ccm_mail_hookspecs import AddressError, AttachmentError, CcmMailError, ConfigError, TemplateError
 

@@ -125,7 +125,7 @@ def test_bad_rows_exit_code_and_row_numbers_from_cli(workdir, pdf) -> None:
     items[2]["to"] = "nope"
     write_jsonl(workdir / "b.jsonl", items)
     proc = run_cli("batch", "b.jsonl", "--purpose", "invoice", "--yes", cwd=workdir)
-    assert proc.returncode == 2 and "Zeile 3: Ungültige E-Mail-Adresse" in proc.stderr
+    assert proc.returncode == 2 and "Zeile 3, Spalte to: Ungültige E-Mail-Adresse" in proc.stderr
     assert not (workdir / "out").exists()
 
 

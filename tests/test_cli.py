@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from ccm_mail_core.api import ExitCode
+from ccm_mail_core.results import ExitCode
 
 from host_support import BASE_CONFIG, INVOICE, cli_json, run_cli
 
@@ -102,7 +102,7 @@ def test_bad_input_exit_codes_and_messages(workdir) -> None:
     assert proc.returncode == ExitCode.CONFIG and "Anhang nicht lesbar" in proc.stderr
     proc = run_cli("send", "--purpose", "invoice", "--to", "kaputt", "--field", "extRechnungsNr=1", "--yes",
                    "--lang", "en", cwd=workdir)
-    assert proc.returncode == ExitCode.CONFIG and "Invalid e-mail address: 'kaputt'" in proc.stderr
+    assert proc.returncode == ExitCode.CONFIG and "Invalid e-mail address 'kaputt'" in proc.stderr
     (workdir / "bad.json").write_text("{nope")
     proc = run_cli("send", "--purpose", "invoice", "--to", "a@b.de", "--data", "bad.json", "--yes", cwd=workdir)
     assert proc.returncode == ExitCode.CONFIG and "kein gültiges JSON" in proc.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -170,25 +169,32 @@ def test_sending_row_of_a_dead_process_is_settled(scripted) -> None:
     mailer.journal.transition(row, Status.SENDING, owner="nohost-really:1", expect=(Status.QUEUED,))
     # another host's process: cannot be checked, so it is left alone
     assert Outbox(mailer).check().busy == [row]
-    from ccm_mail_core.api import OWNER
-    host, boot, _ = OWNER.split(":")
+    from ccm_mail_core import owner
+    me = owner.current()
     # this very process is alive: its row is left alone
-    mailer.journal.transition(row, Status.SENDING, owner=OWNER)
+    mailer.journal.transition(row, Status.SENDING, owner=me.format())
     assert Outbox(mailer).check().busy == [row]
-    # a process id from before the last reboot counts as gone, even if the number is in use now
-    mailer.journal.transition(row, Status.SENDING, owner=f"{host}:0ldb00t0:{os.getpid()}")
+    # a process started at another time counts as gone, even if its number is in use now (a reused
+    # pid, or one from before the last reboot)
+    mailer.journal.transition(row, Status.SENDING, owner=owner.Owner(me.host, me.pid, me.started - 3600).format())
     transport.delivered.append("<dead@codicon.de>")  # it had reached the provider before the crash
     assert Outbox(mailer).check().sent == [row]
     assert statuses(mailer, row)[-2:] == ["unknown", "sent"]
 
 
-def test_dead_process_of_this_boot_is_recognised() -> None:
-    from ccm_mail_core.api import OWNER
-    from ccm_mail_core.outbox import owner_alive
-    host, boot, _ = OWNER.split(":")
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    assert owner_alive(OWNER) and not owner_alive(f"{host}:{boot}:{proc.pid}") and not owner_alive(None)
+def test_dead_process_is_recognised_without_signalling_anything() -> None:
+    from ccm_mail_core import owner
+    me = owner.current()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        child = owner.Owner.parse(f"{me.host}:{proc.pid}:{__import__('psutil').Process(proc.pid).create_time():.2f}")
+        assert child is not None and child.alive() and proc.poll() is None  # looked at, not signalled
+    finally:
+        proc.kill()
+        proc.wait()
+    assert owner.alive(me.format()) and not child.alive() and not owner.alive(None)
+    # a journal written before 1.2 (host:boot:pid): the process id decides
+    assert owner.alive(f"{me.host}:0ldb00t0:{me.pid}") and not owner.alive(f"{me.host}:0ldb00t0:{proc.pid}")
 
 
 def test_daily_recipient_limit_fails_single_send_without_sending(make_mailer) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from ccm_mail_core.api import DuplicateSend, ExitCode
+from ccm_mail_core.journal import DuplicateSend
+from ccm_mail_core.results import ExitCode
 from ccm_mail_hookspecs import Address, Cancel, Cancelled, Status, T, hookimpl
 
 from host_support import BASE_CONFIG, INVOICE
@@ -190,7 +191,7 @@ def test_every_recorder_runs_even_if_one_fails(make_mailer) -> None:
     assert result.recorder_failures == [("broken", "RuntimeError: ERP database offline")]
     entry = mailer.journal.get(result.journal_id)
     assert entry.status is Status.SENT
-    assert "recorder broken failed" in mailer.journal.events(entry.id)[-1]["detail"]
+    assert "Aufzeichnung durch broken fehlgeschlagen" in mailer.journal.events(entry.id)[-1]["detail"]
 
 
 def test_versanddatum_is_timezone_aware_and_now(make_mailer) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ccm_mail_core.plugin_manager import get_plugin_manager
-from ccm_mail_core.registry import collect
+from ccm_mail_core.plugins import collect, make_plugin_manager as get_plugin_manager
 from ccm_mail_hookspecs import AccountType, Field, PluginError, T, hookimpl
 
 from host_support import cli_json, make_dist, run_cli

@@ -87,8 +87,9 @@ def test_account_settings_repr_hides_secrets() -> None:
 
 
 def test_stdlib_log_records_are_scrubbed(capsys) -> None:
-    from ccm_mail_core import logging_setup, secrets
-    secrets.remember(SECRET)
+    from ccm_mail_core import logging_setup
+    from ccm_mail_hookspecs import redaction
+    redaction.remember(SECRET)
     logging_setup.configure(fmt="json", level="info")
     logging.getLogger("msal.test").warning("client_secret=%s", SECRET)
     logging.getLogger("urllib3.test").warning("Authorization: Bearer %s", TOKEN)

@@ -48,7 +48,8 @@ def test_missing_values_are_all_named() -> None:
     assert "#Fehlt1#, #Fehlt2#" in err.value.render("en")
 
 
-@pytest.mark.parametrize("subject", ["a\r\nBcc: x@evil.example", "a\nb", "a\rb"])
-def test_subject_with_line_break_is_rejected(subject: str) -> None:
+@pytest.mark.parametrize("subject", ["a\r\nBcc: x@evil.example", "a\nb", "a\rb", "a\0b"])
+def test_subject_with_line_break_or_nul_is_rejected(subject: str) -> None:
+    from ccm_mail_hookspecs import Address, Message
     with pytest.raises(TemplateError):
-        templates.check_subject(subject)
+        Message(subject=subject, to=[Address("a@example.de")], text="x").check()

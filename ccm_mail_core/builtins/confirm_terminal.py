@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from ccm_mail_hookspecs import Preview, hookimpl
+from ccm_mail_hookspecs import Preview, T, hookimpl
 
 from ..preview_text import render_preview
 
@@ -21,7 +21,7 @@ def ccm_mail_confirm(preview: Preview) -> bool | None:
         return None
     lang = ctx.lang
     print(render_preview(preview, lang), file=sys.stderr)
-    question = "Send now? [y/N] " if lang == "en" else "Jetzt senden? [j/N] "
+    question = T("Jetzt senden? [j/N] ", "Send now? [y/N] ").get(lang)
     try:
         answer = input(question)
     except EOFError:

@@ -20,7 +20,7 @@ from .context import Cancel, Placeholder, Preview, SendContext, data_field  # no
 from .errors import (  # noqa: E402
     AccessDeniedError, AddressError, AttachmentError, AuthenticationError, Cancelled, CcmMailError,
     ConfigError, MailboxError, MessageTooLargeError, NetworkError, PluginError, RecipientError,
-    TemplateError, ThrottledError, TransportError, UnknownOutcomeError,
+    TemplateError, ThrottledError, TransportError, Unconfirmed, UnknownOutcomeError,
 )
 from .message import Address, Attachment, Message, build_mime  # noqa: E402
 from .text import T  # noqa: E402
@@ -32,6 +32,6 @@ __all__ = [
     "data_field", "AccessDeniedError", "AddressError", "AttachmentError", "AuthenticationError",
     "Cancelled", "CcmMailError", "ConfigError", "MailboxError", "MessageTooLargeError",
     "NetworkError", "PluginError", "RecipientError", "TemplateError", "ThrottledError",
-    "TransportError", "UnknownOutcomeError", "Address", "Attachment", "Message", "build_mime", "T",
+    "TransportError", "Unconfirmed", "UnknownOutcomeError", "Address", "Attachment", "Message", "build_mime", "T",
     "CheckResult", "Found", "Lookup", "Receipt", "Status", "Transport",
 ]

@@ -23,6 +23,10 @@ class CcmMailError(Exception):
 
     #: a short stable code for hosts and the JSON output, e.g. ``"auth"``
     kind: str = "error"
+    #: did the message leave? ``False``: certainly not, it is safe to fix the cause and send it
+    #: again; ``None``: it may have (:class:`UnknownOutcomeError`), so never resend it blindly.
+    #: The host decides ``failed`` or ``unknown`` from this alone. (since 1.2)
+    sent: bool | None = False
 
     def __init__(self, message: T | str, *, hint: T | str | None = None,
                  details: Mapping[str, Any] | None = None) -> None:
@@ -35,7 +39,7 @@ class CcmMailError(Exception):
         """The full text for a person: message, hint and the support ids."""
         parts = [self.message.get(lang)]
         if self.hint is not None:
-            parts.append(("Hint: " if lang == "en" else "Hinweis: ") + self.hint.get(lang))
+            parts.append(T("Hinweis: ", "Hint: ").get(lang) + self.hint.get(lang))
         ids = {k: v for k, v in self.details.items() if k in SUPPORT_ID_KEYS and v}
         if ids:
             parts.append("[" + ", ".join(f"{k}={v}" for k, v in ids.items()) + "]")
@@ -44,6 +48,7 @@ class CcmMailError(Exception):
     def to_dict(self, lang: str = "de") -> dict[str, Any]:
         return {
             "kind": self.kind,
+            "sent": self.sent,
             "message": self.message.get(lang),
             "hint": self.hint.get(lang) if self.hint else None,
             "details": self.details,
@@ -142,9 +147,18 @@ class UnknownOutcomeError(CcmMailError):
     may not have been sent. The host records status ``unknown`` and must never resend blindly."""
 
     kind = "unknown_outcome"
+    sent = None
 
 
 class Cancelled(CcmMailError):
     """Sending was cancelled (declined confirmation or a prepare hook); nothing was sent."""
 
     kind = "cancelled"
+
+
+class Unconfirmed(Cancelled):
+    """Nobody answered the confirmation (no terminal, no ``--yes``, no host dialog); nothing was
+    sent. Unlike a "no" this is a usage problem: run it where a person can answer, or confirm in
+    advance. (since 1.2)"""
+
+    kind = "unconfirmed"

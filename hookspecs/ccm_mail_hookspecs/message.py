@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import mimetypes
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.headerregistry import Address as _EmailAddress
@@ -18,12 +19,35 @@ from email.utils import format_datetime, formataddr
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import AddressError, AttachmentError
+from .errors import AddressError, AttachmentError, ConfigError, TemplateError
 from .text import T
 
-# Pragmatic address check: one @, a dot-free-or-dotted domain with a dot, no spaces or brackets.
-# Unicode local parts and IDN domains are allowed (SMTPUTF8 / Graph accept them).
-_ADDRESS_RE = re.compile(r"^[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+\.[^\s@<>()\[\],;:\".]{2,}$")
+#: characters never allowed in an address, a display name, a header value or a file name
+_LINE_BREAKS = ("\r", "\n", "\0")
+# local part: Unicode allowed (SMTPUTF8 / Graph accept it), no spaces, brackets or quotes
+_LOCAL_RE = re.compile(r"[^\s@<>()\[\],;:\"\\]+")
+# one domain label: letters and digits (any script), inner hyphens, at most 63 characters
+_LABEL_RE = re.compile(r"[^\W_](?:[^\W_]|-){0,61}[^\W_]|[^\W_]")
+# a display name outside quotes may not hold what makes it look like (another) address
+_NAME_SPECIALS = set('<>()[]:;@\\,"')
+
+
+def _address_problem(address: str) -> T | None:
+    """Why ``address`` is not a plain ``local@domain`` address, or None when it is."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        return T("es fehlt das @ oder ein Teil davor/danach", "the @ or a part before/after it is missing")
+    if not _LOCAL_RE.fullmatch(local) or local.startswith(".") or local.endswith(".") or ".." in local:
+        return T("der Teil vor dem @ enthält unzulässige Zeichen", "the part before the @ has characters not allowed")
+    if len(local.encode("utf-8")) > 64:
+        return T("der Teil vor dem @ ist länger als 64 Zeichen", "the part before the @ is longer than 64 characters")
+    labels = domain.split(".")
+    if len(labels) < 2 or len(domain) > 253 or not all(_LABEL_RE.fullmatch(label) for label in labels):
+        return T("die Domain ist ungültig (Teile aus Buchstaben, Ziffern und inneren Bindestrichen)",
+                 "the domain is invalid (parts of letters, digits and inner hyphens)")
+    if len(labels[-1]) < 2 or labels[-1].isdigit():
+        return T("die Domain endet nicht auf eine Top-Level-Domain", "the domain does not end in a top-level domain")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,22 +58,64 @@ class Address:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if not _ADDRESS_RE.match(self.address) or ".." in self.address:
+        problem = _address_problem(self.address) if isinstance(self.address, str) else T("kein Text", "not text")
+        if problem is not None:
             raise AddressError(
-                T(f"Ungültige E-Mail-Adresse: {self.address!r}", f"Invalid e-mail address: {self.address!r}"),
+                T(f"Ungültige E-Mail-Adresse {self.address!r}: {problem.de}.",
+                  f"Invalid e-mail address {self.address!r}: {problem.en}."),
                 hint=T("Format name@domain.de, ohne Leerzeichen.", "Use the form name@domain.com, no spaces."),
             )
-        if "\r" in self.name or "\n" in self.name:
+        if any(ch in self.name for ch in _LINE_BREAKS):
             raise AddressError(T("Anzeigename enthält einen Zeilenumbruch.", "Display name contains a line break."))
 
     @classmethod
     def parse(cls, text: str) -> "Address":
-        """``"Name <a@b.de>"`` or ``"a@b.de"``."""
-        text = text.strip()
-        m = re.match(r"^(?P<name>.*?)\s*<(?P<addr>[^<>]+)>$", text)
-        if m:
-            return cls(m.group("addr").strip(), m.group("name").strip().strip('"'))
-        return cls(text)
+        """Exactly one address: ``Name <a@b.de>``, ``"Name, Firma" <a@b.de>`` or ``a@b.de``.
+
+        Strict on purpose: text that is not exactly the one address it appears to be (a line
+        break, a second address after the first, an unquoted name holding an ``@``) is refused,
+        so data from a file can never add a recipient."""
+        text = str(text).strip()
+        if any(ch in text for ch in _LINE_BREAKS):
+            raise AddressError(T(f"Adresse {text!r} enthält einen Zeilenumbruch.",
+                                 f"address {text!r} contains a line break."))
+        m = re.fullmatch(r'(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<plain>[^"<>]*?))\s*<(?P<addr>[^<>]*)>', text)
+        if m is None:
+            return cls(text)
+        plain = m.group("plain")
+        if plain and _NAME_SPECIALS & set(plain):
+            raise AddressError(
+                T(f"Anzeigename in {text!r} enthält Sonderzeichen wie @ , ; < > ( ).",
+                  f"the display name in {text!r} contains special characters such as @ , ; < > ( )."),
+                hint=T('Den Namen in Anführungszeichen setzen: "Name, Firma" <name@domain.de>.',
+                       'Put the name in double quotes: "Name, Company" <name@domain.com>.'))
+        quoted = m.group("quoted")
+        name = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else plain.strip()
+        return cls(m.group("addr").strip(), name)
+
+    @classmethod
+    def parse_list(cls, text: str) -> list["Address"]:
+        """Addresses separated by ``,`` or ``;`` (outside quotes and ``<…>``), each as strict as
+        :meth:`parse`; blank items are skipped."""
+        items, current, quoted, angle, escaped = [], "", False, False, False
+        for ch in str(text):
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quoted:
+                escaped = True
+            elif ch == '"' and not angle:
+                quoted = not quoted
+            elif ch == "<" and not quoted:
+                angle = True
+            elif ch == ">" and not quoted:
+                angle = False
+            elif ch in ",;" and not quoted and not angle:
+                items.append(current)
+                current = ""
+                continue
+            current += ch
+        items.append(current)
+        return [cls.parse(item) for item in items if item.strip()]
 
     def __str__(self) -> str:
         """Readable form for people (``Müller & Söhne <a@b.de>``); MIME encoding is build_mime's job."""
@@ -87,7 +153,30 @@ class Attachment:
             object.__setattr__(self, "content_id", self.filename)
 
     def check(self) -> None:
-        """Raise :class:`AttachmentError` unless the file exists and is readable."""
+        """Raise :class:`AttachmentError` unless this is a readable regular file with a usable name.
+
+        Devices and pipes are refused before anything is sent: ``/dev/zero`` never ends and a FIFO
+        blocks the send forever."""
+        for label, value in (("Dateiname", self.filename), ("Content-ID", self.content_id)):
+            if any(ch in value for ch in _LINE_BREAKS):
+                raise AttachmentError(T(f"{label} des Anhangs {str(self.path)!r} enthält einen Zeilenumbruch.",
+                                        f"the attachment {str(self.path)!r} has a line break in its {label}."))
+        if not re.fullmatch(r"[\w.+-]+/[\w.+-]+", self.content_type):
+            raise AttachmentError(T(f"Ungültiger Medientyp {self.content_type!r} für {self.filename}.",
+                                    f"invalid media type {self.content_type!r} for {self.filename}."))
+        try:
+            info = self.path.stat()
+        except OSError as exc:
+            raise AttachmentError(
+                T(f"Anhang nicht lesbar: {self.path} ({exc.strerror})",
+                  f"Attachment cannot be read: {self.path} ({exc.strerror})"),
+                hint=T("Pfad und Zugriffsrechte prüfen.", "Check the path and permissions."),
+            ) from exc
+        if not stat.S_ISREG(info.st_mode):
+            raise AttachmentError(
+                T(f"Anhang {self.path} ist keine gewöhnliche Datei (Gerät, Pipe oder Ordner).",
+                  f"attachment {self.path} is not a regular file (a device, pipe or folder)."),
+                hint=T("Eine Datei angeben.", "Give a file."))
         try:
             with self.path.open("rb"):
                 pass
@@ -137,11 +226,44 @@ class Message:
         """Everybody the message goes to (to + cc + bcc), in that order."""
         return [*self.to, *self.cc, *self.bcc]
 
+    def check(self) -> None:
+        """Raise a clear error for anything no provider should ever see; the host calls this
+        before the journal claim and again after the prepare hooks, so only the transport's own
+        request can end with an unknown outcome.
+
+        Checked: addresses are :class:`Address` objects, the subject and header values hold no
+        line break or NUL, header names are ``X-…``, every attachment is a readable regular file.
+
+        .. versionadded:: 1.2
+        """
+        for address in [*self.recipients(), *self.reply_to, *([self.sender] if self.sender else [])]:
+            if not isinstance(address, Address):
+                raise AddressError(T(f"{address!r} ist keine Adresse (Address).", f"{address!r} is not an Address."))
+        if any(ch in self.subject for ch in _LINE_BREAKS):
+            raise TemplateError(
+                T("Der Betreff enthält einen Zeilenumbruch oder ein NUL-Zeichen (evtl. aus einem Platzhalterwert); "
+                  "nichts gesendet.",
+                  "The subject contains a line break or a NUL character (possibly from a placeholder value); "
+                  "nothing sent."),
+                hint=T("Zeilenumbrüche aus Betreff und Platzhalterwerten entfernen.",
+                       "Remove line breaks from the subject and placeholder values."))
+        for name, value in self.headers.items():
+            if not re.fullmatch(r"[Xx]-[!-9;-~]+", name):
+                raise ConfigError(T(f"Kopfzeile {name!r} nicht erlaubt: nur X-…", f"header {name!r} not allowed: X-… only"))
+            if any(ch in str(value) for ch in _LINE_BREAKS):
+                raise ConfigError(T(f"Kopfzeile {name}: der Wert enthält einen Zeilenumbruch.",
+                                    f"header {name}: the value contains a line break."))
+        if any(ch in self.message_id for ch in _LINE_BREAKS):
+            raise ConfigError(T("Die Message-ID enthält einen Zeilenumbruch.", "the Message-ID contains a line break."))
+        for attachment in self.attachments:
+            attachment.check()
+
 
 def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessage:
     """The message as RFC 5322 MIME (text/HTML alternative, attachments, inline images).
 
-    Bcc is **not** written into the headers: put recipients on the envelope instead.
+    Bcc is **not** written into the headers: put recipients on the envelope instead. Call
+    :meth:`Message.check` first (the host does): it refuses what no header may hold.
     Attachments are read into memory, so use this for SMTP and .eml files, not for huge uploads.
     Text parts are 7-bit clean (quoted-printable/base64), so any SMTP server takes them, with or
     without 8BITMIME. Flatten with ``mime.policy`` (e.g. ``mime.policy.clone(linesep="\r\n")``):
@@ -156,8 +278,6 @@ def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessag
     _set_unstructured(mime, "Subject", message.subject)
     mime["Date"] = format_datetime(date or datetime.now(timezone.utc))
     if message.message_id:
-        if "\r" in message.message_id or "\n" in message.message_id:
-            raise ValueError("Message-ID contains a line break")
         # raw and unfolded: a folded id arrives as " <id>" and no longer matches the journal
         mime.set_raw("Message-ID", message.message_id)
     for name, value in message.headers.items():
@@ -215,20 +335,26 @@ def _set_addresses(mime: EmailMessage, name: str, addresses: list[Address]) -> N
     """Set an address header; display names with umlauts are encoded here (see above).
 
     The same CPython folder inserts or drops spaces inside long non-ASCII display names
-    ("Müller-Lüde nscheidt"), so those headers are built from whole encoded words too.
+    ("Müller-Lüde nscheidt"), so those headers are built from whole encoded words too. An
+    address itself is never an encoded word (RFC 2047 forbids it): an IDN domain is written as
+    its IDNA A-label, a non-ASCII local part as UTF-8 (RFC 6532), which switches the message's
+    policy to ``utf8`` — such a message needs SMTPUTF8 (or Graph) to be sent.
     """
     if not addresses:
         return
-    if all(a.name.isascii() for a in addresses):
-        mime[name] = [_header_address(a) for a in addresses]
+    specs = [_addr_spec(a.address) for a in addresses]
+    if all(spec.isascii() for spec in specs) and all(a.name.isascii() for a in addresses):
+        mime[name] = [_header_address(a, spec) for a, spec in zip(addresses, specs, strict=True)]
         return
+    if not all(spec.isascii() for spec in specs):
+        mime.policy = mime.policy.clone(utf8=True)
     tokens: list[str] = []
-    for n, address in enumerate(addresses):
+    for n, (address, spec) in enumerate(zip(addresses, specs, strict=True)):
         if address.name.isascii():
             words = [formataddr((address.name, "x@y"))[:-len(" <x@y>")]] if address.name else []
         else:
             words = _encoded_words(address.name, 45)
-        tokens += words + [f"<{address.address}>" + ("," if n < len(addresses) - 1 else "")]
+        tokens += words + [f"<{spec}>" + ("," if n < len(addresses) - 1 else "")]
     lines = [f"{name}:"]
     for token in tokens:
         if len(lines[-1]) + 1 + len(token) > 78 and lines[-1].strip() != f"{name}:":
@@ -236,6 +362,20 @@ def _set_addresses(mime: EmailMessage, name: str, addresses: list[Address]) -> N
         lines[-1] += " " + token
     lines[0] = lines[0][len(name) + 2:]
     mime.set_raw(name, "\r\n".join(lines))
+
+
+def _addr_spec(address: str) -> str:
+    """``local@domain`` for a header: an ASCII local part with an IDN domain gets the domain's
+    IDNA A-label (``müller.de`` → ``xn--mller-kva.de``), valid everywhere; a non-ASCII local part
+    needs RFC 6532 anyway, which allows the domain as it is."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii() or not local.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError as exc:
+        raise AddressError(T(f"Domain von {address!r} lässt sich nicht als IDNA schreiben.",
+                             f"the domain of {address!r} cannot be written as IDNA.")) from exc
 
 
 def _encoded_words(value: str, first_budget: int) -> list[str]:
@@ -252,8 +392,8 @@ def _encoded_words(value: str, first_budget: int) -> list[str]:
     return words
 
 
-def _header_address(address: Address) -> _EmailAddress:
-    username, _, domain = address.address.rpartition("@")
+def _header_address(address: Address, spec: str) -> _EmailAddress:
+    username, _, domain = spec.rpartition("@")
     return _EmailAddress(display_name=address.name, username=username, domain=domain)
 
 

@@ -1,6 +1,6 @@
-"""The YAML configuration: read, validated as a whole, every problem with file, line and key.
-
-Validation never stops at the first problem: an admin fixing a config wants the whole list.
+"""Validating the YAML as a whole: every problem with file, line and key, never only the first
+(an admin fixing a config wants the whole list). Secrets are resolved once a field is known to
+hold one, and registered for redaction when the whole file has been read.
 """
 
 from __future__ import annotations
@@ -8,19 +8,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ccm_mail_hookspecs import AccountType, Address, AddressError, T, TemplateError, data_field
+from ccm_mail_hookspecs.redaction import remember
 
-from ccm_mail_hookspecs import Address, AddressError, ConfigError, Placeholder, T, TemplateError, data_field
-
-from . import secrets, templates
-from .pacing import DEFAULT_LIMITS, Limits
-from .registry import Registries
-from .yaml_lines import LineDict, load
+from .. import templates
+from ..pacing import DEFAULT_LIMITS, Limits
+from ..plugins import Registries
+from . import secrets
+from .load import LineDict
+from .model import LANGS, AccountConfig, Config, ConfigProblems, Problem, TemplateConfig
 
 TOP_KEYS = ("language", "accounts", "purposes", "templates", "placeholders", "journal", "state_dir",
             "plugins", "logging", "outbox")
@@ -28,138 +27,10 @@ ACCOUNT_COMMON_KEYS = ("type", "from_name", "limits")
 LIMIT_KEYS = ("messages", "per_seconds", "recipients_per_day", "concurrency", "recipients_per_message")
 TEMPLATE_KEYS = ("subject", "body", "body_file", "format", "reference")
 PLACEHOLDER_KEYS = ("description", "example", "purposes")
-LANGS = ("de", "en")
-DEFAULT_PURPOSE_FALLBACK = {"invoice": "eservice"}
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    file: str
-    line: int
-    key: str
-    message: T
-    hint: T | None = None
-    warning: bool = False
-
-    def render(self, lang: str) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        text = f"{where}: {self.key}: {self.message.get(lang)}" if self.key else f"{where}: {self.message.get(lang)}"
-        if self.hint:
-            text += (" → " + self.hint.get(lang))
-        return text
-
-    def to_dict(self, lang: str) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "key": self.key, "message": self.message.get(lang),
-                "hint": self.hint.get(lang) if self.hint else None,
-                "severity": "warning" if self.warning else "error"}
-
-
-class ConfigProblems(ConfigError):
-    """All problems of a configuration file at once."""
-
-    def __init__(self, problems: list[Problem], lang: str = "de") -> None:
-        self.problems = problems
-        errors = [p for p in problems if not p.warning]
-        super().__init__(T(f"Konfiguration fehlerhaft ({len(errors)} Fehler):\n" +
-                           "\n".join(p.render("de") for p in errors),
-                           f"Configuration is invalid ({len(errors)} errors):\n" +
-                           "\n".join(p.render("en") for p in errors)),
-                         hint=T("Jeden Punkt beheben, dann 'ccm-mail config check'.",
-                                "Fix each point, then run 'ccm-mail config check'."))
-
-
-@dataclass(frozen=True, slots=True)
-class AccountConfig:
-    name: str
-    type: str
-    values: Mapping[str, Any]
-    secret_fields: frozenset[str]
-    from_name: str = ""
-    limits: Limits = DEFAULT_LIMITS
-
-    def __repr__(self) -> str:  # secrets never in a repr or traceback
-        return f"AccountConfig(name={self.name!r}, type={self.type!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateConfig:
-    purpose: str
-    subject: templates.Template
-    body: templates.Template
-    html: bool
-    reference: templates.Template | None
-
-
-@dataclass(slots=True)
-class Config:
-    path: Path
-    lang: str = "de"
-    accounts: dict[str, AccountConfig] = field(default_factory=dict)
-    purposes: dict[str, str] = field(default_factory=dict)
-    pools: dict[str, list[str]] = field(default_factory=dict)
-    outbox_grace_seconds: float = 600.0
-    templates: dict[str, TemplateConfig] = field(default_factory=dict)
-    data_placeholders: dict[str, Placeholder] = field(default_factory=dict)
-    journal_path: Path = Path("ccm-mail-journal.sqlite")
-    state_dir: Path = Path("ccm-mail-state")
-    plugins_disable: tuple[str, ...] = ()
-    plugin_settings: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    log_format: str = "console"
-    log_level: str = "info"
-    warnings: list[Problem] = field(default_factory=list)
-
-    def placeholders_for(self, registries: Registries, purpose: str) -> dict[str, Placeholder]:
-        """Every placeholder a template of ``purpose`` may use: the plugins' and the data fields
-        declared in the YAML, by name."""
-        merged = registries.placeholders_for(purpose)
-        merged.update((n, p) for n, p in self.data_placeholders.items() if p.applies_to(purpose))
-        return dict(sorted(merged.items(), key=lambda item: item[0].lower()))
-
-    def account_for(self, purpose: str) -> str | None:
-        pool = self.pool_for(purpose)
-        return pool[0] if pool else None
-
-    def pool_for(self, purpose: str) -> list[str]:
-        """The accounts serving a purpose (a pool when several); invoice falls back to eservice."""
-        if purpose in self.pools:
-            return self.pools[purpose]
-        fallback = DEFAULT_PURPOSE_FALLBACK.get(purpose)
-        return self.pools.get(fallback, []) if fallback else []
-
-
-def read_raw(path: Path) -> LineDict:
-    """Parse the file; a YAML syntax error or an unreadable file becomes a one-problem ConfigProblems."""
-    name = str(path.resolve())
-    try:
-        raw = load(path)
-    except FileNotFoundError:
-        raise ConfigProblems([Problem(name, 0, "", T("Konfigurationsdatei nicht gefunden.", "configuration file not found."),
-                                      T("Pfad mit --config angeben; Vorlage: config.example.yaml.",
-                                        "Give the path with --config; see config.example.yaml."))]) from None
-    except OSError as exc:
-        raise ConfigProblems([Problem(name, 0, "", T(f"nicht lesbar: {exc.strerror}", f"cannot be read: {exc.strerror}"))]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 0
-        what = f"{getattr(exc, 'problem', '') or exc}"
-        raise ConfigProblems([Problem(name, line, "", T(f"YAML-Syntaxfehler: {what}", f"YAML syntax error: {what}"),
-                                      T("Einrückung (Leerzeichen, keine Tabs) und Doppelpunkte prüfen.",
-                                        "Check indentation (spaces, no tabs) and colons."))]) from None
-    if raw is None:
-        raw = LineDict()
-        raw.key_lines = {}
-    if not isinstance(raw, LineDict):
-        raise ConfigProblems([Problem(name, 1, "", T("Oberste Ebene muss eine Zuordnung (key: value) sein.",
-                                                     "the top level must be a mapping (key: value)."))])
-    return raw
-
-
-def blocked_plugins(raw: LineDict) -> tuple[str, ...]:
-    """Read ``plugins.disable`` before the plugin manager exists (it decides which plugins load)."""
-    plugins = raw.get("plugins")
-    if isinstance(plugins, dict) and isinstance(plugins.get("disable"), list):
-        return tuple(str(x) for x in plugins["disable"])
-    return ()
+#: the reference (duplicate check) a purpose has when its template names none
+DEFAULT_REFERENCE = {"invoice": "#extRechnungsNr#"}
+#: ``reference: none`` says on purpose that a purpose has no duplicate check
+NO_REFERENCE = "none"
 
 
 def did_you_mean(word: object, choices: list[str] | tuple[str, ...], *, known: T = T("Bekannt", "known"),
@@ -205,7 +76,7 @@ def build(path: Path, raw: LineDict, registries: Registries, *, lang_override: s
     cfg.lang = lang_override or lang
 
     _plugins(raw, c, cfg)
-    _logging(raw, c, cfg)
+    _logging(raw, c, cfg, base)
     _paths(raw, c, cfg, base)
     _outbox(raw, c, cfg)
     _accounts(raw, c, cfg, registries, base)
@@ -213,6 +84,8 @@ def build(path: Path, raw: LineDict, registries: Registries, *, lang_override: s
     _data_placeholders(raw, c, cfg, registries)
     _templates(raw, c, cfg, registries, base)
 
+    # every secret that was resolved is blanked from here on, whatever else is wrong in the file
+    remember(*(str(a.values[f]) for a in cfg.accounts.values() for f in a.secret_fields if f in a.values))
     errors = [p for p in c.problems if not p.warning]
     cfg.warnings = [p for p in c.problems if p.warning]
     if errors:
@@ -250,11 +123,13 @@ def _plugins(raw: LineDict, c: _Collector, cfg: Config) -> None:
         cfg.plugin_settings = dict(settings)
 
 
-def _logging(raw: LineDict, c: _Collector, cfg: Config) -> None:
+def _logging(raw: LineDict, c: _Collector, cfg: Config, base: Path) -> None:
     section = _section(raw, "logging", c)
     if section is None:
         return
-    c.unknown_keys(section, ("format", "level"), "logging.")
+    c.unknown_keys(section, ("format", "level", "file"), "logging.")
+    if section.get("file"):
+        cfg.log_file = _relative(base, str(section["file"]))
     fmt = section.get("format", "console")
     if fmt not in ("console", "json"):
         c.add(section.line_of("format"), "logging.format", T(f"{fmt!r} unbekannt", f"unknown {fmt!r}"),
@@ -315,75 +190,85 @@ def _accounts(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: 
         return
     plain_secret_in_config = False
     for name, acc in accounts.items():
-        key = f"accounts.{name}"
-        line = accounts.line_of(name)
+        key, line = f"accounts.{name}", accounts.line_of(name)
         if not isinstance(acc, LineDict):
             c.add(line, key, T("muss eine Zuordnung sein", "must be a mapping"))
             continue
-        type_id = acc.get("type")
-        atype = reg.account_types.get(str(type_id)) if type_id else None
+        atype = _account_type(acc, key, c, reg)
         if atype is None:
-            hint = did_you_mean(type_id, sorted(reg.account_types),
-                                known=T("Bekannte Typen (weitere kommen als Plugins)", "known types (more come as plugins)"))
-            msg = (T("'type' fehlt", "'type' is missing") if not type_id else
-                   T(f"unbekannter Kontotyp {type_id!r}", f"unknown account type {type_id!r}"))
-            misspelt = difflib.get_close_matches("type", [str(k) for k in acc], n=1, cutoff=0.6)
-            if not type_id and misspelt:
-                c.add(acc.line_of(misspelt[0]), f"{key}.{misspelt[0]}", T("unbekannter Schlüssel", "unknown key"),
-                      T(f"Meinten Sie 'type'? {hint.de}", f"Did you mean 'type'? {hint.en}"))
-                continue
-            c.add(acc.line_of("type"), f"{key}.type", msg, hint)
             continue
-        c.unknown_keys(acc, [*ACCOUNT_COMMON_KEYS, *(f.name for f in atype.fields)], f"{key}.")
-        values: dict[str, Any] = {}
-        secret_fields = set()
-        problems_before = len(c.problems)
-        for fld in atype.fields:
-            fkey = f"{key}.{fld.name}"
-            fline = acc.line_of(fld.name)
-            if fld.name not in acc or acc[fld.name] in (None, ""):
-                if fld.required:
-                    c.add(line, fkey, T(f"Pflichtfeld '{fld.label.de}' fehlt", f"required field '{fld.label.en}' is missing"),
-                          fld.help)
-                elif fld.default is not None:
-                    values[fld.name] = fld.default
-                continue
-            value = acc[fld.name]
-            if fld.secret or secrets.is_reference(value):
-                try:
-                    value, warns = secrets.resolve(value, base)
-                except secrets.SecretProblem as exc:
-                    c.add(fline, fkey, exc.message, exc.hint)
-                    continue
-                for w in warns:
-                    c.add(fline, fkey, w, warning=True)
-                if fld.secret:
-                    secret_fields.add(fld.name)
-                    secrets.remember(value)
-                    if isinstance(acc[fld.name], str):
-                        plain_secret_in_config = True
-            problem = _check_value(fld.kind, fld.choices, value, base)
-            if isinstance(problem, T):
-                c.add(fline, fkey, problem, fld.help)
-                continue
-            values[fld.name] = problem
-        field_problems = any(not p.warning for p in c.problems[problems_before:])
-        # the type's own checks see incomplete values after a field problem: they would only echo it
-        if atype.validate is not None and not field_problems:
-            try:
-                for fname, message in atype.validate(values):
-                    c.add(acc.line_of(fname), f"{key}.{fname}" if fname else key, message)
-            except Exception as exc:  # a broken validator must still show up as a readable problem
-                c.add(line, key, T(f"Prüfung des Typs {atype.id} gescheitert: {exc}",
-                                   f"validation of type {atype.id} failed: {exc}"))
-        from_name = acc.get("from_name", "")
-        limits = _limits(acc, c, key)
-        cfg.accounts[str(name)] = AccountConfig(str(name), atype.id, values, frozenset(secret_fields), str(from_name),
-                                                limits)
+        account = _account(str(name), acc, atype, key, line, c, base)
+        cfg.accounts[account.name] = account
+        plain_secret_in_config |= any(isinstance(acc.get(f), str) for f in account.secret_fields)
     if plain_secret_in_config:
         for w in secrets.loose_permissions(cfg.path):
             c.add(0, "accounts", w, T("Oder Geheimnisse als {env: VAR} / {file: PFAD} angeben.",
                                       "Or give secrets as {env: VAR} / {file: PATH}."), warning=True)
+
+
+def _account_type(acc: LineDict, key: str, c: _Collector, reg: Registries) -> AccountType | None:
+    type_id = acc.get("type")
+    atype = reg.account_types.get(str(type_id)) if type_id else None
+    if atype is not None:
+        return atype
+    hint = did_you_mean(type_id, sorted(reg.account_types),
+                        known=T("Bekannte Typen (weitere kommen als Plugins)", "known types (more come as plugins)"))
+    misspelt = difflib.get_close_matches("type", [str(k) for k in acc], n=1, cutoff=0.6)
+    if not type_id and misspelt:
+        c.add(acc.line_of(misspelt[0]), f"{key}.{misspelt[0]}", T("unbekannter Schlüssel", "unknown key"),
+              T(f"Meinten Sie 'type'? {hint.de}", f"Did you mean 'type'? {hint.en}"))
+    else:
+        c.add(acc.line_of("type"), f"{key}.type", T("'type' fehlt", "'type' is missing") if not type_id else
+              T(f"unbekannter Kontotyp {type_id!r}", f"unknown account type {type_id!r}"), hint)
+    return None
+
+
+def _account(name: str, acc: LineDict, atype: AccountType, key: str, line: int, c: _Collector,
+             base: Path) -> AccountConfig:
+    """One account: each field checked by its declared kind, then the type's own checks; every
+    problem is reported, the type's own only for fields that have none yet."""
+    c.unknown_keys(acc, [*ACCOUNT_COMMON_KEYS, *(f.name for f in atype.fields)], f"{key}.")
+    values: dict[str, Any] = {}
+    secret_fields: set[str] = set()
+    failed: set[str] = set()
+    for fld in atype.fields:
+        fkey, fline = f"{key}.{fld.name}", acc.line_of(fld.name)
+        if fld.name not in acc or acc[fld.name] in (None, ""):
+            if fld.required:
+                failed.add(fld.name)
+                c.add(line, fkey, T(f"Pflichtfeld '{fld.label.de}' fehlt", f"required field '{fld.label.en}' is missing"),
+                      fld.help)
+            elif fld.default is not None:
+                values[fld.name] = fld.default
+            continue
+        value = acc[fld.name]
+        if fld.secret or secrets.is_reference(value):
+            try:
+                value, warns = secrets.resolve(value, base)
+            except secrets.SecretProblem as exc:
+                failed.add(fld.name)
+                c.add(fline, fkey, exc.message, exc.hint)
+                continue
+            for w in warns:
+                c.add(fline, fkey, w, warning=True)
+            if fld.secret:
+                secret_fields.add(fld.name)
+        converted = _check_value(fld.kind, fld.choices, value, base, shown=not fld.secret)
+        if isinstance(converted, T):
+            failed.add(fld.name)
+            c.add(fline, fkey, converted, fld.help)
+            continue
+        values[fld.name] = converted
+    if atype.validate is not None:
+        try:
+            for fname, message in atype.validate(values):
+                if fname not in failed:  # a field with a problem already: the type would only echo it
+                    c.add(acc.line_of(fname), f"{key}.{fname}" if fname else key, message)
+        except Exception as exc:  # a broken validator must still show up as a readable problem
+            c.add(line, key, T(f"Prüfung des Typs {atype.id} gescheitert: {type(exc).__name__}: {exc}",
+                               f"validation of type {atype.id} failed: {type(exc).__name__}: {exc}"))
+    return AccountConfig(name, atype.id, values, frozenset(secret_fields), str(acc.get("from_name", "")),
+                         _limits(acc, c, key))
 
 
 def _limits(acc: LineDict, c: _Collector, key: str) -> Limits:
@@ -398,42 +283,57 @@ def _limits(acc: LineDict, c: _Collector, key: str) -> Limits:
     for name in LIMIT_KEYS:
         if name not in section:
             continue
-        value = section[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            c.add(section.line_of(name), f"{key}.limits.{name}", T(f"{value!r} ist keine positive Zahl",
-                                                                   f"{value!r} is not a positive number"))
+        value = _number(section[name])
+        if value is None or value <= 0 or (name != "per_seconds" and value != int(value)):
+            c.add(section.line_of(name), f"{key}.limits.{name}", T(f"{section[name]!r} ist keine positive Zahl",
+                                                                   f"{section[name]!r} is not a positive number"))
             continue
-        values[name] = float(value) if name == "per_seconds" else int(value)
+        values[name] = value if name == "per_seconds" else int(value)
     return dataclasses.replace(DEFAULT_LIMITS, **values)
 
 
-def _check_value(kind: str, choices: tuple[str, ...], value: Any, base: Path) -> Any:
-    """The value converted for the transport, or a T describing what is wrong with it."""
+def _check_value(kind: str, choices: tuple[str, ...], value: Any, base: Path, *, shown: bool = True) -> Any:
+    """The value converted to the field's declared kind, or a T saying what is wrong with it.
+    Numbers may be quoted (``port: "587"``), as admins and settings dialogs write them; a
+    secret's value is never repeated in the text."""
+    de, en = (repr(value), repr(value)) if shown else ("Der Wert", "the value")
     if choices and str(value) not in choices:
-        return T(f"{value!r} ist nicht erlaubt; möglich: {', '.join(choices)}",
-                 f"{value!r} is not allowed; choose one of: {', '.join(choices)}")
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            return T(f"{value!r} ist keine ganze Zahl", f"{value!r} is not a whole number")
-        return int(value)
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return T(f"{value!r} ist keine Zahl", f"{value!r} is not a number")
-        return float(value)
+        return T(f"{de} ist nicht erlaubt; möglich: {', '.join(choices)}",
+                 f"{en} is not allowed; choose one of: {', '.join(choices)}")
+    if isinstance(value, (dict, list)):
+        return T("muss ein einfacher Wert sein", "must be a plain value")
+    if kind in ("int", "float"):
+        number = _number(value)
+        if number is None or (kind == "int" and number != int(number)):
+            return (T(f"{de} ist keine ganze Zahl", f"{en} is not a whole number") if kind == "int" else
+                    T(f"{de} ist keine Zahl", f"{en} is not a number"))
+        return int(number) if kind == "int" else number
     if kind == "bool":
+        truth = {"true": True, "false": False, "ja": True, "nein": False, "yes": True, "no": False}
+        if isinstance(value, str) and value.strip().lower() in truth:
+            return truth[value.strip().lower()]
         if not isinstance(value, bool):
-            return T(f"{value!r} ist nicht true/false", f"{value!r} is not true/false")
+            return T(f"{de} ist nicht true/false", f"{en} is not true/false")
         return value
     if kind == "email":
         try:
-            return Address(str(value)).address
+            return Address(str(value).strip()).address
         except AddressError as exc:
             return exc.message
     if kind == "path":
         return str(_relative(base, str(value)))
-    if isinstance(value, (dict, list)):
-        return T("muss ein einfacher Wert sein", "must be a plain value")
     return value if isinstance(value, str) else str(value)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value).strip().replace(",", "."))  # "2,5" as a German admin writes it
+    except ValueError:
+        return None
 
 
 def _purposes(raw: LineDict, c: _Collector, cfg: Config) -> None:
@@ -459,7 +359,6 @@ def _purposes(raw: LineDict, c: _Collector, cfg: Config) -> None:
                                                                        f"unknown account {account!r}"),
                   did_you_mean(account, list(declared), known=T("Konten", "accounts")))
         if ok:
-            cfg.purposes[str(purpose)] = pool[0]
             cfg.pools[str(purpose)] = pool
 
 
@@ -479,7 +378,7 @@ def _data_placeholders(raw: LineDict, c: _Collector, cfg: Config, reg: Registrie
             c.add(line, key, T(f"#{name}# gibt es schon (von {reg.placeholder_plugin[name]!r})",
                                f"#{name}# already exists (from {reg.placeholder_plugin[name]!r})"))
             continue
-        if not templates._TOKEN.fullmatch(f"#{name}#"):
+        if not templates.is_valid_name(str(name)):
             c.add(line, key, T("ungültiger Name (Buchstaben, Ziffern, _ . -)", "invalid name (letters, digits, _ . -)"))
             continue
         purposes = spec.get("purposes", [])
@@ -523,7 +422,8 @@ def _templates(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base:
                 continue
         parsed: dict[str, templates.Template] = {}
         known = list(cfg.placeholders_for(reg, str(purpose)))
-        for part, src in (("subject", spec.get("subject")), ("body", body_src), ("reference", spec.get("reference"))):
+        reference = _reference_source(spec, str(purpose), key, line, c)
+        for part, src in (("subject", spec.get("subject")), ("body", body_src), ("reference", reference)):
             if src is None:
                 if part != "reference":
                     c.add(line, f"{key}.{part}", T("fehlt", "is missing"))
@@ -534,9 +434,9 @@ def _templates(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base:
             except TemplateError as exc:
                 c.add(pline, f"{key}.{part}", exc.message, exc.hint)
                 continue
-            if part == "subject" and ("\n" in tpl.source or "\r" in tpl.source):
-                c.add(pline, f"{key}.subject", T("Betreff darf keinen Zeilenumbruch enthalten",
-                                                 "the subject must not contain a line break"))
+            if part in ("subject", "reference") and any(ch in tpl.source for ch in "\r\n\0"):
+                c.add(pline, f"{key}.{part}", T("darf keinen Zeilenumbruch enthalten",
+                                                "must not contain a line break"))
             for name in templates.unknown_names(tpl, {n: 1 for n in known}):
                 c.add(pline, f"{key}.{part}", T(f"unbekannter Platzhalter #{name}#", f"unknown placeholder #{name}#"),
                       did_you_mean(name, known, fmt="#{}#"))
@@ -544,3 +444,28 @@ def _templates(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base:
         if "subject" in parsed and "body" in parsed:
             cfg.templates[str(purpose)] = TemplateConfig(str(purpose), parsed["subject"], parsed["body"],
                                                          fmt == "html", parsed.get("reference"))
+
+
+def _reference_source(spec: LineDict, purpose: str, key: str, line: int, c: _Collector) -> str | None:
+    """The template of the purpose's duplicate-check reference, or None for no duplicate check:
+    absent means the purpose's default (invoices: ``#extRechnungsNr#``), ``none`` means none."""
+    if "reference" not in spec:
+        default = DEFAULT_REFERENCE.get(purpose)
+        if default is None:
+            c.add(line, f"{key}.reference",
+                  T("keine Referenz: ohne sie schützt nichts davor, dieselbe Mail zweimal zu senden",
+                    "no reference: without one nothing stops the same mail from being sent twice"),
+                  T("z. B. 'reference: \"#Kundennummer#-#Datum#\"' angeben, oder 'reference: none', wenn "
+                    "Wiederholungen gewollt sind.",
+                    "Give e.g. 'reference: \"#Kundennummer#-#Datum#\"', or 'reference: none' when repeats "
+                    "are intended."), warning=True)
+        return default
+    value = spec["reference"]
+    if value is None or str(value).strip().lower() == NO_REFERENCE:
+        return None
+    if not str(value).strip():
+        c.add(spec.line_of("reference"), f"{key}.reference", T("ist leer", "is empty"),
+              T("Eine Referenz wie '#extRechnungsNr#' angeben, oder 'reference: none'.",
+                "Give a reference such as '#extRechnungsNr#', or 'reference: none'."))
+        return None
+    return str(value)

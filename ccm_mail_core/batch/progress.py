@@ -1,4 +1,5 @@
-"""Progress of a batch: a bar with rate and ETA on a terminal, plain lines otherwise."""
+"""Progress of a batch: a bar with rate and ETA on a terminal, plain lines otherwise, and log
+events when the logs are JSON (so a log collector reading stderr sees one JSON object per line)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,20 @@ import time
 from collections import Counter
 from typing import TextIO
 
+import structlog
+
+from ccm_mail_hookspecs import T
+
+log = structlog.get_logger("ccm_mail.batch")
 
 class Progress:
     def __init__(self, total: int, *, lang: str = "de", stream: TextIO | None = None,
-                 interval: float = 5.0) -> None:
+                 interval: float = 5.0, as_log: bool = False) -> None:
         self.total = total
         self.lang = lang
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        self.as_log = as_log and not self.tty
         self.interval = 0.2 if self.tty else interval
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -42,6 +49,10 @@ class Progress:
         eta_text = time.strftime("%H:%M:%S", time.gmtime(eta))
         sent = self.counts.get("sent", 0)
         other = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()) if k != "sent")
+        if self.as_log:
+            log.info("progress", done=self.done, total=self.total, per_minute=round(rate, 1), eta=eta_text,
+                     **dict(self.counts))
+            return
         if self.tty:
             width = 30
             filled = int(width * self.done / self.total) if self.total else width
@@ -51,7 +62,7 @@ class Progress:
             if self.done == self.total:
                 self.stream.write("\n")
         else:
-            label = "sent" if self.lang == "en" else "gesendet"
+            label = T("gesendet", "sent").get(self.lang)
             self.stream.write(f"{self.done}/{self.total} ({label} {sent}{', ' + other if other else ''}) "
                               f"{rate:.1f}/min ETA {eta_text}\n")
         self.stream.flush()

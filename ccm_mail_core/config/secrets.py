@@ -1,7 +1,7 @@
 """Secret values in the configuration: given directly, ``{env: VAR}`` or ``{file: PATH}``.
 
-Every resolved secret is registered with :mod:`ccm_mail_hookspecs.redaction`, so the log
-redaction blanks it wherever it turns up.
+Resolving only: the validation (:mod:`.validate`) registers every resolved secret with
+:mod:`ccm_mail_hookspecs.redaction`, so it is blanked wherever it turns up.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ccm_mail_hookspecs import T
-from ccm_mail_hookspecs.redaction import redact, remember  # noqa: F401 - the host's names for them
+from ccm_mail_hookspecs import ConfigError, T
 
-class SecretProblem(Exception):
-    def __init__(self, message: T, hint: T | None = None) -> None:
-        super().__init__(message.en)
-        self.message = message
-        self.hint = hint
+
+class SecretProblem(ConfigError):
+    """A secret cannot be had: the variable is not set, the file is missing or empty."""
+
+    kind = "secret"
 
 
 def is_reference(value: Any) -> bool:
@@ -39,7 +38,7 @@ def resolve(value: Any, base_dir: Path) -> tuple[str, list[T]]:
         if not got:
             raise SecretProblem(
                 T(f"Umgebungsvariable {ref} ist nicht gesetzt.", f"environment variable {ref} is not set."),
-                T(f"{ref} setzen oder den Wert als Datei angeben.", f"Set {ref} or give the value as a file."))
+                hint=T(f"{ref} setzen oder den Wert als Datei angeben.", f"Set {ref} or give the value as a file."))
         return got, warnings
     path = Path(str(ref)).expanduser()
     if not path.is_absolute():
@@ -49,7 +48,7 @@ def resolve(value: Any, base_dir: Path) -> tuple[str, list[T]]:
     except OSError as exc:
         raise SecretProblem(T(f"Geheimnis-Datei {path} nicht lesbar ({exc.strerror}).",
                               f"secret file {path} cannot be read ({exc.strerror})."),
-                            T("Pfad und Rechte prüfen.", "Check the path and permissions.")) from exc
+                            hint=T("Pfad und Rechte prüfen.", "Check the path and permissions.")) from exc
     if not text:
         raise SecretProblem(T(f"Geheimnis-Datei {path} ist leer.", f"secret file {path} is empty."))
     warnings.extend(loose_permissions(path))

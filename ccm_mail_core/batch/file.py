@@ -5,6 +5,13 @@ the template data. In JSON Lines the data is the ``data`` object and/or the othe
 every other column is a data field. In CSV cells several addresses are separated by commas (as in
 a mail header; quote display names that contain one) and several attachments by ``;``. The CSV
 delimiter (``,`` or ``;``, as German Excel writes it) is detected.
+
+Every address cell goes through the same strict parser as ``ccm-mail send``: a cell that is not
+exactly the addresses it appears to be (a line break, a second address without a comma, an
+unquoted name holding an ``@``) is a problem of its row, never an extra recipient.
+
+Encoding: UTF-8 (with or without BOM), else Windows-1252 — what German Excel's "CSV
+(Trennzeichen-getrennt)" writes; :func:`read` says which it used.
 """
 
 from __future__ import annotations
@@ -13,11 +20,10 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
-from ccm_mail_hookspecs import T
+from ccm_mail_hookspecs import Address, AddressError, T
 
 ADDRESS_KEYS = ("to", "cc", "bcc", "reply_to")
 RESERVED = (*ADDRESS_KEYS, "attachments", "reference", "data")
@@ -26,10 +32,10 @@ RESERVED = (*ADDRESS_KEYS, "attachments", "reference", "data")
 @dataclass(slots=True)
 class Row:
     number: int                 #: 1-based line (JSONL) or data row (CSV, header = row 0)
-    to: list[str] = field(default_factory=list)
-    cc: list[str] = field(default_factory=list)
-    bcc: list[str] = field(default_factory=list)
-    reply_to: list[str] = field(default_factory=list)
+    to: list[Address] = field(default_factory=list)
+    cc: list[Address] = field(default_factory=list)
+    bcc: list[Address] = field(default_factory=list)
+    reply_to: list[Address] = field(default_factory=list)
     attachments: list[str] = field(default_factory=list)
     reference: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
@@ -39,28 +45,48 @@ class Row:
 class RowProblem:
     row: int
     message: T
+    column: str = ""
 
     def render(self, lang: str) -> str:
-        return (f"row {self.row}: " if lang == "en" else f"Zeile {self.row}: ") + self.message.get(lang)
+        where = T(f"Zeile {self.row}", f"row {self.row}").get(lang)
+        if self.column:
+            where += T(f", Spalte {self.column}", f", column {self.column}").get(lang)
+        return f"{where}: {self.message.get(lang)}"
 
 
-def read(path: Path) -> tuple[list[Row], list[RowProblem]]:
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        return _jsonl(text, path.parent)
-    return _csv(text, path.parent)
+#: encodings tried in this order when none is given
+ENCODINGS = ("utf-8-sig", "cp1252")
 
 
-def _addresses(value: Any) -> list[str]:
+def read(path: Path, encoding: str | None = None) -> tuple[list[Row], list[RowProblem], str]:
+    """The rows, the problems, and the encoding the file was read with."""
+    data = path.read_bytes()
+    for candidate in [encoding] if encoding else ENCODINGS:
+        try:
+            text = data.decode(candidate)
+            break
+        except UnicodeDecodeError:
+            if encoding:
+                raise
+    rows, problems = (_jsonl if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else _csv)(text, path.parent)
+    return rows, problems, candidate
+
+
+class _CellError(Exception):
+    def __init__(self, column: str, message: T) -> None:
+        super().__init__(message.en)
+        self.column = column
+        self.message = message
+
+
+def _addresses(value: Any, column: str) -> list[Address]:
     if value is None or value == "":
         return []
     items = value if isinstance(value, list) else [value]
-    out = []
-    for item in items:
-        for name, addr in getaddresses([str(item)]):
-            if addr or name:
-                out.append(f'"{name}" <{addr}>' if name else addr)
-    return out
+    try:
+        return [address for item in items for address in Address.parse_list(str(item))]
+    except AddressError as exc:
+        raise _CellError(column, exc.message) from None
 
 
 def _files(value: Any, base: Path, sep: str = ";") -> list[str]:
@@ -88,10 +114,13 @@ def _jsonl(text: str, base: Path) -> tuple[list[Row], list[RowProblem]]:
             problems.append(RowProblem(number, T("'data' muss ein Objekt sein", "'data' must be an object")))
             continue
         extra = {k: v for k, v in obj.items() if k not in RESERVED}
-        rows.append(Row(number, *(_addresses(obj.get(k)) for k in ADDRESS_KEYS),
-                        attachments=_files(obj.get("attachments"), base),
-                        reference=str(obj["reference"]) if obj.get("reference") not in (None, "") else None,
-                        data={**extra, **data}))
+        try:
+            rows.append(Row(number, *(_addresses(obj.get(k), k) for k in ADDRESS_KEYS),
+                            attachments=_files(obj.get("attachments"), base),
+                            reference=str(obj["reference"]) if obj.get("reference") not in (None, "") else None,
+                            data={**extra, **data}))
+        except _CellError as exc:
+            problems.append(RowProblem(number, exc.message, exc.column))
     return rows, problems
 
 
@@ -107,8 +136,11 @@ def _csv(text: str, base: Path) -> tuple[list[Row], list[RowProblem]]:
             problems.append(RowProblem(number, T("zu viele Spalten", "too many columns")))
             continue
         rec = {k.strip(): (v or "").strip() for k, v in raw.items()}
-        rows.append(Row(number, *(_addresses(rec.get(k)) for k in ADDRESS_KEYS),
-                        attachments=_files(rec.get("attachments"), base),
-                        reference=rec.get("reference") or None,
-                        data={k: v for k, v in rec.items() if k not in RESERVED}))
+        try:
+            rows.append(Row(number, *(_addresses(rec.get(k), k) for k in ADDRESS_KEYS),
+                            attachments=_files(rec.get("attachments"), base),
+                            reference=rec.get("reference") or None,
+                            data={k: v for k, v in rec.items() if k not in RESERVED}))
+        except _CellError as exc:
+            problems.append(RowProblem(number, exc.message, exc.column))
     return rows, problems

@@ -1,0 +1,107 @@
+"""``accounts list|types|test|consent``: the mail accounts (*Kommunikation – E-Mail-Adressen*)."""
+
+from __future__ import annotations
+
+import argparse
+from email.utils import make_msgid
+from typing import Any
+
+from ccm_mail_hookspecs import Message
+
+from ..config import purpose_label
+from ..results import ExitCode
+from .context import listing, open_mailer
+from .output import Out
+from .parser import Help
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
+    acc = sub.add_parser("accounts", help=h("E-Mail-Konten", "mail accounts"))
+    acc_sub = acc.add_subparsers(dest="sub", required=True, metavar=h("BEFEHL", "COMMAND"))
+    acc_sub.add_parser("list", parents=[common], help=h("Konten und ihre Zwecke", "accounts and their purposes")
+                       ).set_defaults(func=list_accounts)
+    acc_sub.add_parser("types", parents=[common], help=h("Kontotypen und ihre Felder", "account types and their fields")
+                       ).set_defaults(func=types)
+    t = acc_sub.add_parser("test", parents=[common], help=h("Verbindung testen", "test the connection"))
+    t.add_argument("name", help=h("Name des Kontos", "the account's name"))
+    t.add_argument("--send-test-mail", action="store_true", help=h("Testmail an das Konto selbst senden",
+                                                                   "send a test mail to the account itself"))
+    t.set_defaults(func=test)
+    c = acc_sub.add_parser("consent", parents=[common], help=h("Admin Berechtigung erteilen", "grant admin consent"))
+    c.add_argument("name", help=h("Name des Kontos", "the account's name"))
+    c.add_argument("--no-browser", action="store_true", help=h("URL nur ausgeben (Admin an anderem Rechner)",
+                                                               "only print the URL (admin on another computer)"))
+    c.add_argument("--timeout", type=float, help=h("Sekunden warten auf die Rückmeldung", "seconds to wait for the answer"))
+    c.set_defaults(func=consent)
+
+
+def list_accounts(args: argparse.Namespace, out: Out) -> int:
+    with open_mailer(args, out) as mailer:
+        cfg = mailer.config
+        rows = []
+        for acc in cfg.accounts.values():
+            atype = mailer.registries.account_types[acc.type]
+            shown = {k: ("***" if k in acc.secret_fields else v) for k, v in acc.values.items()}
+            rows.append({"name": acc.name, "type": acc.type, "type_label": atype.label.get(cfg.lang),
+                         "sender": str(mailer.sender_of(acc.name)), "settings": shown,
+                         "purposes": [p for p in cfg.purposes if cfg.account_for(p) == acc.name]})
+        out.emit({"accounts": rows}, lambda: "\n".join(
+            f"{r['name']}  [{r['type_label']}]  {r['sender']}  → "
+            f"{', '.join(purpose_label(p, cfg.lang) for p in r['purposes']) or '-'}" for r in rows))
+    return ExitCode.OK
+
+
+def types(args: argparse.Namespace, out: Out) -> int:
+    _, registries, _ = listing(args, out)
+    found = [registries.account_types[k] for k in sorted(registries.account_types)]
+
+    def human() -> str:
+        lines = []
+        for t in found:
+            lines.append(f"{t.id}: {t.label.get(out.lang)}")
+            for f in t.fields:
+                flags = [out.t("Pflicht", "required") if f.required else out.t("optional", "optional")]
+                if f.secret:
+                    flags.append(out.t("geheim", "secret"))
+                lines.append(f"  {f.name:<22} {f.label.get(out.lang)} [{', '.join(flags)}]")
+                if f.help:
+                    lines.append(f"  {'':<22}   {f.help.get(out.lang)}")
+        return "\n".join(lines)
+    out.emit({"types": [t.to_dict(out.lang) for t in found]}, human)
+    return ExitCode.OK
+
+
+def test(args: argparse.Namespace, out: Out) -> int:
+    with open_mailer(args, out) as mailer:
+        result = mailer.check_account(args.name)
+        data: dict[str, Any] = {"ok": result.ok, "steps": [{"step": s, "ok": ok, "text": t.get(out.lang)}
+                                                         for s, ok, t in result.steps]}
+        sender = mailer.sender_of(args.name)
+        if result.ok and args.send_test_mail:
+            msg = Message(subject=out.t("ccm-mail Testnachricht", "ccm-mail test message"), to=[sender], sender=sender,
+                          text=out.t("Diese Nachricht bestätigt, dass das Konto senden kann.",
+                                     "This message confirms that the account can send."),
+                          message_id=make_msgid(domain=sender.address.rpartition("@")[2]))
+            receipt = mailer.transport(args.name).send(msg)
+            data["test_mail"] = {"sent_at": receipt.sent_at.isoformat(), "transport_ids": dict(receipt.transport_ids)}
+
+        def human() -> str:
+            lines = [("✔ " if ok else "✘ ") + t.get(out.lang) for _, ok, t in result.steps]
+            if "test_mail" in data:
+                lines.append(out.t(f"✔ Testmail an {sender} gesendet.", f"✔ test mail sent to {sender}."))
+            lines.append(out.t("Verbindung in Ordnung.", "Connection OK.") if result.ok else
+                         out.t("Verbindung fehlgeschlagen.", "Connection failed."))
+            return "\n".join(lines)
+        out.emit(data, human)
+        return ExitCode.OK if result.ok else ExitCode.SEND_FAILED
+
+
+def consent(args: argparse.Namespace, out: Out) -> int:
+    with open_mailer(args, out) as mailer:
+        options: dict[str, Any] = {"no_browser": args.no_browser, "lang": mailer.lang, "out": out.note}
+        if args.timeout:
+            options["timeout"] = args.timeout
+        result = mailer.account_action(args.name, "consent", **options)
+        ok = bool(result.get("ok")) if isinstance(result, dict) else bool(result)
+        out.emit(result, lambda: str(result.get("message", result)) if isinstance(result, dict) else str(result))
+        return ExitCode.OK if ok else ExitCode.SEND_FAILED

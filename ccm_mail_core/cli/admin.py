@@ -1,0 +1,99 @@
+"""``config check``, ``plugins``, ``placeholders``: what an admin looks at while setting up."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..config import ConfigProblems, purpose_label
+from ..mailer import Mailer
+from ..results import ExitCode
+from .context import config_path, lang_override, listing
+from .output import Out
+from .parser import Help
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
+    cfg = sub.add_parser("config", help=h("Konfiguration prüfen", "check the configuration"))
+    cfg_sub = cfg.add_subparsers(dest="sub", required=True, metavar=h("BEFEHL", "COMMAND"))
+    cfg_sub.add_parser("check", parents=[common], help=h("alle Probleme mit Datei, Zeile und Schlüssel anzeigen",
+                                                         "show every problem with file, line and key")
+                       ).set_defaults(func=config_check)
+    sub.add_parser("plugins", parents=[common], help=h("geladene Plugins mit Version und Hooks",
+                                                       "loaded plugins with version and hooks")).set_defaults(func=plugins)
+    ph = sub.add_parser("placeholders", parents=[common], help=h("Platzhalter für Vorlagen", "placeholders for templates"))
+    ph.add_argument("--purpose", "-p", help=h("nur für diesen Zweck", "only for this purpose"))
+    ph.set_defaults(func=placeholders)
+
+
+def config_check(args: argparse.Namespace, out: Out) -> int:
+    path = config_path(args)
+    try:
+        mailer = Mailer.from_config(path, lang=lang_override(args))
+    except ConfigProblems as exc:
+        if out.json:
+            out.emit({"ok": False, "exit_code": ExitCode.CONFIG, "file": str(path),
+                      "problems": [p.to_dict(out.lang) for p in exc.problems]}, "")
+        else:
+            for p in exc.problems:
+                out.note(f"{out.t('Warnung', 'warning') if p.warning else out.t('Fehler', 'error')}: {p.render(out.lang)}")
+            n = sum(1 for p in exc.problems if not p.warning)
+            out.note(out.t(f"{n} Fehler in {path}.", f"{n} errors in {path}."))
+        return ExitCode.CONFIG
+    with mailer:
+        cfg = mailer.config
+        out.lang = cfg.lang
+        data = {"ok": True, "file": str(cfg.path), "accounts": list(cfg.accounts),
+                "purposes": {p: cfg.account_for(p) for p in cfg.purposes},
+                "journal": str(cfg.journal_path), "warnings": [p.to_dict(cfg.lang) for p in cfg.warnings],
+                "plugin_failures": [{"name": f.name, "reason": f.reason.get(cfg.lang)} for f in mailer.pm.failures]}
+
+        def human() -> str:
+            lines = [f"{out.t('Warnung', 'warning')}: {p.render(cfg.lang)}" for p in cfg.warnings]
+            lines += [f"{out.t('Plugin nicht geladen', 'plugin not loaded')}: {f.name}: {f.reason.get(cfg.lang)}"
+                      for f in mailer.pm.failures]
+            lines.append(out.t(f"{cfg.path}: in Ordnung ({len(cfg.accounts)} Konten).",
+                               f"{cfg.path}: OK ({len(cfg.accounts)} accounts)."))
+            lines += [f"  {purpose_label(p, cfg.lang)} → {a or '-'}" for p, a in data["purposes"].items()]
+            return "\n".join(lines)
+        out.emit(data, human)
+    return ExitCode.OK
+
+
+def plugins(args: argparse.Namespace, out: Out) -> int:
+    pm, _, _ = listing(args, out)
+    infos = pm.infos()
+    data = {"plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version,
+                         "builtin": i.builtin, "hooks": list(i.hooks)} for i in infos],
+            "failed": [{"name": f.name, "distribution": f.distribution, "reason": f.reason.get(out.lang)}
+                       for f in pm.failures]}
+
+    def human() -> str:
+        lines = []
+        for i in infos:
+            origin = i.distribution + (f" {i.version}" if i.version else "")
+            tag = out.t(" (eingebaut)", " (built-in)") if i.builtin else ""
+            lines.append(f"{i.name}  {origin}{tag}\n    hooks: {', '.join(i.hooks)}")
+        for f in pm.failures:
+            lines.append(f"{f.name}  {f.distribution}  {out.t('NICHT GELADEN', 'NOT LOADED')}: {f.reason.get(out.lang)}")
+        return "\n".join(lines)
+    out.emit(data, human)
+    return ExitCode.OK
+
+
+def placeholders(args: argparse.Namespace, out: Out) -> int:
+    _, registries, cfg = listing(args, out)
+    purposes = [args.purpose] if args.purpose else sorted({"invoice", "eservice", *(cfg.templates if cfg else ())})
+    data: dict[str, Any] = {}
+    for purpose in purposes:
+        merged = cfg.placeholders_for(registries, purpose) if cfg else registries.placeholders_for(purpose)
+        data[purpose] = sorted((p.to_dict(out.lang) for p in merged.values()), key=lambda d: d["name"].lower())
+
+    def human() -> str:
+        lines = []
+        for purpose, items in data.items():
+            lines.append(f"[{purpose_label(purpose, out.lang)}]")
+            lines += [f"  {d['token']:<22} {d['description']}  ({out.t('z. B.', 'e.g.')} {d['example']})" for d in items]
+        return "\n".join(lines)
+    out.emit({"placeholders": data}, human)
+    return ExitCode.OK

@@ -1,0 +1,146 @@
+"""``journal``, ``outbox``, ``outbox resolve``: what was sent, and what is still open."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any
+
+from ccm_mail_hookspecs import Status, T
+
+from ..config import purpose_label
+from ..journal import Entry, Journal
+from ..outbox import Outbox
+from ..results import ExitCode, exit_code_for
+from .context import open_mailer
+from .output import Out
+from .parser import Help
+
+#: what people read for a state
+STATUS_LABELS = {Status.QUEUED: T("wartend", "queued"), Status.SENDING: T("wird gesendet", "sending"),
+                 Status.SENT: T("gesendet", "sent"), Status.FAILED: T("fehlgeschlagen", "failed"),
+                 Status.UNKNOWN: T("unklar", "unknown"), Status.CANCELLED: T("abgebrochen", "cancelled")}
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
+    jr = sub.add_parser("journal", parents=[common], help=h("Versandjournal abfragen", "query the journal"))
+    jr.add_argument("--reference", "-r", help=h("Referenz, z. B. Rechnungsnummer", "reference, e.g. invoice number"))
+    jr.add_argument("--status", action="append", choices=[s.value for s in Status], help=h("Status", "status"))
+    jr.add_argument("--purpose", "-p", help=h("Zweck", "purpose"))
+    jr.add_argument("--since", help=h("ab Datum (JJJJ-MM-TT)", "from date (YYYY-MM-DD)"))
+    jr.add_argument("--until", help=h("vor Datum (JJJJ-MM-TT)", "before date (YYYY-MM-DD)"))
+    jr.add_argument("--limit", type=int, default=50, help=h("höchstens so viele Einträge", "at most this many entries"))
+    jr.add_argument("--id", type=int, help=h("ein Eintrag mit Verlauf", "one entry with its history"))
+    jr.set_defaults(func=journal)
+
+    ob = sub.add_parser("outbox", parents=[common], help=h("Postausgang: wartend, unklar, fehlgeschlagen",
+                                                           "outbox: queued, unknown, failed"))
+    ob.add_argument("--retry", action="store_true", help=h("fehlgeschlagene erneut senden", "send failed ones again"))
+    ob.set_defaults(func=outbox)
+    obs = ob.add_subparsers(dest="sub", metavar=h("BEFEHL", "COMMAND"))
+    rs = obs.add_parser("resolve", parents=[common], help=h("über eine Mail mit unklarem Ausgang entscheiden",
+                                                            "decide about a mail whose outcome is unknown"))
+    rs.add_argument("id", type=int, help=h("Journal-Eintrag", "journal entry"))
+    rs.add_argument("action", choices=("sent", "resend", "drop"),
+                    help=h("sent: kam an · resend: erneut senden · drop: verwerfen",
+                           "sent: it arrived · resend: send again · drop: discard"))
+    rs.set_defaults(func=resolve)
+
+
+def _local(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%d.%m.%Y %H:%M:%S")
+    except ValueError:
+        return iso
+
+
+def _line(e: Entry, out: Out, note: str = "") -> str:
+    when = e.sent_at or e.updated_at
+    label = out.t("Versanddatum", "sent") if e.sent_at else out.t("Stand", "updated")
+    return (f"#{e.id}  {STATUS_LABELS[e.status].get(out.lang):<14} {purpose_label(e.purpose, out.lang):<28} "
+            f"{e.reference or '-':<16} {label} {_local(when)}  → {', '.join(e.recipients)}  \"{e.subject}\"{note}")
+
+
+def journal(args: argparse.Namespace, out: Out) -> int:
+    with open_mailer(args, out) as mailer:
+        path = mailer.config.journal_path
+    # read-only: inspecting a journal must work on a backup or a read-only share too
+    book = Journal(path, readonly=True)
+    try:
+        if args.id:
+            found = book.get(args.id)
+            entries = [found] if found else []
+        else:
+            entries = book.query(reference=args.reference, status=args.status, purpose=args.purpose,
+                                 since=args.since, until=args.until, limit=args.limit)
+        history = {e.id: book.events(e.id) for e in entries} if args.id else {}
+    finally:
+        book.close()
+    data = {"entries": [dict(e.to_dict(), events=history[e.id]) if args.id else e.to_dict() for e in entries]}
+
+    def human() -> str:
+        if not entries:
+            return out.t("Keine Einträge.", "No entries.")
+        lines = []
+        for e in entries:
+            lines.append(_line(e, out))
+            if e.error:
+                lines.append(f"      {e.error}")
+            for ev in history.get(e.id, []):
+                lines.append(f"      {_local(ev['at'])}  {STATUS_LABELS[Status(ev['status'])].get(out.lang)}  "
+                             f"{ev['detail'] or ''}")
+        return "\n".join(lines)
+    out.emit(data, human)
+    return ExitCode.OK
+
+
+def outbox(args: argparse.Namespace, out: Out) -> int:
+    with open_mailer(args, out) as mailer:
+        box = Outbox(mailer)
+        check = box.check()
+        retried = box.retry_failed() if args.retry else []
+        requeued = box.send_queued() if (args.retry or check.requeued) else []
+        entries = box.entries()
+        data = {"entries": [e.to_dict() for e in entries], "checked": {
+                "sent": check.sent, "requeued": check.requeued, "waiting": check.waiting,
+                "needs_operator": check.operator, "busy": check.busy},
+                "retried": [r.to_dict(out.lang) for r in [*retried, *requeued]]}
+
+        def human() -> str:
+            lines = []
+            if check.sent:
+                lines.append(out.t(f"Beim Anbieter gefunden und als gesendet verbucht: {check.sent}",
+                                   f"found at the provider and recorded as sent: {check.sent}"))
+            for r in [*retried, *requeued]:
+                lines.append(f"#{r.journal_id}: {STATUS_LABELS[r.status].get(out.lang)}"
+                             + (f" ({r.error.render(out.lang)})" if r.error else ""))
+            if not entries:
+                lines.append(out.t("Postausgang leer.", "outbox is empty."))
+            for e in entries:
+                note = ""
+                if e.id in check.operator:
+                    note = out.t(f"  → entscheiden: outbox resolve {e.id} sent|resend|drop",
+                                 f"  → decide: outbox resolve {e.id} sent|resend|drop")
+                elif e.id in check.waiting:
+                    note = out.t("  → noch nicht im Postfach gefunden; wird nach Wartezeit erneut gesendet",
+                                 "  → not found in the mailbox yet; resent after the grace period")
+                elif e.id in check.busy:
+                    note = out.t("  → wird gerade von einem anderen Prozess gesendet",
+                                 "  → being sent by another process right now")
+                lines.append(_line(e, out, note))
+                if e.error:
+                    lines.append(f"      {e.error}")
+            return "\n".join(lines)
+        out.emit(data, human)
+        if any(e.status in (Status.UNKNOWN, Status.SENDING) for e in entries):
+            return ExitCode.UNKNOWN
+        return ExitCode.SEND_FAILED if any(e.status is Status.FAILED for e in entries) else ExitCode.OK
+
+
+def resolve(args: argparse.Namespace, out: Out) -> int:
+    with open_mailer(args, out) as mailer:
+        entry = Outbox(mailer).resolve(args.id, args.action)
+        out.emit({"ok": True, "entry": entry.to_dict()},
+                 out.t(f"Eintrag {entry.id}: {STATUS_LABELS[entry.status].get(out.lang)}.",
+                       f"entry {entry.id}: {STATUS_LABELS[entry.status].get(out.lang)}."))
+        return ExitCode.OK if entry.status is Status.CANCELLED else exit_code_for(entry.status)

@@ -1,0 +1,71 @@
+"""What the CLI writes: results for people (in their language) or one JSON document for
+programs, and errors; every byte passes the redaction first.
+
+Encoding contract (AbSys captures the output with a German code page): ``--json`` is ASCII-only
+JSON (``\\u`` escapes), safe in any code page. Human text never fails on an encoding: UTF-8 when
+stdout/stderr is not a console, the console's code page with ``?`` for what it cannot show
+otherwise; a caller that sets ``PYTHONIOENCODING`` gets that encoding, again with replacement.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ccm_mail_hookspecs import CcmMailError, T
+
+from ..config import ConfigProblems
+from ..redaction import scrub
+
+
+def setup_streams() -> None:
+    """Make stdout and stderr unable to raise UnicodeEncodeError (see the module docstring)."""
+    explicit = os.environ.get("PYTHONIOENCODING", "")
+    for stream in (sys.stdout, sys.stderr):
+        if not isinstance(stream, io.TextIOWrapper):
+            continue  # replaced by a host or a test harness: theirs to handle
+        if explicit or stream.isatty():
+            stream.reconfigure(errors="replace")
+        else:
+            stream.reconfigure(encoding="utf-8", errors="replace")
+
+
+def to_json(data: Any) -> str:
+    return scrub(json.dumps(data, ensure_ascii=True, indent=2, default=str))
+
+
+class Out:
+    """Writes a command's answer to stdout and notes and errors to stderr."""
+
+    def __init__(self, *, json_output: bool, lang: str) -> None:
+        self.json = json_output
+        self.lang = lang
+
+    def t(self, de: str, en: str) -> str:
+        return T(de, en).get(self.lang)
+
+    def emit(self, data: Any, human: Callable[[], str] | str) -> None:
+        if self.json:
+            print(to_json(data))
+            return
+        text = human() if callable(human) else human
+        if text:
+            print(scrub(text))
+
+    def note(self, text: str) -> None:
+        """A line for the person at the terminal (stderr), also with ``--json``."""
+        print(scrub(text), file=sys.stderr)
+
+    def error(self, exc: CcmMailError, code: int, **extra: Any) -> int:
+        if self.json:
+            payload: dict[str, Any] = {"ok": False, "exit_code": code, "error": exc.to_dict(self.lang), **extra}
+            if isinstance(exc, ConfigProblems):
+                payload["problems"] = [p.to_dict(self.lang) for p in exc.problems]
+            print(to_json(payload))
+        else:
+            self.note(f"{self.t('Fehler', 'Error')}: {exc.render(self.lang)}")
+        return code

@@ -1,0 +1,105 @@
+"""Composing one message: the purpose's template filled from the send data, addressed, with its
+attachments; every input the caller gave is checked here, before anything is journaled or sent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+from ccm_mail_hookspecs import (
+    Address, Attachment, ConfigError, Message, Preview, SendContext, T, TemplateError,
+)
+
+from .config import Config
+from .plugins import Registries
+
+#: what a caller may give as an address or an attachment
+AddressLike = str | Address
+AttachmentLike = str | os.PathLike[str] | Attachment
+
+
+def account_of(config: Config, purpose: str, account: str | None) -> str:
+    """The sending account: ``account`` if it serves ``purpose``, else the first of its pool."""
+    pool = config.pool_for(purpose)
+    if account is not None and account not in pool:
+        raise ConfigError(T(f"Konto {account!r} bedient Zweck {purpose!r} nicht.",
+                            f"account {account!r} does not serve purpose {purpose!r}."))
+    if not pool:
+        known = ", ".join(config.purposes) or "-"
+        raise ConfigError(T(f"Zweck {purpose!r} ist keinem Konto zugeordnet.", f"purpose {purpose!r} has no account."),
+                          hint=T(f"Unter 'purposes:' zuordnen. Vorhanden: {known}",
+                                 f"Map it under 'purposes:'. Configured: {known}"))
+    return account or pool[0]
+
+
+def compose(config: Config, registries: Registries, purpose: str, *, sender: Address,
+            to: Sequence[AddressLike], cc: Sequence[AddressLike] = (), bcc: Sequence[AddressLike] = (),
+            reply_to: Sequence[AddressLike] = (), data: Mapping[str, Any] | None = None,
+            attachments: Sequence[AttachmentLike] = (), reference: str | None = None,
+            headers: Mapping[str, str] | None = None, account: str, message_id: str | None = None,
+            interactive: bool = False, assume_yes: bool = False) -> Preview:
+    """Render the purpose's template for this send; raise a clear error if anything is wrong.
+    Nothing is sent or journaled here: this is also what ``preview`` shows."""
+    template = config.templates.get(purpose)
+    if template is None:
+        raise ConfigError(T(f"Keine Vorlage für Zweck {purpose!r}.", f"no template for purpose {purpose!r}."),
+                          hint=T(f"Unter 'templates: {purpose}:' Betreff und Text anlegen.",
+                                 f"Add subject and body under 'templates: {purpose}:'."))
+    acc = config.accounts[account]
+    recipients = {key: [_address(a) for a in given] for key, given in
+                  (("to", to), ("cc", cc), ("bcc", bcc), ("reply_to", reply_to))}
+    count = len(recipients["to"]) + len(recipients["cc"]) + len(recipients["bcc"])
+    if count == 0:
+        raise ConfigError(T("Kein Empfänger angegeben.", "no recipient given."),
+                          hint=T("Mit --to die Adresse des Kunden angeben.", "Give the customer's address with --to."))
+    if count > acc.limits.recipients_per_message:
+        raise ConfigError(T(f"{count} Empfänger; das Konto erlaubt {acc.limits.recipients_per_message} je Mail.",
+                            f"{count} recipients; the account allows {acc.limits.recipients_per_message} per message."))
+
+    ctx = SendContext(purpose=purpose, account=account, account_type=acc.type, data=dict(data or {}),
+                      lang=config.lang, interactive=interactive, assume_yes=assume_yes)
+    placeholders = config.placeholders_for(registries, purpose)
+
+    def resolve(name: str) -> str | None:
+        return placeholders[name].resolve(ctx) if name in placeholders else None
+
+    subject = template.subject.render(resolve)
+    body = template.body.render(resolve, escape_html=template.html)
+    if reference is None and template.reference is not None:
+        reference = template.reference.render(resolve)
+    ctx = SendContext(purpose=purpose, account=account, account_type=acc.type, reference=_reference(reference),
+                      data=ctx.data, lang=config.lang, interactive=interactive, assume_yes=assume_yes)
+    message = Message(subject=subject, to=recipients["to"], cc=recipients["cc"], bcc=recipients["bcc"],
+                      reply_to=recipients["reply_to"], sender=sender,
+                      text=None if template.html else body, html=body if template.html else None,
+                      attachments=[_attachment(a) for a in attachments], headers=dict(headers or {}),
+                      message_id=message_id or make_msgid(domain=sender.address.rpartition("@")[2]))
+    message.check()
+    return Preview(message=message, context=ctx, account_label=f"{account} ({acc.type})")
+
+
+def _address(value: AddressLike) -> Address:
+    return value if isinstance(value, Address) else Address.parse(str(value))
+
+
+def _attachment(value: AttachmentLike) -> Attachment:
+    return value if isinstance(value, Attachment) else Attachment(Path(value))
+
+
+def _reference(reference: str | None) -> str:
+    """A given reference must say something: a blank one would switch the duplicate check off."""
+    if reference is None:
+        return ""
+    if not reference.strip() or any(ch in reference for ch in "\r\n\0"):
+        raise TemplateError(
+            T(f"Referenz {reference!r} ist leer oder enthält einen Zeilenumbruch; ohne sie schützt nichts vor "
+              "doppeltem Versand. Nichts gesendet.",
+              f"reference {reference!r} is blank or contains a line break; without it nothing prevents sending "
+              "twice. Nothing sent."),
+            hint=T("Die Rechnungsnummer mit --reference oder in den Sendedaten angeben.",
+                   "Give the invoice number with --reference or in the send data."))
+    return reference.strip()

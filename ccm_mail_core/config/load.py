@@ -1,0 +1,105 @@
+"""Reading the YAML file: parsed so that every key remembers its line, so every config problem
+can name its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ccm_mail_hookspecs import T
+
+from .model import ConfigProblems, Problem
+
+
+class LineDict(dict):  # type: ignore[type-arg]
+    """A mapping from YAML that knows the line of each key (1-based) and of itself."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+    def line_of(self, key: Any) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class LineList(list):  # type: ignore[type-arg]
+    line: int = 0
+    item_lines: list[int]
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if index < len(self.item_lines) else self.line
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load(path: Path) -> Any:
+    """Parse ``path``; raises ``yaml.YAMLError`` (with its mark) or ``OSError``."""
+    with path.open("r", encoding="utf-8-sig") as fh:
+        return yaml.load(fh, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+
+
+def read_raw(path: Path) -> LineDict:
+    """Parse the file; a YAML syntax error or an unreadable file becomes a one-problem ConfigProblems."""
+    name = str(path.resolve())
+    try:
+        raw = load(path)
+    except FileNotFoundError:
+        raise ConfigProblems([Problem(name, 0, "", T("Konfigurationsdatei nicht gefunden.", "configuration file not found."),
+                                      T("Pfad mit --config angeben; Vorlage: config.example.yaml.",
+                                        "Give the path with --config; see config.example.yaml."))]) from None
+    except OSError as exc:
+        raise ConfigProblems([Problem(name, 0, "", T(f"nicht lesbar: {exc.strerror}", f"cannot be read: {exc.strerror}"))]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigProblems([Problem(name, 0, "", T(f"ist kein UTF-8 (Byte {exc.start})", f"is not UTF-8 (byte {exc.start})"),
+                                      T("Im Editor als UTF-8 speichern.", "Save it as UTF-8 in the editor."))]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        what = f"{getattr(exc, 'problem', '') or exc}"
+        raise ConfigProblems([Problem(name, line, "", T(f"YAML-Syntaxfehler: {what}", f"YAML syntax error: {what}"),
+                                      T("Einrückung (Leerzeichen, keine Tabs) und Doppelpunkte prüfen.",
+                                        "Check indentation (spaces, no tabs) and colons."))]) from None
+    if raw is None:
+        raw = LineDict()
+        raw.key_lines = {}
+    if not isinstance(raw, LineDict):
+        raise ConfigProblems([Problem(name, 1, "", T("Oberste Ebene muss eine Zuordnung (key: value) sein.",
+                                                     "the top level must be a mapping (key: value)."))])
+    return raw
+
+
+def blocked_plugins(raw: LineDict) -> tuple[str, ...]:
+    """Read ``plugins.disable`` before the plugin manager exists (it decides which plugins load)."""
+    plugins = raw.get("plugins")
+    if isinstance(plugins, dict) and isinstance(plugins.get("disable"), list):
+        return tuple(str(x) for x in plugins["disable"])
+    return ()

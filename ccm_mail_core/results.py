@@ -1,0 +1,72 @@
+"""What a send comes back as, and the exit codes AbSys branches on: decided here, once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccm_mail_hookspecs import Cancelled, CcmMailError, Receipt, Status, TransportError, Unconfirmed
+
+from .journal import DuplicateSend, JournalError
+from .pacing import DailyLimitReached
+
+
+class ExitCode:
+    """Process exit codes of ``ccm-mail`` (stable; AbSys branches on them)."""
+
+    OK = 0
+    SEND_FAILED = 1   #: not sent (the provider refused, or it never left); fix the cause, then retry
+    CONFIG = 2        #: configuration or usage error; nothing was sent
+    CANCELLED = 3     #: declined at confirmation or by a prepare hook; nothing was sent
+    UNKNOWN = 4       #: the outcome is unknown: do not resend, check the journal/outbox
+    DUPLICATE = 5     #: refused: this reference was already sent (use --resend to send again)
+
+
+_FOR_STATUS = {Status.SENT: ExitCode.OK, Status.FAILED: ExitCode.SEND_FAILED, Status.CANCELLED: ExitCode.CANCELLED,
+               Status.UNKNOWN: ExitCode.UNKNOWN, Status.SENDING: ExitCode.UNKNOWN, Status.QUEUED: ExitCode.SEND_FAILED}
+
+# first match wins: subclasses before their bases
+_FOR_ERROR: tuple[tuple[type[BaseException], int], ...] = (
+    (DuplicateSend, ExitCode.DUPLICATE),
+    (Unconfirmed, ExitCode.CONFIG),
+    (Cancelled, ExitCode.CANCELLED),
+    (TransportError, ExitCode.SEND_FAILED),
+    (JournalError, ExitCode.SEND_FAILED),
+    (DailyLimitReached, ExitCode.SEND_FAILED),
+    (CcmMailError, ExitCode.CONFIG),  # template, address, attachment, data: the input must change
+)
+
+
+def exit_code_for(outcome: Status | BaseException) -> int:
+    """The exit code of a final status or of an error that ended a command."""
+    if isinstance(outcome, Status):
+        return _FOR_STATUS[outcome]
+    if isinstance(outcome, CcmMailError) and outcome.sent is None:  # it may have left: never resend blindly
+        return ExitCode.UNKNOWN
+    for kind, code in _FOR_ERROR:
+        if isinstance(outcome, kind):
+            return code
+    return ExitCode.SEND_FAILED  # a bug: never claim success, never claim "usage error"
+
+
+@dataclass(slots=True)
+class SendResult:
+    status: Status
+    journal_id: int
+    message_id: str
+    receipt: Receipt | None = None
+    error: CcmMailError | None = None
+    recorder_failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_for(self.status)
+
+    def to_dict(self, lang: str = "de") -> dict[str, Any]:
+        return {
+            "status": self.status.value, "journal_id": self.journal_id, "message_id": self.message_id,
+            "sent_at": self.receipt.sent_at.isoformat() if self.receipt else None,
+            "transport_ids": dict(self.receipt.transport_ids) if self.receipt else {},
+            "error": self.error.to_dict(lang) if self.error else None,
+            "recorder_failures": [{"plugin": p, "error": e} for p, e in self.recorder_failures],
+        }
