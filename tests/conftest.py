@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from ccm_mail_core import Mailer
-from host_support import BASE_CONFIG
+from host_support import BASE_CONFIG, LOAD_PLUGINS
+
+
+@pytest.fixture(autouse=True)
+def _no_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever is installed on this machine stays out of the host's tests, the CLI included
+    (a test that needs plugins installs them into a ``site`` of its own)."""
+    monkeypatch.setenv(LOAD_PLUGINS, "")
 
 
 @pytest.fixture

@@ -13,10 +13,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from ccm_mail_core import batch
 from ccm_mail_hookspecs import hookimpl
 
-from host_support import BASE_CONFIG, make_dist, run_cli
+from host_support import BASE_CONFIG, LOAD_PLUGINS, make_dist, run_cli
 
 POOL = BASE_CONFIG.replace("purposes:\n  invoice: Rechnungsversand", """\
   Rechnung2:
@@ -149,6 +151,7 @@ def ccm_mail_account_types(register):
 """
 
 
+@pytest.mark.slow
 def test_batch_killed_with_sigkill_resumes_exactly_once(workdir, tmp_path, pdf) -> None:
     site = tmp_path / "site"
     make_dist(site, "ccm-mail-slow", "ccm_mail_slow", SLOW, entry_name="slow")
@@ -156,7 +159,7 @@ def test_batch_killed_with_sigkill_resumes_exactly_once(workdir, tmp_path, pdf) 
                                            + "outbox:\n  grace_seconds: 0\n")
     n = 60
     write_jsonl(workdir / "b.jsonl", rows(n, pdf))
-    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", LOAD_PLUGINS: "slow"}
     rng = random.Random(4711)
     out = workdir / "out"
     kills = 0

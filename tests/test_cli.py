@@ -127,13 +127,13 @@ def test_accounts_placeholders_and_types(workdir) -> None:
 def test_config_example_loads_with_the_installed_plugins(tmp_path) -> None:
     """config.example.yaml is what admins start from: it must load once the secret is set, and
     name the missing secret clearly when it is not."""
-    from host_support import REPO
-    env = {"CCM_MAIL_O365_SECRET": "x" * 40}
+    from host_support import LOAD_PLUGINS, REPO
+    env = {"CCM_MAIL_O365_SECRET": "x" * 40, LOAD_PLUGINS: None}
     rc, data = cli_json("config", "check", "--config", str(REPO / "config.example.yaml"), cwd=tmp_path, env=env)
     assert rc == 0, data
     assert data["purposes"] == {"eservice": "E-Service", "invoice": "Rechnungsversand"}
     proc = run_cli("config", "check", "--config", str(REPO / "config.example.yaml"), cwd=tmp_path,
-                   env={"CCM_MAIL_O365_SECRET": ""})
+                   env={"CCM_MAIL_O365_SECRET": "", LOAD_PLUGINS: None})
     assert proc.returncode == 2 and "CCM_MAIL_O365_SECRET ist nicht gesetzt" in proc.stderr
     # one problem per account: the type's own checks do not echo the missing secret
     assert "2 Fehler in" in proc.stderr and "Genau eines" not in proc.stderr

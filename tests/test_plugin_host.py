@@ -7,7 +7,7 @@ import pytest
 from ccm_mail_core.plugins import collect, make_plugin_manager as get_plugin_manager
 from ccm_mail_hookspecs import AccountType, Field, PluginError, T, hookimpl
 
-from host_support import cli_json, make_dist, run_cli
+from host_support import LOAD_PLUGINS, cli_json, make_dist, run_cli, site_plugins
 
 GOOD = """
 from ccm_mail_hookspecs import AccountType, Field, T, hookimpl
@@ -30,6 +30,7 @@ def site(tmp_path, monkeypatch):
     make_dist(site, "ccm-mail-broken", "ccm_mail_broken", BROKEN, entry_name="broken")
     make_dist(site, "ccm-mail-future", "ccm_mail_future", FUTURE, entry_name="future")
     monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv(LOAD_PLUGINS, ",".join(site_plugins(site)))
     return site
 
 

@@ -38,3 +38,11 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+def _forget_all() -> None:
+    """Empty the registry, as in a new process (for test harnesses that run the CLI in-process)."""
+    global _longest_first
+    with _lock:
+        _known.clear()
+        _longest_first = ()
