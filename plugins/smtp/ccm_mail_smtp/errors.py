@@ -23,6 +23,7 @@ from ccm_mail_hookspecs import (
     ThrottledError,
     TransportError,
     UnknownOutcomeError,
+    redaction,
 )
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -44,15 +45,21 @@ _O365_CHECKLIST = T(
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
+    """``text`` with each secret (longest first, so no part of a longer one survives) as ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= redaction.MIN_LENGTH:
             text = text.replace(secret, "***")
     return text
 
 
-def reply_text(code: int, message: bytes | str) -> str:
-    """``535 5.7.3 Authentication unsuccessful`` from smtplib's ``(code, msg)``; one line."""
+def reply_text(code: int, message: bytes | str, secrets: Iterable[str] = ()) -> str:
+    """``535 5.7.3 Authentication unsuccessful`` from smtplib's ``(code, msg)``; one line.
+
+    Secrets are blanked *before* the reply is folded onto one line and cut to length: a cut or
+    re-spaced echo of a secret would no longer match it, and half an access token is a leak too.
+    """
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    text = scrub(text, secrets)
     return f"{code} {' '.join(text.split())}".strip()[:500]
 
 

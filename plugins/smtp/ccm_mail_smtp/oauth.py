@@ -23,6 +23,7 @@ from ccm_mail_hookspecs import (
     NetworkError,
     T,
     ThrottledError,
+    redaction,
 )
 
 SMTP_SCOPE = "https://outlook.office365.com/.default"
@@ -143,8 +144,10 @@ class TokenProvider:
                     details={"reason": str(exc)[:300]},
                 ) from None
         if "access_token" in result:
+            token = str(result["access_token"])
+            redaction.remember(token)  # whatever its shape: not every token is a JWT
             log.debug("smtp.token", source=result.get("token_source", "identity_provider"))
-            return str(result["access_token"])
+            return token
         raise self._error(result)
 
     def _error(self, result: dict[str, Any]) -> CcmMailError:

@@ -25,6 +25,7 @@ from email.policy import EmailPolicy
 from email.utils import make_msgid
 from io import BytesIO
 from typing import cast
+from urllib.parse import quote, quote_plus
 
 import structlog
 from ccm_mail_hookspecs import (
@@ -38,11 +39,12 @@ from ccm_mail_hookspecs import (
     Transport,
     TransportError,
     build_mime,
+    redaction,
 )
 
 from . import errors
 from .config import SmtpConfig
-from .oauth import TokenProvider, xoauth2_base64
+from .oauth import TokenProvider, xoauth2_base64, xoauth2_string
 
 log = structlog.get_logger("ccm_mail.smtp")
 
@@ -98,6 +100,24 @@ class SmtpTransport(Transport):
         ) if config.auth == "xoauth2" else None
         # a lazy proxy, not log.bind(): a bound logger freezes the logging set-up of this moment
         self._log = structlog.get_logger("ccm_mail.smtp", account=account, host=config.host, port=config.port)
+        self._secret_forms: frozenset[str] = frozenset()
+        self._keep_secret(*config.secrets, *(quote(s, safe="") for s in config.secrets),
+                          *(quote_plus(s) for s in config.secrets))  # msal posts the client secret form-encoded
+
+    # -- secrets ------------------------------------------------------------------------------
+
+    def _keep_secret(self, *forms: str) -> None:
+        """Blank these wherever they turn up: in this transport's own replies, errors and log lines,
+        and — through the plugin API's registry — in everything the host shows, logs or journals.
+        Called for every form of a secret *before* it goes on the wire: a server may echo it."""
+        fresh = {f for f in forms if len(f) >= redaction.MIN_LENGTH} - self._secret_forms
+        if fresh:
+            redaction.remember(*fresh)
+            # a new set, not .update(): other threads iterate the old one without a lock
+            self._secret_forms = self._secret_forms | fresh
+
+    def _scrub(self, text: str) -> str:
+        return errors.scrub(text, self._secret_forms)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -107,11 +127,11 @@ class SmtpTransport(Transport):
     def _fail(self, error: CcmMailError) -> CcmMailError:
         """Log a failure once, in one shape, without anything secret."""
         self._log.warning("smtp.failed", kind=error.kind, stage=error.details.get("stage"),
-                          smtp_reply=errors.scrub(str(error.details.get("smtp_reply", "")), self._config.secrets))
+                          smtp_reply=self._scrub(str(error.details.get("smtp_reply", ""))))
         return error
 
     def _reply(self, code: int, message: bytes | str) -> str:
-        return errors.scrub(errors.reply_text(code, message), self._config.secrets)
+        return errors.reply_text(code, message, self._secret_forms)
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self._config
@@ -178,6 +198,7 @@ class SmtpTransport(Transport):
                 details={"stage": "auth"})
         token = self._tokens.token()
         blob = xoauth2_base64(cfg.username, token)
+        self._keep_secret(token, xoauth2_string(cfg.username, token), blob)
         if len(blob) + len("AUTH XOAUTH2 \r\n") <= 512:
             code, resp = smtp.docmd("AUTH", "XOAUTH2 " + blob)
         else:
@@ -203,11 +224,14 @@ class SmtpTransport(Transport):
         user, password = cfg.username.encode(), cfg.password.encode()
         if "PLAIN" in mechanisms:
             blob = base64.b64encode(b"\0" + user + b"\0" + password).decode("ascii")
+            self._keep_secret(blob)
             code, resp = smtp.docmd("AUTH", "PLAIN " + blob)
         elif "LOGIN" in mechanisms:
+            line = base64.b64encode(password).decode("ascii")
+            self._keep_secret(line)
             code, resp = smtp.docmd("AUTH", "LOGIN " + base64.b64encode(user).decode("ascii"))
             if code == 334:
-                code, resp = smtp.docmd(base64.b64encode(password).decode("ascii"))
+                code, resp = smtp.docmd(line)
         else:
             raise TransportError(
                 T(f"Kein passendes Anmeldeverfahren (Server bietet: {' '.join(sorted(mechanisms))}).",

@@ -4,38 +4,20 @@ the real ``ccm-mail`` command line against a real SMTP server."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import cli_support
 from smtp_server import SmtpServer
-from smtp_support import PASSWORD, SENDER
+from smtp_support import PASSWORD
 
-CLI = [sys.executable, "-c", "import sys; from ccm_mail_core.cli import main; sys.exit(main())"]
-
-
-def write_config(tmp_path: Path, server: SmtpServer, ca_file: Path, **account: str) -> Path:
-    values = {"type": "smtp", "host": server.host, "port": str(server.port), "security": server.mode,
-              "sender": SENDER, "from_name": "Firma GmbH", "auth": "password",
-              "password": "{env: SMTP_TEST_PASSWORD}", "ca_bundle": str(ca_file), "timeout": "5"}
-    values.update(account)
-    lines = ["language: de", "accounts:", "  Versand:"]
-    lines += [f"    {k}: {v}" for k, v in values.items()]
-    lines += ["purposes:", "  invoice: Versand", "templates:", "  invoice:",
-              '    subject: "Firma GmbH / Rg. #extRechnungsNr#"', '    reference: "#extRechnungsNr#"',
-              "    body: |", "      Guten Tag,", "      anbei Rechnung #extRechnungsNr# über #Betrag#.",
-              "journal:", f"  path: {tmp_path / 'journal.sqlite'}"]
-    path = tmp_path / "ccm-mail.yaml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+def write_config(tmp_path: Path, server: SmtpServer, ca_file: Path, **values: object) -> Path:
+    return cli_support.write_config(tmp_path, server, ca_file, **values)
 
 
 def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SMTP_TEST_PASSWORD": PASSWORD}
-    return subprocess.run([*CLI, "--config", str(config), "--json", *args], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
+    return cli_support.run(config, *args)
 
 
 def test_entry_point_is_declared() -> None:
