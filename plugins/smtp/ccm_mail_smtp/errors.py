@@ -99,6 +99,23 @@ def auth_error(code: int, reply: str, mechanism: str) -> TransportError:
                    "Choose authentication 'xoauth2' in the account (tenant ID, client ID, client "
                    "secret) or use the 'Office 365' (Graph) account type."),
             details=_details(reply, "auth", mechanism=mechanism))
+    if enhanced == "5.7.9" or code == 534:
+        # RFC 4954: the server's policy wants a stronger mechanism; the credentials were not judged
+        if mechanism == "XOAUTH2":
+            message = T("Der Server lehnt das Anmeldeverfahren XOAUTH2 als zu schwach ab.",
+                        "The server refuses the login method XOAUTH2 as too weak.")
+        else:
+            message = T("Der Server lehnt die Anmeldung mit Passwort als zu schwach ab; Benutzername und "
+                        "Passwort wurden gar nicht geprüft.",
+                        "The server refuses password login as too weak; user name and password were not "
+                        "even checked.")
+        return AuthenticationError(
+            message,
+            hint=T("Im Konto Anmeldung »xoauth2« wählen (Mandanten-ID, Anwendungs-ID, geheimer "
+                   "Clientschlüssel). " + _O365_CHECKLIST.de,
+                   "Choose authentication 'xoauth2' in the account (tenant ID, client ID, client secret). "
+                   + _O365_CHECKLIST.en),
+            details=_details(reply, "auth", mechanism=mechanism))
     if enhanced == "5.7.139":
         return AuthenticationError(
             T("SMTP AUTH ist für den Mandanten oder das Postfach abgeschaltet.",
@@ -181,10 +198,28 @@ def data_error(code: int, reply: str) -> TransportError:
                           details=_details(reply, "data"))
 
 
+def size_text(size: int) -> T:
+    """A size as an admin reads it: bytes below 1 KB, else KB or MB with at most one decimal
+    (German with a decimal comma). Powers of 1024, as Windows Explorer and Microsoft's limits
+    count them ("150 MB" for Exchange Online is 157,286,400 bytes)."""
+    if size < 1024:
+        return T(f"{size} Bytes", f"{size} bytes")
+    value, unit = (size / 2**20, "MB") if size >= 2**20 else (size / 1024, "KB")
+    text = f"{value:.1f}".removesuffix(".0")
+    return T(f"{text.replace('.', ',')} {unit}", f"{text} {unit}")
+
+
+def _exact_bytes(size: int) -> T:
+    return T(f"{size:,} Bytes".replace(",", "."), f"{size:,} bytes")
+
+
 def too_large_error(size: int, limit: int) -> MessageTooLargeError:
+    shown, allowed = size_text(size), size_text(limit)
+    if shown == allowed:  # "150 MB größer als 150 MB" would make no sense: show the exact bytes
+        shown, allowed = _exact_bytes(size), _exact_bytes(limit)
     return MessageTooLargeError(
-        T(f"Nachricht ({size // 1024} KiB) größer als das Limit des Servers ({limit // 1024} KiB).",
-          f"Message ({size // 1024} KiB) exceeds the server's limit ({limit // 1024} KiB)."),
+        T(f"Nachricht ({shown.de}) größer als das Limit des Servers ({allowed.de}).",
+          f"Message ({shown.en}) exceeds the server's limit ({allowed.en})."),
         hint=T("Anhänge verkleinern oder aufteilen.", "Make attachments smaller or split them."),
         details={"size": size, "limit": limit, "stage": "size"})
 
