@@ -9,7 +9,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import cli_support
+import pytest
 from smtp_server import SmtpServer
+
+from ccm_mail_core.api import Mailer
 from smtp_support import PASSWORD
 
 def write_config(tmp_path: Path, server: SmtpServer, ca_file: Path, **values: object) -> Path:
@@ -68,3 +71,28 @@ def test_plain_text_towards_another_host_is_refused_by_config(tmp_path: Path, st
     result = run(config, "config", "check")
     assert result.returncode != 0
     assert "localhost" in result.stdout + result.stderr
+
+
+def test_fractional_timeout_is_accepted(tmp_path: Path, starttls_server: SmtpServer, ca_file: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``timeout: 2.5`` (seconds, as the form says) passes the host's field check and reaches the
+    transport as 2.5 s."""
+    monkeypatch.setenv(cli_support.PASSWORD_ENV, PASSWORD)
+    config = write_config(tmp_path, starttls_server, ca_file, timeout=2.5)
+    checked = run(config, "config", "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    with Mailer.from_config(config) as mailer:
+        transport = mailer.transport("Versand")
+        assert transport._config.timeout == 2.5  # type: ignore[attr-defined]
+        assert mailer.check_account("Versand").ok
+
+
+def test_quoted_port_is_accepted(tmp_path: Path, starttls_server: SmtpServer, ca_file: Path) -> None:
+    """``port: "587"`` (quoted, as many YAML writers and AbSys's form put it) is a port; the plugin
+    converts it, so the host's field check must not refuse it as "keine ganze Zahl"."""
+    config = write_config(tmp_path, starttls_server, ca_file, port=str(starttls_server.port), timeout="2.5")
+    checked = run(config, "config", "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    sent = run(config, *cli_support.invoice_args("RE-2026-00042"))
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert len(starttls_server.handler.received) == 1
