@@ -68,6 +68,44 @@ def enhanced_code(reply: str) -> str:
     return ".".join(m.groups()) if m else ""
 
 
+#: how each SMTP stage id (kept as is in ``details["stage"]`` for programs) reads in a sentence
+_STAGES = {
+    "connect": T("Verbindungsaufbau", "connecting"),
+    "ehlo": T("Begrüßung (EHLO)", "greeting (EHLO)"),
+    "starttls": T("Verschlüsselung (STARTTLS)", "encryption (STARTTLS)"),
+    "auth": T("Anmeldung", "login"),
+    "mail": T("Absender (MAIL FROM)", "sender (MAIL FROM)"),
+    "rcpt": T("Empfänger (RCPT TO)", "recipients (RCPT TO)"),
+    "send": T("Übertragung der Nachricht", "sending the message"),
+    "data": T("Übertragung der Nachricht", "sending the message"),
+    "quit": T("Abmeldung (QUIT)", "logout (QUIT)"),
+}
+
+
+def stage_text(stage: str) -> T:
+    return _STAGES.get(stage, T(stage, stage))
+
+
+# OpenSSL's verify codes an admin meets, in German (English keeps OpenSSL's own words)
+_VERIFY_DE = {
+    9: "das Zertifikat ist noch nicht gültig",
+    10: "das Zertifikat ist abgelaufen",
+    18: "das Zertifikat ist selbst signiert",
+    19: "die Zertifikatskette endet bei einer CA, der dieser Rechner nicht vertraut",
+    20: "die ausstellende CA ist auf diesem Rechner nicht bekannt",
+    21: "die ausstellende CA ist auf diesem Rechner nicht bekannt",
+    23: "das Zertifikat wurde widerrufen",
+    62: "es gilt nicht für den Servernamen {host}",
+    64: "es gilt nicht für den Servernamen {host}",
+}
+
+
+def _verify_text(exc: ssl.SSLCertVerificationError, host: str) -> T:
+    english = str(exc.verify_message or exc.reason or exc)
+    german = _VERIFY_DE.get(exc.verify_code or 0)
+    return T(german.format(host=host) if german else f"Prüfung fehlgeschlagen (OpenSSL: {english})", english)
+
+
 def _details(reply: str, stage: str, **extra: object) -> dict[str, object]:
     return {"smtp_reply": reply, "stage": stage, **extra}
 
@@ -224,6 +262,20 @@ def too_large_error(size: int, limit: int) -> MessageTooLargeError:
         details={"size": size, "limit": limit, "stage": "size"})
 
 
+def starttls_refused(code: int, reply: str, host: str) -> TransportError:
+    """The server answered STARTTLS with an error. The transport never goes on without TLS."""
+    message = T(f"Der Server {host} lehnt STARTTLS ab: {reply}. Ohne Verschlüsselung wird weder angemeldet "
+                "noch gesendet; nichts wurde gesendet.",
+                f"The server {host} refuses STARTTLS: {reply}. Without encryption nothing is logged in or "
+                "sent; nothing was sent.")
+    if code // 100 == 4:
+        return _transient(reply, "starttls", message)
+    return TransportError(message, hint=T("Verschlüsselung »tls« (Port 465) versuchen oder den Betreiber des "
+                                          "Servers fragen.",
+                                          "Try encryption 'tls' (port 465) or ask the server's operator."),
+                          details=_details(reply, "starttls"))
+
+
 def protocol_error(code: int, reply: str, stage: str, what: T) -> TransportError:
     """An unexpected reply to a command that is not about auth, sender, recipients or data."""
     if code // 100 == 4:
@@ -234,10 +286,12 @@ def protocol_error(code: int, reply: str, stage: str, what: T) -> TransportError
 def connection_error(exc: BaseException, host: str, port: int, stage: str) -> NetworkError:
     """The server could not be reached or the connection broke **before** the message went out."""
     where = f"{host}:{port}"
+    step = stage_text(stage)
     if isinstance(exc, ssl.SSLCertVerificationError):
+        why = _verify_text(exc, host)
         return NetworkError(
-            T(f"Zertifikat des SMTP-Servers {where} ungültig: {exc.verify_message}",
-              f"Certificate of SMTP server {where} is not valid: {exc.verify_message}"),
+            T(f"Zertifikat des SMTP-Servers {where} ungültig: {why.de}",
+              f"Certificate of SMTP server {where} is not valid: {why.en}"),
             hint=T("Servername prüfen (muss zum Zertifikat passen). Bei eigener CA die CA-Datei im Konto "
                    "angeben (ca_bundle).",
                    "Check the host name (must match the certificate). For a private CA set the CA file "
@@ -258,8 +312,8 @@ def connection_error(exc: BaseException, host: str, port: int, stage: str) -> Ne
             details={"stage": stage, "reason": "refused"})
     if isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in str(exc):
         return NetworkError(
-            T(f"Zeitüberschreitung bei der Verbindung zu {where} ({stage}).",
-              f"Timed out talking to {where} ({stage})."),
+            T(f"Zeitüberschreitung bei der Verbindung zu {where} im Schritt »{step.de}«.",
+              f"Timed out talking to {where} at step '{step.en}'."),
             hint=T("Netzwerk und Firewall prüfen; ggf. das Zeitlimit im Konto erhöhen.",
                    "Check network and firewall; raise the account's timeout if needed."),
             details={"stage": stage, "reason": "timeout"})
@@ -268,7 +322,8 @@ def connection_error(exc: BaseException, host: str, port: int, stage: str) -> Ne
             T(f"SMTP-Server {host} nicht gefunden (DNS).", f"SMTP server {host} not found (DNS)."),
             hint=T("Servernamen prüfen.", "Check the host name."), details={"stage": stage, "reason": "dns"})
     return NetworkError(
-        T(f"Verbindung zu {where} unterbrochen ({stage}): {exc}", f"Connection to {where} lost ({stage}): {exc}"),
+        T(f"Verbindung zu {where} im Schritt »{step.de}« unterbrochen: {exc}",
+          f"Connection to {where} lost at step '{step.en}': {exc}"),
         hint=T("Erneut versuchen; bleibt es, Netzwerk und Server prüfen.",
                "Try again; if it persists, check network and server."),
         details={"stage": stage, "reason": type(exc).__name__})

@@ -166,10 +166,12 @@ class SmtpTransport(Transport):
                 hint=T("Verschlüsselung »tls« (Port 465) versuchen oder Servernamen/Port prüfen.",
                        "Try encryption 'tls' (port 465) or check host and port."),
                 details={"stage": "starttls"})
-        code, resp = smtp.starttls(context=self._tls)
-        if code != 220:  # pragma: no cover - smtplib raises for everything but 220
-            raise errors.protocol_error(code, self._reply(code, resp), "starttls",
-                                        T("STARTTLS abgelehnt.", "STARTTLS refused."))
+        try:
+            code, resp = smtp.starttls(context=self._tls)
+        except smtplib.SMTPResponseException as exc:  # smtplib raises for every reply but 220
+            code, resp = exc.smtp_code, exc.smtp_error
+        if code != 220:
+            raise errors.starttls_refused(code, self._reply(code, resp), self._config.host)
         self._ehlo(smtp, "ehlo")
 
     def _authenticate(self, smtp: smtplib.SMTP) -> None:
@@ -259,8 +261,10 @@ class SmtpTransport(Transport):
             _close(smtp)
             if isinstance(exc, smtplib.SMTPResponseException):
                 reply = self._reply(exc.smtp_code, exc.smtp_error)
+                step = errors.stage_text(stage)
                 raise self._fail(errors.protocol_error(exc.smtp_code, reply, stage, T(
-                    f"Server-Fehler ({stage}): {reply}", f"Server error ({stage}): {reply}"))) from exc
+                    f"Server-Fehler im Schritt »{step.de}«: {reply}",
+                    f"Server error at step '{step.en}': {reply}"))) from exc
             raise self._fail(errors.connection_error(exc, *self._where(), stage)) from exc
         return smtp
 

@@ -53,7 +53,7 @@ class Script:
     hang_seconds: float = 5.0
     greeting: str | None = None            #: e.g. "421 4.3.2 Service not available": refuse the session
     starttls_reply: str | None = None      #: e.g. "454 4.7.0 TLS not available due to temporary reason"
-    quit_reply: str | None = None          #: a reply to QUIT instead of 221, or "drop": close without one
+    quit_reply: str | None = None          #: a reply to QUIT instead of 221; "drop": close without one; "hang"
 
 
 class Handler:
@@ -207,9 +207,11 @@ class ExchangeLikeSMTP(SMTP):
         if reply is None:
             await super().smtp_QUIT(arg)
             return
-        assert self.transport is not None
-        if reply != "drop":
+        if reply == "hang":
+            await asyncio.sleep(self._script().hang_seconds)
+        elif reply != "drop":
             await self.push(reply)
+        assert self.transport is not None
         self.transport.close()
 
 
