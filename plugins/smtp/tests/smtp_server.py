@@ -51,6 +51,8 @@ class Script:
     hang_at: str | None = None             #: "mail" | "data_end": never answer
     drop_at: str | None = None             #: "rcpt" | "data_end": close the connection
     hang_seconds: float = 5.0
+    hang_from: int = 1                     #: "data_end" hangs from the n-th message on (1: every one)
+    keep: bool = True                      #: False: a message it hangs or drops at "data_end" is lost
     greeting: str | None = None            #: e.g. "421 4.3.2 Service not available": refuse the session
     starttls_reply: str | None = None      #: e.g. "454 4.7.0 TLS not available due to temporary reason"
     quit_reply: str | None = None          #: a reply to QUIT instead of 221; "drop": close without one; "hang"
@@ -67,6 +69,7 @@ class Handler:
         #: each secret form *before* sending it; only meaningful when client and server share a process)
         self.sasl_lines: list[tuple[str, bool]] = []
         self.sasl_replies: list[str] = []   #: the scripted AUTH failures as sent
+        self.data_ends = 0                  #: messages that reached the end-of-data dot
 
     def scripted_auth_failure(self, server: SMTP) -> str | None:
         """The scripted AUTH reply; ``{got}`` becomes what the client sent in this AUTH exchange,
@@ -135,16 +138,20 @@ class Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
+        self.data_ends += 1
+        got = Received(envelope.mail_from or "", list(envelope.rcpt_tos), list(envelope.mail_options), data,
+                       session.auth_data)
         if self.script.drop_at == "data_end":
-            self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos),
-                                          list(envelope.mail_options), data, session.auth_data))
+            if self.script.keep:
+                self.received.append(got)
             assert server.transport is not None
             server.transport.close()
             return "250 never seen"
-        if self.script.hang_at == "data_end":
-            self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos),
-                                          list(envelope.mail_options), data, session.auth_data))
+        if self.script.hang_at == "data_end" and self.data_ends >= self.script.hang_from:
+            if self.script.keep:
+                self.received.append(got)  # taken: the client only never hears the 250
             await asyncio.sleep(self.script.hang_seconds)
+            return self.script.data_reply
         if self.script.data_reply.startswith("250"):
             self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos),
                                           list(envelope.mail_options), data, session.auth_data))
