@@ -138,3 +138,24 @@ def test_check_with_an_echoing_server(echo: Echo, make_transport: MakeTransport)
     echo.echoed()
     assert not leaks(echo.forms, {"steps": "\n".join(texts), "log": "\n".join(client_logs(logs))}), \
         "a secret leaked"
+
+
+def test_a_normal_day_leaks_nothing(echo: Echo, tmp_path: Path, ca_file: Path) -> None:
+    """No echo, everything works: send, a duplicate refused, the connection test with a test mail,
+    journal and outbox, all at debug level; the password shows in none of it."""
+    echo.server.script = Script()
+    config = write_config(tmp_path, echo.server, ca_file)
+    env = cli_env(**{PASSWORD_ENV: echo.password})
+
+    def run(*args: str, json_out: bool = True) -> subprocess.CompletedProcess[str]:
+        return cli_support.run(config, *args, "--log-level", "debug", json_out=json_out, env=env)
+
+    outputs = [run(*invoice_args("RE-2026-00042")), run(*invoice_args("RE-2026-00042"), json_out=False),
+               run("accounts", "test", "Versand", "--send-test-mail"), run("journal", "--id", "1"),
+               run("journal", json_out=False), run("outbox")]
+    assert [p.returncode for p in outputs] == [0, 5, 0, 0, 0, 0], [p.stderr for p in outputs]
+    assert len(echo.server.handler.received) == 2, "the invoice and the test mail"
+    assert {line for line, _ in echo.server.handler.sasl_lines} & set(echo.wire_lines), "a password line was sent"
+    places: dict[str, str | bytes] = {f"run {n}": p.stdout + p.stderr for n, p in enumerate(outputs, 1)}
+    places["journal files"] = journal_bytes(tmp_path)
+    assert not leaks(echo.forms, places), "a secret leaked"
