@@ -16,6 +16,7 @@ import base64
 import re
 import smtplib
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -101,6 +102,7 @@ class SmtpTransport(Transport):
         # a lazy proxy, not log.bind(): a bound logger freezes the logging set-up of this moment
         self._log = structlog.get_logger("ccm_mail.smtp", account=account, host=config.host, port=config.port)
         self._secret_forms: frozenset[str] = frozenset()
+        self._secret_lock = threading.Lock()
         self._keep_secret(*config.secrets, *(quote(s, safe="") for s in config.secrets),
                           *(quote_plus(s) for s in config.secrets))  # msal posts the client secret form-encoded
 
@@ -113,8 +115,9 @@ class SmtpTransport(Transport):
         fresh = {f for f in forms if len(f) >= redaction.MIN_LENGTH} - self._secret_forms
         if fresh:
             redaction.remember(*fresh)
-            # a new set, not .update(): other threads iterate the old one without a lock
-            self._secret_forms = self._secret_forms | fresh
+            with self._secret_lock:
+                # a new set, not .update(): readers iterate the old one without the lock
+                self._secret_forms = self._secret_forms | fresh
 
     def _scrub(self, text: str) -> str:
         return errors.scrub(text, self._secret_forms)
