@@ -13,7 +13,7 @@ from typing import Any
 
 from ccm_mail_hookspecs import ConfigError, T
 
-from .fields import DEFAULT_PORTS, validate
+from .fields import DEFAULT_PORTS, parse_port, parse_seconds, validate
 
 
 def _text(values: Mapping[str, Any], name: str, default: str = "") -> str:
@@ -54,7 +54,7 @@ class SmtpConfig:
         timeout = values.get("timeout")
         return cls(
             host=_text(values, "host").strip("[]"),
-            port=int(port) if port not in (None, "") else DEFAULT_PORTS[security],
+            port=parse_port(port) if port not in (None, "") else DEFAULT_PORTS[security],
             security=security,
             sender=sender,
             auth=_text(values, "auth", "password"),
@@ -66,7 +66,7 @@ class SmtpConfig:
             authority_host=_text(values, "authority_host", "login.microsoftonline.com"),
             authority_ca_bundle=Path(p) if (p := _text(values, "authority_ca_bundle")) else None,
             ca_bundle=Path(p) if (p := _text(values, "ca_bundle")) else None,
-            timeout=float(timeout) if timeout not in (None, "") else 60.0,
+            timeout=parse_seconds(timeout) if timeout not in (None, "") else 60.0,
         )
 
     @property

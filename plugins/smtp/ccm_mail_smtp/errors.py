@@ -23,6 +23,7 @@ from ccm_mail_hookspecs import (
     ThrottledError,
     TransportError,
     UnknownOutcomeError,
+    redaction,
 )
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -44,21 +45,65 @@ _O365_CHECKLIST = T(
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
+    """``text`` with each secret (longest first, so no part of a longer one survives) as ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= redaction.MIN_LENGTH:
             text = text.replace(secret, "***")
     return text
 
 
-def reply_text(code: int, message: bytes | str) -> str:
-    """``535 5.7.3 Authentication unsuccessful`` from smtplib's ``(code, msg)``; one line."""
+def reply_text(code: int, message: bytes | str, secrets: Iterable[str] = ()) -> str:
+    """``535 5.7.3 Authentication unsuccessful`` from smtplib's ``(code, msg)``; one line.
+
+    Secrets are blanked *before* the reply is folded onto one line and cut to length: a cut or
+    re-spaced echo of a secret would no longer match it, and half an access token is a leak too.
+    """
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    text = scrub(text, secrets)
     return f"{code} {' '.join(text.split())}".strip()[:500]
 
 
 def enhanced_code(reply: str) -> str:
     m = _ENHANCED.search(reply)
     return ".".join(m.groups()) if m else ""
+
+
+#: how each SMTP stage id (kept as is in ``details["stage"]`` for programs) reads in a sentence
+_STAGES = {
+    "connect": T("Verbindungsaufbau", "connecting"),
+    "ehlo": T("Begrüßung (EHLO)", "greeting (EHLO)"),
+    "starttls": T("Verschlüsselung (STARTTLS)", "encryption (STARTTLS)"),
+    "auth": T("Anmeldung", "login"),
+    "mail": T("Absender (MAIL FROM)", "sender (MAIL FROM)"),
+    "rcpt": T("Empfänger (RCPT TO)", "recipients (RCPT TO)"),
+    "send": T("Übertragung der Nachricht", "sending the message"),
+    "data": T("Übertragung der Nachricht", "sending the message"),
+    "quit": T("Abmeldung (QUIT)", "logout (QUIT)"),
+}
+
+
+def stage_text(stage: str) -> T:
+    return _STAGES.get(stage, T(stage, stage))
+
+
+# OpenSSL's verify codes an admin meets, in German (English keeps OpenSSL's own words)
+_VERIFY_DE = {
+    9: "das Zertifikat ist noch nicht gültig",
+    10: "das Zertifikat ist abgelaufen",
+    18: "das Zertifikat ist selbst signiert",
+    19: "die Zertifikatskette endet bei einer CA, der dieser Rechner nicht vertraut",
+    20: "die ausstellende CA ist auf diesem Rechner nicht bekannt",
+    21: "die ausstellende CA ist auf diesem Rechner nicht bekannt",
+    23: "das Zertifikat wurde widerrufen",
+    62: "es gilt nicht für den Servernamen {host}",
+    64: "es gilt nicht für den Servernamen {host}",
+}
+
+
+def _verify_text(exc: ssl.SSLCertVerificationError, host: str) -> T:
+    english = str(exc.verify_message or exc.reason or exc)
+    german = _VERIFY_DE.get(exc.verify_code or 0)
+    return T(german.format(host=host) if german else f"Prüfung fehlgeschlagen (OpenSSL: {english})", english)
 
 
 def _details(reply: str, stage: str, **extra: object) -> dict[str, object]:
@@ -91,6 +136,23 @@ def auth_error(code: int, reply: str, mechanism: str) -> TransportError:
                    "Clientschlüssel) oder den Kontotyp »Office 365« (Graph) verwenden.",
                    "Choose authentication 'xoauth2' in the account (tenant ID, client ID, client "
                    "secret) or use the 'Office 365' (Graph) account type."),
+            details=_details(reply, "auth", mechanism=mechanism))
+    if enhanced == "5.7.9" or code == 534:
+        # RFC 4954: the server's policy wants a stronger mechanism; the credentials were not judged
+        if mechanism == "XOAUTH2":
+            message = T("Der Server lehnt das Anmeldeverfahren XOAUTH2 als zu schwach ab.",
+                        "The server refuses the login method XOAUTH2 as too weak.")
+        else:
+            message = T("Der Server lehnt die Anmeldung mit Passwort als zu schwach ab; Benutzername und "
+                        "Passwort wurden gar nicht geprüft.",
+                        "The server refuses password login as too weak; user name and password were not "
+                        "even checked.")
+        return AuthenticationError(
+            message,
+            hint=T("Im Konto Anmeldung »xoauth2« wählen (Mandanten-ID, Anwendungs-ID, geheimer "
+                   "Clientschlüssel). " + _O365_CHECKLIST.de,
+                   "Choose authentication 'xoauth2' in the account (tenant ID, client ID, client secret). "
+                   + _O365_CHECKLIST.en),
             details=_details(reply, "auth", mechanism=mechanism))
     if enhanced == "5.7.139":
         return AuthenticationError(
@@ -174,12 +236,44 @@ def data_error(code: int, reply: str) -> TransportError:
                           details=_details(reply, "data"))
 
 
+def size_text(size: int) -> T:
+    """A size as an admin reads it: bytes below 1 KB, else KB or MB with at most one decimal
+    (German with a decimal comma). Powers of 1024, as Windows Explorer and Microsoft's limits
+    count them ("150 MB" for Exchange Online is 157,286,400 bytes)."""
+    if size < 1024:
+        return T(f"{size} Bytes", f"{size} bytes")
+    value, unit = (size / 2**20, "MB") if size >= 2**20 else (size / 1024, "KB")
+    text = f"{value:.1f}".removesuffix(".0")
+    return T(f"{text.replace('.', ',')} {unit}", f"{text} {unit}")
+
+
+def _exact_bytes(size: int) -> T:
+    return T(f"{size:,} Bytes".replace(",", "."), f"{size:,} bytes")
+
+
 def too_large_error(size: int, limit: int) -> MessageTooLargeError:
+    shown, allowed = size_text(size), size_text(limit)
+    if shown == allowed:  # "150 MB größer als 150 MB" would make no sense: show the exact bytes
+        shown, allowed = _exact_bytes(size), _exact_bytes(limit)
     return MessageTooLargeError(
-        T(f"Nachricht ({size // 1024} KiB) größer als das Limit des Servers ({limit // 1024} KiB).",
-          f"Message ({size // 1024} KiB) exceeds the server's limit ({limit // 1024} KiB)."),
+        T(f"Nachricht ({shown.de}) größer als das Limit des Servers ({allowed.de}).",
+          f"Message ({shown.en}) exceeds the server's limit ({allowed.en})."),
         hint=T("Anhänge verkleinern oder aufteilen.", "Make attachments smaller or split them."),
         details={"size": size, "limit": limit, "stage": "size"})
+
+
+def starttls_refused(code: int, reply: str, host: str) -> TransportError:
+    """The server answered STARTTLS with an error. The transport never goes on without TLS."""
+    message = T(f"Der Server {host} lehnt STARTTLS ab: {reply}. Ohne Verschlüsselung wird weder angemeldet "
+                "noch gesendet; nichts wurde gesendet.",
+                f"The server {host} refuses STARTTLS: {reply}. Without encryption nothing is logged in or "
+                "sent; nothing was sent.")
+    if code // 100 == 4:
+        return _transient(reply, "starttls", message)
+    return TransportError(message, hint=T("Verschlüsselung »tls« (Port 465) versuchen oder den Betreiber des "
+                                          "Servers fragen.",
+                                          "Try encryption 'tls' (port 465) or ask the server's operator."),
+                          details=_details(reply, "starttls"))
 
 
 def protocol_error(code: int, reply: str, stage: str, what: T) -> TransportError:
@@ -192,10 +286,12 @@ def protocol_error(code: int, reply: str, stage: str, what: T) -> TransportError
 def connection_error(exc: BaseException, host: str, port: int, stage: str) -> NetworkError:
     """The server could not be reached or the connection broke **before** the message went out."""
     where = f"{host}:{port}"
+    step = stage_text(stage)
     if isinstance(exc, ssl.SSLCertVerificationError):
+        why = _verify_text(exc, host)
         return NetworkError(
-            T(f"Zertifikat des SMTP-Servers {where} ungültig: {exc.verify_message}",
-              f"Certificate of SMTP server {where} is not valid: {exc.verify_message}"),
+            T(f"Zertifikat des SMTP-Servers {where} ungültig: {why.de}",
+              f"Certificate of SMTP server {where} is not valid: {why.en}"),
             hint=T("Servername prüfen (muss zum Zertifikat passen). Bei eigener CA die CA-Datei im Konto "
                    "angeben (ca_bundle).",
                    "Check the host name (must match the certificate). For a private CA set the CA file "
@@ -216,8 +312,8 @@ def connection_error(exc: BaseException, host: str, port: int, stage: str) -> Ne
             details={"stage": stage, "reason": "refused"})
     if isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in str(exc):
         return NetworkError(
-            T(f"Zeitüberschreitung bei der Verbindung zu {where} ({stage}).",
-              f"Timed out talking to {where} ({stage})."),
+            T(f"Zeitüberschreitung bei der Verbindung zu {where} im Schritt »{step.de}«.",
+              f"Timed out talking to {where} at step '{step.en}'."),
             hint=T("Netzwerk und Firewall prüfen; ggf. das Zeitlimit im Konto erhöhen.",
                    "Check network and firewall; raise the account's timeout if needed."),
             details={"stage": stage, "reason": "timeout"})
@@ -226,7 +322,8 @@ def connection_error(exc: BaseException, host: str, port: int, stage: str) -> Ne
             T(f"SMTP-Server {host} nicht gefunden (DNS).", f"SMTP server {host} not found (DNS)."),
             hint=T("Servernamen prüfen.", "Check the host name."), details={"stage": stage, "reason": "dns"})
     return NetworkError(
-        T(f"Verbindung zu {where} unterbrochen ({stage}): {exc}", f"Connection to {where} lost ({stage}): {exc}"),
+        T(f"Verbindung zu {where} im Schritt »{step.de}« unterbrochen: {exc}",
+          f"Connection to {where} lost at step '{step.en}': {exc}"),
         hint=T("Erneut versuchen; bleibt es, Netzwerk und Server prüfen.",
                "Try again; if it persists, check network and server."),
         details={"stage": stage, "reason": type(exc).__name__})

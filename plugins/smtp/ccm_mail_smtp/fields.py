@@ -7,6 +7,7 @@ then :func:`validate` reports every problem at once so an admin fixes the form i
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,10 +71,38 @@ FIELDS: tuple[Field, ...] = (
                  "Only for servers whose certificate comes from a private CA (e.g. test servers). "
                  "Empty: the system's certificates.")),
     Field("timeout", T("Zeitlimit (Sekunden)", "Timeout (seconds)"), required=False, default=60,
-          kind="int",
+          kind="float",
           help=T("Wie lange auf eine Antwort des Servers gewartet wird.",
                  "How long to wait for an answer from the server.")),
 )
+
+
+def _number(value: object) -> float:
+    """A YAML number or the same number as text (``587``, ``"587"``, ``2.5``, ``"2.5"``); a bool
+    is no number here, though Python counts it as one."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value.strip())
+    raise ValueError(value)
+
+
+def parse_port(value: object) -> int:
+    """The port as a whole number from 1 to 65535; ValueError otherwise."""
+    number = _number(value)
+    if not number.is_integer() or not 0 < number < 65536:
+        raise ValueError(value)
+    return int(number)
+
+
+def parse_seconds(value: object) -> float:
+    """A timeout in seconds, fractions allowed, finite and above zero; ValueError otherwise."""
+    number = _number(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(value)
+    return number
 
 
 def is_local_host(host: str) -> bool:
@@ -107,20 +136,19 @@ def validate(values: Mapping[str, Any]) -> Sequence[tuple[str, T]]:
     port = values.get("port")
     if port not in (None, ""):
         try:
-            ok = 0 < int(port) < 65536
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            problems.append(("port", T(f"Ungültiger Port {port!r}.", f"Invalid port {port!r}.")))
+            parse_port(port)
+        except ValueError:
+            problems.append(("port", T(f"Ungültiger Port {port!r}: eine ganze Zahl von 1 bis 65535.",
+                                       f"Invalid port {port!r}: a whole number from 1 to 65535.")))
     timeout = values.get("timeout")
     if timeout not in (None, ""):
         try:
-            ok = float(timeout) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            problems.append(("timeout", T("Zeitlimit muss eine positive Zahl sein.",
-                                          "Timeout must be a positive number.")))
+            parse_seconds(timeout)
+        except ValueError:
+            problems.append(("timeout", T(
+                f"Ungültiges Zeitlimit {timeout!r}: Sekunden als Zahl größer 0, Nachkommastellen mit Punkt "
+                "(z. B. 2.5).",
+                f"Invalid timeout {timeout!r}: seconds as a number above 0 (e.g. 2.5).")))
     try:
         Address(str(values.get("sender") or ""))
     except AddressError:

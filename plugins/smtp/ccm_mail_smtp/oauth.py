@@ -23,6 +23,7 @@ from ccm_mail_hookspecs import (
     NetworkError,
     T,
     ThrottledError,
+    redaction,
 )
 
 SMTP_SCOPE = "https://outlook.office365.com/.default"
@@ -97,6 +98,20 @@ _AADSTS: dict[str, tuple[type[CcmMailError], T, T]] = {
 }
 
 
+def _unreachable_reason(exc: requests.RequestException) -> T:
+    """Why the sign-in host could not be asked, from the exception's type alone: its text may
+    carry the request's form body (the client secret)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return T("TLS-Fehler (Zertifikat oder Proxy)", "TLS error (certificate or proxy)")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return T("Zeitüberschreitung", "timed out")
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return T("Proxy-Fehler", "proxy error")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return T("keine Verbindung", "no connection")
+    return T(f"Fehler der Anfrage ({type(exc).__name__})", f"request failed ({type(exc).__name__})")
+
+
 class TokenProvider:
     """Client-credentials tokens for one app registration; thread-safe, cached by msal."""
 
@@ -130,9 +145,10 @@ class TokenProvider:
                 result = self._application().acquire_token_for_client(scopes=[SMTP_SCOPE])
             except requests.RequestException as exc:
                 self._app = None
+                host, why = self._authority.split("/")[2], _unreachable_reason(exc)
                 raise NetworkError(
-                    T(f"Anmeldeserver {self._authority.split('/')[2]} nicht erreichbar: {type(exc).__name__}",
-                      f"Sign-in host {self._authority.split('/')[2]} unreachable: {type(exc).__name__}"),
+                    T(f"Anmeldeserver {host} nicht erreichbar: {why.de}",
+                      f"Sign-in host {host} unreachable: {why.en}"),
                     hint=T("Netzwerk, Proxy und Firewall prüfen.", "Check network, proxy and firewall."),
                 ) from None  # the requests exception text may carry the form body
             except ValueError as exc:  # msal: authority metadata unusable (e.g. unknown tenant)
@@ -143,8 +159,10 @@ class TokenProvider:
                     details={"reason": str(exc)[:300]},
                 ) from None
         if "access_token" in result:
+            token = str(result["access_token"])
+            redaction.remember(token)  # whatever its shape: not every token is a JWT
             log.debug("smtp.token", source=result.get("token_source", "identity_provider"))
-            return str(result["access_token"])
+            return token
         raise self._error(result)
 
     def _error(self, result: dict[str, Any]) -> CcmMailError:

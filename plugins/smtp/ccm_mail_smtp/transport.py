@@ -16,6 +16,7 @@ import base64
 import re
 import smtplib
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from email.policy import EmailPolicy
 from email.utils import make_msgid
 from io import BytesIO
 from typing import cast
+from urllib.parse import quote, quote_plus
 
 import structlog
 from ccm_mail_hookspecs import (
@@ -38,11 +40,12 @@ from ccm_mail_hookspecs import (
     Transport,
     TransportError,
     build_mime,
+    redaction,
 )
 
 from . import errors
 from .config import SmtpConfig
-from .oauth import TokenProvider, xoauth2_base64
+from .oauth import TokenProvider, xoauth2_base64, xoauth2_string
 
 log = structlog.get_logger("ccm_mail.smtp")
 
@@ -98,6 +101,26 @@ class SmtpTransport(Transport):
         ) if config.auth == "xoauth2" else None
         # a lazy proxy, not log.bind(): a bound logger freezes the logging set-up of this moment
         self._log = structlog.get_logger("ccm_mail.smtp", account=account, host=config.host, port=config.port)
+        self._secret_forms: frozenset[str] = frozenset()
+        self._secret_lock = threading.Lock()
+        self._keep_secret(*config.secrets, *(quote(s, safe="") for s in config.secrets),
+                          *(quote_plus(s) for s in config.secrets))  # msal posts the client secret form-encoded
+
+    # -- secrets ------------------------------------------------------------------------------
+
+    def _keep_secret(self, *forms: str) -> None:
+        """Blank these wherever they turn up: in this transport's own replies, errors and log lines,
+        and — through the plugin API's registry — in everything the host shows, logs or journals.
+        Called for every form of a secret *before* it goes on the wire: a server may echo it."""
+        fresh = {f for f in forms if len(f) >= redaction.MIN_LENGTH} - self._secret_forms
+        if fresh:
+            redaction.remember(*fresh)
+            with self._secret_lock:
+                # a new set, not .update(): readers iterate the old one without the lock
+                self._secret_forms = self._secret_forms | fresh
+
+    def _scrub(self, text: str) -> str:
+        return errors.scrub(text, self._secret_forms)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -107,11 +130,11 @@ class SmtpTransport(Transport):
     def _fail(self, error: CcmMailError) -> CcmMailError:
         """Log a failure once, in one shape, without anything secret."""
         self._log.warning("smtp.failed", kind=error.kind, stage=error.details.get("stage"),
-                          smtp_reply=errors.scrub(str(error.details.get("smtp_reply", "")), self._config.secrets))
+                          smtp_reply=self._scrub(str(error.details.get("smtp_reply", ""))))
         return error
 
     def _reply(self, code: int, message: bytes | str) -> str:
-        return errors.scrub(errors.reply_text(code, message), self._config.secrets)
+        return errors.reply_text(code, message, self._secret_forms)
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self._config
@@ -146,10 +169,12 @@ class SmtpTransport(Transport):
                 hint=T("Verschlüsselung »tls« (Port 465) versuchen oder Servernamen/Port prüfen.",
                        "Try encryption 'tls' (port 465) or check host and port."),
                 details={"stage": "starttls"})
-        code, resp = smtp.starttls(context=self._tls)
-        if code != 220:  # pragma: no cover - smtplib raises for everything but 220
-            raise errors.protocol_error(code, self._reply(code, resp), "starttls",
-                                        T("STARTTLS abgelehnt.", "STARTTLS refused."))
+        try:
+            code, resp = smtp.starttls(context=self._tls)
+        except smtplib.SMTPResponseException as exc:  # smtplib raises for every reply but 220
+            code, resp = exc.smtp_code, exc.smtp_error
+        if code != 220:
+            raise errors.starttls_refused(code, self._reply(code, resp), self._config.host)
         self._ehlo(smtp, "ehlo")
 
     def _authenticate(self, smtp: smtplib.SMTP) -> None:
@@ -178,6 +203,7 @@ class SmtpTransport(Transport):
                 details={"stage": "auth"})
         token = self._tokens.token()
         blob = xoauth2_base64(cfg.username, token)
+        self._keep_secret(token, xoauth2_string(cfg.username, token), blob)
         if len(blob) + len("AUTH XOAUTH2 \r\n") <= 512:
             code, resp = smtp.docmd("AUTH", "XOAUTH2 " + blob)
         else:
@@ -203,11 +229,14 @@ class SmtpTransport(Transport):
         user, password = cfg.username.encode(), cfg.password.encode()
         if "PLAIN" in mechanisms:
             blob = base64.b64encode(b"\0" + user + b"\0" + password).decode("ascii")
+            self._keep_secret(blob)
             code, resp = smtp.docmd("AUTH", "PLAIN " + blob)
         elif "LOGIN" in mechanisms:
+            line = base64.b64encode(password).decode("ascii")
+            self._keep_secret(line)
             code, resp = smtp.docmd("AUTH", "LOGIN " + base64.b64encode(user).decode("ascii"))
             if code == 334:
-                code, resp = smtp.docmd(base64.b64encode(password).decode("ascii"))
+                code, resp = smtp.docmd(line)
         else:
             raise TransportError(
                 T(f"Kein passendes Anmeldeverfahren (Server bietet: {' '.join(sorted(mechanisms))}).",
@@ -235,8 +264,10 @@ class SmtpTransport(Transport):
             _close(smtp)
             if isinstance(exc, smtplib.SMTPResponseException):
                 reply = self._reply(exc.smtp_code, exc.smtp_error)
+                step = errors.stage_text(stage)
                 raise self._fail(errors.protocol_error(exc.smtp_code, reply, stage, T(
-                    f"Server-Fehler ({stage}): {reply}", f"Server error ({stage}): {reply}"))) from exc
+                    f"Server-Fehler im Schritt »{step.de}«: {reply}",
+                    f"Server error at step '{step.en}': {reply}"))) from exc
             raise self._fail(errors.connection_error(exc, *self._where(), stage)) from exc
         return smtp
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser, Parser
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from ccm_mail_hookspecs import redaction
 
 
 @dataclass
@@ -50,6 +51,11 @@ class Script:
     hang_at: str | None = None             #: "mail" | "data_end": never answer
     drop_at: str | None = None             #: "rcpt" | "data_end": close the connection
     hang_seconds: float = 5.0
+    hang_from: int = 1                     #: "data_end" hangs from the n-th message on (1: every one)
+    keep: bool = True                      #: False: a message it hangs or drops at "data_end" is lost
+    greeting: str | None = None            #: e.g. "421 4.3.2 Service not available": refuse the session
+    starttls_reply: str | None = None      #: e.g. "454 4.7.0 TLS not available due to temporary reason"
+    quit_reply: str | None = None          #: a reply to QUIT instead of 221; "drop": close without one; "hang"
 
 
 class Handler:
@@ -58,13 +64,29 @@ class Handler:
         self.token_check = token_check
         self.script = Script()
         self.received: list[Received] = []
+        #: every line of an AUTH exchange as the client sent it, and whether, at the moment it
+        #: arrived, this process's redaction registry already blanked it (the client registers
+        #: each secret form *before* sending it; only meaningful when client and server share a process)
+        self.sasl_lines: list[tuple[str, bool]] = []
+        self.sasl_replies: list[str] = []   #: the scripted AUTH failures as sent
+        self.data_ends = 0                  #: messages that reached the end-of-data dot
+
+    def scripted_auth_failure(self, server: SMTP) -> str | None:
+        """The scripted AUTH reply; ``{got}`` becomes what the client sent in this AUTH exchange,
+        as some servers echo it (``535 5.7.8 Error: authentication failed (got …)``)."""
+        if self.script.auth_reply is None:
+            return None
+        got = " ".join(line for line in getattr(server, "sasl_got", []) if line)
+        reply = self.script.auth_reply.replace("{got}", got)
+        self.sasl_replies.append(reply)
+        return reply
 
     # -- auth ----------------------------------------------------------------------------------
 
     def authenticator(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
                       auth_data: Any) -> AuthResult:
         if self.script.auth_reply:
-            return AuthResult(success=False, handled=False, message=self.script.auth_reply)
+            return AuthResult(success=False, handled=False, message=self.scripted_auth_failure(server))
         if isinstance(auth_data, LoginPassword):
             ok = self.users.get(auth_data.login.decode()) == auth_data.password.decode()
             # handled=False: aiosmtpd pushes ``message`` itself (True means "I already replied")
@@ -89,7 +111,7 @@ class Handler:
         # the error challenge: base64 JSON; the client answers with an empty line
         await server.challenge_auth(json.dumps({"status": "401", "schemes": "bearer"}))
         return AuthResult(success=False, handled=False,
-                          message=self.script.auth_reply or "535 5.7.3 Authentication unsuccessful")
+                          message=self.scripted_auth_failure(server) or "535 5.7.3 Authentication unsuccessful")
 
     # -- transaction ---------------------------------------------------------------------------
 
@@ -116,16 +138,20 @@ class Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
+        self.data_ends += 1
+        got = Received(envelope.mail_from or "", list(envelope.rcpt_tos), list(envelope.mail_options), data,
+                       session.auth_data)
         if self.script.drop_at == "data_end":
-            self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos),
-                                          list(envelope.mail_options), data, session.auth_data))
+            if self.script.keep:
+                self.received.append(got)
             assert server.transport is not None
             server.transport.close()
             return "250 never seen"
-        if self.script.hang_at == "data_end":
-            self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos),
-                                          list(envelope.mail_options), data, session.auth_data))
+        if self.script.hang_at == "data_end" and self.data_ends >= self.script.hang_from:
+            if self.script.keep:
+                self.received.append(got)  # taken: the client only never hears the 250
             await asyncio.sleep(self.script.hang_seconds)
+            return self.script.data_reply
         if self.script.data_reply.startswith("250"):
             self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos),
                                           list(envelope.mail_options), data, session.auth_data))
@@ -134,9 +160,66 @@ class Handler:
 
 class ExchangeLikeSMTP(SMTP):
     """RFC 4954 lets a SASL response line be 12288 octets; Exchange takes ~2 KB OAuth tokens.
-    aiosmtpd's default 1001-byte line limit would refuse them."""
+    aiosmtpd's default 1001-byte line limit would refuse them.
+
+    It also keeps the lines of the current AUTH exchange exactly as the client sent them (for a
+    scripted echo), and can refuse the session at the greeting, STARTTLS or QUIT on cue."""
 
     line_length_limit = 16384
+
+    def _handler(self) -> Handler:
+        return cast(Handler, self.event_handler)
+
+    def _script(self) -> Script:
+        return self._handler().script
+
+    def _got_auth_line(self, line: str) -> None:
+        self.sasl_got.append(line)
+        if line:
+            self._handler().sasl_lines.append((line, redaction.redact(line) == "***"))
+
+    async def _handle_client(self) -> None:
+        greeting = self._script().greeting
+        if greeting is None:
+            await super()._handle_client()
+            return
+        await self.push(greeting)  # RFC 5321 §3.1: a 554/421 greeting, then the server closes
+        assert self.transport is not None
+        self.transport.close()
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        self.sasl_got: list[str] = []
+        parts = arg.split() if arg else []
+        if len(parts) > 1:
+            self._got_auth_line(parts[1])  # the initial response
+        await super().smtp_AUTH(arg)
+
+    async def challenge_auth(self, challenge: str | bytes, encode_to_b64: bool = True,
+                             log_client_response: bool = False) -> Any:
+        answer = await super().challenge_auth(challenge, encode_to_b64, log_client_response)
+        if isinstance(answer, bytes):
+            # aiosmtpd decodes with validate=True, so this is the client's line byte for byte
+            self._got_auth_line(base64.b64encode(answer).decode("ascii"))
+        return answer
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        reply = self._script().starttls_reply
+        if reply is None:
+            await super().smtp_STARTTLS(arg)
+            return
+        await self.push(reply)
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        reply = self._script().quit_reply
+        if reply is None:
+            await super().smtp_QUIT(arg)
+            return
+        if reply == "hang":
+            await asyncio.sleep(self._script().hang_seconds)
+        elif reply != "drop":
+            await self.push(reply)
+        assert self.transport is not None
+        self.transport.close()
 
 
 class _Controller(Controller):

@@ -79,3 +79,30 @@ def test_invalid_config_is_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         SmtpConfig.from_values({**BASE, "host": "smtp.example.com", "security": "none"})
     assert info.value.details["fields"] == ["security"]
+
+
+def test_field_kinds_follow_the_values() -> None:
+    """The host checks and converts each field by its declared kind: the timeout is seconds and
+    may have a fraction, the port is a whole number."""
+    kinds = {f.name: f.kind for f in FIELDS}
+    assert kinds["port"] == "int" and kinds["timeout"] == "float"
+
+
+@pytest.mark.parametrize(("port", "timeout", "expected"), [
+    (587, 2.5, (587, 2.5)), ("587", "2.5", (587, 2.5)), (" 587 ", 30, (587, 30.0)), (587.0, "0.5", (587, 0.5)),
+])
+def test_numbers_as_yaml_or_quoted_text(port: object, timeout: object, expected: tuple[int, float]) -> None:
+    cfg = SmtpConfig.from_values({**BASE, "port": port, "timeout": timeout})
+    assert (cfg.port, cfg.timeout) == expected
+    assert type(cfg.port) is int and type(cfg.timeout) is float
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("port", True), ("port", "587.5"), ("port", 587.5), ("port", "0"), ("port", "zwei"),
+    ("timeout", True), ("timeout", "inf"), ("timeout", "nan"), ("timeout", 0), ("timeout", "2,5"),
+])
+def test_numbers_that_are_refused(field: str, value: object) -> None:
+    problems = validate({**BASE, field: value})
+    assert [f for f, _ in problems] == [field]
+    text = problems[0][1]
+    assert text.de and text.en and text.de != text.en

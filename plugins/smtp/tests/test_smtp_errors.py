@@ -6,15 +6,19 @@ sent, safe to retry); after it, UnknownOutcomeError (never resend)."""
 
 from __future__ import annotations
 
+import os
+import re
 import ssl
 from collections.abc import Iterator
 from email.utils import make_msgid
+from pathlib import Path
 
 import pytest
 import trustme
 from ccm_mail_hookspecs import (
     AccessDeniedError,
     Address,
+    Attachment,
     AuthenticationError,
     CcmMailError,
     MailboxError,
@@ -22,10 +26,12 @@ from ccm_mail_hookspecs import (
     MessageTooLargeError,
     NetworkError,
     RecipientError,
+    T,
     ThrottledError,
     TransportError,
     UnknownOutcomeError,
 )
+from ccm_mail_smtp.errors import size_text, too_large_error
 from smtp_server import Script, SmtpServer
 from smtp_support import PASSWORD, SENDER, USERS, MakeTransport
 
@@ -125,6 +131,40 @@ def test_size_limit_checked_before_sending(server_tls: ssl.SSLContext, make_tran
         error = send_fails(make_transport, server)
         assert isinstance(error, MessageTooLargeError) and error.details["limit"] == 200
         assert not server.handler.received
+        size = error.details["size"]
+        assert f"({size} Bytes)" in error.message.de and "(200 Bytes)" in error.message.de
+        assert f"({size} bytes)" in error.message.en and "(200 bytes)" in error.message.en
+        assert "0 KiB" not in error.message.de + error.message.en
+
+
+def test_size_limit_in_megabytes(server_tls: ssl.SSLContext, make_transport: MakeTransport,
+                                 tmp_path: Path) -> None:
+    pdf = tmp_path / "Rechnung.pdf"
+    pdf.write_bytes(os.urandom(1_200_000))  # base64 in the message: about 1.6 MB
+    with SmtpServer("starttls", server_tls, users=USERS, data_size_limit=1_048_576) as server:
+        with pytest.raises(MessageTooLargeError) as info:
+            make_transport(server).send(message(attachments=[Attachment(pdf)]))
+        assert not server.handler.received
+    error = info.value
+    shown = size_text(error.details["size"])
+    assert re.fullmatch(r"1,\d MB", shown.de) and shown.en == shown.de.replace(",", ".")
+    assert f"Nachricht ({shown.de}) größer als das Limit des Servers (1 MB)" in error.message.de
+    assert f"Message ({shown.en}) exceeds the server's limit (1 MB)" in error.message.en
+
+
+@pytest.mark.parametrize(("size", "de", "en"), [
+    (0, "0 Bytes", "0 bytes"), (200, "200 Bytes", "200 bytes"), (1023, "1023 Bytes", "1023 bytes"),
+    (1024, "1 KB", "1 KB"), (1536, "1,5 KB", "1.5 KB"), (35 * 2**20, "35 MB", "35 MB"),
+    (int(2.25 * 2**20), "2,2 MB", "2.2 MB"), (150 * 2**20, "150 MB", "150 MB"),
+])
+def test_size_text(size: int, de: str, en: str) -> None:
+    assert size_text(size) == T(de, en)
+
+
+def test_sizes_that_look_equal_are_shown_exactly() -> None:
+    error = too_large_error(157_290_000, 157_286_400)  # both "150 MB" when rounded
+    assert "157.290.000 Bytes" in error.message.de and "157.286.400 Bytes" in error.message.de
+    assert "157,290,000 bytes" in error.message.en and "157,286,400 bytes" in error.message.en
 
 
 def test_timeout_before_data_is_network_error(starttls_server: SmtpServer, make_transport: MakeTransport) -> None:
@@ -204,3 +244,18 @@ def test_server_echoing_the_password_is_scrubbed(hostile_server: SmtpServer, mak
     hostile_server.script = Script(auth_reply=f"535 5.7.8 bad password {PASSWORD}")
     error = send_fails(make_transport, hostile_server)  # send_fails scans the error for the password
     assert "***" in error.details["smtp_reply"]
+
+
+@pytest.mark.parametrize("reply", ["534 5.7.9 Authentication mechanism is too weak",
+                                   "534 Authentication mechanism is too weak"])
+def test_mechanism_too_weak_is_not_a_wrong_password(starttls_server: SmtpServer, make_transport: MakeTransport,
+                                                    reply: str) -> None:
+    """RFC 4954 534 5.7.9: the server wants a stronger mechanism; the password was never judged."""
+    starttls_server.script = Script(auth_reply=reply)
+    error = send_fails(make_transport, starttls_server)
+    assert type(error) is AuthenticationError and error.details["smtp_reply"] == reply
+    assert "Passwort falsch" not in error.render("de") and "wrong user name or password" not in error.render("en")
+    assert "zu schwach" in error.message.de and "too weak" in error.message.en
+    assert error.hint is not None
+    for hint in (error.hint.de, error.hint.en):
+        assert "xoauth2" in hint and "SMTP.SendAsApp" in hint and "SMTP AUTH" in hint

@@ -4,38 +4,23 @@ the real ``ccm-mail`` command line against a real SMTP server."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import cli_support
+import pytest
 from smtp_server import SmtpServer
-from smtp_support import PASSWORD, SENDER
 
-CLI = [sys.executable, "-c", "import sys; from ccm_mail_core.cli import main; sys.exit(main())"]
+from ccm_mail_core.api import Mailer
+from smtp_support import PASSWORD
 
-
-def write_config(tmp_path: Path, server: SmtpServer, ca_file: Path, **account: str) -> Path:
-    values = {"type": "smtp", "host": server.host, "port": str(server.port), "security": server.mode,
-              "sender": SENDER, "from_name": "Firma GmbH", "auth": "password",
-              "password": "{env: SMTP_TEST_PASSWORD}", "ca_bundle": str(ca_file), "timeout": "5"}
-    values.update(account)
-    lines = ["language: de", "accounts:", "  Versand:"]
-    lines += [f"    {k}: {v}" for k, v in values.items()]
-    lines += ["purposes:", "  invoice: Versand", "templates:", "  invoice:",
-              '    subject: "Firma GmbH / Rg. #extRechnungsNr#"', '    reference: "#extRechnungsNr#"',
-              "    body: |", "      Guten Tag,", "      anbei Rechnung #extRechnungsNr# über #Betrag#.",
-              "journal:", f"  path: {tmp_path / 'journal.sqlite'}"]
-    path = tmp_path / "ccm-mail.yaml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+def write_config(tmp_path: Path, server: SmtpServer, ca_file: Path, **values: object) -> Path:
+    return cli_support.write_config(tmp_path, server, ca_file, **values)
 
 
 def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SMTP_TEST_PASSWORD": PASSWORD}
-    return subprocess.run([*CLI, "--config", str(config), "--json", *args], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
+    return cli_support.run(config, *args)
 
 
 def test_entry_point_is_declared() -> None:
@@ -86,3 +71,28 @@ def test_plain_text_towards_another_host_is_refused_by_config(tmp_path: Path, st
     result = run(config, "config", "check")
     assert result.returncode != 0
     assert "localhost" in result.stdout + result.stderr
+
+
+def test_fractional_timeout_is_accepted(tmp_path: Path, starttls_server: SmtpServer, ca_file: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``timeout: 2.5`` (seconds, as the form says) passes the host's field check and reaches the
+    transport as 2.5 s."""
+    monkeypatch.setenv(cli_support.PASSWORD_ENV, PASSWORD)
+    config = write_config(tmp_path, starttls_server, ca_file, timeout=2.5)
+    checked = run(config, "config", "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    with Mailer.from_config(config) as mailer:
+        transport = mailer.transport("Versand")
+        assert transport._config.timeout == 2.5  # type: ignore[attr-defined]
+        assert mailer.check_account("Versand").ok
+
+
+def test_quoted_port_is_accepted(tmp_path: Path, starttls_server: SmtpServer, ca_file: Path) -> None:
+    """``port: "587"`` (quoted, as many YAML writers and AbSys's form put it) is a port; the plugin
+    converts it, so the host's field check must not refuse it as "keine ganze Zahl"."""
+    config = write_config(tmp_path, starttls_server, ca_file, port=str(starttls_server.port), timeout="2.5")
+    checked = run(config, "config", "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    sent = run(config, *cli_support.invoice_args("RE-2026-00042"))
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert len(starttls_server.handler.received) == 1

@@ -4,7 +4,9 @@ sandbox (real HTTPS, its own CA), the SMTP server accepts only tokens that sandb
 
 from __future__ import annotations
 
+import json
 import ssl
+import subprocess
 import time
 from collections.abc import Callable, Collection, Iterator
 from email.message import EmailMessage
@@ -12,10 +14,12 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Self
 
+import cli_support
 import pytest
-from ccm_mail_hookspecs import Address, AuthenticationError, Message, NetworkError, Transport
-from smtp_server import SmtpServer, free_port
-from smtp_support import SENDER, MakeTransport
+from ccm_mail_hookspecs import Address, AuthenticationError, Message, NetworkError, Transport, redaction
+from ccm_mail_smtp.oauth import xoauth2_base64, xoauth2_string
+from smtp_server import Script, SmtpServer, free_port
+from smtp_support import SENDER, MakeTransport, leaks
 
 from ccm_mail_core.testing import (
     FailureCase,
@@ -189,3 +193,79 @@ class TestXoauth2Conformance(TransportConformance):
                                AuthenticationError, "wrong client secret")
         return FailureCase(xoauth(make_transport, xoauth_server, o365, client_id=o365.graph_only.client_id),
                            AuthenticationError, "app without SMTP.SendAsApp")
+
+
+# -- a server that echoes the XOAUTH2 exchange (issue: secrets leak in base64 form) -------------
+
+ECHO = "535 5.7.8 Error: authentication failed (got {got})"
+
+
+def token_forms(o365: Office365) -> list[str]:
+    """The client secret and, for every token the sandbox issued, the token, the XOAUTH2 string and
+    its base64 (what goes on the wire)."""
+    forms = [SECRET]
+    for token in list(o365.sb.state.tokens):
+        forms += [token, xoauth2_string(SENDER, token), xoauth2_base64(SENDER, token)]
+    return forms
+
+
+@pytest.fixture
+def echoing_xoauth_server(server_tls: ssl.SSLContext, o365: Office365) -> Iterator[SmtpServer]:
+    with SmtpServer("starttls", server_tls, token_check=o365.token_check) as server:
+        server.script = Script(auth_reply=ECHO)
+        yield server
+
+
+def echoed_a_token(server: SmtpServer, o365: Office365) -> None:
+    blobs = [xoauth2_base64(SENDER, t) for t in list(o365.sb.state.tokens)]
+    assert server.handler.sasl_replies, "the server got no AUTH"
+    assert all(any(b in reply for b in blobs) for reply in server.handler.sasl_replies), "no echo of the token"
+
+
+def test_echoed_xoauth2_string_leaks_nowhere_through_the_cli(echoing_xoauth_server: SmtpServer, o365: Office365,
+                                                             tmp_path: Path, ca_file: Path) -> None:
+    config = cli_support.write_config(
+        tmp_path, echoing_xoauth_server, ca_file, auth="xoauth2", password=None, tenant_id=TENANT,
+        client_id=o365.app.client_id, client_secret={"env": "SMTP_TEST_CLIENT_SECRET"},
+        authority_host=o365.sb.authority_host, authority_ca_bundle=str(o365.sb.ca_pem))
+    env = cli_support.cli_env(SMTP_TEST_CLIENT_SECRET=SECRET)
+
+    def run(*args: str, json_out: bool = True) -> subprocess.CompletedProcess[str]:
+        return cli_support.run(config, *args, json_out=json_out, env=env)
+
+    sent = run(*cli_support.invoice_args("RE-2026-00042"), "--log-level", "debug")
+    assert sent.returncode == 1, sent.stdout + sent.stderr
+    error = json.loads(sent.stdout)["error"]
+    assert error["kind"] == "auth" and "5.7.8" in error["details"]["smtp_reply"]
+    text = run(*cli_support.invoice_args("RE-2026-00043"), "--log-level", "debug", json_out=False)
+    assert text.returncode == 1 and "5.7.8" in text.stderr
+    check = run("accounts", "test", "Versand", "--log-level", "debug")
+    assert check.returncode == 1 and "5.7.8" in check.stdout
+    journal = run("journal", "--id", "1")
+    journal_text = run("journal", json_out=False)
+    assert "5.7.8" in journal.stdout and "5.7.8" in journal_text.stdout
+    echoed_a_token(echoing_xoauth_server, o365)
+    assert not echoing_xoauth_server.handler.received
+
+    assert not leaks(token_forms(o365), {
+        "send --json": sent.stdout + sent.stderr, "send": text.stdout + text.stderr,
+        "accounts test": check.stdout + check.stderr, "journal": journal.stdout + journal_text.stdout,
+        "journal files": cli_support.journal_bytes(tmp_path)}), "a secret leaked"
+    assert "***" in error["details"]["smtp_reply"]
+
+
+def test_token_and_xoauth2_forms_are_registered_before_they_are_sent(
+        echoing_xoauth_server: SmtpServer, o365: Office365, make_transport: MakeTransport) -> None:
+    """Whatever shape the token has: the token, the XOAUTH2 string and its base64 are in the
+    redaction registry before the line reaches the server; the transport's own texts are clean."""
+    with capture_logs() as logs, pytest.raises(AuthenticationError) as info:
+        xoauth(make_transport, echoing_xoauth_server, o365).send(message())
+    echoed_a_token(echoing_xoauth_server, o365)
+    lines = echoing_xoauth_server.handler.sasl_lines
+    assert lines and all(registered for _, registered in lines), "an XOAUTH2 line went out unregistered"
+    token = next(t for t in o365.sb.state.tokens if xoauth2_base64(SENDER, t) in [line for line, _ in lines])
+    assert redaction.redact(f"<{token}>") == "<***>", "the token itself is registered, not only by its shape"
+    assert redaction.redact(xoauth2_string(SENDER, token)) == "***"
+    client_logs = [t for t in logs.texts() if not t.startswith("mail.log ")]
+    assert not leaks(token_forms(o365), {"error": "\n".join(exception_texts(info.value)),
+                                         "log": "\n".join(client_logs)}), "a secret leaked"
