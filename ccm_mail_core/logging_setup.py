@@ -1,6 +1,6 @@
 """structlog set-up: readable lines for people, JSON lines for machines, secrets blanked in both.
 
-Redaction (:mod:`.redaction`) is the last processor before rendering and also a filter on stdlib
+Redaction (:mod:`.redaction`) is the last processor before rendering and also the formatter of stdlib
 logging (msal and urllib3 log through it), so a secret that slips into any event or library
 message is replaced. Logs go to stderr or a file, never to stdout: stdout is the command's answer.
 """
@@ -50,8 +50,7 @@ def configure(*, fmt: str = "console", level: str = "info", stream: TextIO | Non
         cache_logger_on_first_use=False,
     )
     handler = Handler(stream)
-    handler.addFilter(redaction.Filter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(redaction.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, Handler)]:
         root.removeHandler(old)

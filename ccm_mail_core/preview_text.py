@@ -17,13 +17,13 @@ _LABELS = {
 
 
 def human_size(n: float, lang: str) -> str:
-    """``1,2 MB`` for people: decimal units as Exchange and Windows Explorer name limits; German
-    decimal comma."""
+    """``1,2 MB`` for people: units of 1024 as Windows Explorer and Microsoft's limits count
+    them; German decimal comma."""
     for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
+        if n < 1024 or unit == "GB":
             text = f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
             return text.replace(".", ",") if lang != "en" else text
-        n /= 1000
+        n /= 1024
     raise AssertionError("unreachable")
 
 

@@ -38,10 +38,9 @@ def processor(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str,
     return {k: scrub_value(v) for k, v in event_dict.items()}
 
 
-class Filter(logging.Filter):
-    """The same for stdlib logging (msal and urllib3 log through it)."""
+class Formatter(logging.Formatter):
+    """The same for stdlib logging (msal and urllib3 log through it). It scrubs what it writes
+    and leaves the record alone: other handlers (a host's, a test's capture) see it unchanged."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = scrub(record.getMessage())
-        record.args = None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))

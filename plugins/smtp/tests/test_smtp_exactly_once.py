@@ -96,7 +96,7 @@ def test_send_killed_while_the_server_holds_the_message(starttls_server: SmtpSer
     code, data, stderr = cli_support.run_json(config, "outbox", "resolve", str(entry["id"]), "sent")
     assert code == 0, stderr
     assert data["entry"]["status"] == "sent" and data["entry"]["sent_at"]
-    assert any("marked as sent by the operator" in h for h in history(config, entry["id"]))
+    assert any("vom Bediener als gesendet bestätigt" in h for h in history(config, entry["id"]))
     code, data, _ = cli_support.run_json(config, "outbox")
     assert code == 0 and data["entries"] == []
     assert arrivals(starttls_server) == {"Firma GmbH / Rg. RE-2026-00042": 1}

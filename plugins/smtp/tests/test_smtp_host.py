@@ -12,7 +12,7 @@ import cli_support
 import pytest
 from smtp_server import SmtpServer
 
-from ccm_mail_core.api import Mailer
+from ccm_mail_core import Mailer
 from smtp_support import PASSWORD
 
 def write_config(tmp_path: Path, server: SmtpServer, ca_file: Path, **values: object) -> Path:
