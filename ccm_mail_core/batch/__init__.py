@@ -233,8 +233,9 @@ def _send_all(mailer: Mailer, entries: list[Entry], progress: Progress) -> list[
             note(exc)
             return
         except JournalError as exc:
-            halt.set()
-            note(exc)
+            if not halt.is_set():  # one message: the other workers meet the same broken journal
+                halt.set()
+                note(exc)
             return
         except BaseException as exc:  # a bug: stop, and let the caller show it once
             halt.set()

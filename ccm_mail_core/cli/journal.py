@@ -64,6 +64,11 @@ def _line(e: Entry, out: Out, note: str = "") -> str:
 def journal(args: argparse.Namespace, out: Out) -> int:
     with open_mailer(args, out) as mailer:
         path = mailer.config.journal_path
+    if not path.exists():
+        out.note(out.t(f"Noch kein Journal unter {path} (es entsteht beim ersten Versand).",
+                       f"no journal at {path} yet (it is created by the first send)."))
+        out.emit({"entries": []}, out.t("Keine Einträge.", "No entries."))
+        return ExitCode.OK
     # read-only: inspecting a journal must work on a backup or a read-only share too
     book = Journal(path, readonly=True)
     try:
