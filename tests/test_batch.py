@@ -3,6 +3,8 @@ real process killed with SIGKILL in the middle, restarted until done: each invoi
 
 from __future__ import annotations
 
+import email
+import io
 import json
 import os
 import random
@@ -11,12 +13,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from email import policy
 from pathlib import Path
 
 import pytest
 
 from ccm_mail_core import batch
-from ccm_mail_hookspecs import hookimpl
+from ccm_mail_hookspecs import Status, hookimpl
 
 from host_support import BASE_CONFIG, LOAD_PLUGINS, make_dist, run_cli
 
@@ -119,6 +122,74 @@ def test_csv_with_semicolons_as_german_excel_writes_it(workdir, pdf) -> None:
     entries = json.loads(run_cli("journal", "--json", cwd=workdir).stdout)["entries"]
     assert sorted(e["recipients"] for e in entries) == [["j@example.de", "a@example.de", "b@example.de"],
                                                         ["k@example.de"]]
+
+
+def _excel_csv(path: Path, encoding: str) -> Path:
+    """What German Excel's "CSV (Trennzeichen-getrennt)" writes: semicolons, Windows-1252."""
+    path.write_bytes(("to;extRechnungsNr;Anrede;Betrag\r\n"
+                      "Jürgen Weiß <jw@example.de>;RE-1;Sehr geehrter Herr Weiß;1.234,56 €\r\n"
+                      "zoe@example.de;RE-2;Liebe Zoë;17,00 €\r\n").encode(encoding))
+    return path
+
+
+def test_german_excel_csv_in_windows_1252_arrives_intact(workdir) -> None:
+    """Field defect 11: cp1252 is read (and said so); umlauts and € arrive as written."""
+    (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG)
+    _excel_csv(workdir / "b.csv", "cp1252")
+    proc = run_cli("batch", "b.csv", "--purpose", "invoice", "--yes", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "als cp1252 gelesen" in proc.stderr
+    bodies = sorted(email.message_from_bytes(f.read_bytes(), policy=policy.default).get_body().get_content()
+                    for f in (workdir / "out").glob("*.eml"))
+    assert "Sehr geehrter Herr Weiß,\n\nanbei Ihre Rechnung RE-1 über 1.234,56 €." in bodies[1]
+    assert "Liebe Zoë," in bodies[0]
+
+
+def test_encoding_option_and_utf8_with_bom(workdir) -> None:
+    (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG)
+    _excel_csv(workdir / "b.csv", "utf-8-sig")
+    proc = run_cli("batch", "b.csv", "--purpose", "invoice", "--yes", cwd=workdir)
+    assert proc.returncode == 0 and "gelesen" not in proc.stderr, proc.stderr
+    _excel_csv(workdir / "c.csv", "cp1252")
+    wrong = run_cli("batch", "c.csv", "--purpose", "invoice", "--yes", "--encoding", "ascii", cwd=workdir)
+    assert wrong.returncode == 2 and "--encoding" in wrong.stderr
+    right = run_cli("batch", "c.csv", "--purpose", "invoice", "--yes", "--encoding", "cp1252", "--json", cwd=workdir)
+    assert right.returncode == 0 and json.loads(right.stdout)["sent"] == 0  # same invoices: skipped as sent
+    assert "RE-1 bereits im Journal" in right.stderr
+
+
+def test_progress_is_json_when_the_logs_are(workdir, pdf) -> None:
+    """Field defect 18: with --log-format json every stderr line is a JSON object, progress too."""
+    (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG.replace("    from_name: codicon GmbH\n", "    from_name: codicon GmbH\n"
+                                                               "    limits:\n      messages: 1000\n      per_seconds: 1\n"))
+    write_jsonl(workdir / "b.jsonl", rows(5, pdf))
+    proc = run_cli("batch", "b.jsonl", "--purpose", "invoice", "--yes", "--log-format", "json", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress and progress[-1]["done"] == progress[-1]["total"] == 5
+
+
+def test_summary_counts_rows_another_process_is_sending(make_mailer, workdir, pdf) -> None:
+    """Field defect 23: a concurrent run's rows in flight are in the summary, and the run does
+    not claim success while they are."""
+    from ccm_mail_core import owner
+    mailer = make_mailer()
+    plan = batch.plan(mailer, write_jsonl(workdir / "b.jsonl", rows(3, pdf)), "invoice")
+    batch.queue_plan(mailer, plan)
+    first = mailer.journal.query(batch=plan.batch_id)[-1]
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = __import__("psutil").Process(other.pid).create_time()
+        mailer.journal.transition(first.id, Status.SENDING, owner=owner.Owner(owner.current().host, other.pid,
+                                                                             started).format(),
+                                  expect=(Status.QUEUED,))
+        summary = batch.send(mailer, plan, stream=io.StringIO())
+    finally:
+        other.kill()
+        other.wait()
+    data = summary.to_dict()
+    assert (data["sent"], data["sending"]) == (2, 1) and summary.exit_code == 4
 
 
 def test_bad_rows_exit_code_and_row_numbers_from_cli(workdir, pdf) -> None:

@@ -297,3 +297,21 @@ def test_duplicate_is_refused_before_any_hook_or_dialog(make_mailer, workdir, pl
         assert (watching.prepared, watching.asked) == before  # refused before the hook and the dialog ran
     assert len(eml_files(workdir / "out")) == 1
     assert [e.status for e in mailer.journal.query()] == [Status.SENT]  # the refusal wrote nothing
+
+
+class Crashes:
+    @hookimpl
+    def ccm_mail_prepare(self, message, context):  # type: ignore[no-untyped-def]
+        raise RuntimeError("archive offline")
+
+
+def test_failing_prepare_hook_stops_before_the_journal_naming_the_plugin(make_mailer, workdir) -> None:
+    """Field defect 22: what spec.py and docs/hooks.md say is what happens."""
+    from ccm_mail_hookspecs import PluginError
+    mailer = make_mailer(plugins={"archiver": Crashes()})
+    with pytest.raises(PluginError) as err:
+        mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
+    assert "'archiver'" in err.value.render("de") and "archive offline" in err.value.render("en")
+    assert mailer.journal.query() == [] and eml_files(workdir / "out") == []
+    from ccm_mail_hookspecs import spec
+    assert "before anything is journaled" in spec.ccm_mail_prepare.__doc__

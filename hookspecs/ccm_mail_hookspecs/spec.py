@@ -7,7 +7,9 @@ is registered through these same hooks.
 
 Error policy per hook is stated in each docstring. In short: registration hooks fail loudly,
 ``prepare`` and ``confirm`` stop the send on an exception (nothing is sent), ``sent`` and
-``failed`` run every implementation and report failures afterwards.
+``failed`` run every implementation and report failures afterwards. The host calls the
+implementations of ``prepare``, ``sent`` and ``failed`` one by one (so it can name the plugin
+that failed); ``wrapper=True`` implementations are therefore not supported on those three.
 """
 
 from __future__ import annotations
@@ -84,9 +86,12 @@ def ccm_mail_prepare(message: Message, context: SendContext) -> Cancel | None:
 
     Result: :class:`~ccm_mail_hookspecs.context.Cancel` to stop the send, None to let it go on.
     All implementations run (later ones see earlier changes); one Cancel is enough to stop it.
-    The cancel is journaled with its reason.
+    The cancel is journaled (status ``cancelled``) with its reason. Afterwards the message is
+    checked again like the caller's own input (:meth:`Message.check`).
 
-    Errors: an exception stops the send; nothing is sent, the journal records it as failed.
+    Errors: an exception stops the send **before anything is journaled**; nothing is sent. A
+    :class:`~ccm_mail_hookspecs.errors.CcmMailError` reaches the caller as it is, any other
+    exception as a :class:`~ccm_mail_hookspecs.errors.PluginError` naming the plugin.
 
     .. versionadded:: 1.0
     """
