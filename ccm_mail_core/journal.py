@@ -13,6 +13,7 @@ message back to its durable ``sending`` row, and that is settled by looking it u
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -102,7 +103,7 @@ class Entry:
     payload: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["status"] = self.status.value
         d.pop("payload")
         return d

@@ -17,7 +17,7 @@ import structlog
 from . import redaction
 
 
-class Handler(logging.StreamHandler):  # type: ignore[type-arg]  # typeshed: StreamHandler[TextIO]
+class Handler(logging.StreamHandler[TextIO]):
     """The root handler ccm-mail installs (and replaces when configured again)."""
 
     _ccm_mail = True  # how test fixtures of plugins written before 1.2 recognise it

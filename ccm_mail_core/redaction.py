@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from ccm_mail_hookspecs.redaction import redact
@@ -33,7 +34,7 @@ def scrub_value(value: Any) -> Any:
     return value
 
 
-def processor(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def processor(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
     """structlog processor; keep it last before the renderer in a host's own chain."""
     return {k: scrub_value(v) for k, v in event_dict.items()}
 

@@ -14,4 +14,5 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 "$VENV/bin/ruff" check --quiet .
+"$VENV/bin/mypy"
 exec "$VENV/bin/python" -m pytest "${@:2}"

@@ -115,7 +115,7 @@ def _jsonl(text: str, base: Path) -> tuple[list[Row], list[RowProblem]]:
             continue
         extra = {k: v for k, v in obj.items() if k not in RESERVED}
         try:
-            rows.append(Row(number, *(_addresses(obj.get(k), k) for k in ADDRESS_KEYS),
+            rows.append(Row(number, **{k: _addresses(obj.get(k), k) for k in ADDRESS_KEYS},
                             attachments=_files(obj.get("attachments"), base),
                             reference=str(obj["reference"]) if obj.get("reference") not in (None, "") else None,
                             data={**extra, **data}))
@@ -137,7 +137,7 @@ def _csv(text: str, base: Path) -> tuple[list[Row], list[RowProblem]]:
             continue
         rec = {k.strip(): (v or "").strip() for k, v in raw.items()}
         try:
-            rows.append(Row(number, *(_addresses(rec.get(k), k) for k in ADDRESS_KEYS),
+            rows.append(Row(number, **{k: _addresses(rec.get(k), k) for k in ADDRESS_KEYS},
                             attachments=_files(rec.get("attachments"), base),
                             reference=rec.get("reference") or None,
                             data={k: v for k, v in rec.items() if k not in RESERVED}))

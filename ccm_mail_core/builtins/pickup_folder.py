@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -94,5 +95,5 @@ ACCOUNT_TYPE = AccountType(
 
 
 @hookimpl
-def ccm_mail_account_types(register) -> None:  # type: ignore[no-untyped-def]
+def ccm_mail_account_types(register: Callable[[AccountType], None]) -> None:
     register(ACCOUNT_TYPE)

@@ -3,6 +3,7 @@ supplies with a send."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from ccm_mail_hookspecs import Placeholder, SendContext, T, data_field, hookimpl
@@ -12,7 +13,7 @@ CCM_MAIL_API = 1
 INVOICE = frozenset({"invoice"})
 
 
-def _today(fmt: str):  # type: ignore[no-untyped-def]
+def _today(fmt: str) -> Callable[[SendContext], str]:
     def resolve(ctx: SendContext) -> str:
         return datetime.now().strftime(fmt)
     return resolve

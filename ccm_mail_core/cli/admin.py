@@ -43,8 +43,8 @@ def config_check(args: argparse.Namespace, out: Out) -> int:
     with mailer:
         cfg = mailer.config
         out.lang = cfg.lang
-        data = {"ok": True, "file": str(cfg.path), "accounts": list(cfg.accounts),
-                "purposes": {p: cfg.account_for(p) for p in cfg.purposes},
+        purposes = {p: cfg.account_for(p) for p in cfg.purposes}
+        data = {"ok": True, "file": str(cfg.path), "accounts": list(cfg.accounts), "purposes": purposes,
                 "journal": str(cfg.journal_path), "warnings": [p.to_dict(cfg.lang) for p in cfg.warnings],
                 "plugin_failures": [{"name": f.name, "reason": f.reason.get(cfg.lang)} for f in mailer.pm.failures]}
 
@@ -54,7 +54,7 @@ def config_check(args: argparse.Namespace, out: Out) -> int:
                       for f in mailer.pm.failures]
             lines.append(out.t(f"{cfg.path}: in Ordnung ({len(cfg.accounts)} Konten).",
                                f"{cfg.path}: OK ({len(cfg.accounts)} accounts)."))
-            lines += [f"  {purpose_label(p, cfg.lang)} → {a or '-'}" for p, a in data["purposes"].items()]
+            lines += [f"  {purpose_label(p, cfg.lang)} → {a or '-'}" for p, a in purposes.items()]
             return "\n".join(lines)
         out.emit(data, human)
     return ExitCode.OK

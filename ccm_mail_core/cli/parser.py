@@ -49,9 +49,9 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose own texts follow ``lang``; errors honour ``--json``."""
 
     def __init__(self, *args: Any, lang: str = "de", json_errors: bool = False, **kwargs: Any) -> None:
-        add_help = kwargs.pop("add_help", True)
-        kwargs["formatter_class"] = type("Formatter", (_Formatter,), {"lang": lang})
-        super().__init__(*args, add_help=False, **kwargs)
+        add_help = kwargs.get("add_help", True)
+        kwargs.update(add_help=False, formatter_class=type("Formatter", (_Formatter,), {"lang": lang}))
+        super().__init__(*args, **kwargs)
         self.lang = lang
         self.json_errors = json_errors
         self._positionals.title = T("Argumente", "positional arguments").get(lang)

@@ -13,7 +13,7 @@ from ccm_mail_hookspecs import T
 from .model import ConfigProblems, Problem
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict[Any, Any]):
     """A mapping from YAML that knows the line of each key (1-based) and of itself."""
 
     line: int = 0
@@ -23,7 +23,7 @@ class LineDict(dict):  # type: ignore[type-arg]
         return self.key_lines.get(key, self.line)
 
 
-class LineList(list):  # type: ignore[type-arg]
+class LineList(list[Any]):
     line: int = 0
     item_lines: list[int]
 

@@ -343,7 +343,7 @@ def _purposes(raw: LineDict, c: _Collector, cfg: Config) -> None:
           "e.g. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'"))
     if not purposes:
         return
-    declared = raw.get("accounts") if isinstance(raw.get("accounts"), dict) else {}
+    declared: dict[Any, Any] = raw["accounts"] if isinstance(raw.get("accounts"), dict) else {}
     for purpose, value in purposes.items():
         pool = [str(a) for a in value] if isinstance(value, list) else [str(value)]
         if not pool or len(set(pool)) != len(pool):

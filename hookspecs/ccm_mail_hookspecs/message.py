@@ -313,6 +313,8 @@ def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessag
 #: email.policy.default, but text parts get a 7-bit transfer encoding (no 8BITMIME needed), and
 #: headers set raw here (pre-encoded, see _set_unstructured) are never refolded by the generator
 _MIME_POLICY = _policy.default.clone(cte_type="7bit", refold_source="none")
+#: the same for a message with a non-ASCII address (RFC 6532): headers are written as UTF-8
+_UTF8_POLICY = _MIME_POLICY.clone(utf8=True)
 _EW_OVERHEAD = len("=?utf-8?b??=")
 
 
@@ -347,7 +349,7 @@ def _set_addresses(mime: EmailMessage, name: str, addresses: list[Address]) -> N
         mime[name] = [_header_address(a, spec) for a, spec in zip(addresses, specs, strict=True)]
         return
     if not all(spec.isascii() for spec in specs):
-        mime.policy = mime.policy.clone(utf8=True)
+        mime.policy = _UTF8_POLICY
     tokens: list[str] = []
     for n, (address, spec) in enumerate(zip(addresses, specs, strict=True)):
         if address.name.isascii():
@@ -399,6 +401,6 @@ def _header_address(address: Address, spec: str) -> _EmailAddress:
 
 def _find_html_part(mime: EmailMessage) -> EmailMessage | None:
     for part in mime.walk():
-        if part.get_content_type() == "text/html":
-            return part  # type: ignore[return-value]
+        if isinstance(part, EmailMessage) and part.get_content_type() == "text/html":
+            return part
     return None
