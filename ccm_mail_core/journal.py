@@ -28,6 +28,8 @@ from urllib.parse import quote
 
 from ccm_mail_hookspecs import Address, Attachment, CcmMailError, Message, SendContext, Status, T
 
+from .storage import network_filesystem
+
 SCHEMA_VERSION = 2
 
 # columns added after version 1, for journals written by an earlier ccm-mail
@@ -178,6 +180,17 @@ class Journal:
         return db
 
     def _open(self) -> sqlite3.Connection:
+        remote = network_filesystem(self.path.parent)
+        if remote is not None:
+            raise JournalError(
+                T(f"Das Journal {self.path} liegt auf einem Netzlaufwerk ({remote}). Dort kann SQLite den "
+                  "Dublettenschutz nicht zuverlässig halten; es wird nicht geöffnet.",
+                  f"the journal {self.path} is on a network file system ({remote}), where SQLite cannot keep the "
+                  "duplicate check reliable; it is not opened."),
+                hint=T("journal.path auf ein lokales Laufwerk legen. Mehrere Arbeitsplätze teilen ein Journal über "
+                       "den Dienst 'ccm-mail serve' oder über PostgreSQL (docs/absys.md).",
+                       "Put journal.path on a local disk. Several workstations share one journal through the "
+                       "'ccm-mail serve' service or PostgreSQL (docs/absys.md)."))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             # recipients and bodies: owner-only from the first byte (SQLite gives its -wal and

@@ -95,7 +95,7 @@ class Config:
     outbox_grace_seconds: float = 600.0
     templates: dict[str, TemplateConfig] = field(default_factory=dict)
     data_placeholders: dict[str, Placeholder] = field(default_factory=dict)
-    journal_path: Path = Path("ccm-mail-journal.sqlite")
+    journal_path: Path = Path("journal.sqlite")
     state_dir: Path = Path("ccm-mail-state")
     plugins_disable: tuple[str, ...] = ()
     plugin_settings: dict[str, Mapping[str, Any]] = field(default_factory=dict)

@@ -14,7 +14,7 @@ from typing import Any
 from ccm_mail_hookspecs import AccountType, Address, AddressError, T, TemplateError, data_field
 from ccm_mail_hookspecs.redaction import remember
 
-from .. import templates
+from .. import storage, templates
 from ..pacing import DEFAULT_LIMITS, Limits
 from ..plugins import Registries
 from . import secrets
@@ -145,12 +145,15 @@ def _logging(raw: LineDict, c: _Collector, cfg: Config, base: Path) -> None:
 
 
 def _paths(raw: LineDict, c: _Collector, cfg: Config, base: Path) -> None:
+    """The journal and the state folder: as given (relative to the config file), else in the
+    machine's data folder (%ProgramData%\\ccm-mail on Windows), never next to a config that may
+    sit on a share."""
     journal = _section(raw, "journal", c)
-    journal_path = "ccm-mail-journal.sqlite"
+    cfg.journal_path = storage.data_dir() / "journal.sqlite"
     if journal is not None:
         c.unknown_keys(journal, ("path",), "journal.")
-        journal_path = str(journal.get("path", journal_path))
-    cfg.journal_path = _relative(base, journal_path)
+        if journal.get("path"):
+            cfg.journal_path = _relative(base, str(journal["path"]))
     state = raw.get("state_dir")
     cfg.state_dir = _relative(base, str(state)) if state else cfg.journal_path.parent / "ccm-mail-state"
 
