@@ -21,12 +21,12 @@ from ccm_mail_hookspecs import CcmMailError, T
 from .. import logging_setup
 from ..config import ConfigProblems, read_raw
 from ..results import exit_code_for
-from . import accounts, admin, batch, journal, send
+from . import accounts, admin, batch, journal, secrets, send
 from .context import DEFAULT_CONFIG
 from .output import Out, setup_streams
 from .parser import Help, Parser, helper
 
-COMMAND_GROUPS = (admin, accounts, send, batch, journal)
+COMMAND_GROUPS = (admin, accounts, secrets, send, batch, journal)
 
 
 def language(argv: Sequence[str]) -> str:
