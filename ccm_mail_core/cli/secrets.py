@@ -36,7 +36,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
 def set_secret(args: argparse.Namespace, out: Out) -> int:
     # works while the config is still invalid: the missing secret may be exactly what is wrong
     raw = read_raw(config_path(args))
-    accounts = raw.get("accounts") if isinstance(raw.get("accounts"), dict) else {}
+    accounts: dict[str, Any] = raw["accounts"] if isinstance(raw.get("accounts"), dict) else {}
     account = accounts.get(args.account)
     if not isinstance(account, dict):
         raise ConfigError(T(f"Unbekanntes Konto {args.account!r}.", f"unknown account {args.account!r}."),
@@ -50,7 +50,7 @@ def set_secret(args: argparse.Namespace, out: Out) -> int:
                           hint=T(f"Geheime Felder: {', '.join(secret_fields) or '-'}",
                                  f"secret fields: {', '.join(secret_fields) or '-'}"))
     reference = config_secrets.keyring_name(args.account, field)
-    given = account.get(field)
+    given: Any = account.get(field)
     if config_secrets.is_reference(given) and "keyring" in given:
         reference = str(given["keyring"])
     value = (sys.stdin.readline() if args.stdin else
