@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from ccm_mail_hookspecs import (
@@ -25,6 +26,7 @@ from ccm_mail_hookspecs import (
     ThrottledError,
     TransportError,
     UnknownOutcomeError,
+    redaction,
 )
 
 _CONSENT_HINT = T(
@@ -221,6 +223,67 @@ def from_token_result(result: Mapping[str, Any], secrets: Iterable[str] = ()) ->
                    "Check tenant ID, application ID and credentials."),
             details=details)
     return rule.cls(rule.message, hint=rule.hint, details=details)
+
+
+def body_start(resp: requests.Response, secrets: Iterable[str] = (), limit: int = 200) -> str:
+    """The first characters of an answer's body, one line, without secrets: enough for support to
+    recognise a proxy's page, short enough for a log line."""
+    text = " ".join(strip_queries(redaction.redact(redact(resp.text or "", secrets))).split())
+    return text[:limit]
+
+
+def _json_body(resp: requests.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def sign_in_busy(resp: requests.Response, waited: float, retry_after: float | None,
+                 secrets: Iterable[str] = ()) -> ThrottledError:
+    """The sign-in host kept answering 5xx/429: Entra's ids and code, never msal's bare text."""
+    body = _json_body(resp)
+    result = body if isinstance(body, Mapping) else {}
+    base = from_token_result(result, secrets).details if result else {}
+    host = urlsplit(str(resp.url)).netloc
+    details: dict[str, Any] = {**base, "status": resp.status_code, "host": host,
+                               "code": base.get("code") or f"HTTP {resp.status_code}",
+                               "waited_seconds": round(waited, 1)}
+    if not result:
+        details["body"] = body_start(resp, secrets)
+    why = f"HTTP {resp.status_code}" + (f", {details['code']}" if details["code"] != f"HTTP {resp.status_code}" else "")
+    if retry_after is not None and retry_after > waited:
+        de_wait, en_wait = f"; Microsoft bittet, {retry_after:.0f} s zu warten", f"; Microsoft asks to wait {retry_after:.0f} s"
+    else:
+        de_wait = en_wait = ""
+    return ThrottledError(
+        T(f"Der Anmeldedienst von Microsoft ({host}) ist überlastet oder nicht verfügbar ({why}){de_wait}. "
+          f"Nach {waited:.0f} s Wartezeit aufgegeben; es wurde nichts gesendet.",
+          f"Microsoft's sign-in service ({host}) is busy or unavailable ({why}){en_wait}. "
+          f"Gave up after waiting {waited:.0f} s; nothing was sent."),
+        hint=T("Später erneut senden. Hält es an, Trace-ID und Correlation-ID an den Microsoft-Support geben.",
+               "Send again later. If it persists, give the trace id and correlation id to Microsoft support."),
+        details=details)
+
+
+def unreadable_answer(resp: requests.Response, what: T, secrets: Iterable[str] = ()) -> TransportError:
+    """An answer whose body is not the JSON Microsoft sends: a proxy's page or a cut-off body.
+    Classified by its status only; the caller decides what a 5xx means for a send."""
+    host = urlsplit(str(resp.url)).netloc
+    details = {"code": f"HTTP {resp.status_code}", "status": resp.status_code, "host": host,
+               "content_type": resp.headers.get("Content-Type", ""), "body": body_start(resp, secrets),
+               "request_id": resp.headers.get("request-id") or resp.headers.get("x-ms-request-id")}
+    cls = NetworkError if resp.status_code == 407 else TransportError
+    return cls(
+        T(f"{what.de}: {host} antwortete HTTP {resp.status_code} ohne lesbare Antwort von Microsoft "
+          f"(„{details['body'][:80]}“). Die Nachricht wurde nicht gesendet.",
+          f"{what.en}: {host} answered HTTP {resp.status_code} without a readable answer from Microsoft "
+          f"(\"{details['body'][:80]}\"). The message was not sent."),
+        hint=T("Meist steht ein Proxy oder eine Firewall dazwischen: Proxy-Einstellung (proxy) und Freigaben für "
+               "die Microsoft-Hosts prüfen.",
+               "Usually a proxy or firewall is in between: check the proxy setting (proxy) and that the Microsoft "
+               "hosts are allowed."),
+        details=details)
 
 
 def from_discovery_error(exc: Exception, secrets: Iterable[str] = ()) -> TransportError:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import json
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -27,7 +26,7 @@ from .config import Office365Config
 from .graph import GraphClient
 from .payload import plan
 from .session import make_session
-from .tokens import TokenProvider
+from .tokens import TokenProvider, token_roles
 
 log = structlog.get_logger("ccm_mail.office365")
 
@@ -40,11 +39,12 @@ class Office365Transport(Transport):
 
     type_id: ClassVar[str] = TYPE_ID
 
-    def __init__(self, config: Office365Config) -> None:
+    def __init__(self, config: Office365Config, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        """``sleep`` is how the transport waits when Microsoft asks it to (tests pass a recorder)."""
         self.config = config
         self.session = make_session(config)
-        self.tokens = TokenProvider(config, self.session)
-        self.graph = GraphClient(config, self.session, self.tokens)
+        self.tokens = TokenProvider(config, self.session, sleep=sleep)
+        self.graph = GraphClient(config, self.session, self.tokens, sleep=sleep)
 
     @classmethod
     def from_settings(cls, settings: AccountSettings) -> Office365Transport:
@@ -96,10 +96,11 @@ class Office365Transport(Transport):
                       transport_ids={"graph_message_id": str(item.get("id", "")), "mailbox": self.config.mailbox})
 
     def check(self) -> CheckResult:
-        """"Verbindung testen": token, permissions in the token, mailbox through Graph."""
+        """"Verbindung testen": a new token (the credential as configured now), the permissions in
+        it, the mailbox through Graph."""
         steps: list[tuple[str, bool, T]] = []
         try:
-            result = self.tokens.token_result()
+            result = self.tokens.token_result(fresh=True)  # prove today's credential, not a cached token
         except CcmMailError as exc:
             steps.append(("token", False, _explain(exc)))
             return CheckResult(False, tuple(steps))
@@ -145,20 +146,6 @@ class Office365Transport(Transport):
 
     def close(self) -> None:
         self.session.close()
-
-
-def token_roles(token: str) -> set[str] | None:
-    """The application permissions (``roles`` claim) in a JWT access token, or None when the token
-    is not a readable JWT. Only used to explain; Graph decides."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims: Any = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    roles = claims.get("roles") if isinstance(claims, dict) else None
-    return {str(r) for r in roles} if isinstance(roles, list) else set()
 
 
 def _explain(exc: CcmMailError) -> T:
