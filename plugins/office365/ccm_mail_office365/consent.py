@@ -23,6 +23,7 @@ import structlog
 from ccm_mail_hookspecs import AccountSettings, ConfigError, T
 
 from .config import Office365Config
+from .tokens import drop_cached_tokens
 
 log = structlog.get_logger("ccm_mail.office365")
 
@@ -142,6 +143,8 @@ def grant_admin_consent(settings: AccountSettings, *, no_browser: bool = False, 
         "tenant": box.get("tenant"), "scope": box.get("scope"), "error": box.get("error"),
         "error_description": box.get("error_description"), "consent_url": url, "redirect_uri": redirect_uri,
     }
+    if status == "granted":  # tokens issued before carry no roles: never reuse them
+        drop_cached_tokens(config)
     log.info("consent_done", account=config.account, status=status, error=box.get("error"))
     return result
 

@@ -26,7 +26,7 @@ from . import errors
 from .config import Office365Config
 from .payload import Plan, file_attachment, message_json, mime_body, upload_item
 from .throttle import THROTTLE_STATUSES, WaitBudget, backoff_delay, mailbox_semaphore, parse_retry_after, slot
-from .tokens import TokenProvider
+from .tokens import TokenProvider, token_roles
 
 log = structlog.get_logger("ccm_mail.office365")
 
@@ -37,6 +37,10 @@ MAX_ATTEMPTS = 30
 #: pre-send network failures (refused, DNS) are retried this often, then reported
 MAX_NETWORK_RETRIES = 2
 _TLS_HINTS = ("certificate", "handshake", "wrong_version", "hostname", "unknown_ca", "self signed")
+#: the application permissions a request needs (any one of them), per Graph's permission reference
+SEND = frozenset({"Mail.Send"})
+WRITE = frozenset({"Mail.ReadWrite"})
+READ = frozenset({"Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite"})
 
 
 class SentNoAnswer(Exception):
@@ -84,12 +88,12 @@ class GraphClient:
     def call(self, method: str, url: str, *, budget: WaitBudget, repeatable: bool, auth: bool = True,
              json: Any = None, data: bytes | None = None, headers: Mapping[str, str] | None = None,
              params: Mapping[str, str] | None = None, timeout: tuple[float, float] | None = None,
-             client_request_id: str = "", what: str = "") -> requests.Response:
+             client_request_id: str = "", what: str = "", needs: frozenset[str] = frozenset()) -> requests.Response:
         """One logical request: :meth:`request` then :meth:`call_prepared`."""
         prepared = self.request(method, url, auth=auth, json=json, data=data, headers=headers, params=params,
                                 client_request_id=client_request_id)
         return self.call_prepared(prepared, budget=budget, repeatable=repeatable, auth=auth, timeout=timeout,
-                                  what=what)
+                                  what=what, needs=needs)
 
     def request(self, method: str, url: str, *, auth: bool = True, json: Any = None, data: bytes | None = None,
                 headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
@@ -105,14 +109,15 @@ class GraphClient:
 
     def call_prepared(self, prepared: requests.PreparedRequest, *, budget: WaitBudget, repeatable: bool,
                       auth: bool = True, timeout: tuple[float, float] | None = None,
-                      what: str = "") -> requests.Response:
+                      what: str = "", needs: frozenset[str] = frozenset()) -> requests.Response:
         """Send a built request: waits for a mailbox slot, replays throttled answers within the
-        wait budget, refreshes a refused token once. Raises :class:`SentNoAnswer` when the request
-        may have arrived but nothing came back and ``repeatable`` is false."""
+        wait budget, refreshes a refused token once, and once a token that lacks the role in
+        ``needs`` (403: nothing was done). Raises :class:`SentNoAnswer` when the request may have
+        arrived but nothing came back and ``repeatable`` is false."""
         method = str(prepared.method)
         host = urlsplit(str(prepared.url)).netloc
         attempt = network_retries = 0
-        refreshed = False
+        refreshed = role_refreshed = False
         first = True
         while True:
             token = ""
@@ -160,6 +165,12 @@ class GraphClient:
                 self.tokens.invalidate(token)
                 refreshed = True
                 continue
+            if (resp.status_code == 403 and auth and needs and not role_refreshed and _lacks(token, needs)
+                    and self.tokens.refresh_for_roles(token)):
+                # issued before admin consent: a token carries the roles of its issue time
+                resp.close()
+                role_refreshed = True
+                continue
             return resp
 
     def _budget(self) -> WaitBudget:
@@ -196,7 +207,7 @@ class GraphClient:
     def _send_one(self, prepared: requests.PreparedRequest, route: str, crid: str) -> dict[str, Any]:
         what = "sendMail" if route == "sendMail" else "sendMail(MIME)"
         try:
-            resp = self.call_prepared(prepared, budget=self._budget(), repeatable=False, what=what)
+            resp = self.call_prepared(prepared, budget=self._budget(), repeatable=False, what=what, needs=SEND)
         except SentNoAnswer as exc:
             raise errors.unknown_outcome(exc.cause, exc.host, {"client_request_id": crid}) from None
         return self._accepted(resp, route, crid)
@@ -214,7 +225,7 @@ class GraphClient:
         budget = self._budget()
         try:
             resp = self.call("POST", f"{self.user_url}/messages", json=message_json(message, self.config.mailbox),
-                             budget=budget, repeatable=False, client_request_id=crid, what="createDraft")
+                             budget=budget, repeatable=False, client_request_id=crid, what="createDraft", needs=WRITE)
         except SentNoAnswer as exc:  # a draft is never sent by itself; at worst one is left over
             raise _not_sent(exc) from None
         if resp.status_code == 403:
@@ -237,14 +248,15 @@ class GraphClient:
         try:
             for att in plan.inline_attachments:
                 r = self.call("POST", f"{draft_url}/attachments", json=file_attachment(att), budget=budget,
-                              repeatable=False, client_request_id=crid, what="addAttachment")
+                              repeatable=False, client_request_id=crid, what="addAttachment", needs=WRITE)
                 if r.status_code != 201:
                     raise self._fail(r)
             for att in plan.upload_attachments:
                 self._upload(draft_url, att, budget, crid)
             try:
                 resp = self.call("POST", f"{draft_url}/send", budget=budget, repeatable=False,
-                                 client_request_id=crid, what="sendDraft", headers={"Content-Length": "0"})
+                                 client_request_id=crid, what="sendDraft", headers={"Content-Length": "0"},
+                                 needs=SEND)
             except SentNoAnswer as exc:
                 done = True  # the draft may have been sent: keep it, say so
                 raise errors.unknown_outcome(exc.cause, exc.host, {"client_request_id": crid}) from None
@@ -260,7 +272,8 @@ class GraphClient:
     def _upload(self, draft_url: str, att: Attachment, budget: WaitBudget, crid: str) -> None:
         size = att.size
         r = self.call("POST", f"{draft_url}/attachments/createUploadSession", json=upload_item(att, size),
-                      budget=budget, repeatable=True, client_request_id=crid, what="createUploadSession")
+                      budget=budget, repeatable=True, client_request_id=crid, what="createUploadSession",
+                      needs=WRITE)
         if r.status_code not in (200, 201):
             raise self._fail(r)
         upload_url = str(r.json()["uploadUrl"])  # pre-authenticated: never logged
@@ -299,13 +312,19 @@ class GraphClient:
     def find_sent(self, internet_message_id: str) -> requests.Response:
         escaped = internet_message_id.replace("'", "''")
         return self.call("GET", f"{self.user_url}/mailFolders/SentItems/messages", budget=self._budget(),
-                         repeatable=True, what="lookup",
+                         repeatable=True, what="lookup", needs=READ,
                          params={"$filter": f"internetMessageId eq '{escaped}'",
                                  "$select": "id,internetMessageId,sentDateTime", "$top": "5"})
 
     def sent_items_folder(self) -> requests.Response:
         return self.call("GET", f"{self.user_url}/mailFolders/SentItems", budget=self._budget(), repeatable=True,
                          params={"$select": "id,displayName,totalItemCount"}, what="checkMailbox")
+
+
+def _lacks(token: str, needs: frozenset[str]) -> bool:
+    """True unless the token is a readable JWT whose roles include one of ``needs``."""
+    roles = token_roles(token)
+    return roles is None or not (roles & needs)
 
 
 def _not_sent(exc: SentNoAnswer) -> NetworkError:
