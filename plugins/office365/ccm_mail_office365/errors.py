@@ -152,8 +152,14 @@ GRAPH_RULES: dict[str, _Rule] = {
     "RequestEntityTooLarge": _Rule(MessageTooLargeError,
                                    T("Die Anfrage an Microsoft Graph ist zu groß (413).",
                                      "The request to Microsoft Graph is too large (413)."),
-                                   T("Anhänge verkleinern; große Anhänge werden per Upload-Sitzung gesendet.",
-                                     "Make attachments smaller; large attachments are sent by upload session.")),
+                                   T("Microsoft Graph nimmt je Anfrage höchstens etwa 4 MB an (Text, HTML und "
+                                     "eingebettete Anhänge, diese base64-kodiert mit 4/3 ihrer Größe). Text oder "
+                                     "Anhänge verkleinern oder auf mehrere Nachrichten aufteilen. Bei kleinen "
+                                     "Nachrichten begrenzt vermutlich ein Proxy die Größe: request-id an den Support.",
+                                     "Microsoft Graph takes at most about 4 MB per request (text, HTML and embedded "
+                                     "attachments, these base64-encoded at 4/3 of their size). Make the text or the "
+                                     "attachments smaller or split them over several messages. If small messages "
+                                     "fail, a proxy probably limits the size: give the request-id to support.")),
     "ErrorInvalidRecipients": _Rule(RecipientError,
                                     T("Microsoft lehnt mindestens einen Empfänger ab (ErrorInvalidRecipients).",
                                       "Microsoft refused at least one recipient (ErrorInvalidRecipients)."),

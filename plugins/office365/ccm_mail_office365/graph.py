@@ -24,7 +24,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 
 from . import errors
 from .config import Office365Config
-from .payload import Plan, file_attachment, message_json, mime_body, upload_item
+from .payload import Plan, file_attachment, message_json, mime_body, mime_fits, upload_item
 from .throttle import THROTTLE_STATUSES, WaitBudget, backoff_delay, mailbox_semaphore, parse_retry_after, slot
 from .tokens import TokenProvider, token_roles
 
@@ -191,17 +191,19 @@ class GraphClient:
         as they go."""
         crid = str(uuid.uuid4())
         url = f"{self.user_url}/sendMail"
-        if plan.route == "sendMail":
+        if plan.route == "mime":
+            body = mime_body(message, self.config.mailbox)
+            if mime_fits(body):
+                prepared = self.request("POST", url, data=body, headers={"Content-Type": "text/plain"},
+                                        client_request_id=crid)
+                return lambda: self._send_one(prepared, "mime", crid)
+        if plan.route in ("sendMail", "mime"):  # MIME too large: JSON, Exchange derives the text part
             msg = dict(plan.message) if plan.message else message_json(message, self.config.mailbox)
             if plan.inline_attachments:
                 msg["attachments"] = [file_attachment(a) for a in plan.inline_attachments]
             prepared = self.request("POST", url, json={"message": msg, "saveToSentItems": True},
                                     client_request_id=crid)
             return lambda: self._send_one(prepared, "sendMail", crid)
-        if plan.route == "mime":
-            prepared = self.request("POST", url, data=mime_body(message, self.config.mailbox),
-                                    headers={"Content-Type": "text/plain"}, client_request_id=crid)
-            return lambda: self._send_one(prepared, "mime", crid)
         return lambda: self._send_draft(message, plan, crid)
 
     def _send_one(self, prepared: requests.PreparedRequest, route: str, crid: str) -> dict[str, Any]:
@@ -231,10 +233,10 @@ class GraphClient:
         if resp.status_code == 403:
             err = self._fail(resp)
             raise AccessDeniedError(
-                T("Große Nachrichten (Anhänge ab 3 MB, Anfrage über 4 MB) gehen über einen Entwurf; dafür "
-                  "braucht die App zusätzlich die Anwendungsberechtigung Mail.ReadWrite.",
-                  "Large messages (attachments from 3 MB, requests above 4 MB) go through a draft; that needs "
-                  "the additional application permission Mail.ReadWrite."),
+                T("Große Nachrichten (Anhänge ab etwa 3 MB, zusammen über 4 MB je Anfrage) gehen über einen "
+                  "Entwurf; dafür braucht die App zusätzlich die Anwendungsberechtigung Mail.ReadWrite.",
+                  "Large messages (attachments from about 3 MB, above 4 MB per request together) go through a "
+                  "draft; that needs the additional application permission Mail.ReadWrite."),
                 hint=T("In Entra Mail.ReadWrite (Anwendung) hinzufügen und Admin Berechtigung erteilen, oder "
                        "Anhänge verkleinern.",
                        "Add Mail.ReadWrite (Application) in Entra and grant admin consent, or make attachments "
