@@ -272,9 +272,11 @@ def sign_in_busy(resp: requests.Response, waited: float, retry_after: float | No
         details=details)
 
 
-def unreadable_answer(resp: requests.Response, what: T, secrets: Iterable[str] = ()) -> TransportError:
+def unreadable_answer(resp: requests.Response, what: T, secrets: Iterable[str] = (), *,
+                      sending: bool = True) -> TransportError:
     """An answer whose body is not the JSON Microsoft sends: a proxy's page or a cut-off body.
-    Classified by its status only; the caller decides what a 5xx means for a send."""
+    Classified by its status only; the caller decides what a 5xx means for a send. ``sending``
+    false: the request was no send (a lookup), so nothing is said about the message."""
     host = urlsplit(str(resp.url)).netloc
     details = {"code": f"HTTP {resp.status_code}", "status": resp.status_code, "host": host,
                "content_type": resp.headers.get("Content-Type", ""), "body": body_start(resp, secrets),
@@ -282,9 +284,9 @@ def unreadable_answer(resp: requests.Response, what: T, secrets: Iterable[str] =
     cls = NetworkError if resp.status_code == 407 else TransportError
     return cls(
         T(f"{what.de}: {host} antwortete HTTP {resp.status_code} ohne lesbare Antwort von Microsoft "
-          f"(„{details['body'][:80]}“). Die Nachricht wurde nicht gesendet.",
+          f"(„{details['body'][:80]}“)." + (" Die Nachricht wurde nicht gesendet." if sending else ""),
           f"{what.en}: {host} answered HTTP {resp.status_code} without a readable answer from Microsoft "
-          f"(\"{details['body'][:80]}\"). The message was not sent."),
+          f"(\"{details['body'][:80]}\")." + (" The message was not sent." if sending else "")),
         hint=T("Meist steht ein Proxy oder eine Firewall dazwischen: Proxy-Einstellung (proxy) und Freigaben für "
                "die Microsoft-Hosts prüfen.",
                "Usually a proxy or firewall is in between: check the proxy setting (proxy) and that the Microsoft "
@@ -319,31 +321,45 @@ def from_discovery_error(exc: Exception, secrets: Iterable[str] = ()) -> Transpo
         details={"code": "discovery_failed", "description": _first_line(text)[:300]})
 
 
+def _graph_error(resp: requests.Response) -> Mapping[str, Any] | None:
+    """Graph's ``{"error": {...}}`` object, or None when the body is something else."""
+    body = _json_body(resp)
+    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+        return body["error"]
+    return None
+
+
 def graph_details(resp: requests.Response, secrets: Iterable[str] = ()) -> dict[str, Any]:
-    """Graph's code, message and ids of a response (ids from the body, else the headers)."""
-    error: Mapping[str, Any] = {}
-    try:
-        body = resp.json()
-        if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
-            error = body["error"]
-    except ValueError:
-        pass
-    inner = error.get("innerError") or error.get("innererror") or {}
+    """Graph's code, message and ids of a response (ids from the body, else the headers). When
+    the body is not Graph's error JSON (a proxy's page, a cut body), its start goes in ``body``."""
+    error = _graph_error(resp)
+    inner = (error or {}).get("innerError") or (error or {}).get("innererror") or {}
     if not isinstance(inner, Mapping):
         inner = {}
-    return {
+    details = {
         "status": resp.status_code,
-        "code": str(error.get("code") or f"HTTP {resp.status_code}"),
-        "description": redact(str(error.get("message") or resp.reason or ""), secrets)[:500],
+        "code": str((error or {}).get("code") or f"HTTP {resp.status_code}"),
+        "description": redact(str((error or {}).get("message") or resp.reason or ""), secrets)[:500],
         "request_id": inner.get("request-id") or resp.headers.get("request-id"),
         "client_request_id": inner.get("client-request-id") or resp.headers.get("client-request-id"),
         "timestamp": inner.get("date") or resp.headers.get("Date"),
     }
+    if error is None and resp.content:
+        details.update(content_type=resp.headers.get("Content-Type", ""), body=body_start(resp, secrets))
+    return details
 
 
 def from_graph_response(resp: requests.Response, secrets: Iterable[str] = ()) -> TransportError:
-    """An error for a Graph answer with status >= 400 that is not throttling."""
+    """An error for a Graph answer with status >= 400 that is not throttling. Graph's own error
+    JSON is mapped by its code; any other body by the status alone (4xx: not sent)."""
     details = graph_details(resp, secrets)
+    if _graph_error(resp) is None and resp.content:
+        if resp.status_code == 413:
+            rule = GRAPH_RULES["RequestEntityTooLarge"]
+            return rule.cls(rule.message, hint=rule.hint, details=details)
+        err = unreadable_answer(resp, T("Microsoft Graph", "Microsoft Graph"), secrets)
+        err.details.update({k: v for k, v in details.items() if v is not None and k not in err.details})
+        return err
     code = details["code"]
     rule = GRAPH_RULES.get(code) or _STATUS_RULES.get(resp.status_code)
     if rule is None and resp.status_code == 404 and "mailbox" in details["description"].lower():

@@ -182,6 +182,14 @@ class GraphClient:
                     request_id=err.details.get("request_id"))
         return err
 
+    def answer(self, resp: requests.Response, key: str, what: T, *, sending: bool = True) -> Any:
+        """``key`` of a successful answer's JSON; an unreadable answer is an error (not sent)."""
+        try:
+            body = resp.json()
+            return body[key]
+        except (ValueError, KeyError, TypeError):
+            raise errors.unreadable_answer(resp, what, self.config.secrets, sending=sending) from None
+
     # -- sending ------------------------------------------------------------------------------
 
     def prepare_send(self, message: Message, plan: Plan) -> Callable[[], dict[str, Any]]:
@@ -244,7 +252,7 @@ class GraphClient:
                 details=err.details)
         if resp.status_code != 201:
             raise self._fail(resp)
-        draft_id = str(resp.json()["id"])
+        draft_id = str(self.answer(resp, "id", T("Entwurf anlegen", "Creating the draft")))
         draft_url = f"{self.user_url}/messages/{quote(draft_id, safe='')}"
         done = False
         try:
@@ -278,7 +286,7 @@ class GraphClient:
                       needs=WRITE)
         if r.status_code not in (200, 201):
             raise self._fail(r)
-        upload_url = str(r.json()["uploadUrl"])  # pre-authenticated: never logged
+        upload_url = str(self.answer(r, "uploadUrl", T("Upload-Sitzung", "Upload session")))  # never logged
         offset = 0
         with att.path.open("rb") as fh:
             while offset < size:

@@ -87,7 +87,9 @@ class Office365Transport(Transport):
             return Lookup(Found.UNSUPPORTED, transport_ids={"request_id": resp.headers.get("request-id", "")})
         if resp.status_code != 200:
             raise errors.from_graph_response(resp, self.config.secrets)
-        items = [m for m in resp.json().get("value", []) if m.get("internetMessageId") == message.message_id]
+        value = self.graph.answer(resp, "value", T("Nachsehen in Gesendete Elemente", "Looking in Sent Items"),
+                                  sending=False)
+        items = [m for m in value or [] if isinstance(m, dict) and m.get("internetMessageId") == message.message_id]
         if not items:
             return Lookup(Found.NOT_FOUND)
         item = items[0]
