@@ -8,7 +8,6 @@ connection or a timeout after a send request left is an *unknown outcome* and is
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -89,47 +88,28 @@ class GraphClient:
              json: Any = None, data: bytes | None = None, headers: Mapping[str, str] | None = None,
              params: Mapping[str, str] | None = None, timeout: tuple[float, float] | None = None,
              client_request_id: str = "", what: str = "", needs: frozenset[str] = frozenset()) -> requests.Response:
-        """One logical request: :meth:`request` then :meth:`call_prepared`."""
-        prepared = self.request(method, url, auth=auth, json=json, data=data, headers=headers, params=params,
-                                client_request_id=client_request_id)
-        return self.call_prepared(prepared, budget=budget, repeatable=repeatable, auth=auth, timeout=timeout,
-                                  what=what, needs=needs)
-
-    def request(self, method: str, url: str, *, auth: bool = True, json: Any = None, data: bytes | None = None,
-                headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
-                client_request_id: str = "") -> requests.PreparedRequest:
-        """Build a request without sending it (body encoded, headers set, a token fetched)."""
-        hdrs: dict[str, str] = dict(headers or {})
+        """One logical request: waits for a mailbox slot, replays throttled answers (same body)
+        within the wait budget, refreshes a refused token once, and once a token that lacks the
+        role in ``needs`` (403: nothing was done). Raises :class:`SentNoAnswer` when the request
+        may have arrived but nothing came back and ``repeatable`` is false."""
+        host = urlsplit(url).netloc
+        base: dict[str, str] = dict(headers or {})
         if client_request_id:
-            hdrs["client-request-id"] = client_request_id
-            hdrs["return-client-request-id"] = "true"
-        if auth:
-            hdrs["Authorization"] = "Bearer " + self.tokens.token()
-        return self.session.build(method, url, headers=hdrs, json=json, data=data, params=params)
-
-    def call_prepared(self, prepared: requests.PreparedRequest, *, budget: WaitBudget, repeatable: bool,
-                      auth: bool = True, timeout: tuple[float, float] | None = None,
-                      what: str = "", needs: frozenset[str] = frozenset()) -> requests.Response:
-        """Send a built request: waits for a mailbox slot, replays throttled answers within the
-        wait budget, refreshes a refused token once, and once a token that lacks the role in
-        ``needs`` (403: nothing was done). Raises :class:`SentNoAnswer` when the request may have
-        arrived but nothing came back and ``repeatable`` is false."""
-        method = str(prepared.method)
-        host = urlsplit(str(prepared.url)).netloc
+            base["client-request-id"] = client_request_id
+            base["return-client-request-id"] = "true"
         attempt = network_retries = 0
         refreshed = role_refreshed = False
-        first = True
         while True:
+            hdrs = dict(base)
             token = ""
-            if auth:  # built with a token; a later attempt takes the current one (renewed or refreshed)
-                if not first:
-                    prepared.headers["Authorization"] = "Bearer " + self.tokens.token()
-                token = str(prepared.headers.get("Authorization", "")).removeprefix("Bearer ")
-            first = False
+            if auth:  # each attempt takes the current token (renewed or refreshed)
+                token = self.tokens.token()
+                hdrs["Authorization"] = "Bearer " + token
             started = time.monotonic()
             try:
                 with slot(self._sem):
-                    resp = self.session.send_pinned(prepared, timeout=timeout)
+                    resp = self.session.request(method, url, json=json, data=data, headers=hdrs, params=params,
+                                                timeout=timeout, allow_redirects=False)
             except requests.RequestException as exc:
                 sent = was_sent(exc)
                 log.warning("graph_no_answer", what=what, method=method, host=host, sent=sent,
@@ -192,32 +172,27 @@ class GraphClient:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def prepare_send(self, message: Message, plan: Plan) -> Callable[[], dict[str, Any]]:
-        """Everything before the first request leaves (the send routes' bodies encoded, a token
-        fetched); the returned step sends and returns receipt facts, raising TransportError (not
-        sent) or UnknownOutcomeError (may have been sent). The draft route's requests are built
-        as they go."""
+    def send(self, message: Message, plan: Plan) -> dict[str, Any]:
+        """Send along the planned route; returns receipt facts. Raises TransportError (not sent)
+        or UnknownOutcomeError (may have been sent)."""
         crid = str(uuid.uuid4())
         url = f"{self.user_url}/sendMail"
         if plan.route == "mime":
             body = mime_body(message, self.config.mailbox)
             if mime_fits(body):
-                prepared = self.request("POST", url, data=body, headers={"Content-Type": "text/plain"},
-                                        client_request_id=crid)
-                return lambda: self._send_one(prepared, "mime", crid)
+                return self._send_one(url, "mime", crid, data=body, headers={"Content-Type": "text/plain"})
         if plan.route in ("sendMail", "mime"):  # MIME too large: JSON, Exchange derives the text part
             msg = dict(plan.message) if plan.message else message_json(message, self.config.mailbox)
             if plan.inline_attachments:
                 msg["attachments"] = [file_attachment(a) for a in plan.inline_attachments]
-            prepared = self.request("POST", url, json={"message": msg, "saveToSentItems": True},
-                                    client_request_id=crid)
-            return lambda: self._send_one(prepared, "sendMail", crid)
-        return lambda: self._send_draft(message, plan, crid)
+            return self._send_one(url, "sendMail", crid, json={"message": msg, "saveToSentItems": True})
+        return self._send_draft(message, plan, crid)
 
-    def _send_one(self, prepared: requests.PreparedRequest, route: str, crid: str) -> dict[str, Any]:
+    def _send_one(self, url: str, route: str, crid: str, **body: Any) -> dict[str, Any]:
         what = "sendMail" if route == "sendMail" else "sendMail(MIME)"
         try:
-            resp = self.call_prepared(prepared, budget=self._budget(), repeatable=False, what=what, needs=SEND)
+            resp = self.call("POST", url, budget=self._budget(), repeatable=False, what=what, needs=SEND,
+                             client_request_id=crid, **body)
         except SentNoAnswer as exc:
             raise errors.unknown_outcome(exc.cause, exc.host, {"client_request_id": crid}) from None
         return self._accepted(resp, route, crid)
@@ -355,20 +330,8 @@ def _next_offset(resp: requests.Response, fallback: int) -> int:
 
 def _response_time(resp: requests.Response) -> datetime:
     """When Microsoft accepted the message: its ``Date`` header, else our clock (both UTC)."""
-    value = resp.headers.get("Date")
-    if value:
-        when = _parse_http_date(value)
-        if when is not None:
-            return when
-    return datetime.now(timezone.utc)
-
-
-@functools.lru_cache(maxsize=4)  # the header changes once a second: parse each value once
-def _parse_http_date(value: str) -> datetime | None:
     try:
-        when = parsedate_to_datetime(value)
+        when = parsedate_to_datetime(resp.headers.get("Date", ""))
     except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
+        return datetime.now(timezone.utc)
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)

@@ -51,11 +51,7 @@ class Office365Transport(Transport):
         return cls(Office365Config.from_settings(settings))
 
     def send(self, message: Message) -> Receipt:
-        return self.prepare(message)()
-
-    def prepare(self, message: Message) -> Callable[[], Receipt]:
-        """Check the message, pick the route and build the request (a token is fetched when none
-        is cached); the returned step sends it. Nothing reaches the mailbox before that step."""
+        """Check the message, pick the route from the size of each request and send it."""
         recipients = message.recipients()
         if not recipients:
             raise RecipientError(T("Die Nachricht hat keinen Empfänger.", "The message has no recipient."))
@@ -63,18 +59,13 @@ class Office365Transport(Transport):
             raise RecipientError(
                 T(f"{len(recipients)} Empfänger: Exchange Online erlaubt höchstens {MAX_RECIPIENTS} je Nachricht.",
                   f"{len(recipients)} recipients: Exchange Online allows at most {MAX_RECIPIENTS} per message."))
-        p = plan(message, self.config.mailbox)
-        send = self.graph.prepare_send(message, p)
-
-        def step() -> Receipt:
-            # no log line of its own: the host logs "sending" (debug) and "sent" with these ids
-            facts = send()
-            ids = {"mailbox": self.config.mailbox, "route": facts["route"],
-                   "request_id": facts["request_id"], "client_request_id": facts["client_request_id"]}
-            if message.message_id:
-                ids["internet_message_id"] = message.message_id
-            return Receipt(sent_at=facts["sent_at"], transport_ids=ids)
-        return step
+        facts = self.graph.send(message, plan(message, self.config.mailbox))
+        # no log line of its own: the host logs "sending" (debug) and "sent" with these ids
+        ids = {"mailbox": self.config.mailbox, "route": facts["route"],
+               "request_id": facts["request_id"], "client_request_id": facts["client_request_id"]}
+        if message.message_id:
+            ids["internet_message_id"] = message.message_id
+        return Receipt(sent_at=facts["sent_at"], transport_ids=ids)
 
     def lookup(self, message: Message) -> Lookup:
         """Find ``message.message_id`` in Sent Items. Needs Mail.ReadBasic.All or Mail.Read;
