@@ -33,15 +33,13 @@ from msal.exceptions import MsalServiceError
 from . import errors
 from .config import Office365Config
 from .credentials import CertificateInfo, client_credential
-from .filelock import locked
 from .http_cache import PersistedHttpCache
 from .signin import SignInBusy, SignInHttp, SignInUnreadable
-from .state_files import read_private, stamp, write_private
+from .state_files import account_lock, read_private, stamp, write_private
 
 log = structlog.get_logger("ccm_mail.office365")
 
 CACHE_FILE = "msal_token_cache.json"
-LOCK_FILE = "msal_token_cache.lock"
 #: after a role refresh, the next one waits this long: a batch without consent must not turn
 #: into a stream of token requests (AADSTS50196)
 ROLE_REFRESH_INTERVAL = 30.0
@@ -69,7 +67,6 @@ class TokenProvider:
         self.network_requests = 0
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.cache_path: Path = config.state_dir / CACHE_FILE
-        self._lock_path: Path = config.state_dir / LOCK_FILE
         self.http_cache = PersistedHttpCache(config.state_dir, config.account)
         with _live_lock:
             _live.add(self)
@@ -82,7 +79,7 @@ class TokenProvider:
         """msal's result dict (``access_token``, ``expires_in``, ``token_source``). ``fresh``
         drops the cached token first, so the token endpoint is asked: the connection test proves
         the credential that is configured now, not the one a cached token was issued for."""
-        with self._lock, locked(self._lock_path):
+        with self._lock, account_lock(self._config.state_dir):
             self._load()
             app = self._application()
             if fresh:
@@ -110,7 +107,7 @@ class TokenProvider:
     def invalidate(self, rejected: str) -> None:
         """Drop the token Graph refused (e.g. consent revoked, token revoked). Only that one: when
         several threads got the same 401, the first one's fresh token must survive the others."""
-        with self._lock, locked(self._lock_path):
+        with self._lock, account_lock(self._config.state_dir):
             self._load()
             self._remove_access_tokens(lambda at: at.get("secret") == rejected)
             self._save()
@@ -202,7 +199,7 @@ def drop_cached_tokens(config: Office365Config) -> int:
     path = config.state_dir / CACHE_FILE
     dropped = 0
     if config.state_dir.is_dir():
-        with locked(config.state_dir / LOCK_FILE):
+        with account_lock(config.state_dir):
             text = read_private(path, config.account)
             if text:
                 cache = msal.SerializableTokenCache()
