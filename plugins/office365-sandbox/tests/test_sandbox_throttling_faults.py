@@ -170,7 +170,7 @@ def test_upload_volume_limit(world: World) -> None:
 def test_stop_ends_keep_alive_connections(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import threading as th
 
-    from ccm_mail_office365.sandbox import Sandbox
+    from ccm_mail_office365_sandbox import Sandbox
     before = th.active_count()
     with Sandbox(tmp_path) as sb, requests.Session() as s:
         sb.add_tenant("contoso.de")
@@ -193,7 +193,7 @@ def test_daily_recipient_limit_blocks_the_mailbox(world: World) -> None:
 
 
 def test_daily_recipient_count_forgets_what_is_older_than_a_day() -> None:
-    from ccm_mail_office365.sandbox.state import Mailbox
+    from ccm_mail_office365_sandbox.state import Mailbox
     mb = Mailbox(tenant_id="t", address="a@contoso.de", object_id="o", display_name="A")
     mb.note_recipients(1000.0, 3)
     mb.note_recipients(50_000.0, 2)

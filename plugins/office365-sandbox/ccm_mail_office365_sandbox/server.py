@@ -25,7 +25,7 @@ from .faults import Fault, Faults
 from .hosts import split_host
 from .state import RequestRecord, SandboxState
 
-log = logging.getLogger("ccm_mail_office365.sandbox")
+log = logging.getLogger("ccm_mail_office365_sandbox")
 
 #: Bodies we are willing to read and throw away to keep a keep-alive connection in sync.
 DRAIN_LIMIT = 200 * 1024 * 1024
