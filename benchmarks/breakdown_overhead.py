@@ -49,8 +49,8 @@ def main(level: str) -> None:
             (prepare_ahead.PrepareAhead, "step", "waiting for the prepared request"),
             (pacing.Pacer, "acquire", "pacer"), (api.Mailer, "_send_claimed", "send claimed"),
             (transport, "plan", "route plan (in prepare)"),
-            (tokens.TokenProvider, "token", "token"), (graph.GraphClient, "call_prepared", "graph call"),
-            (session.PinnedSession, "send_pinned", "http (requests adapter)"),
+            (tokens.TokenProvider, "token", "token"), (graph.GraphClient, "call", "graph call"),
+            (session.PinnedSession, "request", "http (requests)"),
             (plugin_manager.PluginHost, "call_each", "sent hooks"),
             (logging_setup, "redact_processor", "log redaction")]:
         wrap(owner, name, label)
