@@ -1,6 +1,6 @@
 """The Microsoft 365 sandbox in its own process, for the benchmarks.
 
-Like ``python -m ccm_mail_office365.sandbox`` (same :class:`Sandbox`, same HTTPS servers), plus
+Like ``python -m ccm_mail_office365_sandbox`` (same :class:`Sandbox`, same HTTPS servers), plus
 a small loopback control channel (``multiprocessing.connection`` with an auth key) so the
 benchmark can seed it and read what the standalone command cannot show across processes:
 token requests, the request log with status codes, 429s for the message rate, and the
@@ -22,8 +22,8 @@ from multiprocessing.connection import Listener
 from pathlib import Path
 from typing import Any
 
-from ccm_mail_office365.sandbox import Sandbox
-from ccm_mail_office365.sandbox.graph_core import GraphError
+from ccm_mail_office365_sandbox import Sandbox
+from ccm_mail_office365_sandbox.graph_core import GraphError
 
 
 def main(state_dir: str) -> int:

@@ -10,7 +10,7 @@ export PATH="$PWD/$VENV/bin:$PATH"
 RUN=demo-run
 rm -rf "$RUN" && mkdir -p "$RUN"
 
-python -m ccm_mail_office365.sandbox --state-dir "$RUN/sandbox" --config examples/sandbox-seed.yaml \
+python -m ccm_mail_office365_sandbox --state-dir "$RUN/sandbox" --config examples/sandbox-seed.yaml \
   >"$RUN/sandbox.log" 2>&1 &
 SANDBOX=$!
 trap 'kill $SANDBOX 2>/dev/null || true; wait $SANDBOX 2>/dev/null || true' EXIT

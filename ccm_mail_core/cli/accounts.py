@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from email.utils import make_msgid
 from typing import Any
 
@@ -32,6 +33,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
     c.add_argument("--no-browser", action="store_true", help=h("URL nur ausgeben (Admin an anderem Rechner)",
                                                                "only print the URL (admin on another computer)"))
     c.add_argument("--timeout", type=float, help=h("Sekunden warten auf die Rückmeldung", "seconds to wait for the answer"))
+    c.add_argument("--paste", action="store_true", help=h("Adresse nach der Zustimmung hier einfügen (Admin an anderem "
+                                                          "Rechner)",
+                                                          "paste the address after consenting (admin on another computer)"))
+    c.add_argument("--redirect-url", metavar="URL", help=h("Adresse aus dem Browser des Admins: schließt einen Vorgang "
+                                                           "mit --no-browser ab",
+                                                           "address from the admin's browser: finishes a run started "
+                                                           "with --no-browser"))
     c.set_defaults(func=consent)
 
 
@@ -101,7 +109,20 @@ def consent(args: argparse.Namespace, out: Out) -> int:
         options: dict[str, Any] = {"no_browser": args.no_browser, "lang": mailer.lang, "out": out.note}
         if args.timeout:
             options["timeout"] = args.timeout
+        if args.redirect_url:
+            options["redirect_url"] = args.redirect_url
+        elif args.paste or (args.no_browser and sys.stdin.isatty()):
+            options["ask"] = _ask_stderr
         result = mailer.account_action(args.name, "consent", **options)
         ok = bool(result.get("ok")) if isinstance(result, dict) else bool(result)
         out.emit(result, lambda: str(result.get("message", result)) if isinstance(result, dict) else str(result))
         return ExitCode.OK if ok else ExitCode.SEND_FAILED
+
+
+def _ask_stderr(prompt: str) -> str:
+    """A prompt that keeps stdout for --json: the question on stderr, the answer from stdin."""
+    print(prompt, end="", file=sys.stderr, flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from ccm_mail_hookspecs import (
@@ -25,6 +26,7 @@ from ccm_mail_hookspecs import (
     ThrottledError,
     TransportError,
     UnknownOutcomeError,
+    redaction,
 )
 
 _CONSENT_HINT = T(
@@ -150,8 +152,14 @@ GRAPH_RULES: dict[str, _Rule] = {
     "RequestEntityTooLarge": _Rule(MessageTooLargeError,
                                    T("Die Anfrage an Microsoft Graph ist zu groß (413).",
                                      "The request to Microsoft Graph is too large (413)."),
-                                   T("Anhänge verkleinern; große Anhänge werden per Upload-Sitzung gesendet.",
-                                     "Make attachments smaller; large attachments are sent by upload session.")),
+                                   T("Microsoft Graph nimmt je Anfrage höchstens etwa 4 MB an (Text, HTML und "
+                                     "eingebettete Anhänge, diese base64-kodiert mit 4/3 ihrer Größe). Text oder "
+                                     "Anhänge verkleinern oder auf mehrere Nachrichten aufteilen. Bei kleinen "
+                                     "Nachrichten begrenzt vermutlich ein Proxy die Größe: request-id an den Support.",
+                                     "Microsoft Graph takes at most about 4 MB per request (text, HTML and embedded "
+                                     "attachments, these base64-encoded at 4/3 of their size). Make the text or the "
+                                     "attachments smaller or split them over several messages. If small messages "
+                                     "fail, a proxy probably limits the size: give the request-id to support.")),
     "ErrorInvalidRecipients": _Rule(RecipientError,
                                     T("Microsoft lehnt mindestens einen Empfänger ab (ErrorInvalidRecipients).",
                                       "Microsoft refused at least one recipient (ErrorInvalidRecipients)."),
@@ -223,6 +231,69 @@ def from_token_result(result: Mapping[str, Any], secrets: Iterable[str] = ()) ->
     return rule.cls(rule.message, hint=rule.hint, details=details)
 
 
+def body_start(resp: requests.Response, secrets: Iterable[str] = (), limit: int = 200) -> str:
+    """The first characters of an answer's body, one line, without secrets: enough for support to
+    recognise a proxy's page, short enough for a log line."""
+    text = " ".join(strip_queries(redaction.redact(redact(resp.text or "", secrets))).split())
+    return text[:limit]
+
+
+def _json_body(resp: requests.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def sign_in_busy(resp: requests.Response, waited: float, retry_after: float | None,
+                 secrets: Iterable[str] = ()) -> ThrottledError:
+    """The sign-in host kept answering 5xx/429: Entra's ids and code, never msal's bare text."""
+    body = _json_body(resp)
+    result = body if isinstance(body, Mapping) else {}
+    base = from_token_result(result, secrets).details if result else {}
+    host = urlsplit(str(resp.url)).netloc
+    details: dict[str, Any] = {**base, "status": resp.status_code, "host": host,
+                               "code": base.get("code") or f"HTTP {resp.status_code}",
+                               "waited_seconds": round(waited, 1)}
+    if not result:
+        details["body"] = body_start(resp, secrets)
+    why = f"HTTP {resp.status_code}" + (f", {details['code']}" if details["code"] != f"HTTP {resp.status_code}" else "")
+    if retry_after is not None and retry_after > waited:
+        de_wait, en_wait = f"; Microsoft bittet, {retry_after:.0f} s zu warten", f"; Microsoft asks to wait {retry_after:.0f} s"
+    else:
+        de_wait = en_wait = ""
+    return ThrottledError(
+        T(f"Der Anmeldedienst von Microsoft ({host}) ist überlastet oder nicht verfügbar ({why}){de_wait}. "
+          f"Nach {waited:.0f} s Wartezeit aufgegeben; es wurde nichts gesendet.",
+          f"Microsoft's sign-in service ({host}) is busy or unavailable ({why}){en_wait}. "
+          f"Gave up after waiting {waited:.0f} s; nothing was sent."),
+        hint=T("Später erneut senden. Hält es an, Trace-ID und Correlation-ID an den Microsoft-Support geben.",
+               "Send again later. If it persists, give the trace id and correlation id to Microsoft support."),
+        details=details)
+
+
+def unreadable_answer(resp: requests.Response, what: T, secrets: Iterable[str] = (), *,
+                      sending: bool = True) -> TransportError:
+    """An answer whose body is not the JSON Microsoft sends: a proxy's page or a cut-off body.
+    Classified by its status only; the caller decides what a 5xx means for a send. ``sending``
+    false: the request was no send (a lookup), so nothing is said about the message."""
+    host = urlsplit(str(resp.url)).netloc
+    details = {"code": f"HTTP {resp.status_code}", "status": resp.status_code, "host": host,
+               "content_type": resp.headers.get("Content-Type", ""), "body": body_start(resp, secrets),
+               "request_id": resp.headers.get("request-id") or resp.headers.get("x-ms-request-id")}
+    cls = NetworkError if resp.status_code == 407 else TransportError
+    return cls(
+        T(f"{what.de}: {host} antwortete HTTP {resp.status_code} ohne lesbare Antwort von Microsoft "
+          f"(„{details['body'][:80]}“)." + (" Die Nachricht wurde nicht gesendet." if sending else ""),
+          f"{what.en}: {host} answered HTTP {resp.status_code} without a readable answer from Microsoft "
+          f"(\"{details['body'][:80]}\")." + (" The message was not sent." if sending else "")),
+        hint=T("Meist steht ein Proxy oder eine Firewall dazwischen: Proxy-Einstellung (proxy) und Freigaben für "
+               "die Microsoft-Hosts prüfen.",
+               "Usually a proxy or firewall is in between: check the proxy setting (proxy) and that the Microsoft "
+               "hosts are allowed."),
+        details=details)
+
+
 def from_discovery_error(exc: Exception, secrets: Iterable[str] = ()) -> TransportError:
     """msal raises ``ValueError`` from its constructor when OIDC discovery fails; for an unknown
     tenant Microsoft's JSON (with AADSTS90002) is embedded in the message."""
@@ -250,31 +321,45 @@ def from_discovery_error(exc: Exception, secrets: Iterable[str] = ()) -> Transpo
         details={"code": "discovery_failed", "description": _first_line(text)[:300]})
 
 
+def _graph_error(resp: requests.Response) -> Mapping[str, Any] | None:
+    """Graph's ``{"error": {...}}`` object, or None when the body is something else."""
+    body = _json_body(resp)
+    if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+        return body["error"]
+    return None
+
+
 def graph_details(resp: requests.Response, secrets: Iterable[str] = ()) -> dict[str, Any]:
-    """Graph's code, message and ids of a response (ids from the body, else the headers)."""
-    error: Mapping[str, Any] = {}
-    try:
-        body = resp.json()
-        if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
-            error = body["error"]
-    except ValueError:
-        pass
-    inner = error.get("innerError") or error.get("innererror") or {}
+    """Graph's code, message and ids of a response (ids from the body, else the headers). When
+    the body is not Graph's error JSON (a proxy's page, a cut body), its start goes in ``body``."""
+    error = _graph_error(resp)
+    inner = (error or {}).get("innerError") or (error or {}).get("innererror") or {}
     if not isinstance(inner, Mapping):
         inner = {}
-    return {
+    details = {
         "status": resp.status_code,
-        "code": str(error.get("code") or f"HTTP {resp.status_code}"),
-        "description": redact(str(error.get("message") or resp.reason or ""), secrets)[:500],
+        "code": str((error or {}).get("code") or f"HTTP {resp.status_code}"),
+        "description": redact(str((error or {}).get("message") or resp.reason or ""), secrets)[:500],
         "request_id": inner.get("request-id") or resp.headers.get("request-id"),
         "client_request_id": inner.get("client-request-id") or resp.headers.get("client-request-id"),
         "timestamp": inner.get("date") or resp.headers.get("Date"),
     }
+    if error is None and resp.content:
+        details.update(content_type=resp.headers.get("Content-Type", ""), body=body_start(resp, secrets))
+    return details
 
 
 def from_graph_response(resp: requests.Response, secrets: Iterable[str] = ()) -> TransportError:
-    """An error for a Graph answer with status >= 400 that is not throttling."""
+    """An error for a Graph answer with status >= 400 that is not throttling. Graph's own error
+    JSON is mapped by its code; any other body by the status alone (4xx: not sent)."""
     details = graph_details(resp, secrets)
+    if _graph_error(resp) is None and resp.content:
+        if resp.status_code == 413:
+            rule = GRAPH_RULES["RequestEntityTooLarge"]
+            return rule.cls(rule.message, hint=rule.hint, details=details)
+        err = unreadable_answer(resp, T("Microsoft Graph", "Microsoft Graph"), secrets)
+        err.details.update({k: v for k, v in details.items() if v is not None and k not in err.details})
+        return err
     code = details["code"]
     rule = GRAPH_RULES.get(code) or _STATUS_RULES.get(resp.status_code)
     if rule is None and resp.status_code == 404 and "mailbox" in details["description"].lower():

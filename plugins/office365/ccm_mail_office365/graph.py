@@ -8,7 +8,6 @@ connection or a timeout after a send request left is an *unknown outcome* and is
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -24,9 +23,9 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 
 from . import errors
 from .config import Office365Config
-from .payload import Plan, file_attachment, message_json, mime_body, upload_item
+from .payload import Plan, file_attachment, message_json, mime_body, mime_fits, upload_item
 from .throttle import THROTTLE_STATUSES, WaitBudget, backoff_delay, mailbox_semaphore, parse_retry_after, slot
-from .tokens import TokenProvider
+from .tokens import TokenProvider, token_roles
 
 log = structlog.get_logger("ccm_mail.office365")
 
@@ -37,6 +36,10 @@ MAX_ATTEMPTS = 30
 #: pre-send network failures (refused, DNS) are retried this often, then reported
 MAX_NETWORK_RETRIES = 2
 _TLS_HINTS = ("certificate", "handshake", "wrong_version", "hostname", "unknown_ca", "self signed")
+#: the application permissions a request needs (any one of them), per Graph's permission reference
+SEND = frozenset({"Mail.Send"})
+WRITE = frozenset({"Mail.ReadWrite"})
+READ = frozenset({"Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite"})
 
 
 class SentNoAnswer(Exception):
@@ -84,47 +87,29 @@ class GraphClient:
     def call(self, method: str, url: str, *, budget: WaitBudget, repeatable: bool, auth: bool = True,
              json: Any = None, data: bytes | None = None, headers: Mapping[str, str] | None = None,
              params: Mapping[str, str] | None = None, timeout: tuple[float, float] | None = None,
-             client_request_id: str = "", what: str = "") -> requests.Response:
-        """One logical request: :meth:`request` then :meth:`call_prepared`."""
-        prepared = self.request(method, url, auth=auth, json=json, data=data, headers=headers, params=params,
-                                client_request_id=client_request_id)
-        return self.call_prepared(prepared, budget=budget, repeatable=repeatable, auth=auth, timeout=timeout,
-                                  what=what)
-
-    def request(self, method: str, url: str, *, auth: bool = True, json: Any = None, data: bytes | None = None,
-                headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
-                client_request_id: str = "") -> requests.PreparedRequest:
-        """Build a request without sending it (body encoded, headers set, a token fetched)."""
-        hdrs: dict[str, str] = dict(headers or {})
-        if client_request_id:
-            hdrs["client-request-id"] = client_request_id
-            hdrs["return-client-request-id"] = "true"
-        if auth:
-            hdrs["Authorization"] = "Bearer " + self.tokens.token()
-        return self.session.build(method, url, headers=hdrs, json=json, data=data, params=params)
-
-    def call_prepared(self, prepared: requests.PreparedRequest, *, budget: WaitBudget, repeatable: bool,
-                      auth: bool = True, timeout: tuple[float, float] | None = None,
-                      what: str = "") -> requests.Response:
-        """Send a built request: waits for a mailbox slot, replays throttled answers within the
-        wait budget, refreshes a refused token once. Raises :class:`SentNoAnswer` when the request
+             client_request_id: str = "", what: str = "", needs: frozenset[str] = frozenset()) -> requests.Response:
+        """One logical request: waits for a mailbox slot, replays throttled answers (same body)
+        within the wait budget, refreshes a refused token once, and once a token that lacks the
+        role in ``needs`` (403: nothing was done). Raises :class:`SentNoAnswer` when the request
         may have arrived but nothing came back and ``repeatable`` is false."""
-        method = str(prepared.method)
-        host = urlsplit(str(prepared.url)).netloc
+        host = urlsplit(url).netloc
+        base: dict[str, str] = dict(headers or {})
+        if client_request_id:
+            base["client-request-id"] = client_request_id
+            base["return-client-request-id"] = "true"
         attempt = network_retries = 0
-        refreshed = False
-        first = True
+        refreshed = role_refreshed = False
         while True:
+            hdrs = dict(base)
             token = ""
-            if auth:  # built with a token; a later attempt takes the current one (renewed or refreshed)
-                if not first:
-                    prepared.headers["Authorization"] = "Bearer " + self.tokens.token()
-                token = str(prepared.headers.get("Authorization", "")).removeprefix("Bearer ")
-            first = False
+            if auth:  # each attempt takes the current token (renewed or refreshed)
+                token = self.tokens.token()
+                hdrs["Authorization"] = "Bearer " + token
             started = time.monotonic()
             try:
                 with slot(self._sem):
-                    resp = self.session.send_pinned(prepared, timeout=timeout)
+                    resp = self.session.request(method, url, json=json, data=data, headers=hdrs, params=params,
+                                                timeout=timeout, allow_redirects=False)
             except requests.RequestException as exc:
                 sent = was_sent(exc)
                 log.warning("graph_no_answer", what=what, method=method, host=host, sent=sent,
@@ -160,6 +145,12 @@ class GraphClient:
                 self.tokens.invalidate(token)
                 refreshed = True
                 continue
+            if (resp.status_code == 403 and auth and needs and not role_refreshed and _lacks(token, needs)
+                    and self.tokens.refresh_for_roles(token)):
+                # issued before admin consent: a token carries the roles of its issue time
+                resp.close()
+                role_refreshed = True
+                continue
             return resp
 
     def _budget(self) -> WaitBudget:
@@ -171,32 +162,37 @@ class GraphClient:
                     request_id=err.details.get("request_id"))
         return err
 
+    def answer(self, resp: requests.Response, key: str, what: T, *, sending: bool = True) -> Any:
+        """``key`` of a successful answer's JSON; an unreadable answer is an error (not sent)."""
+        try:
+            body = resp.json()
+            return body[key]
+        except (ValueError, KeyError, TypeError):
+            raise errors.unreadable_answer(resp, what, self.config.secrets, sending=sending) from None
+
     # -- sending ------------------------------------------------------------------------------
 
-    def prepare_send(self, message: Message, plan: Plan) -> Callable[[], dict[str, Any]]:
-        """Everything before the first request leaves (the send routes' bodies encoded, a token
-        fetched); the returned step sends and returns receipt facts, raising TransportError (not
-        sent) or UnknownOutcomeError (may have been sent). The draft route's requests are built
-        as they go."""
+    def send(self, message: Message, plan: Plan) -> dict[str, Any]:
+        """Send along the planned route; returns receipt facts. Raises TransportError (not sent)
+        or UnknownOutcomeError (may have been sent)."""
         crid = str(uuid.uuid4())
         url = f"{self.user_url}/sendMail"
-        if plan.route == "sendMail":
+        if plan.route == "mime":
+            body = mime_body(message, self.config.mailbox)
+            if mime_fits(body):
+                return self._send_one(url, "mime", crid, data=body, headers={"Content-Type": "text/plain"})
+        if plan.route in ("sendMail", "mime"):  # MIME too large: JSON, Exchange derives the text part
             msg = dict(plan.message) if plan.message else message_json(message, self.config.mailbox)
             if plan.inline_attachments:
                 msg["attachments"] = [file_attachment(a) for a in plan.inline_attachments]
-            prepared = self.request("POST", url, json={"message": msg, "saveToSentItems": True},
-                                    client_request_id=crid)
-            return lambda: self._send_one(prepared, "sendMail", crid)
-        if plan.route == "mime":
-            prepared = self.request("POST", url, data=mime_body(message, self.config.mailbox),
-                                    headers={"Content-Type": "text/plain"}, client_request_id=crid)
-            return lambda: self._send_one(prepared, "mime", crid)
-        return lambda: self._send_draft(message, plan, crid)
+            return self._send_one(url, "sendMail", crid, json={"message": msg, "saveToSentItems": True})
+        return self._send_draft(message, plan, crid)
 
-    def _send_one(self, prepared: requests.PreparedRequest, route: str, crid: str) -> dict[str, Any]:
+    def _send_one(self, url: str, route: str, crid: str, **body: Any) -> dict[str, Any]:
         what = "sendMail" if route == "sendMail" else "sendMail(MIME)"
         try:
-            resp = self.call_prepared(prepared, budget=self._budget(), repeatable=False, what=what)
+            resp = self.call("POST", url, budget=self._budget(), repeatable=False, what=what, needs=SEND,
+                             client_request_id=crid, **body)
         except SentNoAnswer as exc:
             raise errors.unknown_outcome(exc.cause, exc.host, {"client_request_id": crid}) from None
         return self._accepted(resp, route, crid)
@@ -214,16 +210,16 @@ class GraphClient:
         budget = self._budget()
         try:
             resp = self.call("POST", f"{self.user_url}/messages", json=message_json(message, self.config.mailbox),
-                             budget=budget, repeatable=False, client_request_id=crid, what="createDraft")
+                             budget=budget, repeatable=False, client_request_id=crid, what="createDraft", needs=WRITE)
         except SentNoAnswer as exc:  # a draft is never sent by itself; at worst one is left over
             raise _not_sent(exc) from None
         if resp.status_code == 403:
             err = self._fail(resp)
             raise AccessDeniedError(
-                T("Große Nachrichten (Anhänge ab 3 MB, Anfrage über 4 MB) gehen über einen Entwurf; dafür "
-                  "braucht die App zusätzlich die Anwendungsberechtigung Mail.ReadWrite.",
-                  "Large messages (attachments from 3 MB, requests above 4 MB) go through a draft; that needs "
-                  "the additional application permission Mail.ReadWrite."),
+                T("Große Nachrichten (Anhänge ab etwa 3 MB, zusammen über 4 MB je Anfrage) gehen über einen "
+                  "Entwurf; dafür braucht die App zusätzlich die Anwendungsberechtigung Mail.ReadWrite.",
+                  "Large messages (attachments from about 3 MB, above 4 MB per request together) go through a "
+                  "draft; that needs the additional application permission Mail.ReadWrite."),
                 hint=T("In Entra Mail.ReadWrite (Anwendung) hinzufügen und Admin Berechtigung erteilen, oder "
                        "Anhänge verkleinern.",
                        "Add Mail.ReadWrite (Application) in Entra and grant admin consent, or make attachments "
@@ -231,20 +227,21 @@ class GraphClient:
                 details=err.details)
         if resp.status_code != 201:
             raise self._fail(resp)
-        draft_id = str(resp.json()["id"])
+        draft_id = str(self.answer(resp, "id", T("Entwurf anlegen", "Creating the draft")))
         draft_url = f"{self.user_url}/messages/{quote(draft_id, safe='')}"
         done = False
         try:
             for att in plan.inline_attachments:
                 r = self.call("POST", f"{draft_url}/attachments", json=file_attachment(att), budget=budget,
-                              repeatable=False, client_request_id=crid, what="addAttachment")
+                              repeatable=False, client_request_id=crid, what="addAttachment", needs=WRITE)
                 if r.status_code != 201:
                     raise self._fail(r)
             for att in plan.upload_attachments:
                 self._upload(draft_url, att, budget, crid)
             try:
                 resp = self.call("POST", f"{draft_url}/send", budget=budget, repeatable=False,
-                                 client_request_id=crid, what="sendDraft", headers={"Content-Length": "0"})
+                                 client_request_id=crid, what="sendDraft", headers={"Content-Length": "0"},
+                                 needs=SEND)
             except SentNoAnswer as exc:
                 done = True  # the draft may have been sent: keep it, say so
                 raise errors.unknown_outcome(exc.cause, exc.host, {"client_request_id": crid}) from None
@@ -260,10 +257,11 @@ class GraphClient:
     def _upload(self, draft_url: str, att: Attachment, budget: WaitBudget, crid: str) -> None:
         size = att.size
         r = self.call("POST", f"{draft_url}/attachments/createUploadSession", json=upload_item(att, size),
-                      budget=budget, repeatable=True, client_request_id=crid, what="createUploadSession")
+                      budget=budget, repeatable=True, client_request_id=crid, what="createUploadSession",
+                      needs=WRITE)
         if r.status_code not in (200, 201):
             raise self._fail(r)
-        upload_url = str(r.json()["uploadUrl"])  # pre-authenticated: never logged
+        upload_url = str(self.answer(r, "uploadUrl", T("Upload-Sitzung", "Upload session")))  # never logged
         offset = 0
         with att.path.open("rb") as fh:
             while offset < size:
@@ -299,13 +297,19 @@ class GraphClient:
     def find_sent(self, internet_message_id: str) -> requests.Response:
         escaped = internet_message_id.replace("'", "''")
         return self.call("GET", f"{self.user_url}/mailFolders/SentItems/messages", budget=self._budget(),
-                         repeatable=True, what="lookup",
+                         repeatable=True, what="lookup", needs=READ,
                          params={"$filter": f"internetMessageId eq '{escaped}'",
                                  "$select": "id,internetMessageId,sentDateTime", "$top": "5"})
 
     def sent_items_folder(self) -> requests.Response:
         return self.call("GET", f"{self.user_url}/mailFolders/SentItems", budget=self._budget(), repeatable=True,
                          params={"$select": "id,displayName,totalItemCount"}, what="checkMailbox")
+
+
+def _lacks(token: str, needs: frozenset[str]) -> bool:
+    """True unless the token is a readable JWT whose roles include one of ``needs``."""
+    roles = token_roles(token)
+    return roles is None or not (roles & needs)
 
 
 def _not_sent(exc: SentNoAnswer) -> NetworkError:
@@ -326,20 +330,8 @@ def _next_offset(resp: requests.Response, fallback: int) -> int:
 
 def _response_time(resp: requests.Response) -> datetime:
     """When Microsoft accepted the message: its ``Date`` header, else our clock (both UTC)."""
-    value = resp.headers.get("Date")
-    if value:
-        when = _parse_http_date(value)
-        if when is not None:
-            return when
-    return datetime.now(timezone.utc)
-
-
-@functools.lru_cache(maxsize=4)  # the header changes once a second: parse each value once
-def _parse_http_date(value: str) -> datetime | None:
     try:
-        when = parsedate_to_datetime(value)
+        when = parsedate_to_datetime(resp.headers.get("Date", ""))
     except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
+        return datetime.now(timezone.utc)
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)

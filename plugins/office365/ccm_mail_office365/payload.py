@@ -17,10 +17,11 @@ from typing import Any
 
 from ccm_mail_hookspecs import Address, Attachment, AttachmentError, Message, T, TransportError, build_mime
 
-#: Graph refuses requests above ~4 MB; leave room for headers and JSON overhead
-MAX_REQUEST_BYTES = 3_500_000
-#: an attachment at or above this size goes through an upload session (Graph: 3 MB)
-UPLOAD_SESSION_MIN = 3 * 1024 * 1024
+#: Graph's limit for one request, on the body as sent (an inline attachment counts as its base64,
+#: 4/3 of its size, plus the JSON around it). Graph says "4 MB"; its front end counts 4 MiB
+#: (4,194,304). Read as decimal MB the limit leaves ~190 KB of margin for what we do not count
+#: (https://learn.microsoft.com/graph/outlook-large-attachments).
+MAX_REQUEST_BYTES = 4_000_000
 #: Exchange refuses more custom internet message headers than this
 MAX_CUSTOM_HEADERS = 5
 #: Graph's upload-session limit per attachment
@@ -75,18 +76,17 @@ def message_json(message: Message, mailbox: str) -> dict[str, Any]:
     return out
 
 
-def file_attachment(att: Attachment) -> dict[str, Any]:
-    """A small attachment as Graph JSON (base64 in memory: only used below 3 MB)."""
-    out: dict[str, Any] = {
-        "@odata.type": FILE_ATTACHMENT,
-        "name": att.filename,
-        "contentType": att.content_type,
-        "contentBytes": base64.b64encode(att.read_bytes()).decode("ascii"),
-        "isInline": att.inline,
-    }
+def _attachment_fields(att: Attachment) -> dict[str, Any]:
+    out: dict[str, Any] = {"@odata.type": FILE_ATTACHMENT, "name": att.filename,
+                           "contentType": att.content_type, "contentBytes": None, "isInline": att.inline}
     if att.inline:
         out["contentId"] = att.content_id
     return out
+
+
+def file_attachment(att: Attachment) -> dict[str, Any]:
+    """A small attachment as Graph JSON (base64 in memory: only for what fits one request)."""
+    return dict(_attachment_fields(att), contentBytes=base64.b64encode(att.read_bytes()).decode("ascii"))
 
 
 def upload_item(att: Attachment, size: int) -> dict[str, Any]:
@@ -99,13 +99,29 @@ def upload_item(att: Attachment, size: int) -> dict[str, Any]:
     return {"AttachmentItem": item}
 
 
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as requests sends it (``json.dumps`` defaults, UTF-8)."""
+    return len(json.dumps(value).encode("utf-8"))
+
+
+def inline_size(att: Attachment, size: int) -> int:
+    """Bytes of the attachment's JSON as sent, without reading the file: the JSON around an empty
+    ``contentBytes`` plus the base64 length (base64 needs no JSON escaping)."""
+    shell = dict(_attachment_fields(att), contentBytes="")
+    return json_size(shell) + 4 * ((size + 2) // 3)
+
+
 def plan(message: Message, mailbox: str) -> Plan:
-    """Choose the route from file sizes (the files are not read here)."""
+    """Choose the route from the size of each request as it will be sent (files are not read).
+
+    An attachment whose own JSON would not fit into one request goes through an upload session;
+    the others go inline, in the ``sendMail`` request if everything fits, else one request each
+    on a draft. A message with text *and* HTML is a MIME candidate; the send builds that body and
+    takes the JSON route instead when it does not fit (:func:`mime_fits`)."""
     msg = message_json(message, mailbox)
-    base = len(json.dumps({"message": msg, "saveToSentItems": True}).encode())
+    total = json_size({"message": msg, "saveToSentItems": True})
     small: list[Attachment] = []
     large: list[Attachment] = []
-    total = base
     for att in message.attachments:
         att.check()
         size = att.size
@@ -113,17 +129,21 @@ def plan(message: Message, mailbox: str) -> Plan:
             raise AttachmentError(
                 T(f"Anhang {att.filename} ist mit {size / 2**20:.0f} MB zu groß (höchstens 150 MB).",
                   f"Attachment {att.filename} is too large at {size / 2**20:.0f} MB (at most 150 MB)."))
-        if size >= UPLOAD_SESSION_MIN:
+        one = inline_size(att, size)
+        if one > MAX_REQUEST_BYTES:
             large.append(att)
         else:
             small.append(att)
-        total += 4 * ((size + 2) // 3) + 300
+            total += one + (len(', "attachments": []') if len(small) == 1 else len(", "))
     route = "draft" if large or total > MAX_REQUEST_BYTES else "sendMail"
-    if message.text is not None and message.html is not None:
-        mime_size = 4 * ((int(total * 1.4) + 2) // 3)  # attachments are base64 twice in this route
-        if mime_size <= MAX_REQUEST_BYTES:
-            route = "mime"
+    if route == "sendMail" and message.text is not None and message.html is not None:
+        route = "mime"
     return Plan(route, tuple(small), tuple(large), total, msg)
+
+
+def mime_fits(body: bytes) -> bool:
+    """Whether the MIME route's request (the whole message in base64) fits into one request."""
+    return len(body) <= MAX_REQUEST_BYTES
 
 
 def mime_body(message: Message, mailbox: str) -> bytes:

@@ -2,20 +2,17 @@
 
 Why not just ``session.verify = ca_bundle``: when ``REQUESTS_CA_BUNDLE`` (or ``CURL_CA_BUNDLE``)
 is set, requests merges the environment *over* ``Session.verify`` and the configured bundle is
-silently ignored. Only a ``verify=`` passed with each request wins. The same session is handed to
-msal as its ``http_client`` so token and discovery calls obey the same settings.
+silently ignored. Only a ``verify=`` passed with each request wins. The same session serves msal
+(through :class:`~.signin.SignInHttp`), so token and discovery calls obey the same settings.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests.hooks import dispatch_hook
 from requests.utils import get_environ_proxies
 
 from .config import Office365Config
@@ -44,10 +41,10 @@ for _name in ("urllib3.connectionpool", "urllib3.connection", "requests"):
 class PinnedSession(requests.Session):
     """A session that forces ``verify``, ``proxies`` and a default ``timeout`` on every request.
 
-    An admin's ``HTTPS_PROXY`` / ``NO_PROXY`` still apply when the account names no proxy, but
-    they are read once per host instead of on every request: with ``trust_env`` on, requests
-    scans the whole environment (and looks for a ``.netrc`` file) for each call, which cost more
-    per message than the rest of the pipeline. An explicit proxy in the account wins.
+    ``trust_env`` is off: with it, requests would let ``REQUESTS_CA_BUNDLE`` replace the trust we
+    pass and add ``.netrc`` credentials over our ``Authorization``. An admin's ``HTTPS_PROXY`` /
+    ``NO_PROXY`` still apply when the account names no proxy: they are read for each request, as
+    requests itself would; an explicit proxy in the account wins.
     """
 
     def __init__(self, *, verify: str | bool, proxies: dict[str, str] | None,
@@ -62,59 +59,15 @@ class PinnedSession(requests.Session):
         self.mount("http://", adapter)
         self.headers["User-Agent"] = USER_AGENT
         self.trust_env = False
-        self._env_proxies: dict[tuple[str, str], dict[str, str]] = {}
-        self._urls: dict[str, str] = {}
-
-    def _proxies_for(self, url: str) -> dict[str, str]:
-        if self._pinned_proxies:
-            return self._pinned_proxies
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc)
-        if key not in self._env_proxies:
-            self._env_proxies[key] = get_environ_proxies(url)
-        return self._env_proxies[key]
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["verify"] = self._pinned_verify
-        proxies = self._proxies_for(url.decode() if isinstance(url, bytes) else url)
+        proxies = self._pinned_proxies or get_environ_proxies(url.decode() if isinstance(url, bytes) else url)
         if proxies:
             kwargs["proxies"] = proxies
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._default_timeout
-        return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]
-
-    def build(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, json: Any = None,
-              data: bytes | None = None, params: Mapping[str, str] | None = None) -> requests.PreparedRequest:
-        """A Graph request built with requests' own ``PreparedRequest`` steps, minus the session's
-        cookie jar: Graph uses no cookies, and merging jars was the costliest part of building."""
-        prepared = requests.PreparedRequest()
-        prepared.prepare_method(method)
-        if params or "?" in url:  # lookups, and upload URLs that carry a token: never kept
-            prepared.prepare_url(url, params)
-        else:  # the same few URLs over and over (sendMail per mailbox): encode each once
-            cached = self._urls.get(url)
-            if cached is None:
-                prepared.prepare_url(url, None)
-                if len(self._urls) < 64:
-                    self._urls[url] = str(prepared.url)
-            else:
-                prepared.url = cached
-        prepared.prepare_headers({**self.headers, **(headers or {})})
-        prepared.prepare_body(data, None, json)
-        prepared.prepare_hooks(self.hooks)
-        return prepared
-
-    def send_pinned(self, prepared: requests.PreparedRequest, *, timeout: tuple[float, float] | None = None
-                    ) -> requests.Response:
-        """Send a request from :meth:`build` through the mounted adapter with the pinned trust,
-        proxy and timeout. Redirects are not followed and no cookies kept: Graph's API answers
-        need neither, and a redirected POST must never be sent a second time anyway."""
-        url = str(prepared.url)
-        response = self.get_adapter(url).send(prepared, stream=False, timeout=timeout or self._default_timeout,
-                                              verify=self._pinned_verify, cert=None, proxies=self._proxies_for(url))
-        response = dispatch_hook("response", prepared.hooks, response)
-        response.content  # noqa: B018 - read the body so the connection goes back to the pool
-        return response
+        return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]  # typeshed wants str
 
 
 def make_session(config: Office365Config) -> PinnedSession:

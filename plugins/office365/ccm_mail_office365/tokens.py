@@ -3,99 +3,129 @@
 Why a persisted cache: AbSys may start a new process per mail. msal's in-memory cache would then
 ask Entra for a token for every message, which is slow and risks AADSTS50196 ("loop detected").
 The cache file lives in the account's private state folder, is written atomically with mode 0600
-and holds tokens only (msal never stores the client secret or the certificate key in it).
+and holds tokens only (msal never stores the client secret or the certificate key in it). Next to
+it msal's ``http_cache`` (:mod:`.http_cache`) keeps the discovery answer, so a process with a
+valid cached token makes no request to the sign-in host at all.
+
+A token carries the app's roles as they were when it was issued: one fetched before admin
+consent has no ``roles`` and would keep failing with 403 until it expires. So consent drops the
+cached tokens (:func:`drop_cached_tokens`), and a 403 with a token that lacks the role gets one
+fresh token (:meth:`TokenProvider.refresh_for_roles`).
 """
 
 from __future__ import annotations
 
-import os
+import base64
+import json
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msal
 import requests
 import structlog
-from ccm_mail_hookspecs import TransportError
+from ccm_mail_hookspecs import T, TransportError, redaction
+from msal.exceptions import MsalServiceError
 
 from . import errors
 from .config import Office365Config
 from .credentials import CertificateInfo, client_credential
-from .filelock import locked
+from .http_cache import PersistedHttpCache
+from .signin import SignInBusy, SignInHttp, SignInUnreadable
+from .state_files import account_lock, read_private, stamp, write_private
 
 log = structlog.get_logger("ccm_mail.office365")
 
 CACHE_FILE = "msal_token_cache.json"
-LOCK_FILE = "msal_token_cache.lock"
+#: after a role refresh, the next one waits this long: a batch without consent must not turn
+#: into a stream of token requests (AADSTS50196)
+ROLE_REFRESH_INTERVAL = 30.0
+
+_live: weakref.WeakSet[TokenProvider] = weakref.WeakSet()
+_live_lock = threading.Lock()
 
 
 class TokenProvider:
     """Hands out a valid Graph token for one account; thread-safe and process-safe."""
 
-    def __init__(self, config: Office365Config, session: requests.Session) -> None:
+    def __init__(self, config: Office365Config, session: requests.Session, *,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
-        self._session = session
         self._lock = threading.Lock()
         self._cache = msal.SerializableTokenCache()
         self._cache_stamp: tuple[int, int] | None = None
         self._app: msal.ConfidentialClientApplication | None = None
-        #: (access token, monotonic deadline): until then token() skips lock, file and msal
-        self._memo: tuple[str, float] | None = None
+        self._http = SignInHttp(session, max_wait=config.max_wait_seconds, sleep=sleep)
+        self._clock = clock
+        self._last_role_refresh: float | None = None
         self.certificate: CertificateInfo | None = None
         #: how many tokens this provider got from Entra (not from a cache); for tests and logs
         self.network_requests = 0
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.cache_path: Path = config.state_dir / CACHE_FILE
-        self._lock_path: Path = config.state_dir / LOCK_FILE
+        self.http_cache = PersistedHttpCache(config.state_dir, config.account)
+        with _live_lock:
+            _live.add(self)
 
     def token(self) -> str:
-        """A token valid for at least five more minutes (msal's margin). The last one is kept in
-        memory until msal would stop handing it out, so a send costs no file lock, stat or cache
-        search (benchmarks/bench_overhead.py)."""
-        memo = self._memo
-        if memo is not None and time.monotonic() < memo[1]:
-            return memo[0]
+        """A token valid for at least five more minutes (msal's margin)."""
         return str(self.token_result()["access_token"])
 
-    def token_result(self) -> dict[str, Any]:
-        """msal's result dict (``access_token``, ``expires_in``, ``token_source``)."""
-        with self._lock, locked(self._lock_path):
+    def token_result(self, *, fresh: bool = False) -> dict[str, Any]:
+        """msal's result dict (``access_token``, ``expires_in``, ``token_source``). ``fresh``
+        drops the cached token first, so the token endpoint is asked: the connection test proves
+        the credential that is configured now, not the one a cached token was issued for."""
+        with self._lock, account_lock(self._config.state_dir):
             self._load()
             app = self._application()
+            if fresh:
+                self._remove_access_tokens(lambda at: True)
             started = time.monotonic()
             try:
                 result = app.acquire_token_for_client(scopes=[self._config.scope])
-            except requests.RequestException as exc:
-                raise errors.network_error(exc, _host(self._config.authority_host)) from None
+            except BaseException as exc:
+                raise _sign_in_error(exc, self._config) from None
+            finally:
+                self._save()
             if "access_token" not in result:
                 err = errors.from_token_result(result, self._config.secrets)
                 log.warning("token_refused", account=self._config.account, code=err.details.get("code"),
                             trace_id=err.details.get("trace_id"),
                             correlation_id=err.details.get("correlation_id"))
                 raise err
-            source = result.get("token_source", "identity_provider")
-            if source != "cache":
+            redaction.remember(str(result["access_token"]))  # whatever its shape: never in a text
+            if result.get("token_source", "identity_provider") != "cache":
                 self.network_requests += 1
                 log.info("token_acquired", account=self._config.account, expires_in=result.get("expires_in"),
                          ms=round((time.monotonic() - started) * 1000))
-            self._save()
-            self._memo = _memo(result, started)
             return dict(result)
 
     def invalidate(self, rejected: str) -> None:
         """Drop the token Graph refused (e.g. consent revoked, token revoked). Only that one: when
         several threads got the same 401, the first one's fresh token must survive the others."""
-        with self._lock, locked(self._lock_path):
-            if self._memo is not None and self._memo[0] == rejected:
-                self._memo = None
+        with self._lock, account_lock(self._config.state_dir):
             self._load()
-            for at in list(self._cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN,
-                                              query={"client_id": self._config.client_id})):
-                if at.get("secret") == rejected:
-                    self._cache.remove_at(at)
+            self._remove_access_tokens(lambda at: at.get("secret") == rejected)
             self._save()
         log.info("token_invalidated", account=self._config.account)
+
+    def refresh_for_roles(self, rejected: str) -> bool:
+        """Graph answered 403 and ``rejected`` lacks the role the request needs: drop it, so the
+        next :meth:`token` is a new one with the roles the app has now (a 403 means nothing was
+        done, so the request may be repeated). False, and nothing dropped, when this provider did
+        so within :data:`ROLE_REFRESH_INTERVAL` seconds."""
+        now = self._clock()
+        with self._lock:
+            if self._last_role_refresh is not None and now - self._last_role_refresh < ROLE_REFRESH_INTERVAL:
+                return False
+            self._last_role_refresh = now
+        self.invalidate(rejected)
+        log.info("token_refreshed_for_roles", account=self._config.account)
+        return True
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -108,66 +138,118 @@ class TokenProvider:
                     client_credential=credential,
                     authority=self._config.authority,
                     token_cache=self._cache,
-                    http_client=self._session,
+                    http_client=self._http,
+                    http_cache=self.http_cache,
                     # we know the cloud's hosts; discovery would call login.microsoftonline.com even
                     # for a national cloud or the sandbox
                     instance_discovery=False,
                     app_name="ccm-mail-office365",
                 )
-            except requests.RequestException as exc:
-                raise errors.network_error(exc, _host(self._config.authority_host)) from None
             except ValueError as exc:  # OIDC discovery failed: unknown tenant, wrong host
                 raise errors.from_discovery_error(exc, self._config.secrets) from None
+            except BaseException as exc:
+                raise _sign_in_error(exc, self._config) from None
+            finally:
+                self.http_cache.save()
         return self._app
 
+    def _remove_access_tokens(self, which: Callable[[dict[str, Any]], bool]) -> None:
+        for at in list(self._cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN,
+                                          query={"client_id": self._config.client_id})):
+            if which(at):
+                self._cache.remove_at(at)
+
+    def _forget_in_memory(self) -> None:
+        """Another part of this process dropped the account's tokens on disk (after consent)."""
+        with self._lock:
+            self._remove_access_tokens(lambda at: True)
+            self._cache.has_state_changed = False
+            self._cache_stamp = None
+
     def _load(self) -> None:
-        try:
-            st = self.cache_path.stat()
-        except FileNotFoundError:
+        self.http_cache.load()
+        current = stamp(self.cache_path)
+        if current is None or current == self._cache_stamp:
             return
-        stamp = (st.st_mtime_ns, st.st_size)
-        if stamp == self._cache_stamp:
-            return
-        if os.name == "posix" and st.st_mode & 0o077:
-            os.chmod(self.cache_path, 0o600)
-            log.warning("token_cache_permissions_fixed", account=self._config.account)
+        text = read_private(self.cache_path, self._config.account)
         try:
-            self._cache.deserialize(self.cache_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            self._cache.deserialize(text or "{}")
+        except ValueError:
             log.warning("token_cache_unreadable", account=self._config.account)
-        self._cache_stamp = stamp
+        self._cache_stamp = current
 
     def _save(self) -> None:
+        self.http_cache.save()
         if not self._cache.has_state_changed:
             return
-        tmp = self.cache_path.with_name(f".{CACHE_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self._cache.serialize())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.cache_path)
+            self._cache_stamp = write_private(self.cache_path, self._cache.serialize())
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise TransportError(f"Token cache cannot be written: {self.cache_path} ({exc.strerror})") from exc
+            raise TransportError(T(f"Der Token-Cache lässt sich nicht schreiben: {self.cache_path} ({exc.strerror}).",
+                                   f"The token cache cannot be written: {self.cache_path} ({exc.strerror})."),
+                                 hint=T("Schreibrechte auf den Zustandsordner des Kontos prüfen.",
+                                        "Check write access to the account's state folder.")) from exc
         self._cache.has_state_changed = False
-        st = self.cache_path.stat()
-        self._cache_stamp = (st.st_mtime_ns, st.st_size)
 
 
-def _memo(result: dict[str, Any], started: float) -> tuple[str, float] | None:
-    """Until when msal would return this token from its cache: five minutes before it expires,
-    or when msal wants it refreshed early (``refresh_in``), whichever is first."""
-    try:
-        ends = [float(result["expires_in"]) - 300]
-        if result.get("refresh_in") is not None:
-            ends.append(float(result["refresh_in"]))
-        if result.get("refresh_on") is not None:
-            ends.append(float(result["refresh_on"]) - time.time())
-    except (KeyError, TypeError, ValueError):
+def drop_cached_tokens(config: Office365Config) -> int:
+    """Forget every cached access token of the account's app, on disk and in every token provider
+    of this process (after a successful admin consent: the old tokens lack the new roles).
+    Returns how many tokens the file held."""
+    path = config.state_dir / CACHE_FILE
+    dropped = 0
+    if config.state_dir.is_dir():
+        with account_lock(config.state_dir):
+            text = read_private(path, config.account)
+            if text:
+                cache = msal.SerializableTokenCache()
+                try:
+                    cache.deserialize(text)
+                except ValueError:
+                    cache = msal.SerializableTokenCache()
+                for at in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN,
+                                            query={"client_id": config.client_id})):
+                    cache.remove_at(at)
+                    dropped += 1
+                if cache.has_state_changed:
+                    write_private(path, cache.serialize())
+    with _live_lock:
+        providers = [p for p in _live if p.cache_path == path and p._config.client_id == config.client_id]
+    for provider in providers:
+        provider._forget_in_memory()
+    log.info("tokens_dropped_after_consent", account=config.account, dropped=dropped)
+    return dropped
+
+
+def token_roles(token: str) -> set[str] | None:
+    """The application permissions (``roles`` claim) in a JWT access token, or None when the token
+    is not a readable JWT. Only used to explain and to decide on a role refresh; Graph decides."""
+    parts = token.split(".")
+    if len(parts) != 3:
         return None
-    return (str(result["access_token"]), started + min(ends)) if min(ends) > 0 else None
+    try:
+        claims: Any = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    roles = claims.get("roles") if isinstance(claims, dict) else None
+    return {str(r) for r in roles} if isinstance(roles, list) else set()
+
+
+def _sign_in_error(exc: BaseException, config: Office365Config) -> BaseException:
+    """What the sign-in host's failure means for the admin; nothing was sent in any case."""
+    host = _host(config.authority_host)
+    if isinstance(exc, SignInBusy):
+        return errors.sign_in_busy(exc.response, exc.waited, exc.retry_after, config.secrets)
+    if isinstance(exc, SignInUnreadable):
+        return errors.unreadable_answer(exc.response, T("Anmeldung bei Microsoft", "Signing in at Microsoft"),
+                                        config.secrets)
+    if isinstance(exc, requests.RequestException):
+        return errors.network_error(exc, host)
+    if isinstance(exc, MsalServiceError):  # not expected with SignInHttp below msal; never shown raw
+        return TransportError(T(f"Die Anmeldung bei {host} ist fehlgeschlagen; es wurde nichts gesendet.",
+                                f"Signing in at {host} failed; nothing was sent."),
+                              details={"code": "sign_in_failed", "host": host})
+    return exc
 
 
 def _host(url: str) -> str:

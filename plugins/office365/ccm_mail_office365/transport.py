@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import json
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -27,7 +26,7 @@ from .config import Office365Config
 from .graph import GraphClient
 from .payload import plan
 from .session import make_session
-from .tokens import TokenProvider
+from .tokens import TokenProvider, token_roles
 
 log = structlog.get_logger("ccm_mail.office365")
 
@@ -40,22 +39,19 @@ class Office365Transport(Transport):
 
     type_id: ClassVar[str] = TYPE_ID
 
-    def __init__(self, config: Office365Config) -> None:
+    def __init__(self, config: Office365Config, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        """``sleep`` is how the transport waits when Microsoft asks it to (tests pass a recorder)."""
         self.config = config
         self.session = make_session(config)
-        self.tokens = TokenProvider(config, self.session)
-        self.graph = GraphClient(config, self.session, self.tokens)
+        self.tokens = TokenProvider(config, self.session, sleep=sleep)
+        self.graph = GraphClient(config, self.session, self.tokens, sleep=sleep)
 
     @classmethod
     def from_settings(cls, settings: AccountSettings) -> Office365Transport:
         return cls(Office365Config.from_settings(settings))
 
     def send(self, message: Message) -> Receipt:
-        return self.prepare(message)()
-
-    def prepare(self, message: Message) -> Callable[[], Receipt]:
-        """Check the message, pick the route and build the request (a token is fetched when none
-        is cached); the returned step sends it. Nothing reaches the mailbox before that step."""
+        """Check the message, pick the route from the size of each request and send it."""
         recipients = message.recipients()
         if not recipients:
             raise RecipientError(T("Die Nachricht hat keinen Empfänger.", "The message has no recipient."))
@@ -63,18 +59,13 @@ class Office365Transport(Transport):
             raise RecipientError(
                 T(f"{len(recipients)} Empfänger: Exchange Online erlaubt höchstens {MAX_RECIPIENTS} je Nachricht.",
                   f"{len(recipients)} recipients: Exchange Online allows at most {MAX_RECIPIENTS} per message."))
-        p = plan(message, self.config.mailbox)
-        send = self.graph.prepare_send(message, p)
-
-        def step() -> Receipt:
-            # no log line of its own: the host logs "sending" (debug) and "sent" with these ids
-            facts = send()
-            ids = {"mailbox": self.config.mailbox, "route": facts["route"],
-                   "request_id": facts["request_id"], "client_request_id": facts["client_request_id"]}
-            if message.message_id:
-                ids["internet_message_id"] = message.message_id
-            return Receipt(sent_at=facts["sent_at"], transport_ids=ids)
-        return step
+        facts = self.graph.send(message, plan(message, self.config.mailbox))
+        # no log line of its own: the host logs "sending" (debug) and "sent" with these ids
+        ids = {"mailbox": self.config.mailbox, "route": facts["route"],
+               "request_id": facts["request_id"], "client_request_id": facts["client_request_id"]}
+        if message.message_id:
+            ids["internet_message_id"] = message.message_id
+        return Receipt(sent_at=facts["sent_at"], transport_ids=ids)
 
     def lookup(self, message: Message) -> Lookup:
         """Find ``message.message_id`` in Sent Items. Needs Mail.ReadBasic.All or Mail.Read;
@@ -87,7 +78,9 @@ class Office365Transport(Transport):
             return Lookup(Found.UNSUPPORTED, transport_ids={"request_id": resp.headers.get("request-id", "")})
         if resp.status_code != 200:
             raise errors.from_graph_response(resp, self.config.secrets)
-        items = [m for m in resp.json().get("value", []) if m.get("internetMessageId") == message.message_id]
+        value = self.graph.answer(resp, "value", T("Nachsehen in Gesendete Elemente", "Looking in Sent Items"),
+                                  sending=False)
+        items = [m for m in value or [] if isinstance(m, dict) and m.get("internetMessageId") == message.message_id]
         if not items:
             return Lookup(Found.NOT_FOUND)
         item = items[0]
@@ -96,10 +89,11 @@ class Office365Transport(Transport):
                       transport_ids={"graph_message_id": str(item.get("id", "")), "mailbox": self.config.mailbox})
 
     def check(self) -> CheckResult:
-        """"Verbindung testen": token, permissions in the token, mailbox through Graph."""
+        """"Verbindung testen": a new token (the credential as configured now), the permissions in
+        it, the mailbox through Graph."""
         steps: list[tuple[str, bool, T]] = []
         try:
-            result = self.tokens.token_result()
+            result = self.tokens.token_result(fresh=True)  # prove today's credential, not a cached token
         except CcmMailError as exc:
             steps.append(("token", False, _explain(exc)))
             return CheckResult(False, tuple(steps))
@@ -145,20 +139,6 @@ class Office365Transport(Transport):
 
     def close(self) -> None:
         self.session.close()
-
-
-def token_roles(token: str) -> set[str] | None:
-    """The application permissions (``roles`` claim) in a JWT access token, or None when the token
-    is not a readable JWT. Only used to explain; Graph decides."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims: Any = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    roles = claims.get("roles") if isinstance(claims, dict) else None
-    return {str(r) for r in roles} if isinstance(roles, list) else set()
 
 
 def _explain(exc: CcmMailError) -> T:

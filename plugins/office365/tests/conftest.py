@@ -1,6 +1,6 @@
 """Fixtures: one sandbox per test session, a fresh tenant/app/mailbox per test.
 
-Everything runs over real HTTPS on loopback against ``ccm_mail_office365.sandbox``; nothing here
+Everything runs over real HTTPS on loopback against ``ccm_mail_office365_sandbox``; nothing here
 mocks msal or requests, and nothing can reach Microsoft (the sandbox proxy refuses other hosts).
 """
 
@@ -34,7 +34,7 @@ def _default_logging() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from ccm_mail_office365.sandbox import Sandbox
+    from ccm_mail_office365_sandbox import Sandbox
     with Sandbox(state_dir=tmp_path_factory.mktemp("sandbox")) as sb:
         yield sb
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
@@ -13,16 +14,11 @@ from typing import Any
 
 from ccm_mail_hookspecs import AccountSettings
 
+from ccm_mail_office365.config import Office365Config
 from ccm_mail_office365.transport import Office365Transport
 
 SECRET_FIELDS = frozenset({"client_secret", "certificate_password"})
 ALL_PERMISSIONS = frozenset({"Mail.Send", "Mail.ReadWrite", "Mail.ReadBasic.All"})
-
-
-
-
-
-
 
 
 @dataclass
@@ -43,8 +39,10 @@ class Account:
         return AccountSettings("rechnung", "office365", {k: v for k, v in values.items() if v is not None},
                                self.state_dir, "de", SECRET_FIELDS)
 
-    def transport(self, **over: Any) -> Office365Transport:
-        t = Office365Transport.from_settings(self.settings(**over))
+    def transport(self, *, sleep: Callable[[float], None] | None = None, **over: Any) -> Office365Transport:
+        """A transport for these settings; ``sleep`` replaces waiting (tests record the waits)."""
+        config = Office365Config.from_settings(self.settings(**over))
+        t = Office365Transport(config) if sleep is None else Office365Transport(config, sleep=sleep)
         self.transports.append(t)
         return t
 
@@ -94,12 +92,6 @@ class AccountFactory:
 def _sandbox_cloud(cloud: str) -> str:
     """The plugin's cloud ids → the sandbox's (GCC High and DoD share one US Gov directory)."""
     return {"usgov_high": "usgov", "usgov_dod": "usgov"}.get(cloud, cloud)
-
-
-
-
-
-
 
 
 # -- what Microsoft would deliver, as an EmailMessage (for the conformance suite) ----------------

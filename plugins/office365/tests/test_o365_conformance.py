@@ -23,7 +23,7 @@ testing = pytest.importorskip("ccm_mail_core.testing.conformance")
 class TestOffice365Conformance(testing.TransportConformance):
     recipient_domain = "example.com"
     # the sandbox logs its own requests (Authorization redacted); it is not the transport under test
-    log_ignore = ("ccm_mail_office365.sandbox",)
+    log_ignore = ("ccm_mail_office365_sandbox",)
 
     @pytest.fixture
     def acct(self, make_account: AccountFactory) -> Account:

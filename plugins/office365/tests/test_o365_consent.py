@@ -117,25 +117,232 @@ def test_consent_denied(consent_account: Account, behaviour: Callable[[str], Non
     assert not consent_account.sandbox.app(consent_account.tenant_id, consent_account.client_id).consented
 
 
-def test_forged_state_is_refused(consent_account: Account) -> None:
+def test_forged_redirects_are_ignored_and_the_real_answer_counts(consent_account: Account,
+                                                                  behaviour: Callable[[str], None]) -> None:
+    """A page sending the admin's browser to the listener with a wrong or no state must neither end
+    the flow nor confirm anything; the real answer that follows is taken."""
+    behaviour("accept")
+    logcapture = pytest.importorskip("ccm_mail_core.testing.logcapture")
     pages: list[requests.Response] = []
-    threads: list[threading.Thread] = []
+    real = HttpBrowser(consent_account)
 
-    def attacker(url: str) -> bool:
+    def attacker_then_admin(url: str) -> bool:
         redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
 
         def run() -> None:
-            pages.append(requests.get(redirect, params={"admin_consent": "True", "tenant": "x",
-                                                        "state": "forged-state"}, timeout=10))
-        threads.append(threading.Thread(target=run, daemon=True))
-        threads[-1].start()
+            for params in ({"admin_consent": "True", "tenant": "x", "state": "forged-state"},
+                           {"admin_consent": "True", "tenant": "x"}):
+                pages.append(requests.get(redirect, params=params, timeout=10))
+            real(url)
+        threading.Thread(target=run, daemon=True).start()
         return True
 
-    result = consent(consent_account, attacker)
-    for t in threads:
-        t.join(10)
-    assert not result["ok"] and result["status"] == "state_mismatch"
-    assert pages[0].status_code == 400 and "state" in pages[0].text
+    with logcapture.capture_logs() as logs:
+        result = consent(consent_account, attacker_then_admin)
+    assert result["status"] == "granted" and result["via"] == "redirect", result
+    assert result["ignored"] == 2 and [p.status_code for p in pages] == [400, 400]
+    assert all("state" in p.text for p in pages)
+    assert sum("consent_forged_redirect" in line for line in logs.texts()) == 2
+
+
+def test_forged_redirect_alone_confirms_nothing(consent_account: Account) -> None:
+    def attacker(url: str) -> bool:
+        redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
+        threading.Thread(target=requests.get, args=(redirect,), daemon=True,
+                         kwargs={"params": {"admin_consent": "True", "state": "forged"}, "timeout": 10}).start()
+        return True
+
+    result = consent(consent_account, attacker, timeout=2)
+    assert not result["ok"] and result["status"] == "timeout" and result["ignored"] == 1
+    assert not consent_account.sandbox.app(consent_account.tenant_id, consent_account.client_id).consented
+
+
+def test_idle_connection_does_not_block_the_listener(consent_account: Account) -> None:
+    """Someone opens a connection to the listener and sends nothing; --timeout still holds."""
+    idle: list[socket.socket] = []
+
+    def open_idle(url: str) -> bool:
+        port = urlsplit(parse_qs(urlsplit(url).query)["redirect_uri"][0]).port
+        idle.append(socket.create_connection(("127.0.0.1", port)))
+        return True
+
+    box: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: box.update(consent(consent_account, open_idle, timeout=2)), daemon=True)
+    runner.start()
+    runner.join(30)  # a bound against hanging forever, not a timing assertion
+    try:
+        assert not runner.is_alive(), "the idle connection blocked the consent listener"
+        assert box["status"] == "timeout"
+    finally:
+        for s in idle:
+            s.close()
+        runner.join(30)
+
+
+def test_idle_connection_and_then_the_real_answer(consent_account: Account, behaviour: Callable[[str], None]) -> None:
+    behaviour("accept")
+    idle: list[socket.socket] = []
+    browser = HttpBrowser(consent_account)
+
+    def idle_then_browser(url: str) -> bool:
+        port = urlsplit(parse_qs(urlsplit(url).query)["redirect_uri"][0]).port
+        idle.append(socket.create_connection(("127.0.0.1", port)))
+        return browser(url)
+
+    box: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: box.update(consent(consent_account, idle_then_browser)), daemon=True)
+    runner.start()
+    runner.join(60)  # a bound against hanging forever, not a timing assertion
+    try:
+        assert not runner.is_alive(), "the idle connection kept the real answer out"
+        assert box["status"] == "granted", box
+    finally:
+        for s in idle:
+            s.close()
+        runner.join(30)
+
+
+# -- admin at another computer: paste-back, --redirect-url, a token as proof ----------------------
+
+def remote_admin(account: Account, url: str) -> str:
+    """The admin's browser elsewhere: Microsoft answers with a redirect to *their* localhost, which
+    they cannot reach from there; the address is all they have."""
+    resp = requests.get(url, allow_redirects=False, verify=str(account.values["ca_bundle"]), timeout=20)
+    assert resp.status_code == 302, resp.text
+    return str(resp.headers["Location"])
+
+
+def printed_url(lines: list[str]) -> str:
+    return next(line for line in lines if "/adminconsent?" in line)
+
+
+def consent_pasting(account: Account, answers: Callable[[list[str]], list[str]], **kw: Any) -> dict[str, Any]:
+    """The consent action with ``ask``: ``answers(printed lines)`` gives what the operator types."""
+    from ccm_mail_office365.account_type import ACCOUNT_TYPE
+    lines: list[str] = []
+    queue: list[str] = []
+
+    def ask(prompt: str) -> str:
+        lines.append(prompt)
+        if not queue:
+            queue.extend(answers(lines))
+        if not queue:
+            raise EOFError
+        return queue.pop(0)
+
+    result = ACCOUNT_TYPE.actions["consent"](account.settings(), no_browser=True, out=lines.append, ask=ask,
+                                             timeout=kw.pop("timeout", 30), **kw)
+    result["printed"] = lines
+    return result
+
+
+def test_remote_admin_pastes_the_redirect(consent_account: Account, behaviour: Callable[[str], None]) -> None:
+    behaviour("accept")
+    stale = consent_account.transport()
+    stale.tokens.token()  # fetched before consent
+
+    def operator(lines: list[str]) -> list[str]:
+        location = remote_admin(consent_account, printed_url(lines))
+        forged = location.replace("state=", "state=x")
+        return [forged, "keine Adresse", location]
+
+    result = consent_pasting(consent_account, operator)
+    assert result["status"] == "granted" and result["via"] == "paste", result
+    assert any("ignoriert" in line for line in result["printed"])
+    assert any("keine Antwort von Microsoft" in line for line in result["printed"])
+    stale.send(stale_message(consent_account))  # the cached token was dropped: no 403 first
+    assert [r.status for r in consent_account.sandbox.requests
+            if r.path.endswith("/sendMail") and consent_account.mailbox in r.path] == [202]
+
+
+def test_remote_admin_declines_and_the_paste_says_so(consent_account: Account,
+                                                     behaviour: Callable[[str], None]) -> None:
+    behaviour("deny")
+    result = consent_pasting(consent_account, lambda lines: [remote_admin(consent_account, printed_url(lines))],
+                             lang="en")
+    assert result["status"] == "denied" and "AADSTS65004" in result["message"]
+    assert "declined" in result["message"] and "Accept" in result["hint"]
+
+
+def test_nothing_to_paste_a_token_with_mail_send_is_proof(consent_account: Account,
+                                                          behaviour: Callable[[str], None]) -> None:
+    behaviour("accept")
+    calls: list[int] = []
+
+    def operator(lines: list[str]) -> list[str]:
+        calls.append(1)
+        if len(calls) == 1:
+            return [""]  # not consented yet: a new token has no Mail.Send
+        remote_admin(consent_account, printed_url(lines))  # consents, loses the redirect
+        return [""]
+
+    result = consent_pasting(consent_account, operator)
+    assert result["status"] == "granted" and result["via"] == "token", result
+    assert any("Not yet" in line or "Noch nicht" in line for line in result["printed"])
+    assert "Mail.Send" in result["message"]
+
+
+def test_redirect_url_finishes_an_earlier_run(consent_account: Account, behaviour: Callable[[str], None]) -> None:
+    from ccm_mail_office365.account_type import ACCOUNT_TYPE
+    behaviour("accept")
+    first = consent(consent_account, lambda url: False, no_browser=True, timeout=0.5)
+    assert first["status"] == "timeout"
+    location = remote_admin(consent_account, first["consent_url"])
+    action = ACCOUNT_TYPE.actions["consent"]
+    forged = action(consent_account.settings(), redirect_url=location.replace("state=", "state=x"))
+    assert forged["status"] == "state_mismatch" and not forged["ok"]
+    done = action(consent_account.settings(), redirect_url=location)
+    assert done["status"] == "granted" and done["via"] == "paste", done
+    again = action(consent_account.settings(), redirect_url=location)  # finished: nothing pending
+    assert again["status"] == "no_pending"
+    assert consent_account.transport().check().ok
+
+
+def test_cli_redirect_url_after_no_browser(consent_account: Account, behaviour: Callable[[str], None],
+                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from ccm_mail_core.cli import main
+    from test_o365_host_outbox import mailer_for
+    behaviour("accept")
+    mailer_for(consent_account, tmp_path, monkeypatch).close()  # writes ccm-mail.yaml
+    config = str(tmp_path / "ccm-mail.yaml")
+    assert main(["accounts", "consent", "Rechnungsversand", "--no-browser", "--timeout", "0.5", "-c", config]) == 1
+    url = printed_url(capsys.readouterr().err.splitlines())
+    location = remote_admin(consent_account, url)
+    code = main(["accounts", "consent", "Rechnungsversand", "--redirect-url", location, "--json", "-c", config])
+    out = capsys.readouterr().out
+    assert code == 0 and '"granted"' in out, out
+
+
+def test_cli_paste_reads_the_redirect_from_stdin(consent_account: Account, behaviour: Callable[[str], None],
+                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    from ccm_mail_core.cli import main
+    from test_o365_host_outbox import mailer_for
+    behaviour("accept")
+    mailer_for(consent_account, tmp_path, monkeypatch).close()
+    err = io.StringIO()
+
+    class Operator(io.StringIO):
+        """stdin: reads what the CLI printed so far, plays the remote admin, types the address."""
+
+        def readline(self, *args: Any) -> str:
+            return remote_admin(consent_account, printed_url(err.getvalue().splitlines())) + "\n"
+
+    monkeypatch.setattr(sys, "stdin", Operator())
+    monkeypatch.setattr(sys, "stderr", err)
+    code = main(["accounts", "consent", "Rechnungsversand", "--no-browser", "--paste", "--timeout", "20",
+                 "-c", str(tmp_path / "ccm-mail.yaml")])
+    assert code == 0, err.getvalue()
+    assert consent_account.sandbox.app(consent_account.tenant_id, consent_account.client_id).consented
+
+
+def stale_message(account: Account) -> Any:
+    from ccm_mail_hookspecs import Address, Message
+    return Message("Nach der Zustimmung", [Address("kunde@example.com")], sender=Address(account.mailbox),
+                   text="Anbei.", message_id=f"<after-{account.client_id[:8]}@ccm-mail.test>")
 
 
 def test_no_browser_prints_the_url(consent_account: Account) -> None:
@@ -239,13 +446,13 @@ def test_chromium_consent_denied(consent_account: Account, behaviour: Callable[[
 @pytest.mark.browser
 def test_chromium_forged_state(consent_account: Account, chromium: Callable[[str], bool]) -> None:
     """A page (here: the browser sent straight to a crafted link) delivers an answer whose state
-    this run never issued: refused, nothing confirmed."""
+    this run never issued: ignored, nothing confirmed, the listener waits on to its timeout."""
     def forged(url: str) -> bool:
         redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
         return chromium(f"{redirect}?admin_consent=True&tenant={consent_account.tenant_id}&state=forged")
 
-    result = consent(consent_account, forged, timeout=60)
-    assert result["status"] == "state_mismatch" and not result["ok"]
+    result = consent(consent_account, forged, timeout=12)
+    assert result["status"] == "timeout" and not result["ok"] and result["ignored"] >= 1
     assert not consent_account.sandbox.app(consent_account.tenant_id, consent_account.client_id).consented
 
 

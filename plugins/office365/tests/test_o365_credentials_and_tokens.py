@@ -160,3 +160,32 @@ def test_token_cache_permissions_are_repaired(make_account: AccountFactory) -> N
     os.chmod(path, 0o644)
     account.transport().send(msg(account, 2))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_token_cache_lock_held_elsewhere_is_a_clear_error(make_account: AccountFactory,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process holds the account's lock and hangs: the send fails (not sent) with a
+    de/en error after the timeout instead of waiting for ever."""
+    from ccm_mail_hookspecs import TransportError
+
+    from ccm_mail_office365 import state_files
+    account = make_account()
+    account.state_dir.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys, time, filelock
+        lock = filelock.FileLock(sys.argv[1]); lock.acquire(); print("held", flush=True); time.sleep(60)
+    """), str(account.state_dir / state_files.LOCK_FILE)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(state_files, "LOCK_TIMEOUT", 0.3)
+        with pytest.raises(TransportError) as info:
+            account.transport().send(msg(account, 1))
+        assert info.value.details["code"] == "token_cache_locked"
+        assert "gesperrt" in info.value.render("de") and "Nothing was sent" in info.value.render("en")
+    finally:
+        holder.kill()
+        holder.wait(10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    account.transport().send(msg(account, 2))  # free again
+    assert len(account.sent()) == 1

@@ -98,10 +98,57 @@ def test_text_and_html_go_as_mime(make_account: AccountFactory, tmp_path: Path) 
 
 def test_text_and_html_too_large_for_mime_use_json(make_account: AccountFactory, tmp_path: Path) -> None:
     account = make_account()
-    pdf = random_file(tmp_path / "gross.pdf", 2_000_000)  # fits JSON (base64 once), not MIME (twice)
+    pdf = random_file(tmp_path / "gross.pdf", 2_500_000)  # fits JSON (base64 once), not MIME (twice)
     msg = invoice(account, "4713", text="Text", html="<p>HTML</p>", attachments=[Attachment(pdf)])
     assert account.transport().send(msg).transport_ids["route"] == "sendMail"
     assert {a.name: a.data for a in find_sent(account, msg.message_id).attachments}[pdf.name] == pdf.read_bytes()
+
+
+GRAPH_LIMIT = 4_000_000  # Graph's "4 MB" per request, read as decimal MB
+
+
+def request_sizes(account: Any) -> list[int]:
+    """Body sizes of every request the sandbox saw for the account's mailbox."""
+    return [int(r.headers.get("Content-Length") or 0) for r in account.sandbox.requests if account.mailbox in r.path]
+
+
+def test_attachment_just_under_3_mib_goes_out(make_account: AccountFactory, tmp_path: Path) -> None:
+    """3 MiB − 1 byte is ~4.19 MB as base64 inside JSON: above Graph's limit for one request."""
+    account = make_account()
+    pdf = random_file(tmp_path / "Rechnung knapp 3 MiB.pdf", 3 * MB - 1)
+    msg = invoice(account, "3mib", attachments=[Attachment(pdf)])
+    assert account.transport().send(msg).transport_ids["route"] == "draft"
+    sent = find_sent(account, msg.message_id)
+    assert [a.data for a in sent.attachments] == [pdf.read_bytes()]
+    assert max(request_sizes(account)) <= GRAPH_LIMIT
+    assert any(r.path.endswith("/createUploadSession") for r in account.sandbox.requests)
+
+
+def test_attachment_that_fits_one_request_goes_in_it(make_account: AccountFactory, tmp_path: Path) -> None:
+    from ccm_mail_office365.payload import plan
+    account = make_account()
+    pdf = random_file(tmp_path / "Rechnung.pdf", 2_990_000)  # 3,986,668 bytes of base64
+    msg = invoice(account, "fits", attachments=[Attachment(pdf)])
+    planned = plan(msg, account.mailbox)
+    assert account.transport().send(msg).transport_ids["route"] == "sendMail"
+    assert request_sizes(account) == [planned.estimated_bytes], "the plan counts the request as sent"
+    assert planned.estimated_bytes <= GRAPH_LIMIT
+    assert [a.data for a in find_sent(account, msg.message_id).attachments] == [pdf.read_bytes()]
+
+
+def test_request_too_large_is_explained_without_promises(make_account: AccountFactory) -> None:
+    from ccm_mail_hookspecs import MessageTooLargeError
+    account = make_account()
+    msg = invoice(account, "413", text="Zeile mit Text.\n" * 300_000)  # 4.8 MB of body
+    with pytest.raises(MessageTooLargeError) as info:
+        account.transport().send(msg)
+    err = info.value
+    assert err.details["status"] == 413 and err.details["request_id"]
+    for lang in ("de", "en"):
+        text = err.render(lang)
+        assert "4 MB" in text
+        assert "werden per Upload-Sitzung gesendet" not in text and "are sent by upload session" not in text
+    assert account.sent() == []
 
 
 @pytest.mark.slow

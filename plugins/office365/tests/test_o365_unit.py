@@ -147,14 +147,15 @@ def test_payload_maps_all_fields(tmp_path: Path) -> None:
 def test_plan_uses_upload_session_for_large_files(tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     with big.open("wb") as fh:
-        fh.truncate(payload.UPLOAD_SESSION_MIN)
+        fh.truncate(3 * 1024 * 1024 - 1)  # ~4.19 MB once base64-encoded: more than one request takes
     many = []
     for n in range(3):  # three 1.5 MB files: each small, together above the 4 MB request limit
         f = tmp_path / f"f{n}.bin"
         f.write_bytes(b"\0" * 1_500_000)
         many.append(Attachment(f))
     to = [Address("k@example.com")]
-    assert payload.plan(Message("s", to, attachments=[Attachment(big)]), "a@b.de").route == "draft"
+    p = payload.plan(Message("s", to, attachments=[Attachment(big)]), "a@b.de")
+    assert p.route == "draft" and p.upload_attachments == (Attachment(big),)
     p = payload.plan(Message("s", to, attachments=many), "a@b.de")
     assert p.route == "draft" and not p.upload_attachments
 

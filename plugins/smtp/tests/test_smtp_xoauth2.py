@@ -29,7 +29,7 @@ from ccm_mail_core.testing import (
     exception_texts,
 )
 
-sandbox_module = pytest.importorskip("ccm_mail_office365.sandbox")
+sandbox_module = pytest.importorskip("ccm_mail_office365_sandbox")
 
 TENANT = "7a1c2f0e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
 SECRET = "xo~Q8Q~client.secret-value-4711"

@@ -9,7 +9,7 @@ import pytest
 import requests
 from o365_sandbox_kit import ALL, CLIENT, MAILBOX, SECRET, TENANT, Cert, World, make_cert
 
-from ccm_mail_office365.sandbox import Sandbox
+from ccm_mail_office365_sandbox import Sandbox
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 from .hosts import PROXY_HOSTS
 from .server import SandboxHTTPServer
 
-log = logging.getLogger("ccm_mail_office365.sandbox")
+log = logging.getLogger("ccm_mail_office365_sandbox")
 
 
 class _ProxyHandler(socketserver.BaseRequestHandler):

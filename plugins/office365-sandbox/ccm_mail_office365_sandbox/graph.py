@@ -10,8 +10,8 @@ Routing lives here; the route groups are :mod:`.graph_core` (plumbing), :mod:`.g
   ``PUT <uploadUrl>`` (200 + ``ExpirationDateTime``/``nextExpectedRanges``, last chunk 201 +
   Location, ``DELETE <uploadUrl>`` 204), ``POST messages/{id}/send`` (202, always saved to Sent
   Items), ``DELETE messages/{id}`` (204), ``GET messages/{id}``. Upload sessions for files under
-  3 MB are refused with ``ErrorAttachmentSizeShouldNotBeLessThanMinimumSize``, as Microsoft's
-  large-attachments guide says.
+  2 MiB are refused with ``ErrorAttachmentSizeShouldNotBeLessThanMinimumSize`` (see
+  :data:`.graph_core.MIN_UPLOAD` for why not 3 MB).
 - ``GET mailFolders/{sentitems|inbox|drafts}/messages`` with the two ``$filter`` forms of
   :mod:`.odata`, ``$select``, ``$top`` and ``$expand=singleValueExtendedProperties(...)``;
   ``GET mailFolders/{name}``; ``GET users/{id}`` (directory object).

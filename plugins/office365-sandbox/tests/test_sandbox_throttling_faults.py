@@ -94,6 +94,21 @@ def test_token_endpoint_fault(world: World) -> None:
     assert world.token_response().status_code == 200
 
 
+def test_not_json_answers_from_in_front_of_microsoft(world: World) -> None:
+    """A proxy's HTML page or a JSON body cut in half: the request was not processed."""
+    token = world.token()
+    world.sb.faults.add("POST", r"/sendMail$", "html", status=403)
+    r = world.send(token=token)
+    assert r.status_code == 403 and r.headers["Content-Type"].startswith("text/html") and "<html>" in r.text
+    world.sb.faults.add("POST", r"/oauth2/v2.0/token$", "truncated", status=400)
+    r = world.token_response()
+    assert r.status_code == 400 and r.text.startswith('{"error"')
+    with pytest.raises(ValueError):
+        r.json()
+    assert world.sb.sent_messages() == []
+    assert world.send(token=token).status_code == 202
+
+
 def test_drop_before_response_sends_nothing(world: World) -> None:
     token = world.token()
     world.sb.faults.add("POST", r"/sendMail$", "drop_before_response")
@@ -155,7 +170,7 @@ def test_upload_volume_limit(world: World) -> None:
 def test_stop_ends_keep_alive_connections(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import threading as th
 
-    from ccm_mail_office365.sandbox import Sandbox
+    from ccm_mail_office365_sandbox import Sandbox
     before = th.active_count()
     with Sandbox(tmp_path) as sb, requests.Session() as s:
         sb.add_tenant("contoso.de")
@@ -178,7 +193,7 @@ def test_daily_recipient_limit_blocks_the_mailbox(world: World) -> None:
 
 
 def test_daily_recipient_count_forgets_what_is_older_than_a_day() -> None:
-    from ccm_mail_office365.sandbox.state import Mailbox
+    from ccm_mail_office365_sandbox.state import Mailbox
     mb = Mailbox(tenant_id="t", address="a@contoso.de", object_id="o", display_name="A")
     mb.note_recipients(1000.0, 3)
     mb.note_recipients(50_000.0, 2)

@@ -10,7 +10,7 @@ import msal
 import pytest
 from o365_sandbox_kit import CLIENT, GRAPH_SCOPE, SECRET, TENANT, Cert, VerifyingClient, World
 
-from ccm_mail_office365.sandbox import Sandbox
+from ccm_mail_office365_sandbox import Sandbox
 
 
 def _aad(r, status: int, error: str, code: int) -> dict:  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""Standalone mode (``python -m ccm_mail_office365.sandbox``) and secrets in logs."""
+"""Standalone mode (``python -m ccm_mail_office365_sandbox``) and secrets in logs."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_standalone_run_seeds_serves_writes_files_and_stops_on_sigterm(tmp_path:
     state = tmp_path / "state"
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(ccm_mail_office365.__file__).parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "ccm_mail_office365.sandbox", "--state-dir", str(state),
+    proc = subprocess.Popen([sys.executable, "-m", "ccm_mail_office365_sandbox", "--state-dir", str(state),
                              "--config", str(seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 20
@@ -69,7 +69,7 @@ def test_standalone_run_seeds_serves_writes_files_and_stops_on_sigterm(tmp_path:
 
 
 def test_logs_and_records_never_contain_secrets(world: World, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="ccm_mail_office365.sandbox")
+    caplog.set_level(logging.DEBUG, logger="ccm_mail_office365_sandbox")
     token = world.token()
     world.token_response(client_secret="wrong-" + SECRET)
     world.send(token=token)

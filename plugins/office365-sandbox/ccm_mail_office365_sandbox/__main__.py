@@ -1,6 +1,6 @@
 """Run the sandbox standalone for a demo.
 
-    python -m ccm_mail_office365.sandbox --state-dir DIR [--port N] [--proxy-port N] [--config seed.yaml]
+    python -m ccm_mail_office365_sandbox --state-dir DIR [--port N] [--proxy-port N] [--config seed.yaml]
 
 Prints the endpoints (and writes them to ``DIR/sandbox.json``), seeds tenants, apps and mailboxes
 from the config file, and writes every received mail to ``DIR/mailboxes/<address>/``. Runs until
@@ -73,7 +73,7 @@ def apply_seed(sb: Sandbox, seed: dict[str, Any], base: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ccm_mail_office365.sandbox",
+    p = argparse.ArgumentParser(prog="python -m ccm_mail_office365_sandbox",
                                 description="Local Microsoft 365 (Entra ID + Graph mail) sandbox")
     p.add_argument("--state-dir", required=True, type=Path)
     p.add_argument("--host", default="127.0.0.1")

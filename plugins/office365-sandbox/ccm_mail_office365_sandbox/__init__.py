@@ -23,7 +23,7 @@ Seeding: ``add_tenant``, ``add_app``, ``add_mailbox``, ``set_rate``; settings
 ``loop_detection``. Faults: ``faults.add(...)`` / ``faults.clear()``. Inspection:
 ``sent_messages()``, ``wait_for_sent()``, ``drafts()``, ``token_requests``,
 ``token_request_count()``, ``requests``, ``proxy_connects``, ``max_concurrency()``,
-``reset_counters()``. Standalone: ``python -m ccm_mail_office365.sandbox --help``.
+``reset_counters()``. Standalone: ``python -m ccm_mail_office365_sandbox --help``.
 """
 
 from .faults import Fault, Faults

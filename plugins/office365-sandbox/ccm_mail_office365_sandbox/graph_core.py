@@ -22,14 +22,20 @@ from .messages import InlineAttachment
 from .server import Request, Response
 from .state import MAILBOX_CONCURRENCY, Mailbox, SandboxState, SentAttachment, TokenInfo, graph_time
 
-#: Graph's request size limit.
+#: Graph's request size limit: the whole body as sent (an inline attachment counts as its base64,
+#: 4/3 of its size, plus the JSON around it). Graph's own error text says "4MB"; its front end
+#: counts 4 MiB (https://learn.microsoft.com/graph/outlook-large-attachments).
 MAX_REQUEST = 4 * 1024 * 1024
 #: Upload session chunk limit.
 MAX_CHUNK = 4 * 1024 * 1024
 #: Largest attachment an upload session takes.
 MAX_UPLOAD = 150 * 1024 * 1024
-#: Smallest: below 3 MB Graph wants a plain POST on ``attachments``.
-MIN_UPLOAD = 3 * 1024 * 1024
+#: Smallest attachment an upload session takes (ErrorAttachmentSizeShouldNotBeLessThanMinimumSize).
+#: https://learn.microsoft.com/graph/outlook-large-attachments says "under 3 MB: POST, 3 MB to
+#: 150 MB: upload session" as guidance; it cannot be the exact boundary, because a file just under
+#: 3 MiB no longer fits into a 4 MB POST once base64-encoded. Graph's measured minimum is 2 MiB
+#: (microsoftgraph/msgraph-sdk-java#52), which is what the sandbox enforces.
+MIN_UPLOAD = 2 * 1024 * 1024
 #: Attachments above this are kept on disk, not in memory.
 IN_MEMORY_LIMIT = 1024 * 1024
 UPLOAD_LIFETIME = timedelta(hours=1)

@@ -10,7 +10,7 @@ import pytest
 from o365_sandbox_kit import CLIENT, MAILBOX, TENANT, World, simple_message
 
 CHUNK = 4 * 1024 * 1024
-MIN = 3 * 1024 * 1024  # upload sessions are for files of 3 MB and more
+MIN = 3 * 1024 * 1024  # a typical upload-session file (the minimum is 2 MiB)
 
 
 def _draft(world: World, token: str, **extra: object) -> str:
@@ -121,8 +121,10 @@ def test_upload_session_errors(world: World) -> None:
 
     assert create({"attachmentType": "file", "name": "a", "size": 151 * 1024 * 1024})["code"] == \
         "ErrorAttachmentSizeLimitExceeded"
-    assert create({"attachmentType": "file", "name": "a", "size": MIN - 1})["code"] == \
+    assert create({"attachmentType": "file", "name": "a", "size": 2 * 1024 * 1024 - 1})["code"] == \
         "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"
+    # just under 3 MiB: too big for a 4 MB POST once base64-encoded, so the session must take it
+    assert "uploadUrl" in _session(world, token, draft, MIN - 1)
     assert world.graph("POST", url, token=token, json={"foo": 1}).status_code == 400
     r = world.graph("POST", f"/v1.0/users/{MAILBOX}/messages/AAMkAGnope=/attachments/createUploadSession",
                     token=token, json={"AttachmentItem": {"attachmentType": "file", "name": "a", "size": MIN}})

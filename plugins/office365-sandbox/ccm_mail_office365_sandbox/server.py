@@ -25,7 +25,7 @@ from .faults import Fault, Faults
 from .hosts import split_host
 from .state import RequestRecord, SandboxState
 
-log = logging.getLogger("ccm_mail_office365.sandbox")
+log = logging.getLogger("ccm_mail_office365_sandbox")
 
 #: Bodies we are willing to read and throw away to keep a keep-alive connection in sync.
 DRAIN_LIMIT = 200 * 1024 * 1024
@@ -199,7 +199,10 @@ class Handler(BaseHTTPRequestHandler):
             if req.fault is not None and req.fault.kind == "drop_before_response":
                 req.drain()
                 raise Drop()
-            resp = srv.dispatch(req)
+            if req.fault is not None and req.fault.kind in ("html", "truncated"):
+                resp = not_json_answer(req.fault.kind, req.fault.status, req.fault.retry_after)
+            else:
+                resp = srv.dispatch(req)
             if req.fault is not None and req.fault.kind == "drop_after_processing":
                 raise Drop()
             if req.must_close or (not req.consumed and not req.drain()):
@@ -239,6 +242,23 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
+
+
+_PROXY_PAGE = ("<!DOCTYPE html><html><head><title>{status} Bad Gateway</title></head><body>"
+               "<h1>Bad Gateway</h1><p>The proxy server received an invalid response from an upstream "
+               "server.</p><hr><address>Firmen-Proxy (sandbox)</address></body></html>")
+
+
+def not_json_answer(kind: str, status: int | None, retry_after: str | None) -> Response:
+    """What a gateway in front of Microsoft, or a connection cut inside the body, leaves a client
+    with: an HTML page, or the first half of a JSON error."""
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    if kind == "html":
+        return Response.html(status or 502, _PROXY_PAGE.format(status=status or 502), headers)
+    whole = json.dumps({"error": {"code": "InternalServerError", "message": "An internal server error "
+                                  "occurred while processing the request.", "innerError": {}}}).encode()
+    headers["Content-Type"] = "application/json; charset=utf-8"
+    return Response(status or 500, whole[: len(whole) // 2], headers)
 
 
 def redact_headers(headers: Any) -> dict[str, str]:

@@ -10,6 +10,10 @@ it fires ``count`` times (``None``: until removed). Kinds:
   connection without answering: the ambiguous outcome a client must not blindly retry.
 - ``"latency"``: wait ``delay`` seconds, then process normally (inside the mailbox's
   concurrency slot, so slow requests hold it like real slow requests do).
+- ``"html"``: answer ``status`` (default 502) with an HTML page before any processing, as a proxy
+  or gateway in front of Microsoft does (nothing was done).
+- ``"truncated"``: answer ``status`` (default 500) with a JSON error body cut off in the middle
+  (``Content-Length`` matches what is sent), before any processing.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import threading
 from dataclasses import dataclass, field
 
 KINDS = frozenset({"429", "500", "503", "504", "drop_before_response",
-                   "drop_after_processing", "latency"})
+                   "drop_after_processing", "latency", "html", "truncated"})
 
 
 @dataclass
@@ -31,6 +35,8 @@ class Fault:
     retry_after: str | None = None
     delay: float = 0.0
     host: str | None = None
+    #: the HTTP status of an "html" or "truncated" answer (None: 502 / 500)
+    status: int | None = None
     #: how many times the fault fired
     hits: int = 0
     _pattern: re.Pattern[str] = field(init=False, repr=False)
@@ -61,9 +67,9 @@ class Faults:
 
     def add(self, method: str | None = None, path_regex: str = ".*", kind: str = "503", *,
             count: int | None = 1, retry_after: str | int | None = None, delay: float = 0.5,
-            host: str | None = None) -> Fault:
+            host: str | None = None, status: int | None = None) -> Fault:
         fault = Fault(method, path_regex, str(kind), count,
-                      None if retry_after is None else str(retry_after), delay, host)
+                      None if retry_after is None else str(retry_after), delay, host, status)
         with self._lock:
             self._faults.append(fault)
         return fault

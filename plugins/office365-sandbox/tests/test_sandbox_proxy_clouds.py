@@ -16,7 +16,7 @@ from o365_sandbox_kit import (
     simple_message,
 )
 
-from ccm_mail_office365.sandbox import Sandbox
+from ccm_mail_office365_sandbox import Sandbox
 
 US_TENANT = "33333333-4444-5555-6666-777777777777"
 CN_TENANT = "44444444-5555-6666-7777-888888888888"

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from ccm_mail_office365.sandbox import Sandbox
+from ccm_mail_office365_sandbox import Sandbox
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT = "22222222-3333-4444-5555-666666666666"
