@@ -111,8 +111,8 @@ MUTANTS = (
             r"expected AuthenticationError: wrong API key; got builtins\.RuntimeError: Acme: status 401",
             r"send\(\) must raise only ccm-mail errors")),
     Mutant("receipt_after_failure",
-           "            if verdict.outcome is Outcome.SENT:\n",
-           "            if verdict.outcome is Outcome.SENT or response is not None:\n",
+           "            if verdict.outcome is Outcome.SENT and response is not None:\n",
+           "            if response is not None:   # \"the provider answered, so it has it\"\n",
            (r"\[status_500\] expected UnknownOutcomeError: 500 Internal Server Error: .*got a Receipt, i\.e\. "
             r"send\(\) reported the message as sent",
             r"expected AuthenticationError: wrong API key; got a Receipt")),
