@@ -45,13 +45,13 @@ def ca_file(pki: FaultPKI, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def via_requests(url: str, ca_file: Path) -> Callable[[], Any]:
-    return lambda: requests.post(url + "/v1/messages", json={"raw": "x" * 2000}, verify=str(ca_file), timeout=0.5,
+    return lambda: requests.post(url + "/v1/messages", json={"raw": "x" * 2000}, verify=str(ca_file), timeout=0.3,
                                  allow_redirects=False)
 
 
 def via_http_client(port: int, ca_file: Path) -> Callable[[], Any]:
     def call() -> http.client.HTTPResponse:
-        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=0.5,
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=0.3,
                                            context=ssl.create_default_context(cafile=str(ca_file)))
         try:
             conn.request("POST", "/v1/messages", body=b"{}" * 1000, headers={"Content-Type": "application/json"})

@@ -96,6 +96,8 @@ class RetriesThrottling(Probe):
 class Suite(TransportConformance):
     """Not collected (no Test prefix): its test method is called directly below."""
 
+    http_timeout = 0.3  # the probe talks to loopback only: the "no answer" case need not wait a second
+
 
 class NoCapfd:
     def readouterr(self) -> tuple[str, str]:

@@ -4,7 +4,10 @@ of adding to it."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from clean_venv import CleanVenvRun
@@ -21,20 +24,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     if any("guide_clean_venv" in getattr(item, "fixturenames", ()) for item in session.items):
-        workdir = session.config._tmp_path_factory.mktemp("guide-clean-venv")  # type: ignore[attr-defined]
-        session.config.stash[_RUN_KEY] = CleanVenvRun(workdir).start()
+        _start(session.config)
+
+
+def _start(config: pytest.Config) -> CleanVenvRun:
+    run = config.stash[_RUN_KEY] = CleanVenvRun(Path(tempfile.mkdtemp(prefix="ccm-mail-guide-"))).start()
+    return run
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """End what is still running (an interrupted session) and remove the venv; the test's report
+    holds every output it needs to explain a failure."""
     run = session.config.stash.get(_RUN_KEY, None)
     if run is not None:
         run.stop()
+        shutil.rmtree(run.workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def guide_clean_venv(request: pytest.FixtureRequest,
-                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[CleanVenvRun]:
-    run = request.config.stash.get(_RUN_KEY, None)
-    if run is None:  # collected some other way: start it now
-        run = request.config.stash[_RUN_KEY] = CleanVenvRun(tmp_path_factory.mktemp("guide-clean-venv")).start()
+def guide_clean_venv(request: pytest.FixtureRequest) -> Iterator[CleanVenvRun]:
+    run = request.config.stash.get(_RUN_KEY, None) or _start(request.config)
     yield run
