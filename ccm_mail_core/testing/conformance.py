@@ -511,7 +511,9 @@ class TransportConformance:
         if problems:
             pytest.fail(f"[{fault.id}] " + "\n".join(problems), pytrace=False)
         texts = [repr(result)] if isinstance(result, Receipt) else exception_texts(result)
-        if isinstance(result, CcmMailError):
+        if isinstance(result, Receipt):
+            self.check_receipt(result)
+        elif isinstance(result, CcmMailError):
             self.check_error_texts(result)
         assert_no_secrets(known, {"error" if isinstance(result, BaseException) else "receipt": texts,
                                   **self.log_texts(_ccm_mail_capture, capfd)})

@@ -32,7 +32,7 @@ Failure → outcome (the same table is in ``docs/writing-a-transport.md``):
 | connection reset or closed after it opened, before an answer | unknown | `UnknownOutcomeError` | the provider may have read and processed the request |
 | read timeout | unknown | `UnknownOutcomeError` | the request was written; no answer came in time |
 | answer is not HTTP, or breaks off | unknown | `UnknownOutcomeError` | the request had arrived |
-| any other error once connected | unknown | `UnknownOutcomeError` | it cannot be shown to be harmless |
+| any other error | unknown | `UnknownOutcomeError` | it cannot be shown to have happened before the request left |
 | 2xx | sent | none: return a `Receipt` | the provider accepted the request |
 | 303 | unknown | `UnknownOutcomeError` | "See Other" answers a POST that was processed, with a result the API does not document |
 | other 3xx | not sent | `TransportError` | a redirect is not processing; a send never follows one |
@@ -110,8 +110,8 @@ _WHY: dict[str, T] = {
                        "the answer was not valid HTTP or broke off"),
     "tls_after_handshake": T("die TLS-Verbindung brach nach dem Aufbau ab",
                              "the TLS connection failed after it was set up"),
-    "unrecognised": T("ein unerwarteter Fehler trat nach dem Verbindungsaufbau auf",
-                      "an unexpected error happened after connecting"),
+    "unrecognised": T("ein unerwarteter Fehler, bei dem nicht feststeht, dass nichts gesendet wurde",
+                      "an unexpected error that does not show that nothing was sent"),
 }
 
 #: failures after which the attempt may be repeated (nothing was sent and it may pass next time)
@@ -267,7 +267,7 @@ def _redacted(text: T) -> T:
 
 # -- answers ---------------------------------------------------------------------------------------
 
-def classify_status(status: int, headers: Mapping[str, str] | Any = None, *,
+def classify_status(status: int, headers: Any = None, *,
                     now: datetime | None = None) -> Verdict:
     """Classify an HTTP answer by its status (and ``Retry-After``), as in the module's table.
 
