@@ -7,7 +7,7 @@ the server or provider, which errors come out, and that no secret is ever writte
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -30,7 +30,10 @@ from ccm_mail_hookspecs import (
     UnknownOutcomeError,
 )
 
+from .faultserver import fault_pki
+from .http_faults import HttpEndpoint, fault_ids, http_faults, judge
 from .logcapture import LogCapture, assert_no_secrets, capture_logs, exception_texts
+from .outcomes import outcome_of, wrong_outcome
 
 #: 1×1 PNG, so the inline image is a real image and not just bytes with an image type
 PNG_1X1 = bytes.fromhex(
@@ -131,6 +134,19 @@ class TransportConformance:
         base64). Default: none — set it, or the secret tests prove nothing.
     ``failing_transport``
         A :class:`FailureCase`; parametrize the fixture for several. Default: skipped.
+    ``http_transport``
+        For a transport that speaks HTTP: a factory ``make(endpoint) -> Transport`` building your
+        transport for a working account, but sending to ``endpoint.url``, trusting
+        ``endpoint.ca_file``, with read timeout ``endpoint.timeout`` and a total wait budget of
+        ``endpoint.max_wait`` seconds (see :class:`~ccm_mail_core.testing.http_faults.HttpEndpoint`).
+        Defining it switches on ``test_http_fault``: the kit's own fault server answers with each
+        fault of :func:`~ccm_mail_core.testing.http_faults.http_faults` (connection refused,
+        untrusted certificate, resets before and after the request, no answer within the timeout,
+        429 with and without Retry-After, 503, 500, 502, 504, an answer that is not HTTP, a 200
+        with a garbage body, a 400 with an HTML body, an error text quoting the credentials), and
+        the test checks the outcome class, that nothing was sent twice after an unknown outcome
+        (the server counts requests) and that no secret — yours or any credential the server saw
+        on the wire — reaches the error or a log line. Default: None, the fault test is skipped.
 
     **Class attributes**
 
@@ -141,6 +157,11 @@ class TransportConformance:
         (``("mail.log",)`` for aiosmtpd): the server is not the transport under test.
     ``supports_concurrent_send``
         Set False only if your fake provider cannot take parallel requests.
+    ``http_timeout``
+        The read timeout handed to ``http_transport`` (seconds; default 1).
+    ``http_fault_known_failures``
+        ``{fault id: reason}`` for faults your transport is known to get wrong: each is run as a
+        strict xfail, so the output says what is wrong and the entry must go once it is fixed.
 
     Log capture covers structlog (``structlog.testing.capture_logs``: events before any
     processor, so nothing is hidden by redaction) and the stdlib root logger at DEBUG, plus what
@@ -151,6 +172,8 @@ class TransportConformance:
     recipient_domain: ClassVar[str] = "example.com"
     log_ignore: ClassVar[tuple[str, ...]] = ()
     supports_concurrent_send: ClassVar[bool] = True
+    http_timeout: ClassVar[float] = 1.0
+    http_fault_known_failures: ClassVar[Mapping[str, str]] = {}
     #: allowed distance between ``receipt.sent_at`` and the test's clock
     clock_skew: ClassVar[timedelta] = timedelta(minutes=5)
 
@@ -183,6 +206,31 @@ class TransportConformance:
     @pytest.fixture
     def failing_transport(self) -> FailureCase:
         pytest.skip("no failing_transport fixture defined")
+
+    @pytest.fixture
+    def http_transport(self) -> Callable[[HttpEndpoint], Transport] | None:
+        return None
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """One ``test_http_fault`` per fault for a class that defines ``http_transport``; a single
+        skipped one for a transport that does not speak HTTP."""
+        if "http_fault" not in metafunc.fixturenames:
+            return
+        cls = metafunc.cls
+        defined_by = next((k for k in cls.__mro__ if "http_transport" in vars(k)), None) if cls else None
+        if defined_by in (None, TransportConformance):
+            metafunc.parametrize("http_fault", [pytest.param("", id="not-http", marks=pytest.mark.skip(
+                reason="not an HTTP transport: define an http_transport fixture to run the HTTP fault tests"))])
+            return
+        assert cls is not None
+        known = dict(cls.http_fault_known_failures)
+        unknown = sorted(set(known) - set(fault_ids()))
+        if unknown:
+            raise pytest.UsageError(f"{cls.__name__}.http_fault_known_failures names no fault: {unknown}; "
+                                    f"the faults are {list(fault_ids())}")
+        metafunc.parametrize("http_fault", [
+            pytest.param(fid, id=fid, marks=[pytest.mark.xfail(reason=known[fid], strict=True)] if fid in known else [])
+            for fid in fault_ids()])
 
     # -- machinery -----------------------------------------------------------------------------
 
@@ -393,20 +441,25 @@ class TransportConformance:
     def test_missing_attachment_is_attachment_error(self, transport: Transport, sender: Address,
                                                     tmp_path: Path) -> None:
         msg = self.message(sender, attachments=[Attachment(tmp_path / "fehlt.pdf")])
-        with pytest.raises(AttachmentError) as info:
-            transport.send(msg)
-        self.check_error_texts(info.value)
+        result = outcome_of(transport, msg)
+        wrong = wrong_outcome(result, (AttachmentError,), "the attached file does not exist; check every "
+                              "attachment (attachment.check()) before anything goes on the wire")
+        if wrong:
+            pytest.fail(wrong, pytrace=False)
+        assert isinstance(result, AttachmentError)
+        self.check_error_texts(result)
 
     def test_failure_is_public_error(self, failing_transport: FailureCase, sender: Address,
                                      secrets: Sequence[str], _ccm_mail_capture: LogCapture,
                                      capfd: pytest.CaptureFixture[str]) -> None:
         case = failing_transport
-        msg = self.message(sender)
-        with pytest.raises(CcmMailError) as info:
-            case.transport.send(msg)
-        error = info.value
-        assert isinstance(error, case.expected), \
-            f"{case.description}: expected {case.expected.__name__}, got {type(error).__name__}: {error}"
+        result = outcome_of(case.transport, self.message(sender))
+        wrong = wrong_outcome(result, (case.expected,), case.description or "the failing_transport case",
+                              secrets=secrets)
+        if wrong:
+            pytest.fail(wrong, pytrace=False)
+        error = result
+        assert isinstance(error, CcmMailError)
         assert isinstance(error, (TransportError, UnknownOutcomeError)), \
             "send() failures must be TransportError (not sent) or UnknownOutcomeError (maybe sent)"
         self.check_error_texts(error)
@@ -433,3 +486,34 @@ class TransportConformance:
         assert_no_secrets(secrets, {
             "receipt": [repr(receipt)], "check": [repr(check)], "transport": [repr(transport)],
             **self.log_texts(_ccm_mail_capture, capfd)})
+
+    # -- HTTP faults -----------------------------------------------------------------------------
+
+    def test_http_fault(self, http_fault: str, http_transport: Callable[[HttpEndpoint], Transport] | None,
+                        sender: Address, secrets: Sequence[str], tmp_path: Path,
+                        _ccm_mail_capture: LogCapture, capfd: pytest.CaptureFixture[str]) -> None:
+        """One send against the kit's fault server: the right outcome class, no second request after
+        an outcome that may have delivered the message, no secret in the error or the logs."""
+        if http_transport is None:
+            pytest.skip("http_transport returned None")
+        fault = {f.id: f for f in http_faults()}[http_fault]
+        pki = fault_pki()
+        with fault.serve(pki) as server:
+            endpoint = HttpEndpoint(server.url, pki.write_ca(tmp_path), timeout=self.http_timeout, max_wait=0.0)
+            transport = http_transport(endpoint)
+            try:
+                result = outcome_of(transport, self.message(sender))
+            finally:
+                transport.close()
+            requests, wire = len(server.requests), server.credentials()
+        known = [*secrets, *sorted(wire)]
+        problems = judge(fault, result, requests=requests, secrets=known)
+        if problems:
+            pytest.fail(f"[{fault.id}] " + "\n".join(problems), pytrace=False)
+        texts = [repr(result)] if isinstance(result, Receipt) else exception_texts(result)
+        if isinstance(result, Receipt):
+            self.check_receipt(result)
+        elif isinstance(result, CcmMailError):
+            self.check_error_texts(result)
+        assert_no_secrets(known, {"error" if isinstance(result, BaseException) else "receipt": texts,
+                                  **self.log_texts(_ccm_mail_capture, capfd)})

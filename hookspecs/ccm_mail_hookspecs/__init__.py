@@ -10,7 +10,7 @@ import pluggy
 
 PROJECT_NAME = "ccm_mail"
 #: version of this plugin API; the host refuses plugins built for another major version
-API_VERSION = "1.2"
+API_VERSION = "1.3"
 API_MAJOR = int(API_VERSION.split(".")[0])
 
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

@@ -123,7 +123,7 @@ def test_logged_secret_is_caught(suite: Suite, healthy: Transport, sender: Addre
 
 def test_builtin_exception_is_caught(suite: Suite, healthy: Transport, sender: Address, logs: Any) -> None:
     case = FailureCase(RaisesBuiltin(healthy), AuthenticationError, "wrong password")
-    with pytest.raises(RuntimeError):  # not a CcmMailError: pytest.raises(CcmMailError) lets it through
+    with pytest.raises(pytest.fail.Exception, match=r"got builtins\.RuntimeError: .*must raise only ccm-mail errors"):
         suite.test_failure_is_public_error(case, sender, [PASSWORD], logs, NoCapfd())  # type: ignore[arg-type]
 
 
