@@ -84,8 +84,14 @@ def main(state_dir: str) -> int:
         with sb.state.lock:
             return len(sb.state.sent)
 
+    def latency(seconds: float) -> None:
+        """Every sendMail from now on waits ``seconds`` first (0: none), as real Graph does."""
+        sb.faults.clear()
+        if seconds:
+            sb.faults.add("POST", r"/sendMail$", kind="latency", delay=seconds, count=None)
+
     commands = {"seed": seed, "sent": sent, "count": count, "requests": requests, "stats": stats, "reset": reset,
-                "set_rate": lambda m, n, s: sb.set_rate(m, n, s)}
+                "set_rate": lambda m, n, s: sb.set_rate(m, n, s), "latency": latency}
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     listener = Listener(("127.0.0.1", 0), authkey=key)
