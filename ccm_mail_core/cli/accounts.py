@@ -1,4 +1,5 @@
-"""``accounts list|types|test|consent``: the mail accounts (*Kommunikation – E-Mail-Adressen*)."""
+"""``accounts list|types|test|consent``: the mail accounts (*Kommunikation – E-Mail-Adressen*);
+``accounts set|remove`` live with the other settings commands in :mod:`.settings`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..results import ExitCode
 from .context import listing, open_mailer
 from .output import Out
 from .parser import Help
+from .settings import add_account_parsers
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
@@ -33,6 +35,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
                                                                "only print the URL (admin on another computer)"))
     c.add_argument("--timeout", type=float, help=h("Sekunden warten auf die Rückmeldung", "seconds to wait for the answer"))
     c.set_defaults(func=consent)
+    add_account_parsers(acc_sub, common, h)
 
 
 def list_accounts(args: argparse.Namespace, out: Out) -> int:
