@@ -106,6 +106,7 @@ def run(args: argparse.Namespace, out: Out, url: str, lang: str | None) -> int:
         else:
             out.note(f"{out.t('Fehler', 'Error')}: {render_error(answer['error'], out.lang)}")
         return ExitCode.DUPLICATE
+    answer.pop("repeat", None)  # the API's; the command line's answer is the local one
     line = not_sent_line(answer, out.lang)
     if line is not None and not out.json:
         out.note(line)
