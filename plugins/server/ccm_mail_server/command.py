@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from ccm_mail_hookspecs import CommandOutput
 
@@ -61,21 +62,27 @@ def _keys(keys: KeyStore, new: str | None, out: CommandOutput) -> int:
     return 0
 
 
-def _serve(path: Path, mailer: object, settings: ServerSettings, keys: KeyStore, made: list[str],
-           out: CommandOutput) -> int:
+def build_server(app: Any, settings: ServerSettings) -> Any:
+    """cheroot serving ``app`` as the settings say (threads, body limit, TLS)."""
     from cheroot import wsgi
-
-    from .app import create_app
-    from .service import Service
-
-    service = Service(path, settings, keys, mailer=mailer)  # type: ignore[arg-type]
-    server = wsgi.Server((settings.host, settings.port), create_app(service), numthreads=settings.threads,
+    server = wsgi.Server((settings.host, settings.port), app, numthreads=settings.threads,
                          request_queue_size=64, timeout=60, server_name="ccm-mail")
+    server.version = "ccm-mail"  # the Server header names no library version
     # cheroot refuses a bigger body itself (without reading it); Flask's limit answers in JSON
     server.max_request_body_size = settings.max_request_bytes + 1024 * 1024
     if settings.tls:
         from cheroot.ssl.builtin import BuiltinSSLAdapter
         server.ssl_adapter = BuiltinSSLAdapter(str(settings.tls_cert), str(settings.tls_key))
+    return server
+
+
+def _serve(path: Path, mailer: object, settings: ServerSettings, keys: KeyStore, made: list[str],
+           out: CommandOutput) -> int:
+    from .app import create_app
+    from .service import Service
+
+    service = Service(path, settings, keys, mailer=mailer)  # type: ignore[arg-type]
+    server = build_server(create_app(service), settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

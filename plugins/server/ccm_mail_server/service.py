@@ -251,7 +251,10 @@ class Service:
     # ---- admin actions --------------------------------------------------------------------------
     def start_job(self, account: str, action: str, options: dict[str, Any], lang: str) -> Job:
         mailer = self.current()
-        mailer.account_type_of(account)  # an unknown account fails here, before the job exists
+        atype = mailer.account_type_of(account)  # an unknown account fails here, before the job exists
+        if action not in atype.actions:
+            raise ConfigError(T(f"Kontotyp {atype.id!r} bietet '{action}' nicht an.",
+                                f"account type {atype.id!r} does not offer '{action}'."))
         job = Job(hashlib.sha256(f"{account}{action}{time.time_ns()}".encode()).hexdigest()[:16], account, action)
 
         def work() -> None:
