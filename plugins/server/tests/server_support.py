@@ -167,3 +167,11 @@ class ServiceProcess:
 def sent_mails(folder: Path) -> list[Any]:
     """Every .eml in the pickup folder, parsed back."""
     return [BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in sorted((folder / "out").glob("*.eml"))]
+
+
+def run_serve(folder: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``ccm-mail serve ARGS`` that is expected to end by itself (a refusal, --show-keys, --new-key)."""
+    env = {**os.environ, "CCM_MAIL_LOAD_PLUGINS": "server"}
+    return subprocess.run([sys.executable, "-m", "ccm_mail_core.cli", "--config", str(folder / "ccm-mail.yaml"),
+                           "serve", *args], env=env, capture_output=True, text=True, encoding="utf-8",
+                          timeout=timeout, check=False, stdin=subprocess.DEVNULL)
