@@ -124,6 +124,7 @@ class ServiceProcess:
     def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.config, self.env = config, env
         self.proc: subprocess.Popen[str] | None = None
+        self._drainer: threading.Thread | None = None
         self.url = ""
 
     def start(self, timeout: float = 30) -> str:
@@ -142,7 +143,8 @@ class ServiceProcess:
             found = re.search(r"(http://127\.0\.0\.1:\d+)", line)
             if found and "bereit" in line:
                 self.url = found.group(1)
-                threading.Thread(target=self._drain, daemon=True).start()
+                self._drainer = threading.Thread(target=self._drain, daemon=True)
+                self._drainer.start()
                 return self.url
         raise AssertionError("service did not start:\n" + "".join(lines))
 
@@ -155,13 +157,21 @@ class ServiceProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        self._close()
 
     def stop(self) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.terminate()
-            return self.proc.wait(timeout=30)
+            self.proc.wait(timeout=30)
+        self._close()
         return self.proc.returncode
+
+    def _close(self) -> None:
+        if self._drainer is not None:
+            self._drainer.join(timeout=10)
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
 
 
 def sent_mails(folder: Path) -> list[Any]:
