@@ -22,8 +22,22 @@ from multiprocessing.connection import Listener
 from pathlib import Path
 from typing import Any
 
-from ccm_mail_office365.sandbox import Sandbox
-from ccm_mail_office365.sandbox.graph_core import GraphError
+import importlib
+
+
+def _sandbox_package(module: str = "") -> Any:
+    """The sandbox, wherever it lives: ``ccm_mail_office365.sandbox`` today, a separate
+    ``ccm_mail_office365_sandbox`` package perhaps tomorrow (the one place that knows)."""
+    for base in ("ccm_mail_office365_sandbox", "ccm_mail_office365.sandbox"):
+        try:
+            return importlib.import_module(base + module)
+        except ImportError:
+            continue
+    raise ImportError("the Microsoft 365 sandbox is not installed")
+
+
+Sandbox = _sandbox_package().Sandbox
+GraphError = _sandbox_package(".graph_core").GraphError
 
 
 def main(state_dir: str) -> int:
@@ -84,7 +98,12 @@ def main(state_dir: str) -> int:
         with sb.state.lock:
             return len(sb.state.sent)
 
-    commands = {"seed": seed, "sent": sent, "count": count, "requests": requests, "stats": stats, "reset": reset,
+    def latency(seconds: float) -> None:  # every sendMail waits this long (Graph's own time)
+        sb.faults.clear()
+        if seconds > 0:
+            sb.faults.add(None, r"sendMail", "latency", count=None, delay=seconds)
+
+    commands = {"latency": latency, "seed": seed, "sent": sent, "count": count, "requests": requests, "stats": stats, "reset": reset,
                 "set_rate": lambda m, n, s: sb.set_rate(m, n, s)}
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
