@@ -36,7 +36,7 @@ from _common import (
 LATENCY = 0.05
 N_SEQUENTIAL = 60
 N_COLD = 12
-MEMORY_SENDS = 10_000
+MEMORY_SENDS = int(os.environ.get("BENCH_MEMORY_SENDS", "10000"))
 PDF_B64 = base64.b64encode(EXAMPLE_PDF.read_bytes()).decode("ascii")
 
 
@@ -64,7 +64,13 @@ class Service:
                 break
         else:
             raise RuntimeError("service did not start")
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr or ()], daemon=True).start()
+        log = open(self.config.parent / "serve.log", "w", encoding="utf-8")  # noqa: SIM115 - closed by the thread
+
+        def drain() -> None:
+            with log:
+                for line in self.proc.stderr or ():
+                    log.write(line)
+        threading.Thread(target=drain, daemon=True).start()
         self.key = (self.config.parent / "keys" / "send.key").read_text("ascii").strip()
         return self
 
@@ -127,12 +133,14 @@ def cold_calls(service: Service, config: Path, tag: str) -> list[float]:
 
 def run() -> list[Result]:
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="ccm-bench-server-") as tmp, SandboxProcess(Path(tmp) / "sb") as sb:
+    keep = os.environ.get("BENCH_KEEP")  # a folder: keep the configs and the service logs there
+    with tempfile.TemporaryDirectory(prefix="ccm-bench-server-") as scratch, SandboxProcess(Path(scratch) / "sb") as sb:
+        tmp = keep or scratch
         # 6a, 6b: one mailbox, no rate limit, 50 ms per sendMail
         sb.seed(["rechnung@codicon.de", "a@codicon.de", "b@codicon.de"], rate=NO_LIMIT)
         sb.call("latency", LATENCY)
         folder = Path(tmp) / "one"
-        folder.mkdir()
+        folder.mkdir(parents=True, exist_ok=True)
         config = write_config(folder / "ccm-mail.yaml", sb, {"Rechnungsversand": "rechnung@codicon.de"},
                               limits={"messages": 1_000_000, "per_seconds": 1}, log_level="warning")
         rounds = []
@@ -157,7 +165,7 @@ def run() -> list[Result]:
             sb.call("set_rate", mailbox, 30, 2.0)
         sb.call("reset")
         folder = Path(tmp) / "two"
-        folder.mkdir()
+        folder.mkdir(parents=True, exist_ok=True)
         config = write_config(folder / "ccm-mail.yaml", sb, {"A": "a@codicon.de", "B": "b@codicon.de"},
                               pool=["A", "B"], limits={"messages": 30, "per_seconds": 2}, log_level="warning")
         per_client = 300 // 8
@@ -185,7 +193,7 @@ def run() -> list[Result]:
         sb.call("latency", 0)
         sb.call("set_rate", "rechnung@codicon.de", *NO_LIMIT)
         folder = Path(tmp) / "mem"
-        folder.mkdir()
+        folder.mkdir(parents=True, exist_ok=True)
         config = write_config(folder / "ccm-mail.yaml", sb, {"Rechnungsversand": "rechnung@codicon.de"},
                               limits={"messages": 1_000_000, "per_seconds": 1, "concurrency": 8}, log_level="warning")
         samples: dict[int, float] = {}

@@ -235,3 +235,20 @@ def test_every_answer_is_ascii_json(send_client: Client, lang: str) -> None:
                                              headers={"Accept-Language": lang})
     assert headers["Content-Type"].startswith("application/json")
     assert json.dumps(body, ensure_ascii=True).isascii()
+
+
+def test_many_requests_bringing_the_same_new_attachment_at_once(send_client: Client, site: Path) -> None:
+    """Found by benchmark 6d: writers of one new attachment shared a temporary file name."""
+    import threading
+    fresh = attachment("Neu.pdf", PDF + b"fresh")
+    answers: list[int] = []
+
+    def one(i: int) -> None:
+        answers.append(send_client.call("POST", "/api/v1/send", invoice(f"RE-T-{i}", attachments=[fresh]))[0])
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [200] * 12
+    assert len(sent_mails(site)) == 12
