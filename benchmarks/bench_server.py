@@ -159,8 +159,9 @@ def run() -> list[Result]:
                               median_cold <= 0.3, f"min {min(cold):.3f} s, max {max(cold):.3f} s, "
                                                   f"{LATENCY * 1000:.0f} ms of it Graph"))
 
-        # 6c: two mailboxes at 30 per 2 s, 8 clients
-        sb.call("latency", LATENCY)
+        # 6c: two mailboxes at 30 per 2 s, 8 clients, ten windows (as benchmark 3; with Graph's 50 ms
+        # the pacer holds each slot 50 ms longer than the window, which alone costs 2.5 % at a 2 s window)
+        sb.call("latency", 0)
         for mailbox in ("a@codicon.de", "b@codicon.de"):
             sb.call("set_rate", mailbox, 30, 2.0)
         sb.call("reset")
@@ -168,7 +169,7 @@ def run() -> list[Result]:
         folder.mkdir(parents=True, exist_ok=True)
         config = write_config(folder / "ccm-mail.yaml", sb, {"A": "a@codicon.de", "B": "b@codicon.de"},
                               pool=["A", "B"], limits={"messages": 30, "per_seconds": 2}, log_level="warning")
-        per_client = 300 // 8
+        per_client = 600 // 8
         with Service(config) as service:
             def client(n: int) -> None:
                 for i in range(per_client):
