@@ -114,9 +114,10 @@ def run() -> list[Result]:
             for _ in range(n):
                 i = next(counter)
                 data = invoice_data(i, "X")
+                fill = lambda m, data=data: data[m.group(1)]  # noqa: E731
                 body = {"message": {
-                    "subject": field.sub(lambda m: data[m.group(1)], subject_t),
-                    "body": {"contentType": "Text", "content": field.sub(lambda m: data[m.group(1)], body_t)},
+                    "subject": field.sub(fill, subject_t),
+                    "body": {"contentType": "Text", "content": field.sub(fill, body_t)},
                     "toRecipients": [{"emailAddress": {"address": f"kunde{i}@example.de"}}],
                     "from": {"emailAddress": {"address": MAILBOX, "name": from_name}},
                     "internetMessageId": make_msgid(domain=DOMAIN),

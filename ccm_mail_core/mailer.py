@@ -44,6 +44,7 @@ class Mailer:
         self.pm = pm
         self._lang_override = lang
         self._transports: dict[str, Transport] = {}
+        self._retired: list[Transport] = []  # replaced by a reload; a send may still be using one
         self._pacers: dict[str, Pacer] = {}
         self._lock = threading.RLock()  # the pacer reads the journal while holding it
         self._journal: Journal | None = None
@@ -92,6 +93,37 @@ class Mailer:
         if problems:
             raise config_mod.ConfigProblems(problems)
 
+    def reload(self) -> bool:
+        """Read the configuration file again (after a settings change) and use it from the next
+        send on; returns whether anything changed. The plugins stay (``plugins.disable`` needs a
+        restart); an account whose settings changed gets a new transport, and a new pacer when
+        its limits changed; the journal stays unless its path changed. A file with errors raises
+        :class:`ConfigProblems` and the configuration in use stays as it was."""
+        raw = config_mod.read_raw(self.path)
+        with self._lock:
+            if raw == self._raw:
+                return False
+            old_raw, old_config = self._raw, self.config
+            self._raw = raw
+            try:
+                self._rebuild()
+            except Exception:
+                self._raw, self.config = old_raw, old_config
+                self.registries = collect(self.pm)
+                self._configure_plugins()  # the plugins get back the settings still in use
+                raise
+            for name in list(self._transports):
+                if self.config.accounts.get(name) != old_config.accounts.get(name):
+                    self._retired.append(self._transports.pop(name))
+            for name in list(self._pacers):
+                new = self.config.accounts.get(name)
+                if new is None or new.limits != old_config.accounts[name].limits:
+                    del self._pacers[name]
+            if self._journal is not None and self.config.journal_path != old_config.journal_path:
+                self._journal.close()
+                self._journal = None
+            return True
+
     def register(self, plugin: object, name: str) -> None:
         """Register a host plugin after loading (e.g. AbSys' own confirm and sent hooks)."""
         self.pm.add(plugin, name)
@@ -115,12 +147,13 @@ class Mailer:
             return self._journal
 
     def close(self) -> None:
-        for transport in self._transports.values():
+        for transport in [*self._transports.values(), *self._retired]:
             try:
                 transport.close()
             except Exception as exc:  # closing must not hide the send's result
                 log.warning("transport_close_failed", error=str(exc))
         self._transports.clear()
+        self._retired.clear()
         if self._journal is not None:
             self._journal.close()
             self._journal = None

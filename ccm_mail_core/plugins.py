@@ -20,7 +20,7 @@ import pluggy
 import structlog
 
 import ccm_mail_hookspecs
-from ccm_mail_hookspecs import API_MAJOR, PROJECT_NAME, AccountType, Placeholder, PluginError, T, spec
+from ccm_mail_hookspecs import API_MAJOR, PROJECT_NAME, AccountType, Command, Placeholder, PluginError, T, spec
 
 from .builtins import DEFAULT_PLUGINS
 
@@ -168,6 +168,31 @@ def collect(pm: pluggy.PluginManager) -> Registries:
             reg.placeholders[ph.name] = ph
             reg.placeholder_plugin[ph.name] = owner
     return reg
+
+
+def collect_commands(pm: pluggy.PluginManager, *, taken: Iterable[str] = ()) -> list[Command]:
+    """The plugins' commands (``ccm_mail_commands``), in call order. A name that is already
+    ``taken`` (the built-in commands) or registered twice fails loudly, naming both owners."""
+    owners = dict.fromkeys(taken, "ccm-mail-core")
+    found: list[Command] = []
+    for impl in implementations(pm, "ccm_mail_commands"):
+        owner = impl.plugin_name
+
+        def register(command: Command, owner: str = owner) -> None:
+            if not isinstance(command, Command):
+                raise PluginError(T(f"Plugin {owner!r} registriert keinen Command: {command!r}",
+                                    f"plugin {owner!r} registered something that is not a Command: {command!r}"))
+            first = owners.get(command.name)
+            if first is not None:
+                raise PluginError(
+                    T(f"Befehl {command.name!r} doppelt: von {first!r} und {owner!r}.",
+                      f"command {command.name!r} registered twice: by {first!r} and {owner!r}."),
+                    hint=T("Eines der Plugins deaktivieren (plugins.disable).",
+                           "Disable one of the plugins (plugins.disable)."))
+            owners[command.name] = owner
+            found.append(command)
+        _guarded(impl, "ccm_mail_commands", register=register)
+    return found
 
 
 def _registrar(reg: Registries, owner: str) -> Callable[[AccountType], None]:

@@ -6,7 +6,6 @@ from typing import Any
 
 from ccm_mail_hookspecs import Message, Preview, T
 
-from .config import purpose_label
 
 _LABELS = {
     "account": T("Konto", "Account"), "from": T("Von", "From"), "to": T("An", "To"), "cc": T("Cc", "Cc"),
@@ -42,26 +41,32 @@ def preview_dict(preview: Preview) -> dict[str, Any]:
 
 
 def render_preview(preview: Preview, lang: str, *, body_lines: int = 20) -> str:
+    return render_preview_dict(preview_dict(preview), lang, body_lines=body_lines)
+
+
+def render_preview_dict(d: dict[str, Any], lang: str, *, body_lines: int = 20) -> str:
+    """The preview for people from its ``--json`` document (the client of ``ccm-mail serve`` has
+    only that)."""
+    from .config.model import purpose_label  # here: a client of the service imports it only to print this
+
     def label(key: str) -> str:
         return _LABELS[key].get(lang)
-    m = preview.message
-    ctx = preview.context
-    rows = [(label("purpose"), purpose_label(ctx.purpose, lang)), (label("account"), f"{ctx.account} ({ctx.account_type})")]
-    if "count" in preview.extra:
-        rows.append((label("count"), str(preview.extra["count"])))
-        rows.append((label("sample"), T(f"erste von {preview.extra['count']}", f"first of {preview.extra['count']}").get(lang)))
-    if ctx.reference:
-        rows.append((label("reference"), ctx.reference))
-    rows.append((label("from"), str(m.sender) if m.sender else "-"))
-    for key, addrs in (("to", m.to), ("cc", m.cc), ("bcc", m.bcc), ("reply_to", m.reply_to)):
-        if addrs:
-            rows.append((label(key), ", ".join(str(a) for a in addrs)))
-    rows.append((label("subject"), m.subject))
-    for att in m.attachments:
-        rows.append((label("attachments"), f"{att.filename} ({att.content_type}, {human_size(att.size, lang)})"))
+    rows = [(label("purpose"), purpose_label(d["purpose"], lang)), (label("account"), f"{d['account']} ({d['account_type']})")]
+    if "count" in d:
+        rows.append((label("count"), str(d["count"])))
+        rows.append((label("sample"), T(f"erste von {d['count']}", f"first of {d['count']}").get(lang)))
+    if d.get("reference"):
+        rows.append((label("reference"), d["reference"]))
+    rows.append((label("from"), d.get("from") or "-"))
+    for key in ("to", "cc", "bcc", "reply_to"):
+        if d.get(key):
+            rows.append((label(key), ", ".join(d[key])))
+    rows.append((label("subject"), d["subject"]))
+    for att in d.get("attachments") or []:
+        rows.append((label("attachments"), f"{att['filename']} ({att['content_type']}, {human_size(att['size'], lang)})"))
     width = max(len(k) for k, _ in rows)
     out = [f"{k.ljust(width)}  {v}" for k, v in rows]
-    body = m.text if m.text is not None else (m.html or "")
+    body = d["text"] if d.get("text") is not None else (d.get("html") or "")
     lines = body.splitlines()
     out.append("-" * 60)
     out.extend(lines[:body_lines])

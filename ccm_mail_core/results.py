@@ -1,4 +1,5 @@
-"""What a send comes back as, and the exit codes AbSys branches on: decided here, once."""
+"""What a send comes back as, and the exit codes AbSys branches on: decided here, once
+(the codes themselves are in :mod:`.exit_codes`, which the service's client imports alone)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,9 @@ from typing import Any
 
 from ccm_mail_hookspecs import Cancelled, CcmMailError, Receipt, Status, TransportError, Unconfirmed
 
+from .exit_codes import ExitCode
 from .journal import DuplicateSend, JournalError
 from .pacing import DailyLimitReached
-
-
-class ExitCode:
-    """Process exit codes of ``ccm-mail`` (stable; AbSys branches on them)."""
-
-    OK = 0
-    SEND_FAILED = 1   #: not sent (the provider refused, or it never left); fix the cause, then retry
-    CONFIG = 2        #: configuration or usage error; nothing was sent
-    CANCELLED = 3     #: declined at confirmation or by a prepare hook; nothing was sent
-    UNKNOWN = 4       #: the outcome is unknown: do not resend, check the journal/outbox
-    DUPLICATE = 5     #: refused: this reference was already sent (use --resend to send again)
 
 
 _FOR_STATUS = {Status.SENT: ExitCode.OK, Status.FAILED: ExitCode.SEND_FAILED, Status.CANCELLED: ExitCode.CANCELLED,

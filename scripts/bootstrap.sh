@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Creates the virtual environment and installs the host, the plugin API and every plugin in
-# plugins/ (editable), plus what the tests need.
+# plugins/ (editable), each with its test extra: what the tests need.
 set -euo pipefail
 PYTHON=${1:-python3}
 VENV=${2:-.venv}
 cd "$(dirname "$0")/.."
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-args=(-e ./hookspecs -e ".[test]")
+args=(-e ./hookspecs -e ".[test,keyring]")
 for plugin in plugins/*/; do
-  [ -f "$plugin/pyproject.toml" ] && args+=(-e "./$plugin")
+  [ -f "$plugin/pyproject.toml" ] && args+=(-e "./${plugin%/}[test]")
 done
 "$VENV/bin/python" -m pip install --quiet "${args[@]}"
 touch "$VENV/bin/ccm-mail"

@@ -9,7 +9,7 @@ $py = "$Venv\Scripts\python.exe"
 & $py -m pip install --quiet --upgrade pip
 $packages = @("-e", ".\hookspecs", "-e", ".[test,keyring]")
 Get-ChildItem plugins -Directory | Where-Object { Test-Path "$($_.FullName)\pyproject.toml" } |
-    ForEach-Object { $packages += @("-e", $_.FullName) }
+    ForEach-Object { $packages += @("-e", "$($_.FullName)[test]") }
 & $py -m pip install --quiet @packages
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 Write-Host "ccm-mail: $Venv\Scripts\ccm-mail.exe"

@@ -1,4 +1,5 @@
-"""``accounts list|types|test|consent``: the mail accounts (*Kommunikation – E-Mail-Adressen*)."""
+"""``accounts list|types|test|consent``: the mail accounts (*Kommunikation – E-Mail-Adressen*);
+``accounts set|remove`` live with the other settings commands in :mod:`.settings`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..results import ExitCode
 from .context import listing, open_mailer
 from .output import Out
 from .parser import Help
+from .settings import add_account_parsers
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
@@ -41,6 +43,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
                                                            "address from the admin's browser: finishes a run started "
                                                            "with --no-browser"))
     c.set_defaults(func=consent)
+    add_account_parsers(acc_sub, common, h)
 
 
 def list_accounts(args: argparse.Namespace, out: Out) -> int:

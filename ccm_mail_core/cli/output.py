@@ -18,7 +18,6 @@ from typing import Any
 
 from ccm_mail_hookspecs import CcmMailError, T
 
-from ..config import ConfigProblems
 from ..redaction import scrub
 
 
@@ -56,11 +55,16 @@ class Out:
         if text:
             print(scrub(text))
 
+    def document(self, payload: Any) -> None:
+        """Write an answer that is already the ``--json`` document (the service's own)."""
+        print(to_json(payload))
+
     def note(self, text: str) -> None:
         """A line for the person at the terminal (stderr), also with ``--json``."""
         print(scrub(text), file=sys.stderr)
 
     def error(self, exc: CcmMailError, code: int, **extra: Any) -> int:
+        from ..config import ConfigProblems  # here: the service's client prints errors without the config machinery
         if self.json:
             payload: dict[str, Any] = {"ok": False, "exit_code": code, "error": exc.to_dict(self.lang), **extra}
             if isinstance(exc, ConfigProblems):

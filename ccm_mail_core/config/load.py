@@ -67,11 +67,13 @@ def load(path: Path) -> Any:
         return yaml.load(fh, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
 
 
-def read_raw(path: Path) -> LineDict:
-    """Parse the file; a YAML syntax error or an unreadable file becomes a one-problem ConfigProblems."""
+def read_raw(path: Path, text: str | None = None) -> LineDict:
+    """Parse the file (or ``text``, as the file's content would be: the settings write path checks
+    a change before it writes it); a YAML syntax error or an unreadable file becomes a
+    one-problem ConfigProblems."""
     name = str(path.resolve())
     try:
-        raw = load(path)
+        raw = load(path) if text is None else yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     except FileNotFoundError:
         raise ConfigProblems([Problem(name, 0, "", T("Konfigurationsdatei nicht gefunden.", "configuration file not found."),
                                       T("Pfad mit --config angeben; Vorlage: config.example.yaml.",

@@ -16,6 +16,7 @@ API_MAJOR = int(API_VERSION.split(".")[0])
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 from .accounts import AccountSettings, AccountType, Field  # noqa: E402
+from .commands import Command, CommandOutput  # noqa: E402
 from .context import Cancel, Placeholder, Preview, SendContext, data_field  # noqa: E402
 from .errors import (  # noqa: E402
     AccessDeniedError, AddressError, AttachmentError, AuthenticationError, Cancelled, CcmMailError,
@@ -28,7 +29,7 @@ from .transport import CheckResult, Found, Lookup, Receipt, Status, Transport  #
 
 __all__ = [
     "PROJECT_NAME", "API_VERSION", "API_MAJOR", "hookimpl",
-    "AccountSettings", "AccountType", "Field", "Cancel", "Placeholder", "Preview", "SendContext",
+    "AccountSettings", "AccountType", "Field", "Command", "CommandOutput", "Cancel", "Placeholder", "Preview", "SendContext",
     "data_field", "AccessDeniedError", "AddressError", "AttachmentError", "AuthenticationError",
     "Cancelled", "CcmMailError", "ConfigError", "MailboxError", "MessageTooLargeError",
     "NetworkError", "PluginError", "RecipientError", "TemplateError", "ThrottledError",

@@ -5,7 +5,8 @@ Call order follows pluggy: last registered first, ``tryfirst``/``trylast`` adjus
 behaviour (the pickup-folder transport, the standard placeholders, the terminal confirmation)
 is registered through these same hooks.
 
-Error policy per hook is stated in each docstring. In short: registration hooks fail loudly,
+Error policy per hook is stated in each docstring. In short: registration hooks (account types,
+placeholders, commands) fail loudly,
 ``prepare`` and ``confirm`` stop the send on an exception (nothing is sent), ``sent`` and
 ``failed`` run every implementation and report failures afterwards. The host calls the
 implementations of ``prepare``, ``sent`` and ``failed`` one by one (so it can name the plugin
@@ -23,6 +24,7 @@ from . import PROJECT_NAME
 
 if TYPE_CHECKING:
     from .accounts import AccountType
+    from .commands import Command
     from .context import Cancel, Placeholder, Preview, SendContext
     from .errors import CcmMailError
     from .message import Message
@@ -59,6 +61,30 @@ def ccm_mail_placeholders() -> Iterable[Placeholder] | None:
     plugins is an error naming both. Names are case-sensitive, as in AbSys.
 
     .. versionadded:: 1.0
+    """
+
+
+@hookspec
+def ccm_mail_commands(register: Callable[[Command], None]) -> None:
+    """Contribute subcommands of ``ccm-mail`` (the way llm's ``register_commands`` does), e.g.
+    ``ccm-mail serve`` from the ``ccm-mail-server`` distribution.
+
+    Call ``register(Command(...))`` once per command (:class:`~ccm_mail_hookspecs.commands.Command`:
+    name, help text, a function adding its arguments, the function that runs it).
+
+    When: while the command line is parsed, and only when it names a command that is not
+    built in, or asks for the overall help (so ``ccm-mail send`` never pays for it). The plugin's
+    module is imported for this: keep it light and import heavy libraries inside ``run``.
+    The configuration's ``plugins.disable`` is honoured.
+
+    :param register: adds a command; raises :class:`~ccm_mail_hookspecs.errors.PluginError` when
+        the name is a built-in command or was registered by another plugin (duplicates fail
+        loudly, naming both).
+
+    Result: none; the return value is ignored. Errors: an exception stops the command line
+    with a :class:`PluginError` naming the plugin (exit code 2); nothing is sent.
+
+    .. versionadded:: 1.3
     """
 
 
