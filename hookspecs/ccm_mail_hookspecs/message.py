@@ -165,21 +165,15 @@ class Attachment:
             raise AttachmentError(T(f"Ungültiger Medientyp {self.content_type!r} für {self.filename}.",
                                     f"invalid media type {self.content_type!r} for {self.filename}."))
         try:
-            info = self.path.stat()
-        except OSError as exc:
-            raise AttachmentError(
-                T(f"Anhang nicht lesbar: {self.path} ({exc.strerror})",
-                  f"Attachment cannot be read: {self.path} ({exc.strerror})"),
-                hint=T("Pfad und Zugriffsrechte prüfen.", "Check the path and permissions."),
-            ) from exc
-        if not stat.S_ISREG(info.st_mode):
-            raise AttachmentError(
-                T(f"Anhang {self.path} ist keine gewöhnliche Datei (Gerät, Pipe oder Ordner).",
-                  f"attachment {self.path} is not a regular file (a device, pipe or folder)."),
-                hint=T("Eine Datei angeben.", "Give a file."))
-        try:
-            with self.path.open("rb"):
+            if not stat.S_ISREG(self.path.stat().st_mode):
+                raise AttachmentError(
+                    T(f"Anhang {self.path} ist keine gewöhnliche Datei (Gerät, Pipe oder Ordner).",
+                      f"attachment {self.path} is not a regular file (a device, pipe or folder)."),
+                    hint=T("Eine Datei angeben.", "Give a file."))
+            with self.path.open("rb"):  # stat() said regular: opening it cannot block
                 pass
+        except AttachmentError:  # an OSError itself
+            raise
         except OSError as exc:
             raise AttachmentError(
                 T(f"Anhang nicht lesbar: {self.path} ({exc.strerror})",
