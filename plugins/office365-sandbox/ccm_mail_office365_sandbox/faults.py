@@ -14,6 +14,15 @@ it fires ``count`` times (``None``: until removed). Kinds:
   or gateway in front of Microsoft does (nothing was done).
 - ``"truncated"``: answer ``status`` (default 500) with a JSON error body cut off in the middle
   (``Content-Length`` matches what is sent), before any processing.
+- ``"status_after_processing"``: process the request fully (a mail IS sent), then answer
+  ``status`` (default 200) instead of the real status, optionally with ``Retry-After``: a gateway
+  in front of Microsoft that times out (504) or rewrites the answer, after Microsoft had the mail.
+- ``"echo_request"``: answer ``status`` (default 400) with a Graph error whose message quotes the
+  request's headers, ``Authorization`` included, before any processing: the careless server or
+  gateway a client must not leak a token through.
+- ``"reset_in_handshake"``: reset the next TLS connection (any host, any path: nothing of the
+  request is known yet) in the middle of its handshake, before any byte of a request can arrive.
+  Method and path of the fault are ignored.
 """
 
 from __future__ import annotations
@@ -23,7 +32,10 @@ import threading
 from dataclasses import dataclass, field
 
 KINDS = frozenset({"429", "500", "503", "504", "drop_before_response",
-                   "drop_after_processing", "latency", "html", "truncated"})
+                   "drop_after_processing", "latency", "html", "truncated", "status_after_processing",
+                   "echo_request", "reset_in_handshake"})
+#: faults that act on a connection before any request was read
+CONNECTION_KINDS = frozenset({"reset_in_handshake"})
 
 
 @dataclass
@@ -35,7 +47,8 @@ class Fault:
     retry_after: str | None = None
     delay: float = 0.0
     host: str | None = None
-    #: the HTTP status of an "html" or "truncated" answer (None: 502 / 500)
+    #: the HTTP status of an "html", "truncated", "status_after_processing" or "echo_request"
+    #: answer (None: 502 / 500 / 200 / 400)
     status: int | None = None
     #: how many times the fault fired
     hits: int = 0
@@ -78,7 +91,16 @@ class Faults:
         """The first live fault matching this request, counted as fired."""
         with self._lock:
             for fault in self._faults:
-                if not fault.exhausted and fault.matches(method, host, path):
+                if not fault.exhausted and fault.kind not in CONNECTION_KINDS and fault.matches(method, host, path):
+                    fault.hits += 1
+                    return fault
+        return None
+
+    def take_connection(self) -> Fault | None:
+        """The first live fault for a new connection (``reset_in_handshake``), counted as fired."""
+        with self._lock:
+            for fault in self._faults:
+                if not fault.exhausted and fault.kind in CONNECTION_KINDS:
                     fault.hits += 1
                     return fault
         return None

@@ -12,6 +12,8 @@ import logging
 import re
 import socket
 import ssl
+import struct
+import sys
 import threading
 import time
 import uuid
@@ -201,10 +203,17 @@ class Handler(BaseHTTPRequestHandler):
                 raise Drop()
             if req.fault is not None and req.fault.kind in ("html", "truncated"):
                 resp = not_json_answer(req.fault.kind, req.fault.status, req.fault.retry_after)
+            elif req.fault is not None and req.fault.kind == "echo_request":
+                req.drain()
+                resp = echo_answer(req, req.fault.status)
             else:
                 resp = srv.dispatch(req)
             if req.fault is not None and req.fault.kind == "drop_after_processing":
                 raise Drop()
+            if req.fault is not None and req.fault.kind == "status_after_processing":
+                resp.status = req.fault.status or 200
+                if req.fault.retry_after:
+                    resp.headers["Retry-After"] = req.fault.retry_after
             if req.must_close or (not req.consumed and not req.drain()):
                 self.close_connection = True
                 resp.headers["Connection"] = "close"
@@ -261,6 +270,25 @@ def not_json_answer(kind: str, status: int | None, retry_after: str | None) -> R
     return Response(status or 500, whole[: len(whole) // 2], headers)
 
 
+def echo_answer(req: Request, status: int | None) -> Response:
+    """A Graph-shaped error that quotes every request header back, credentials and all."""
+    quoted = "; ".join(f"{k}: {v}" for k, v in req.headers.items())
+    return Response.json(status or 400, {"error": {
+        "code": "InvalidRequest", "message": f"The request was rejected. It carried {quoted}.",
+        "innerError": {"request-id": req.request_id, "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}}},
+        {"request-id": req.request_id})
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with a TCP reset (RST) instead of an orderly FIN."""
+    # struct linger is two ints on POSIX and two u_shorts on Windows
+    linger = struct.pack("HH", 1, 0) if sys.platform == "win32" else struct.pack("ii", 1, 0)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+    finally:
+        sock.close()
+
+
 def redact_headers(headers: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in headers.items():
@@ -292,6 +320,17 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
     def handle_tls(self, sock: socket.socket, client_address: Any, via_proxy: bool) -> None:
         """TLS handshake in this (the connection's) thread, then serve HTTP on it."""
+        if self.faults.take_connection() is not None:  # reset_in_handshake
+            # wait for the client's first handshake message, so the reset lands inside its
+            # handshake (a reset before it even starts races with the client's own set-up)
+            try:
+                sock.settimeout(Handler.timeout)
+                sock.recv(1)
+            except OSError:
+                pass
+            finally:
+                reset(sock)
+            return
         try:
             sock.settimeout(Handler.timeout)
             # headers and body go out in separate writes; without NODELAY, Nagle + delayed ACK

@@ -131,6 +131,39 @@ def test_drop_after_processing_sends_but_never_answers(world: World) -> None:
     assert len(r.json()["value"]) == 1
 
 
+@pytest.mark.parametrize(("status", "retry_after"), [(200, None), (504, None), (503, "3")])
+def test_status_after_processing_sends_and_answers_that_status(world: World, status: int,
+                                                               retry_after: str | None) -> None:
+    """A gateway that times out or rewrites the answer after Microsoft had the mail."""
+    token = world.token()
+    world.sb.faults.add("POST", r"/sendMail$", "status_after_processing", status=status, retry_after=retry_after)
+    r = world.send(simple_message(internetMessageId=f"<after{status}@ccm>"), token=token)
+    assert r.status_code == status and r.headers.get("Retry-After") == retry_after
+    [sent] = world.sb.sent_messages()
+    assert sent.internet_message_id == f"<after{status}@ccm>"
+    assert world.send(token=token).status_code == 202  # count=1
+
+
+def test_echo_request_quotes_the_authorization_header(world: World) -> None:
+    token = world.token()
+    world.sb.faults.add("POST", r"/sendMail$", "echo_request")
+    r = world.send(token=token)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidRequest"
+    assert f"Bearer {token}" in r.json()["error"]["message"] and r.headers["request-id"]
+    assert world.sb.sent_messages() == []
+
+
+def test_reset_in_handshake_resets_the_next_connection_only(world: World) -> None:
+    fault = world.sb.faults.add(kind="reset_in_handshake")
+    with requests.Session() as fresh, pytest.raises(requests.ConnectionError):
+        fresh.get(f"{world.sb.graph_endpoint}/v1.0/users/{MAILBOX}", verify=world.sb.ca_pem, timeout=10)
+    assert fault.hits == 1 and world.sb.requests == []  # no request ever arrived
+    world.sb.faults.add("GET", r"/never$", "reset_in_handshake", count=None)  # ignored by requests …
+    assert world.sb.faults.take("GET", "127.0.0.1", "/never") is None
+    world.sb.faults.clear()
+    assert world.send().status_code == 202  # … and the next connection works
+
+
 def test_latency_fault_delays(world: World) -> None:
     token = world.token()
     world.sb.faults.add("POST", r"/sendMail$", "latency", delay=0.6)

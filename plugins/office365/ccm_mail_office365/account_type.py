@@ -1,4 +1,9 @@
-"""The "Office 365" account type: the form AbSys renders, its validation and its admin actions."""
+"""The "Office 365" account type: the form AbSys renders, its validation and its admin actions.
+
+Every ``ccm-mail`` command loads this module through the entry point, most never send: the
+transport and the consent flow (msal, requests, cryptography) are imported only when a transport
+or an action is first built, not here.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ccm_mail_hookspecs import AccountSettings, AccountType, Address, CcmMailError, Field, Message, T
+from ccm_mail_hookspecs import AccountSettings, AccountType, Address, CcmMailError, Field, Message, T, Transport
 
 from . import TYPE_ID
 from .clouds import CLOUDS, DEFAULT_CLOUD
 from .config import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_WAIT_SECONDS, DEFAULT_REDIRECT_URI
-from .consent import grant_admin_consent
-from .transport import Office365Transport
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$")
@@ -162,8 +165,21 @@ def _int_problem(values: Mapping[str, Any], name: str, low: int, high: int, text
     return [] if low <= number <= high else [(name, text)]
 
 
+def create_transport(settings: AccountSettings) -> Transport:
+    """The account's :class:`~.transport.Office365Transport`."""
+    from .transport import Office365Transport
+    return Office365Transport.from_settings(settings)
+
+
+def consent(settings: AccountSettings, **options: Any) -> dict[str, Any]:
+    """"Admin Berechtigung erteilen": :func:`.consent.grant_admin_consent` (its options)."""
+    from .consent import grant_admin_consent
+    return grant_admin_consent(settings, **options)
+
+
 def test_mail(settings: AccountSettings, *, to: str | None = None, lang: str | None = None) -> dict[str, Any]:
     """Send a short test mail (to the account's own mailbox unless ``to`` is given)."""
+    from .transport import Office365Transport
     lang = lang or settings.lang
     transport = Office365Transport.from_settings(settings)
     mailbox = transport.config.mailbox
@@ -190,7 +206,7 @@ ACCOUNT_TYPE = AccountType(
     description=T("Microsoft 365 / Exchange Online über Microsoft Graph mit OAuth 2.0 (App-Registrierung in Entra).",
                   "Microsoft 365 / Exchange Online through Microsoft Graph with OAuth 2.0 (app registration in Entra)."),
     fields=FIELDS,
-    create_transport=Office365Transport.from_settings,
+    create_transport=create_transport,
     validate=validate,
-    actions={"consent": grant_admin_consent, "test_mail": test_mail},
+    actions={"consent": consent, "test_mail": test_mail},
 )

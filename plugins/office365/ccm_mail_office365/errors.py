@@ -7,14 +7,14 @@ Every error carries Microsoft's support ids (request-id, trace id, correlation i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
 from ccm_mail_hookspecs import (
     AccessDeniedError,
     AuthenticationError,
@@ -28,6 +28,10 @@ from ccm_mail_hookspecs import (
     UnknownOutcomeError,
     redaction,
 )
+from ccm_mail_hookspecs.http import Outcome, Verdict
+
+if TYPE_CHECKING:
+    import requests
 
 _CONSENT_HINT = T(
     "In ccm-mail „Admin Berechtigung erteilen“ ausführen (ccm-mail accounts consent NAME) oder in Entra → "
@@ -194,11 +198,13 @@ _AADSTS_RE = re.compile(r"AADSTS(\d+)")
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value replaced by ``***``."""
+    """``text`` with every secret value replaced by ``***``: the account's ``secrets`` and every
+    value registered with :func:`ccm_mail_hookspecs.redaction.remember` (the access tokens).
+    Call it on the whole text before cutting it short: a cut echo of a token no longer matches."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    return text
+    return redaction.redact(text)
 
 
 def _first_line(text: str) -> str:
@@ -278,15 +284,16 @@ def unreadable_answer(resp: requests.Response, what: T, secrets: Iterable[str] =
     Classified by its status only; the caller decides what a 5xx means for a send. ``sending``
     false: the request was no send (a lookup), so nothing is said about the message."""
     host = urlsplit(str(resp.url)).netloc
-    details = {"code": f"HTTP {resp.status_code}", "status": resp.status_code, "host": host,
-               "content_type": resp.headers.get("Content-Type", ""), "body": body_start(resp, secrets),
-               "request_id": resp.headers.get("request-id") or resp.headers.get("x-ms-request-id")}
+    body = body_start(resp, secrets)
+    details: dict[str, Any] = {"code": f"HTTP {resp.status_code}", "status": resp.status_code, "host": host,
+                               "content_type": resp.headers.get("Content-Type", ""), "body": body,
+                               "request_id": resp.headers.get("request-id") or resp.headers.get("x-ms-request-id")}
     cls = NetworkError if resp.status_code == 407 else TransportError
     return cls(
         T(f"{what.de}: {host} antwortete HTTP {resp.status_code} ohne lesbare Antwort von Microsoft "
-          f"(„{details['body'][:80]}“)." + (" Die Nachricht wurde nicht gesendet." if sending else ""),
+          f"(„{body[:80]}“)." + (" Die Nachricht wurde nicht gesendet." if sending else ""),
           f"{what.en}: {host} answered HTTP {resp.status_code} without a readable answer from Microsoft "
-          f"(\"{details['body'][:80]}\")." + (" The message was not sent." if sending else "")),
+          f"(\"{body[:80]}\")." + (" The message was not sent." if sending else "")),
         hint=T("Meist steht ein Proxy oder eine Firewall dazwischen: Proxy-Einstellung (proxy) und Freigaben für "
                "die Microsoft-Hosts prüfen.",
                "Usually a proxy or firewall is in between: check the proxy setting (proxy) and that the Microsoft "
@@ -355,8 +362,8 @@ def from_graph_response(resp: requests.Response, secrets: Iterable[str] = ()) ->
     details = graph_details(resp, secrets)
     if _graph_error(resp) is None and resp.content:
         if resp.status_code == 413:
-            rule = GRAPH_RULES["RequestEntityTooLarge"]
-            return rule.cls(rule.message, hint=rule.hint, details=details)
+            too_large = GRAPH_RULES["RequestEntityTooLarge"]
+            return too_large.cls(too_large.message, hint=too_large.hint, details=details)
         err = unreadable_answer(resp, T("Microsoft Graph", "Microsoft Graph"), secrets)
         err.details.update({k: v for k, v in details.items() if v is not None and k not in err.details})
         return err
@@ -385,32 +392,46 @@ def throttled(waited: float, cap: float, last: Mapping[str, Any]) -> ThrottledEr
         details={**last, "waited_seconds": round(waited, 1)})
 
 
-def network_error(exc: BaseException, url_host: str) -> NetworkError:
-    """The request never reached Microsoft (DNS, refused, proxy, TLS handshake): nothing was sent."""
-    tls = isinstance(exc, requests.exceptions.SSLError)
-    kind = "tls" if tls else ("proxy" if isinstance(exc, requests.exceptions.ProxyError) else "connect")
-    hint = (T("TLS-Prüfung fehlgeschlagen: CA-Bündel (ca_bundle) bzw. einen TLS-prüfenden Proxy prüfen.",
-              "TLS verification failed: check the CA bundle (ca_bundle) or a TLS-inspecting proxy.") if tls else
-            T("Netzwerk, DNS, Firewall und Proxy-Einstellung prüfen.", "Check network, DNS, firewall and proxy."))
-    return NetworkError(
-        T(f"{url_host} ist nicht erreichbar ({kind}); es wurde nichts gesendet.",
-          f"{url_host} cannot be reached ({kind}); nothing was sent."),
-        hint=hint, details={"code": f"network_{kind}", "host": url_host, "description": _short(exc)})
+_TLS_HINT = T("CA-Bündel des Kontos (ca_bundle), die Uhrzeit dieses Rechners und einen TLS-prüfenden Proxy "
+              "prüfen.",
+              "Check the account's CA bundle (ca_bundle), this computer's clock and any TLS-inspecting proxy.")
+_UNKNOWN_HINT = T("Nicht blind erneut senden: zuerst in „Gesendete Elemente“ nachsehen (ccm-mail prüft das mit der "
+                  "Message-ID, wenn die App Mail.ReadBasic.All oder Mail.Read hat).",
+                  "Do not resend blindly: check Sent Items first (ccm-mail does this by Message-ID when the app "
+                  "has Mail.ReadBasic.All or Mail.Read).")
 
 
-def unknown_outcome(exc: BaseException | None, url_host: str, details: Mapping[str, Any] | None = None
+def network_error(verdict: Verdict, url_host: str, provider: str = "Microsoft Graph") -> TransportError:
+    """No usable answer, and nothing was sent: the request never reached Microsoft (DNS, refused,
+    proxy, TLS handshake), or it carried no mail (a token request, a lookup, an upload chunk), so
+    even a failure after it left sent nothing. The text says why (``verdict.why``)."""
+    if verdict.outcome is not Outcome.NOT_SENT:  # a request that carries no mail: nothing was sent
+        verdict = dataclasses.replace(verdict, outcome=Outcome.NOT_SENT)
+    err = verdict.error(provider, host=url_host, hint=_TLS_HINT if verdict.reason in ("tls", "ca_bundle") else None,
+                        details={"code": f"network_{verdict.reason}"})
+    assert isinstance(err, TransportError)  # a not-sent verdict gives a TransportError
+    return err
+
+
+def unknown_outcome(verdict: Verdict, url_host: str, details: Mapping[str, Any] | None = None
                     ) -> UnknownOutcomeError:
-    return UnknownOutcomeError(
-        T(f"Die Anfrage an {url_host} wurde gesendet, aber es kam keine Antwort: die Nachricht ist "
-          "vielleicht gesendet worden, vielleicht nicht.",
-          f"The request to {url_host} was sent but no answer came: the message may or may not have "
-          "been sent."),
-        hint=T("Nicht blind erneut senden: zuerst in „Gesendete Elemente“ nachsehen (ccm-mail prüft das "
-               "mit der Message-ID, wenn die App Mail.ReadBasic.All oder Mail.Read hat).",
-               "Do not resend blindly: check Sent Items first (ccm-mail does this by Message-ID when the "
-               "app has Mail.ReadBasic.All or Mail.Read)."),
-        details={"code": "unknown_outcome", "host": url_host,
-                 "description": _short(exc) if exc else "", **(details or {})})
+    """A send request may have reached Microsoft: no answer came, or one that does not say
+    whether the mail went out (500, 502, 503/504 without ``Retry-After``)."""
+    if verdict.outcome is not Outcome.UNKNOWN:
+        raise ValueError(f"not an unknown outcome: {verdict}")
+    if verdict.status is None:
+        message = T(f"Die Anfrage an {url_host} wurde gesendet, aber es kam keine Antwort ({verdict.why.de}): die "
+                    "Nachricht ist vielleicht gesendet worden, vielleicht nicht.",
+                    f"The request to {url_host} was sent but no answer came ({verdict.why.en}): the message may "
+                    "or may not have been sent.")
+    else:
+        message = T(f"{url_host} antwortete auf die gesendete Anfrage mit {verdict.why.de}: die Nachricht ist "
+                    "vielleicht gesendet worden, vielleicht nicht.",
+                    f"{url_host} answered the sent request with {verdict.why.en}: the message may or may not "
+                    "have been sent.")
+    err = verdict.error("Microsoft Graph", host=url_host, message=message, hint=_UNKNOWN_HINT, details=details)
+    assert isinstance(err, UnknownOutcomeError)  # an unknown verdict gives an UnknownOutcomeError
+    return err
 
 
 _QUERY_RE = re.compile(r"\?[^\s'\")]*")
@@ -419,10 +440,6 @@ _QUERY_RE = re.compile(r"\?[^\s'\")]*")
 def strip_queries(text: str) -> str:
     """URLs without their query: an upload URL carries its pre-authenticated token there."""
     return _QUERY_RE.sub("?…", text)
-
-
-def _short(exc: BaseException) -> str:
-    return strip_queries(f"{type(exc).__name__}: {exc}")[:300]
 
 
 def _grab(text: str, label: str) -> str | None:

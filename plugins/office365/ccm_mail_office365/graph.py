@@ -1,9 +1,13 @@
 """Microsoft Graph mail calls with throttling, concurrency limits and honest outcomes.
 
 The rule that shapes this module: a request that may have reached Microsoft is never repeated
-unless it is harmless to repeat. Throttling answers (429/503/504) mean "not processed" and are
-replayed with the same body after ``Retry-After`` (or exponential backoff with jitter); a dropped
-connection or a timeout after a send request left is an *unknown outcome* and is reported as such.
+unless it is harmless to repeat. What an attempt means is decided by ``ccm_mail_hookspecs.http``
+(sent, not sent, unknown), with Graph's one exception in :func:`.throttle.for_graph`: a 429, and
+a 503 or 504 with ``Retry-After``, means "not processed" and is replayed with the same body after
+the wait (or exponential backoff with jitter). A dropped connection, a timeout, or a 500/502/503/
+504 without ``Retry-After`` after a send request left is an *unknown outcome* and reported as
+such. Requests that send nothing, or may be repeated without harm (reads, upload chunks, deleting
+a draft), are asked again instead.
 """
 
 from __future__ import annotations
@@ -13,18 +17,27 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 import structlog
-from ccm_mail_hookspecs import AccessDeniedError, Attachment, Message, NetworkError, T, TransportError
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from ccm_mail_hookspecs import (
+    AccessDeniedError,
+    Attachment,
+    Message,
+    NetworkError,
+    T,
+    TransportError,
+    UnknownOutcomeError,
+)
+from ccm_mail_hookspecs.http import Outcome, Verdict, attempt, classify_response
 
 from . import errors
 from .config import Office365Config
 from .payload import Plan, file_attachment, message_json, mime_body, mime_fits, upload_item
-from .throttle import THROTTLE_STATUSES, WaitBudget, backoff_delay, mailbox_semaphore, parse_retry_after, slot
+from .throttle import WaitBudget, backoff_delay, for_graph, is_throttled, mailbox_semaphore, slot
 from .tokens import TokenProvider, token_roles
 
 log = structlog.get_logger("ccm_mail.office365")
@@ -33,9 +46,9 @@ log = structlog.get_logger("ccm_mail.office365")
 UPLOAD_CHUNK = 12 * 320 * 1024
 #: give up after this many throttled answers even if the wait budget allows more (Retry-After: 0)
 MAX_ATTEMPTS = 30
-#: pre-send network failures (refused, DNS) are retried this often, then reported
+#: pre-send network failures (refused, DNS), and failures of requests that may be repeated, are
+#: retried this often, then reported
 MAX_NETWORK_RETRIES = 2
-_TLS_HINTS = ("certificate", "handshake", "wrong_version", "hostname", "unknown_ca", "self signed")
 #: the application permissions a request needs (any one of them), per Graph's permission reference
 SEND = frozenset({"Mail.Send"})
 WRITE = frozenset({"Mail.ReadWrite"})
@@ -43,31 +56,17 @@ READ = frozenset({"Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.Read", "Mail.Rea
 
 
 class SentNoAnswer(Exception):
-    """The request may have reached Microsoft but no answer came back."""
+    """The request may have reached Microsoft but no answer came back (``verdict`` says why)."""
 
-    def __init__(self, cause: BaseException, host: str) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
+    def __init__(self, verdict: Verdict, host: str) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
         self.host = host
 
 
-def was_sent(exc: requests.RequestException) -> bool:
-    """Could Microsoft have received (part of) the request? True unless the failure is known to
-    happen before any byte of the request left: DNS, refused connection, connect timeout, proxy
-    CONNECT failure, TLS handshake/certificate failure."""
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError,
-                        requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
-                        requests.exceptions.MissingSchema)):
-        return False
-    if isinstance(exc, requests.exceptions.SSLError):
-        text = str(exc).lower()
-        return not any(h in text for h in _TLS_HINTS)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        reason = getattr(reason, "reason", reason)  # MaxRetryError wraps the real cause
-        if isinstance(reason, (NewConnectionError, NameResolutionError, ConnectTimeoutError)):
-            return False
-    return True
+def graph_verdict(resp: requests.Response) -> Verdict:
+    """What a Graph answer means for the request: the helper's table with Graph's throttling row."""
+    return for_graph(classify_response(resp))
 
 
 class GraphClient:
@@ -90,14 +89,18 @@ class GraphClient:
              client_request_id: str = "", what: str = "", needs: frozenset[str] = frozenset()) -> requests.Response:
         """One logical request: waits for a mailbox slot, replays throttled answers (same body)
         within the wait budget, refreshes a refused token once, and once a token that lacks the
-        role in ``needs`` (403: nothing was done). Raises :class:`SentNoAnswer` when the request
-        may have arrived but nothing came back and ``repeatable`` is false."""
+        role in ``needs`` (403: nothing was done). ``repeatable``: the request sends nothing or
+        may be repeated without harm, so it is asked again (within ``MAX_NETWORK_RETRIES`` and
+        the budget) after a failure whose outcome is unknown too. Raises :class:`SentNoAnswer`
+        when a request that is not ``repeatable`` may have arrived but no answer came; a
+        NetworkError when nothing was sent. An answer whose outcome is unknown (a 5xx) is
+        returned: the caller says what it means."""
         host = urlsplit(url).netloc
         base: dict[str, str] = dict(headers or {})
         if client_request_id:
             base["client-request-id"] = client_request_id
             base["return-client-request-id"] = "true"
-        attempt = network_retries = 0
+        throttled = network_retries = 0
         refreshed = role_refreshed = False
         while True:
             hdrs = dict(base)
@@ -106,37 +109,34 @@ class GraphClient:
                 token = self.tokens.token()
                 hdrs["Authorization"] = "Bearer " + token
             started = time.monotonic()
-            try:
-                with slot(self._sem):
-                    resp = self.session.request(method, url, json=json, data=data, headers=hdrs, params=params,
-                                                timeout=timeout, allow_redirects=False)
-            except requests.RequestException as exc:
-                sent = was_sent(exc)
-                log.warning("graph_no_answer", what=what, method=method, host=host, sent=sent,
-                            error=type(exc).__name__)
-                if sent and not repeatable:
-                    raise SentNoAnswer(exc, host) from None
-                tls = isinstance(exc, requests.exceptions.SSLError) and not sent
+            verdict, resp = attempt(partial(self._request, method, url, hdrs, json=json, data=data, params=params,
+                                            timeout=timeout))
+            if resp is None:
+                log.warning("graph_no_answer", what=what, method=method, host=host, outcome=verdict.outcome.value,
+                            reason=verdict.reason, error=verdict.cause)
+                if verdict.outcome is Outcome.UNKNOWN and not repeatable:
+                    raise SentNoAnswer(verdict, host)
                 delay = backoff_delay(network_retries)
-                if tls or network_retries >= MAX_NETWORK_RETRIES or not budget.allows(delay):
-                    raise errors.network_error(exc, host) from None
+                if (not (verdict.may_retry or (repeatable and verdict.outcome is Outcome.UNKNOWN))
+                        or network_retries >= MAX_NETWORK_RETRIES or not budget.allows(delay)):
+                    raise errors.network_error(verdict, host)
                 budget.wait(delay)
                 network_retries += 1
                 continue
+            verdict = for_graph(verdict)
             ms = round((time.monotonic() - started) * 1000)
             log.debug("graph_response", what=what, method=method, host=host, status=resp.status_code, ms=ms,
                       request_id=resp.headers.get("request-id"))
-            if resp.status_code in THROTTLE_STATUSES:
+            if is_throttled(verdict):
                 details = errors.graph_details(resp, self.config.secrets)
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                delay = retry_after if retry_after is not None else backoff_delay(attempt)
+                delay = verdict.retry_after if verdict.retry_after is not None else backoff_delay(throttled)
                 resp.close()
-                attempt += 1
-                if attempt >= MAX_ATTEMPTS or not budget.allows(delay):
+                throttled += 1
+                if throttled >= MAX_ATTEMPTS or not budget.allows(delay):
                     log.warning("graph_throttled_give_up", what=what, status=resp.status_code,
                                 waited=round(budget.waited, 2), cap=budget.cap, request_id=details["request_id"])
                     raise errors.throttled(budget.waited, budget.cap, details)
-                log.info("graph_throttled", what=what, status=resp.status_code, retry_after=retry_after,
+                log.info("graph_throttled", what=what, status=resp.status_code, retry_after=verdict.retry_after,
                          delay=round(delay, 2), request_id=details["request_id"])
                 budget.wait(delay)
                 continue
@@ -151,7 +151,20 @@ class GraphClient:
                 resp.close()
                 role_refreshed = True
                 continue
+            if verdict.outcome is Outcome.UNKNOWN and repeatable:
+                delay = backoff_delay(network_retries)
+                if network_retries < MAX_NETWORK_RETRIES and budget.allows(delay):
+                    log.info("graph_retry", what=what, status=resp.status_code, delay=round(delay, 2),
+                             request_id=resp.headers.get("request-id"))
+                    resp.close()
+                    budget.wait(delay)
+                    network_retries += 1
+                    continue
             return resp
+
+    def _request(self, method: str, url: str, headers: Mapping[str, str], **kwargs: Any) -> requests.Response:
+        with slot(self._sem):
+            return self.session.request(method, url, headers=headers, allow_redirects=False, **kwargs)
 
     def _budget(self) -> WaitBudget:
         return WaitBudget(self.config.max_wait_seconds, self._sleep)
@@ -194,16 +207,19 @@ class GraphClient:
             resp = self.call("POST", url, budget=self._budget(), repeatable=False, what=what, needs=SEND,
                              client_request_id=crid, **body)
         except SentNoAnswer as exc:
-            raise errors.unknown_outcome(exc.cause, exc.host, {"client_request_id": crid}) from None
+            raise errors.unknown_outcome(exc.verdict, exc.host, {"client_request_id": crid}) from None
         return self._accepted(resp, route, crid)
 
     def _accepted(self, resp: requests.Response, route: str, crid: str) -> dict[str, Any]:
-        if resp.status_code == 202:
+        """Receipt facts for a send's answer. Graph documents 202 for both send requests; any 2xx
+        says "accepted" (a gateway may rewrite it), so it is sent, whatever its body."""
+        verdict = graph_verdict(resp)
+        if verdict.outcome is Outcome.SENT:
             return {"sent_at": _response_time(resp), "request_id": resp.headers.get("request-id", ""),
                     "client_request_id": crid, "route": route}
-        if resp.status_code >= 500:  # the server failed while handling a send: it may have gone out
-            details = errors.graph_details(resp, self.config.secrets)
-            raise errors.unknown_outcome(None, urlsplit(resp.url).netloc, details)
+        if verdict.outcome is Outcome.UNKNOWN:  # 5xx without Retry-After: the mail may have gone out
+            details = {**errors.graph_details(resp, self.config.secrets), "client_request_id": crid}
+            raise errors.unknown_outcome(verdict, urlsplit(resp.url).netloc, details)
         raise self._fail(resp)
 
     def _send_draft(self, message: Message, plan: Plan, crid: str) -> dict[str, Any]:
@@ -225,7 +241,7 @@ class GraphClient:
                        "Add Mail.ReadWrite (Application) in Entra and grant admin consent, or make attachments "
                        "smaller."),
                 details=err.details)
-        if resp.status_code != 201:
+        if not 200 <= resp.status_code <= 299:
             raise self._fail(resp)
         draft_id = str(self.answer(resp, "id", T("Entwurf anlegen", "Creating the draft")))
         draft_url = f"{self.user_url}/messages/{quote(draft_id, safe='')}"
@@ -234,7 +250,7 @@ class GraphClient:
             for att in plan.inline_attachments:
                 r = self.call("POST", f"{draft_url}/attachments", json=file_attachment(att), budget=budget,
                               repeatable=False, client_request_id=crid, what="addAttachment", needs=WRITE)
-                if r.status_code != 201:
+                if not 200 <= r.status_code <= 299:
                     raise self._fail(r)
             for att in plan.upload_attachments:
                 self._upload(draft_url, att, budget, crid)
@@ -244,10 +260,14 @@ class GraphClient:
                                  needs=SEND)
             except SentNoAnswer as exc:
                 done = True  # the draft may have been sent: keep it, say so
-                raise errors.unknown_outcome(exc.cause, exc.host, {"client_request_id": crid}) from None
-            if resp.status_code == 202 or resp.status_code >= 500:
-                done = True
-            return self._accepted(resp, "draft", crid)
+                raise errors.unknown_outcome(exc.verdict, exc.host, {"client_request_id": crid}) from None
+            try:
+                facts = self._accepted(resp, "draft", crid)
+            except UnknownOutcomeError:
+                done = True  # the draft may have been sent: keep it
+                raise
+            done = True
+            return facts
         except SentNoAnswer as exc:
             raise _not_sent(exc) from None
         finally:
@@ -313,11 +333,14 @@ def _lacks(token: str, needs: frozenset[str]) -> bool:
 
 
 def _not_sent(exc: SentNoAnswer) -> NetworkError:
+    """A draft or its attachment may have arrived, but a draft is never sent by itself."""
     return NetworkError(
-        T(f"Die Verbindung zu {exc.host} brach beim Vorbereiten ab; die Nachricht wurde nicht gesendet.",
-          f"The connection to {exc.host} broke while preparing the message; it was not sent."),
+        T(f"Die Verbindung zu {exc.host} brach beim Vorbereiten ab ({exc.verdict.why.de}); die Nachricht wurde "
+          "nicht gesendet.",
+          f"The connection to {exc.host} broke while preparing the message ({exc.verdict.why.en}); it was not "
+          "sent."),
         hint=T("Später erneut senden.", "Send again later."),
-        details={"code": "network_prepare", "host": exc.host, "description": type(exc.cause).__name__})
+        details={"code": "network_prepare", "host": exc.host, "cause": exc.verdict.cause})
 
 
 def _next_offset(resp: requests.Response, fallback: int) -> int:

@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 
 import requests
 import structlog
+from ccm_mail_hookspecs.http import parse_retry_after
 
-from .throttle import WaitBudget, backoff_delay, parse_retry_after
+from .throttle import WaitBudget, backoff_delay
 
 log = structlog.get_logger("ccm_mail.office365")
 

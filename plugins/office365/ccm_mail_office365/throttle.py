@@ -1,4 +1,5 @@
-"""Throttling: how long to wait, and how many requests may run at once per mailbox.
+"""Throttling: which answers mean "wait", how long to wait, and how many requests may run at
+once per mailbox.
 
 Graph allows 4 concurrent requests per app and mailbox; a fifth gets 429. The semaphore is shared
 by every transport of the process that talks to the same mailbox (two accounts may use one
@@ -7,41 +8,47 @@ mailbox), so concurrency stays within the limit whatever the host does with thre
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 
-#: statuses Microsoft uses for "not now, try again"; the request was not processed
-THROTTLE_STATUSES = frozenset({429, 503, 504})
+from ccm_mail_hookspecs.http import Outcome, Verdict
+
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 32.0
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date; None if
-    absent or unreadable (then the caller backs off exponentially)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+def for_graph(verdict: Verdict) -> Verdict:
+    """``ccm_mail_hookspecs.http``'s verdict with Microsoft Graph's own throttling row.
+
+    Microsoft's throttling guidance (https://learn.microsoft.com/graph/throttling) detects
+    throttling by 429 and its ``Retry-After``: the request failed and may be repeated after that
+    wait (exponential backoff when the header is missing). Graph's error reference
+    (https://learn.microsoft.com/graph/errors) says a 503 may be repeated "after a delay, the
+    length of which may be specified in a Retry-After header", and the retry handler of
+    Microsoft's own Graph SDKs (https://microsoftgraph.github.io/msgraph-sdk-design/middleware/
+    RetryHandler.html) takes 429, 503 and 504 alike. So for Graph a 429, and a 503 or 504 **with**
+    ``Retry-After``, is Microsoft saying "not processed, come back then": nothing was sent, and
+    the same body is replayed after the wait. The helper's table keeps a 504 with
+    ``Retry-After`` unknown for providers in general; Graph's documentation is the exception the
+    table allows, so this one row is overridden here.
+
+    A 503 or 504 **without** ``Retry-After``, and 500/502, stay what the helper says: a gateway
+    may have forwarded the send, so the outcome is unknown and the request is never replayed
+    (the outbox settles it through Sent Items). The SDK's handler replays those too; it knows
+    nothing of invoices that must not go out twice.
+    """
+    if verdict.status == 504 and verdict.retry_after is not None:
+        return dataclasses.replace(verdict, outcome=Outcome.NOT_SENT)
+    return verdict
+
+
+def is_throttled(verdict: Verdict) -> bool:
+    """Graph asked us to wait: 429 (with or without ``Retry-After``), or 503/504 with it."""
+    return verdict.outcome is Outcome.NOT_SENT and verdict.status in (429, 503, 504)
 
 
 def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_MAX,

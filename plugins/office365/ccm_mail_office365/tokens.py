@@ -28,6 +28,7 @@ import msal
 import requests
 import structlog
 from ccm_mail_hookspecs import T, TransportError, redaction
+from ccm_mail_hookspecs.http import classify_exception, is_network_error
 from msal.exceptions import MsalServiceError
 
 from . import errors
@@ -243,8 +244,8 @@ def _sign_in_error(exc: BaseException, config: Office365Config) -> BaseException
     if isinstance(exc, SignInUnreadable):
         return errors.unreadable_answer(exc.response, T("Anmeldung bei Microsoft", "Signing in at Microsoft"),
                                         config.secrets)
-    if isinstance(exc, requests.RequestException):
-        return errors.network_error(exc, host)
+    if is_network_error(exc):  # a token request carries no mail: whatever broke, nothing was sent
+        return errors.network_error(classify_exception(exc), host, "Microsoft Entra ID")
     if isinstance(exc, MsalServiceError):  # not expected with SignInHttp below msal; never shown raw
         return TransportError(T(f"Die Anmeldung bei {host} ist fehlgeschlagen; es wurde nichts gesendet.",
                                 f"Signing in at {host} failed; nothing was sent."),

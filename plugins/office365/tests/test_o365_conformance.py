@@ -29,15 +29,6 @@ class TestOffice365Conformance(testing.TransportConformance):
     recipient_domain = "example.com"
     # the sandbox logs its own requests (Authorization redacted); it is not the transport under test
     log_ignore = ("ccm_mail_office365_sandbox",)
-    # found by the kit's HTTP faults; each goes once Graph calls use ccm_mail_hookspecs.http
-    http_fault_known_failures = {
-        "reset_in_tls_handshake": "graph.was_sent() takes a reset during the TLS handshake for 'may have "
-                                  "been sent' (UnknownOutcomeError), though no request byte can have left",
-        "status_504_from_gateway": "graph.py replays a 504 like a 429 (THROTTLE_STATUSES) and reports "
-                                   "ThrottledError (not sent), though the gateway had forwarded the sendMail",
-        "status_200_garbage_body": "GraphClient._accepted takes only 202 as accepted and reports any other "
-                                   "2xx as refused (TransportError: not sent)",
-    }
 
     @pytest.fixture
     def acct(self, make_account: AccountFactory) -> Account:

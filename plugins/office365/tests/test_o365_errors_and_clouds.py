@@ -3,6 +3,7 @@ national clouds reach the right Microsoft hosts (through the sandbox's CONNECT p
 
 from __future__ import annotations
 
+import json
 import socket
 from typing import Any
 
@@ -16,6 +17,7 @@ from ccm_mail_hookspecs import (
     Message,
     MessageTooLargeError,
     NetworkError,
+    TransportError,
 )
 from ccm_mail_hookspecs.errors import SUPPORT_ID_KEYS
 from o365_support import Account, AccountFactory
@@ -103,7 +105,8 @@ def test_nobody_listening_is_network_error(make_account: AccountFactory) -> None
     with pytest.raises(NetworkError) as info:
         account.transport(authority_host=f"https://127.0.0.1:{port}", graph_endpoint=f"https://127.0.0.1:{port}"
                           ).send(msg(account, "refused"))
-    assert info.value.retryable and "nothing was sent" in info.value.render("en")
+    assert info.value.retryable and "nothing was sent" in info.value.render("en").lower()
+    assert info.value.details["code"] == "network_refused"
 
 
 def test_untrusted_certificate_is_tls_error(make_account: AccountFactory) -> None:
@@ -113,6 +116,27 @@ def test_untrusted_certificate_is_tls_error(make_account: AccountFactory) -> Non
     assert info.value.details["code"] == "network_tls"
     assert "ca_bundle" in info.value.render("de")
     assert account.sandbox.token_request_count(account.client_id, successful=False) == 0
+
+
+def test_graph_error_quoting_the_token_shows_no_part_of_it(make_account: AccountFactory) -> None:
+    """Graph's error text goes into the message and ``details``; one that quotes the request's
+    Authorization header must not carry the token out, not even the part left after cutting a long
+    text short (a real token is longer than the 500 characters kept)."""
+    account = make_account()
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="echo_request")
+    transport = account.transport()
+    token = transport.tokens.token()
+    with logcapture.capture_logs() as logs, pytest.raises(TransportError) as info:
+        transport.send(msg(account, "echo"))
+    err = info.value
+    assert err.details["code"] == "InvalidRequest" and err.details["request_id"]
+    assert "Bearer ***" in err.details["description"] and "Bearer ***" in err.render("en")
+    texts = [*logcapture.exception_texts(err), repr(err.details), json.dumps(err.to_dict("en")), *logs.texts()]
+    claims_and_signature = token.split(".", 1)[1]  # the JWT header is much the same in every token
+    pieces = {claims_and_signature[i:i + 16] for i in range(0, len(claims_and_signature) - 16, 8)}
+    leaked = sorted(p for p in pieces if any(p in text for text in texts))
+    assert not leaked, f"parts of the access token reached the error or a log line: {leaked[:3]}"
+    assert account.sent() == []
 
 
 def test_support_ids_are_shown_keys() -> None:

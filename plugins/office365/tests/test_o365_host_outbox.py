@@ -56,6 +56,21 @@ def test_answer_lost_after_microsoft_accepted_is_found_in_sent_items(make_accoun
     assert len(sent) == 1
 
 
+def test_gateway_timeout_after_microsoft_accepted_is_settled_not_resent(make_account: AccountFactory, tmp_path,
+                                                                        monkeypatch) -> None:
+    """A 504 without Retry-After after the sendMail reached Microsoft: unknown, never replayed
+    (a replay would send the invoice twice); the outbox finds it in Sent Items."""
+    account = make_account()
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="status_after_processing",
+                               status=504, count=1)
+    with mailer_for(account, tmp_path, monkeypatch) as mailer:
+        result = send(mailer)
+        assert result.status is Status.UNKNOWN and result.exit_code == 4
+        assert Outbox(mailer).check().sent == [result.journal_id]
+        assert mailer.journal.get(result.journal_id).status is Status.SENT
+    assert len(account.sent()) == 1
+
+
 def test_request_lost_before_microsoft_got_it_is_resent_once(make_account: AccountFactory, tmp_path,
                                                               monkeypatch) -> None:
     account = make_account()

@@ -230,7 +230,8 @@ def test_upload_url_token_never_logged(make_account: AccountFactory, tmp_path: P
         ok = account.transport()
         ok.session.hooks["response"].append(remember)
         ok.send(invoice(account, "log-ok", attachments=[Attachment(big)]))
-        account.sandbox.faults.add(method="PUT", path_regex=r"AttachmentSessions", kind="503", count=None)
+        account.sandbox.faults.add(method="PUT", path_regex=r"AttachmentSessions", kind="503", count=None,
+                                   retry_after="5")
         failing = account.transport(max_wait_seconds=0.5)
         failing.session.hooks["response"].append(remember)
         with pytest.raises(ThrottledError) as info:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -9,7 +10,15 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
-from ccm_mail_hookspecs import Address, Found, Message, ThrottledError, TransportError, UnknownOutcomeError
+from ccm_mail_hookspecs import (
+    Address,
+    Found,
+    Message,
+    NetworkError,
+    ThrottledError,
+    TransportError,
+    UnknownOutcomeError,
+)
 from o365_support import AccountFactory
 
 
@@ -25,6 +34,8 @@ def send_posts(account: Any) -> list[Any]:
 
 @pytest.mark.parametrize("status", ["429", "503", "504"])
 def test_retry_after_seconds_is_honoured(make_account: AccountFactory, status: str) -> None:
+    """For Graph, a 429, and a 503 or 504 *with* Retry-After, is throttling: not processed, the
+    same body is replayed after the wait (throttle.for_graph)."""
     account = make_account()
     waits: list[float] = []
     transport = account.transport(sleep=waits.append)
@@ -45,17 +56,120 @@ def test_retry_after_http_date(make_account: AccountFactory) -> None:
     assert len(account.sent()) == 1
 
 
-@pytest.mark.parametrize("status", ["429", "503"])
-def test_backoff_without_retry_after(make_account: AccountFactory, status: str) -> None:
+def test_backoff_without_retry_after(make_account: AccountFactory) -> None:
+    """A 429 without Retry-After is throttling too: back off exponentially, replay the body.
+    (A 503 without Retry-After is not: see the next test.)"""
     account = make_account()
-    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind=status, count=2)
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="429", count=2)
     waits: list[float] = []
-    account.transport(sleep=waits.append).send(msg(account, f"bo{status}"))
+    account.transport(sleep=waits.append).send(msg(account, "bo429"))
     # equal-jitter backoff: 0.5–1 s, then 1–2 s
     assert len(waits) == 2 and 0.5 <= waits[0] <= 1.0 and 1.0 <= waits[1] <= 2.0, waits
-    assert [r.status for r in send_posts(account)] == [int(status), int(status), 202]
+    assert [r.status for r in send_posts(account)] == [429, 429, 202]
     bodies = {r.headers.get("Content-Length") for r in send_posts(account)}
     assert len(bodies) == 1, "a retry must replay the same body"
+
+
+@pytest.mark.parametrize(("kind", "status", "arrived"), [
+    ("503", 503, False), ("504", 504, False), ("500", 500, False),            # answered before Graph had it
+    ("status_after_processing", 503, True), ("status_after_processing", 504, True),   # … or after
+    ("status_after_processing", 502, True), ("status_after_processing", 500, True),
+])
+def test_5xx_without_retry_after_is_unknown_and_never_replayed(make_account: AccountFactory, kind: str,
+                                                               status: int, arrived: bool) -> None:
+    """A 500, 502, 503 or 504 *without* Retry-After after a sendMail left: a gateway may have
+    forwarded it, so the outcome is unknown. Replaying it (as a 504 once was) sends the invoice
+    twice when Microsoft had it; Sent Items tells which it was."""
+    account = make_account()
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind=kind, status=status, count=1)
+    waits: list[float] = []
+    transport = account.transport(sleep=waits.append)
+    message = msg(account, f"gw{kind[:6]}{status}")
+    with pytest.raises(UnknownOutcomeError) as info:
+        transport.send(message)
+    assert [r.status for r in send_posts(account)] == [status], "a send whose outcome is unknown is never replayed"
+    assert waits == []
+    assert len(account.sent()) == (1 if arrived else 0)
+    err = info.value
+    assert f"HTTP {status}" in err.render("de") and "vielleicht" in err.render("de")
+    assert "may or may not" in err.render("en") and "Sent Items" in err.render("en")
+    assert err.details["status"] == status and err.details["request_id"] and err.details["client_request_id"]
+    assert transport.lookup(message).found == (Found.SENT if arrived else Found.NOT_FOUND)
+
+
+@pytest.mark.parametrize(("route", "path"), [("sendMail", r"/sendMail$"), ("draft", r"/messages/[^/]+/send$"),
+                                           ("draft", r"/messages$")])
+def test_any_2xx_to_a_send_is_accepted(make_account: AccountFactory, tmp_path: Any, route: str, path: str) -> None:
+    """Graph documents 202 for sendMail and for sending a draft (201 for creating one); a 200 (a
+    gateway rewrote it) says "accepted" just as well: a receipt, not a refusal, and the draft is
+    kept as sent."""
+    from ccm_mail_hookspecs import Attachment
+    account = make_account()
+    message = msg(account, f"ok200{route}{len(path)}")
+    if route == "draft":
+        big = tmp_path / "gross.bin"
+        big.write_bytes(b"\3" * (3 * 1024 * 1024 + 5))
+        message.attachments.append(Attachment(big))
+    account.sandbox.faults.add(method="POST", path_regex=path, kind="status_after_processing", status=200)
+    receipt = account.transport().send(message)
+    assert receipt.transport_ids["route"] == route and receipt.transport_ids["request_id"]
+    assert [s.internet_message_id for s in account.sent()] == [message.message_id]
+    mine = [r for r in account.sandbox.requests if account.mailbox in r.path]
+    assert [r.status for r in mine if r.method == "POST" and re.search(path, r.path)] == [200]
+    assert not [r for r in mine if r.method == "DELETE"], "a sent draft is not deleted"
+
+
+def test_reset_in_tls_handshake_is_not_sent(make_account: AccountFactory) -> None:
+    """A reset while TLS is being negotiated: no byte of the request can have left, so it is a
+    NetworkError (nothing sent, the host may send again), not an unknown outcome."""
+    account = make_account()
+    account.transport().tokens.token()  # cached on disk: the next transport opens Graph first
+    fault = account.sandbox.faults.add(kind="reset_in_handshake", count=1)
+    transport = account.transport(sleep=[].append)
+    before = len([r for r in account.sandbox.requests if account.mailbox in r.path])
+    with pytest.raises(NetworkError) as info:
+        transport.send(msg(account, "tlsreset"))
+    assert info.value.details["code"] == "network_tls" and info.value.sent is False
+    assert "nothing was sent" in info.value.render("en").lower() and "ca_bundle" in info.value.render("de")
+    assert fault.hits == 1, "a reset in the handshake is not retried (nor is a certificate failure)"
+    assert len([r for r in account.sandbox.requests if account.mailbox in r.path]) == before, "no request arrived"
+    assert account.sent() == []
+    transport.send(msg(account, "tlsreset-again"))  # the host's resend goes through
+    assert len(account.sent()) == 1
+
+
+@pytest.mark.parametrize(("kind", "status"), [("500", None), ("html", 502), ("504", None), ("503", None),
+                                              ("drop_before_response", None)])
+def test_read_only_requests_are_asked_again(make_account: AccountFactory, kind: str, status: int | None) -> None:
+    """A lookup and the connection test send nothing: after a 5xx or a dropped connection they
+    are simply asked again (backoff, within the wait budget)."""
+    account = make_account()
+    waits: list[float] = []
+    transport = account.transport(sleep=waits.append)
+    message = msg(account, f"read{kind}")
+    transport.send(message)
+    account.sandbox.faults.add(method="GET", path_regex=r"/SentItems/messages$", kind=kind, status=status, count=1)
+    found = transport.lookup(message)
+    assert found.found == Found.SENT and found.transport_ids["graph_message_id"]
+    account.sandbox.faults.add(method="GET", path_regex=r"/mailFolders/SentItems$", kind=kind, status=status, count=1)
+    check = transport.check()
+    assert check.ok, check
+    assert len(waits) == 2 and all(0.5 <= w <= 1.0 for w in waits), waits
+    lookups = [r for r in account.sandbox.requests if r.method == "GET" and "SentItems" in r.path
+               and account.mailbox in r.path]
+    assert len(lookups) == 4
+
+
+def test_read_only_retries_end_with_a_clear_error(make_account: AccountFactory) -> None:
+    account = make_account(max_wait_seconds=60)
+    waits: list[float] = []
+    transport = account.transport(sleep=waits.append)
+    message = msg(account, "readfail")
+    account.sandbox.faults.add(method="GET", path_regex=r"/SentItems/messages$", kind="500", count=None)
+    with pytest.raises(TransportError) as info:
+        transport.lookup(message)
+    assert len(waits) == 2, "asked three times in all"
+    assert info.value.details["status"] == 500 and "gesendet" not in info.value.render("de")
 
 
 def test_wait_cap_gives_up_with_throttled_error(make_account: AccountFactory) -> None:

@@ -23,11 +23,12 @@ from ccm_mail_hookspecs import (
     ThrottledError,
     TransportError,
 )
+from ccm_mail_hookspecs.http import Outcome, classify_status
 
 from ccm_mail_office365 import errors, payload
 from ccm_mail_office365.account_type import ACCOUNT_TYPE, FIELDS, validate
 from ccm_mail_office365.config import Office365Config
-from ccm_mail_office365.throttle import backoff_delay, parse_retry_after
+from ccm_mail_office365.throttle import backoff_delay, for_graph, is_throttled
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -97,13 +98,27 @@ def test_config_endpoints_follow_cloud(tmp_path: Path) -> None:
     assert "s3cr3t" not in repr(c)
 
 
-def test_retry_after_seconds_and_http_date() -> None:
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("soon") is None
+@pytest.mark.parametrize(("status", "retry_after", "outcome", "throttled"), [
+    (202, None, Outcome.SENT, False), (200, None, Outcome.SENT, False), (204, None, Outcome.SENT, False),
+    (429, None, Outcome.NOT_SENT, True), (429, "7", Outcome.NOT_SENT, True),
+    (503, "7", Outcome.NOT_SENT, True), (504, "7", Outcome.NOT_SENT, True),   # Graph: throttled, replayed
+    (503, None, Outcome.UNKNOWN, False), (504, None, Outcome.UNKNOWN, False),  # a gateway may have forwarded it
+    (500, None, Outcome.UNKNOWN, False), (502, None, Outcome.UNKNOWN, False), (500, "7", Outcome.UNKNOWN, False),
+    (400, None, Outcome.NOT_SENT, False), (413, None, Outcome.NOT_SENT, False),
+])
+def test_graph_rule_for_each_status(status: int, retry_after: str | None, outcome: Outcome,
+                                    throttled: bool) -> None:
+    """The plugin API's table with Graph's one row of its own (504 with Retry-After: throttled);
+    the parsing of Retry-After itself is the helper's and tested with it."""
     now = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc)
-    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now) == 30.0
-    assert parse_retry_after(format_datetime(now - timedelta(seconds=30), usegmt=True), now=now) == 0.0
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    verdict = for_graph(classify_status(status, headers, now=now))
+    assert (verdict.outcome, is_throttled(verdict)) == (outcome, throttled)
+    if throttled and retry_after:
+        assert verdict.retry_after == 7.0
+    dated = for_graph(classify_status(504, {"Retry-After": format_datetime(now + timedelta(seconds=30), usegmt=True)},
+                                      now=now))
+    assert is_throttled(dated) and dated.retry_after == 30.0
 
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
