@@ -24,8 +24,8 @@ from ccm_mail_hookspecs import (
 from . import config as config_mod
 from . import logging_setup, pipeline
 from .compose import AddressLike, AttachmentLike, account_of, compose
-from .journal import Journal, now
-from .pacing import Pacer
+from .journal import Journal, now, open_journal
+from .pacing import Pacer, Pacing
 from .plugins import PluginManager, Registries, call, collect, implementations, make_plugin_manager
 from .results import SendResult
 
@@ -44,7 +44,7 @@ class Mailer:
         self.pm = pm
         self._lang_override = lang
         self._transports: dict[str, Transport] = {}
-        self._pacers: dict[str, Pacer] = {}
+        self._pacers: dict[str, Pacing] = {}
         self._lock = threading.RLock()  # the pacer reads the journal while holding it
         self._journal: Journal | None = None
         self._raw = config_mod.read_raw(self.path)
@@ -111,7 +111,7 @@ class Mailer:
     def journal(self) -> Journal:
         with self._lock:
             if self._journal is None:
-                self._journal = Journal(self.config.journal_path)
+                self._journal = open_journal(self.config)
             return self._journal
 
     def close(self) -> None:
@@ -173,10 +173,14 @@ class Mailer:
                                            "not sent.")) from exc
             return self._transports[account]
 
-    def pacer(self, account: str) -> Pacer:
+    def pacer(self, account: str) -> Pacing:
         """The account's pacing (messages per window, recipients per day, concurrency), shared
-        by every send of this Mailer; it starts from the journal's last day of sends."""
+        by every send of this Mailer; it starts from the journal's last day of sends. On a
+        journal shared by several hosts (PostgreSQL) the counts live in the database."""
         with self._lock:
+            if account not in self._pacers and self.journal.shared:
+                from .journal.postgres_pacer import SharedPacer
+                self._pacers[account] = SharedPacer(self.journal, account, self._account(account).limits)  # type: ignore[arg-type]
             if account not in self._pacers:
                 since = now() - timedelta(days=1)
                 sent = [(when.timestamp(), n) for when, n in self.journal.recipients_since(account, since)]

@@ -9,7 +9,7 @@ from typing import Any
 from ccm_mail_hookspecs import Status, T
 
 from ..config import purpose_label
-from ..journal import Entry, Journal
+from ..journal import Entry, SQLiteJournal
 from ..outbox import Outbox
 from ..results import ExitCode, exit_code_for
 from .context import open_mailer
@@ -70,7 +70,7 @@ def journal(args: argparse.Namespace, out: Out) -> int:
         out.emit({"entries": []}, out.t("Keine Einträge.", "No entries."))
         return ExitCode.OK
     # read-only: inspecting a journal must work on a backup or a read-only share too
-    book = Journal(path, readonly=True)
+    book = SQLiteJournal(path, readonly=True)
     try:
         if args.id:
             found = book.get(args.id)

@@ -1,0 +1,126 @@
+"""Pacing per mailbox over every host that shares a PostgreSQL journal: the same three limits and
+the same counting as :class:`ccm_mail_core.pacing.Pacer`, with the counts in table ``pacing_slots``.
+
+A send takes a slot (a row) before its claim and finishes it afterwards. Admission is one
+transaction under a per-account advisory lock, so two hosts never both take the last slot:
+- **concurrency**: unfinished slots whose owner's lease runs (a killed host's slot stops counting
+  when its lease runs out);
+- **messages per window**: slots that are unfinished, or finished less than a window ago (a dead
+  owner's unfinished slot counts as finished when its lease ran out);
+- **recipients per rolling day**: recipients of the day's slots that did or may have reached the
+  provider (a send that surely did not gives them back, as in-process).
+The database's clock decides; a host waits outside the transaction, polling in short steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ccm_mail_hookspecs import T
+
+from ..pacing import DailyLimitReached, Limits
+from .base import JournalError
+from .postgres import LOCK_CLASS
+
+if TYPE_CHECKING:
+    from .postgres import PostgresJournal
+
+log = structlog.get_logger("ccm_mail.pacing")
+
+#: a host looks again at least this often while it waits (seconds)
+POLL = 0.05
+#: slots older than this are deleted now and then (a day plus any window)
+KEEP = "2 days"
+
+_STATE = """
+SELECT
+  coalesce(sum(s.recipients) FILTER (WHERE s.started > now() - interval '1 day' AND s.sent IS NOT FALSE), 0) AS day,
+  count(*) FILTER (WHERE s.finished IS NULL AND o.lease_until > now()) AS in_flight,
+  count(*) FILTER (WHERE (s.finished IS NULL AND o.lease_until > now())
+                      OR s.finished > now() - make_interval(secs => ?)
+                      OR (s.finished IS NULL AND coalesce(o.lease_until, s.started) > now() - make_interval(secs => ?)))
+    AS busy,
+  extract(epoch FROM min(coalesce(s.finished, o.lease_until, s.started)) FILTER (
+      WHERE coalesce(s.finished, o.lease_until, s.started) > now() - make_interval(secs => ?)
+        AND NOT (s.finished IS NULL AND o.lease_until > now()))
+    + make_interval(secs => ?) - now()) AS frees_in
+FROM pacing_slots s LEFT JOIN owners o ON o.owner = s.owner
+WHERE s.account = ? AND s.started > now() - interval '1 day' - make_interval(secs => ?)
+"""
+
+
+class SharedPacer:
+    """Admits sends for one mailbox across hosts (see the module docstring). Thread-safe."""
+
+    def __init__(self, journal: PostgresJournal, account: str, limits: Limits, *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.journal = journal
+        self.account = account
+        self.limits = limits
+        self._sleep = sleep
+        self._key = f"pace\x1f{account}"
+        self._admitted = 0
+        self.waited = 0.0
+
+    def _state(self, db: Any) -> Any:
+        w = self.limits.per_seconds
+        return db.execute(_STATE, (w, w, w, w, self.account, w)).fetchone()
+
+    def recipients_today(self) -> int:
+        with self.journal._read() as db:
+            return int(self._state(db)["day"])
+
+    def acquire(self, recipients: int = 1) -> int:
+        """Wait for a slot; raises :class:`DailyLimitReached` instead of waiting a day. Returns
+        the slot's id, to hand back to :meth:`release`."""
+        start = time.monotonic()
+        while True:
+            with self.journal._tx(durable=False) as db:
+                db.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (LOCK_CLASS, self._key))
+                state = self._state(db)
+                if int(state["day"]) + recipients > self.limits.recipients_per_day:
+                    raise DailyLimitReached(
+                        T(f"Konto {self.account}: Tageslimit von {self.limits.recipients_per_day} Empfängern erreicht "
+                          "(über alle Rechner); der Rest bleibt in der Warteschlange.",
+                          f"account {self.account}: daily limit of {self.limits.recipients_per_day} recipients reached "
+                          "(over all hosts); the rest stays queued."),
+                        hint=T("Morgen fortsetzen ('ccm-mail outbox --retry') oder weitere Postfächer in einen Pool "
+                               "nehmen.", "Continue tomorrow ('ccm-mail outbox --retry') or add mailboxes to a pool."))
+                if int(state["in_flight"]) < self.limits.concurrency and int(state["busy"]) < self.limits.messages:
+                    self.journal.renew(db)  # the slot counts as in flight while this process's lease runs
+                    row = db.execute("INSERT INTO pacing_slots (account, owner, recipients) VALUES (?, ?, ?)"
+                                     " RETURNING id", (self.account, self.journal._owner.format(), recipients)
+                                     ).fetchone()
+                    slot = int(row["id"])
+                    self._admitted += 1
+                    if self._admitted % 500 == 1:
+                        db.execute("DELETE FROM pacing_slots WHERE account=? AND started < now() - interval '" + KEEP
+                                   + "'", (self.account,))
+                    break
+                frees_in = state["frees_in"]
+            self.journal._start_heartbeat()
+            wait = float(frees_in) if frees_in is not None and int(state["in_flight"]) < self.limits.concurrency else POLL
+            self._sleep(min(max(wait, 0.002), POLL * 4))
+        self.journal._start_heartbeat()
+        self.waited += time.monotonic() - start
+        return slot
+
+    def release(self, admitted: int, *, sent: bool, recipients: int = 1) -> None:
+        """The send ended. A failure to record it here is only logged: the slot then counts as
+        in flight until this process's lease runs out, which errs on the slow side."""
+        try:
+            with self.journal._tx(durable=False) as db:
+                db.execute("UPDATE pacing_slots SET finished=now(), sent=? WHERE id=?", (sent, admitted))
+        except JournalError as exc:
+            log.warning("pacing_release_failed", account=self.account, error=exc.render("en"))
+
+    def cancel(self, admitted: int, *, recipients: int = 1) -> None:
+        try:
+            with self.journal._tx(durable=False) as db:
+                db.execute("DELETE FROM pacing_slots WHERE id=?", (admitted,))
+        except JournalError as exc:
+            log.warning("pacing_release_failed", account=self.account, error=exc.render("en"))
