@@ -166,6 +166,10 @@ class Journal(ABC):
     @abstractmethod
     def schema_version(self) -> int: ...
 
+    @abstractmethod
+    def migrate(self) -> tuple[int, int]:
+        """``ccm-mail journal migrate``: (schema version found, version now)."""
+
     # ---- shared behaviour --------------------------------------------------------------------
     def create(self, *, message_id: str, purpose: str, account: str, account_type: str, reference: str,
                recipients: Sequence[str], subject: str, status: Status = Status.QUEUED,
