@@ -160,6 +160,9 @@ class PostgresJournal(Journal):
         self._beat: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._down = False
+        #: pacing slots whose release has not reached the database yet → sent or not
+        self.unfinished: dict[int, bool] = {}
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row, "application_name": "ccm-mail",
                                   "options": "-c TimeZone=UTC", "connect_timeout": max(1, int(connect_timeout))}
         if password:
@@ -177,7 +180,7 @@ class PostgresJournal(Journal):
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url, kwargs=kwargs, min_size=1, max_size=max(2, pool_size), open=False, name="ccm-mail-journal",
             # a connection broken by a server restart is replaced, not handed to a send
-            check=ConnectionPool.check_connection, timeout=connect_timeout)
+            check=ConnectionPool.check_connection, timeout=5.0)
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
         except (psycopg.Error, PoolTimeout) as exc:
@@ -257,21 +260,41 @@ class PostgresJournal(Journal):
     # ---- connections ---------------------------------------------------------------------------
     @contextmanager
     def _tx(self, *, durable: bool = True) -> Iterator[Conn]:
+        self._reachable()
         try:
             with self._pool.connection() as conn, conn.transaction():
                 if not durable:
                     conn.execute("SET LOCAL synchronous_commit TO OFF")
                 yield _Conn(conn)
         except (psycopg.Error, PoolTimeout) as exc:
-            raise self._error(exc) from None
+            raise self._failed(exc) from None
 
     @contextmanager
     def _read(self) -> Iterator[Conn]:
+        self._reachable()
         try:
             with self._pool.connection() as conn:
                 yield _Conn(conn)
         except (psycopg.Error, PoolTimeout) as exc:
-            raise self._error(exc) from None
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: BaseException) -> JournalError:
+        if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
+            self._down = True
+        return self._error(exc)
+
+    def _reachable(self) -> None:
+        """After a lost connection, ask the server directly (it answers or refuses at once)
+        instead of waiting for the pool's reconnect: a stopped database stops a batch with one
+        message, not after a timeout per step; once it is back, the pool drops its dead connections."""
+        if not self._down:
+            return
+        try:
+            psycopg.connect(self.url, **{**self._kwargs, "connect_timeout": 2}).close()
+        except psycopg.Error as exc:
+            raise self._error(exc, connecting=True) from None
+        self._down = False
+        self._pool.check()
 
     def _insert(self, db: Conn, sql: str, args: Sequence[Any]) -> int | None:
         row = db.execute(sql + " RETURNING id", args).fetchone()
@@ -324,8 +347,29 @@ class PostgresJournal(Journal):
             row = db.execute("SELECT lease_until > now() AS alive FROM owners WHERE owner=?", (owner_text,)).fetchone()
         return bool(row and row["alive"])
 
+    def finish_slots(self, db: Conn) -> list[int]:
+        """Record the releases of this journal's pacing slots (see :mod:`.postgres_pacer`);
+        the caller forgets the returned ids once its transaction has committed."""
+        with self._lock:
+            done = dict(self.unfinished)
+        for slot, sent in done.items():
+            db.execute("UPDATE pacing_slots SET finished=now(), sent=? WHERE id=? AND finished IS NULL", (sent, slot))
+        return list(done)
+
+    def forget_slots(self, slots: list[int]) -> None:
+        with self._lock:
+            for slot in slots:
+                self.unfinished.pop(slot, None)
+
     def close(self) -> None:
         # the lease is left to run out: another journal of this process may still be sending
+        if self.unfinished:
+            try:
+                with self._tx(durable=False) as db:
+                    done = self.finish_slots(db)
+                self.forget_slots(done)
+            except JournalError as exc:
+                log.warning("pacing_release_failed", journal=self.where, error=exc.render("en"))
         self._stop.set()
         if self._beat is not None:
             self._beat.join(timeout=5)

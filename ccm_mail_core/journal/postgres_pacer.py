@@ -36,20 +36,25 @@ POLL = 0.05
 #: slots older than this are deleted now and then (a day plus any window)
 KEEP = "2 days"
 
+#: an unfinished slot stops counting as in flight after this long even while its owner lives
+#: (its release was lost with the database): longer than any send, a 150 MB upload included
+STALE_SECONDS = 900.0
+
 _STATE = """
+WITH s AS (
+  SELECT s.recipients, s.sent, s.started,
+         (s.finished IS NULL AND o.lease_until > now() AND s.started > now() - make_interval(secs => ?)) AS flying,
+         coalesce(s.finished, least(coalesce(o.lease_until, s.started), s.started + make_interval(secs => ?))) AS ended
+  FROM pacing_slots s LEFT JOIN owners o ON o.owner = s.owner
+  WHERE s.account = ? AND s.started > now() - interval '1 day' - make_interval(secs => ?)
+)
 SELECT
-  coalesce(sum(s.recipients) FILTER (WHERE s.started > now() - interval '1 day' AND s.sent IS NOT FALSE), 0) AS day,
-  count(*) FILTER (WHERE s.finished IS NULL AND o.lease_until > now()) AS in_flight,
-  count(*) FILTER (WHERE (s.finished IS NULL AND o.lease_until > now())
-                      OR s.finished > now() - make_interval(secs => ?)
-                      OR (s.finished IS NULL AND coalesce(o.lease_until, s.started) > now() - make_interval(secs => ?)))
-    AS busy,
-  extract(epoch FROM min(coalesce(s.finished, o.lease_until, s.started)) FILTER (
-      WHERE coalesce(s.finished, o.lease_until, s.started) > now() - make_interval(secs => ?)
-        AND NOT (s.finished IS NULL AND o.lease_until > now()))
-    + make_interval(secs => ?) - now()) AS frees_in
-FROM pacing_slots s LEFT JOIN owners o ON o.owner = s.owner
-WHERE s.account = ? AND s.started > now() - interval '1 day' - make_interval(secs => ?)
+  coalesce(sum(recipients) FILTER (WHERE started > now() - interval '1 day' AND sent IS NOT FALSE), 0) AS day,
+  count(*) FILTER (WHERE flying) AS in_flight,
+  count(*) FILTER (WHERE flying OR ended > now() - make_interval(secs => ?)) AS busy,
+  extract(epoch FROM min(ended) FILTER (WHERE NOT flying AND ended > now() - make_interval(secs => ?))
+                     + make_interval(secs => ?) - now()) AS frees_in
+FROM s
 """
 
 
@@ -68,7 +73,7 @@ class SharedPacer:
 
     def _state(self, db: Any) -> Any:
         w = self.limits.per_seconds
-        return db.execute(_STATE, (w, w, w, w, self.account, w)).fetchone()
+        return db.execute(_STATE, (STALE_SECONDS, STALE_SECONDS, self.account, w, w, w, w)).fetchone()
 
     def recipients_today(self) -> int:
         with self.journal._read() as db:
@@ -81,6 +86,7 @@ class SharedPacer:
         while True:
             with self.journal._tx(durable=False) as db:
                 db.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (LOCK_CLASS, self._key))
+                released = self.journal.finish_slots(db)  # releases an earlier database outage swallowed
                 state = self._state(db)
                 if int(state["day"]) + recipients > self.limits.recipients_per_day:
                     raise DailyLimitReached(
@@ -102,9 +108,11 @@ class SharedPacer:
                                    + "'", (self.account,))
                     break
                 frees_in = state["frees_in"]
+            self.journal.forget_slots(released)
             self.journal._start_heartbeat()
             wait = float(frees_in) if frees_in is not None and int(state["in_flight"]) < self.limits.concurrency else POLL
             self._sleep(min(max(wait, 0.002), POLL * 4))
+        self.journal.forget_slots(released)
         self.journal._start_heartbeat()
         self.waited += time.monotonic() - start
         return slot
@@ -112,10 +120,12 @@ class SharedPacer:
     def release(self, admitted: int, *, sent: bool, recipients: int = 1) -> None:
         """The send ended. A failure to record it here is only logged: the slot then counts as
         in flight until this process's lease runs out, which errs on the slow side."""
+        self.journal.unfinished[admitted] = sent
         try:
             with self.journal._tx(durable=False) as db:
-                db.execute("UPDATE pacing_slots SET finished=now(), sent=? WHERE id=?", (sent, admitted))
-        except JournalError as exc:
+                done = self.journal.finish_slots(db)
+            self.journal.forget_slots(done)
+        except JournalError as exc:  # retried by the next acquire, or when the journal closes
             log.warning("pacing_release_failed", account=self.account, error=exc.render("en"))
 
     def cancel(self, admitted: int, *, recipients: int = 1) -> None:
