@@ -353,7 +353,10 @@ class PostgresJournal(Journal):
         with self._lock:
             done = dict(self.unfinished)
         for slot, sent in done.items():
-            db.execute("UPDATE pacing_slots SET finished=now(), sent=? WHERE id=? AND finished IS NULL", (sent, slot))
+            # clock_timestamp(), not now(): the transaction may have started (and waited for a lock)
+            # before the send ended, and a finish stamped too early would open the window too soon
+            db.execute("UPDATE pacing_slots SET finished=clock_timestamp(), sent=? WHERE id=? AND finished IS NULL",
+                       (sent, slot))
         return list(done)
 
     def forget_slots(self, slots: list[int]) -> None:

@@ -9,11 +9,13 @@ transaction under a per-account advisory lock, so two hosts never both take the 
   owner's unfinished slot counts as finished when its lease ran out);
 - **recipients per rolling day**: recipients of the day's slots that did or may have reached the
   provider (a send that surely did not gives them back, as in-process).
-The database's clock decides; a host waits outside the transaction, polling in short steps.
+The database's clock decides (``clock_timestamp()``: a transaction's ``now()`` is when it began,
+before it waited for the lock); a host waits outside the transaction, polling in short steps.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -31,8 +33,12 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("ccm_mail.pacing")
 
-#: a host looks again at least this often while it waits (seconds)
-POLL = 0.05
+#: while a mailbox's concurrent requests are all taken, a host looks again this often (seconds,
+#: jittered): a send ends any moment, and every host must be able to take the freed slot
+POLL = 0.01
+#: a full window frees at a known time: the host sleeps until then, but looks again at least this
+#: often (another host may have taken the slot, or finished one)
+WINDOW_POLL = 1.0
 #: slots older than this are deleted now and then (a day plus any window)
 KEEP = "2 days"
 
@@ -43,17 +49,17 @@ STALE_SECONDS = 900.0
 _STATE = """
 WITH s AS (
   SELECT s.recipients, s.sent, s.started,
-         (s.finished IS NULL AND o.lease_until > now() AND s.started > now() - make_interval(secs => ?)) AS flying,
+         (s.finished IS NULL AND o.lease_until > clock_timestamp() AND s.started > clock_timestamp() - make_interval(secs => ?)) AS flying,
          coalesce(s.finished, least(coalesce(o.lease_until, s.started), s.started + make_interval(secs => ?))) AS ended
   FROM pacing_slots s LEFT JOIN owners o ON o.owner = s.owner
-  WHERE s.account = ? AND s.started > now() - interval '1 day' - make_interval(secs => ?)
+  WHERE s.account = ? AND s.started > clock_timestamp() - interval '1 day' - make_interval(secs => ?)
 )
 SELECT
-  coalesce(sum(recipients) FILTER (WHERE started > now() - interval '1 day' AND sent IS NOT FALSE), 0) AS day,
+  coalesce(sum(recipients) FILTER (WHERE started > clock_timestamp() - interval '1 day' AND sent IS NOT FALSE), 0) AS day,
   count(*) FILTER (WHERE flying) AS in_flight,
-  count(*) FILTER (WHERE flying OR ended > now() - make_interval(secs => ?)) AS busy,
-  extract(epoch FROM min(ended) FILTER (WHERE NOT flying AND ended > now() - make_interval(secs => ?))
-                     + make_interval(secs => ?) - now()) AS frees_in
+  count(*) FILTER (WHERE flying OR ended > clock_timestamp() - make_interval(secs => ?)) AS busy,
+  extract(epoch FROM min(ended) FILTER (WHERE NOT flying AND ended > clock_timestamp() - make_interval(secs => ?))
+                     + make_interval(secs => ?) - clock_timestamp()) AS frees_in
 FROM s
 """
 
@@ -98,7 +104,8 @@ class SharedPacer:
                                "nehmen.", "Continue tomorrow ('ccm-mail outbox --retry') or add mailboxes to a pool."))
                 if int(state["in_flight"]) < self.limits.concurrency and int(state["busy"]) < self.limits.messages:
                     self.journal.renew(db)  # the slot counts as in flight while this process's lease runs
-                    row = db.execute("INSERT INTO pacing_slots (account, owner, recipients) VALUES (?, ?, ?)"
+                    row = db.execute("INSERT INTO pacing_slots (account, owner, recipients, started)"
+                                     " VALUES (?, ?, ?, clock_timestamp())"
                                      " RETURNING id", (self.account, self.journal._owner.format(), recipients)
                                      ).fetchone()
                     slot = int(row["id"])
@@ -110,8 +117,11 @@ class SharedPacer:
                 frees_in = state["frees_in"]
             self.journal.forget_slots(released)
             self.journal._start_heartbeat()
-            wait = float(frees_in) if frees_in is not None and int(state["in_flight"]) < self.limits.concurrency else POLL
-            self._sleep(min(max(wait, 0.002), POLL * 4))
+            if frees_in is not None and int(state["in_flight"]) < self.limits.concurrency:
+                wait = min(max(float(frees_in), 0.001), WINDOW_POLL)
+            else:
+                wait = POLL * random.uniform(0.5, 1.5)
+            self._sleep(wait)
         self.journal.forget_slots(released)
         self.journal._start_heartbeat()
         self.waited += time.monotonic() - start
