@@ -186,29 +186,37 @@ def test_a_password_in_the_url_is_refused_and_blanked(pg_env, workdir) -> None:
 
 
 # ---- across hosts ------------------------------------------------------------------------------
-def test_two_hosts_racing_for_one_reference_send_it_once(pg_env, workdir, write_config) -> None:
+def test_hosts_racing_for_one_reference_queue_it_once(pg_env) -> None:
+    """Six journals (as six hosts) insert the same invoice at the same moment, twenty times over:
+    the duplicate check and the insert are one step, so each invoice is queued exactly once."""
     url = fresh_url(pg_env)
-    PostgresJournal(url, password=pg_env.password, migrate=True).close()
-    path = write_config(pg_config(url))
-    mailers = [Mailer.from_config(path, load_entrypoints=False) for _ in range(4)]
-    barrier = threading.Barrier(len(mailers))
-    outcomes: list[str] = []
+    journals = [PostgresJournal(url, password=pg_env.password, migrate=(i == 0)) for i in range(6)]
+    barrier = threading.Barrier(len(journals))
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
 
-    def send(m: Mailer) -> None:
-        barrier.wait()
-        try:
-            outcomes.append(m.send("invoice", to=["k@example.de"], data=INVOICE, assume_yes=True).status.value)
-        except DuplicateSend:
-            outcomes.append("duplicate")
-    threads = [threading.Thread(target=send, args=(m,)) for m in mailers]
+    def race(j: PostgresJournal, host: int) -> None:
+        for n in range(20):
+            barrier.wait()
+            try:
+                j.create(message_id=f"<{n}.{host}@codicon.de>", purpose="invoice", account="R", account_type="pickup",
+                         reference=f"RE-{n}", recipients=["k@example.de"], subject="s")
+                result = "queued"
+            except DuplicateSend:
+                result = "duplicate"
+            with lock:
+                outcomes[result] += 1
+    threads = [threading.Thread(target=race, args=(j, i)) for i, j in enumerate(journals)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for m in mailers:
-        m.close()
-    assert Counter(outcomes) == {"sent": 1, "duplicate": 3}
-    assert len(list((workdir / "out").glob("*.eml"))) == 1
+    try:
+        per_reference = Counter(e.reference for e in journals[0].query(limit=0))
+    finally:
+        for j in journals:
+            j.close()
+    assert outcomes == {"queued": 20, "duplicate": 100} and set(per_reference.values()) == {1}, per_reference
 
 
 CLAIM_AND_DIE = """

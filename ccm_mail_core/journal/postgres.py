@@ -149,14 +149,12 @@ class PostgresJournal(Journal):
 
     def __init__(self, url: str, *, password: str | None = None, lease_seconds: float = 30.0, pool_size: int = 10,
                  migrate: bool = False, readonly: bool = False, connect_timeout: float = 10.0) -> None:
-        from .. import owner as owner_mod
         parts = urlsplit(url)
         self.url = url
         self.where = display_url(url)
         self.host, self.port = parts.hostname or "localhost", parts.port or 5432
         self.lease_seconds = float(lease_seconds)
         self._timeout = connect_timeout
-        self._owner = owner_mod.current()
         self._beat: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -316,8 +314,9 @@ class PostgresJournal(Journal):
     def renew(self, db: Conn, owner: str | None = None) -> None:
         """Renew (or take) the lease of ``owner`` (default: this process) inside ``db``'s transaction."""
         from .. import owner as owner_mod
-        text = owner or self._owner.format()
-        who = owner_mod.Owner.parse(text) or self._owner
+        me = owner_mod.current()  # looked up each time: the process identity, as claims record it
+        text = owner or me.format()
+        who = owner_mod.Owner.parse(text) or me
         db.execute("INSERT INTO owners (owner, host, pid, started, lease_until)"
                    " VALUES (?, ?, ?, ?, now() + make_interval(secs => ?))"
                    " ON CONFLICT (owner) DO UPDATE SET lease_until = EXCLUDED.lease_until",

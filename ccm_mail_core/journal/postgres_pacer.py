@@ -24,6 +24,7 @@ import structlog
 
 from ccm_mail_hookspecs import T
 
+from .. import owner
 from ..pacing import DailyLimitReached, Limits
 from .base import JournalError
 from .postgres import LOCK_CLASS
@@ -106,7 +107,7 @@ class SharedPacer:
                     self.journal.renew(db)  # the slot counts as in flight while this process's lease runs
                     row = db.execute("INSERT INTO pacing_slots (account, owner, recipients, started)"
                                      " VALUES (?, ?, ?, clock_timestamp())"
-                                     " RETURNING id", (self.account, self.journal._owner.format(), recipients)
+                                     " RETURNING id", (self.account, owner.current().format(), recipients)
                                      ).fetchone()
                     slot = int(row["id"])
                     self._admitted += 1
