@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -132,5 +131,4 @@ def run() -> list[Result]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main("Benchmark 6: PostgreSQL journal: per-send cost, workers on 4 mailboxes, pacing across hosts", run)
