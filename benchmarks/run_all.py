@@ -1,4 +1,4 @@
-"""Run the five benchmarks of issue 4, each in its own process, and print one table.
+"""Run the five benchmarks of issue 4 and the PostgreSQL one of issue 15 (needs Debian's postgresql), each in its own process, and print one table.
 
     python benchmarks/run_all.py          (make bench: the same with .venv/bin/python)
 
@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_overhead.py", "bench_tokens.py", "bench_throughput.py", "bench_memory.py", "bench_crash.py"]
+SCRIPTS = ["bench_overhead.py", "bench_tokens.py", "bench_throughput.py", "bench_memory.py", "bench_crash.py",
+           "bench_pg.py"]
 #: bound for one benchmark script
 SCRIPT_TIMEOUT = 1200
 

@@ -24,8 +24,8 @@ from ccm_mail_hookspecs import (
 from . import config as config_mod
 from . import logging_setup, pipeline
 from .compose import AddressLike, AttachmentLike, account_of, compose
-from .journal import Journal, now
-from .pacing import Pacer
+from .journal import Journal, now, open_journal
+from .pacing import Pacer, Pacing
 from .plugins import PluginManager, Registries, call, collect, implementations, make_plugin_manager
 from .results import SendResult
 
@@ -45,7 +45,7 @@ class Mailer:
         self._lang_override = lang
         self._transports: dict[str, Transport] = {}
         self._retired: list[Transport] = []  # replaced by a reload; a send may still be using one
-        self._pacers: dict[str, Pacer] = {}
+        self._pacers: dict[str, Pacing] = {}
         self._lock = threading.RLock()  # the pacer reads the journal while holding it
         self._journal: Journal | None = None
         self._raw = config_mod.read_raw(self.path)
@@ -97,7 +97,7 @@ class Mailer:
         """Read the configuration file again (after a settings change) and use it from the next
         send on; returns whether anything changed. The plugins stay (``plugins.disable`` needs a
         restart); an account whose settings changed gets a new transport, and a new pacer when
-        its limits changed; the journal stays unless its path changed. A file with errors raises
+        its limits changed; the journal stays unless where it lives changed. A file with errors raises
         :class:`ConfigProblems` and the configuration in use stays as it was."""
         raw = config_mod.read_raw(self.path)
         with self._lock:
@@ -119,7 +119,8 @@ class Mailer:
                 new = self.config.accounts.get(name)
                 if new is None or new.limits != old_config.accounts[name].limits:
                     del self._pacers[name]
-            if self._journal is not None and self.config.journal_path != old_config.journal_path:
+            where = ("journal_path", "journal_url", "journal_password", "journal_lease_seconds")
+            if self._journal is not None and any(getattr(self.config, k) != getattr(old_config, k) for k in where):
                 self._journal.close()
                 self._journal = None
             return True
@@ -143,7 +144,7 @@ class Mailer:
     def journal(self) -> Journal:
         with self._lock:
             if self._journal is None:
-                self._journal = Journal(self.config.journal_path)
+                self._journal = open_journal(self.config)
             return self._journal
 
     def close(self) -> None:
@@ -206,10 +207,14 @@ class Mailer:
                                            "not sent.")) from exc
             return self._transports[account]
 
-    def pacer(self, account: str) -> Pacer:
+    def pacer(self, account: str) -> Pacing:
         """The account's pacing (messages per window, recipients per day, concurrency), shared
-        by every send of this Mailer; it starts from the journal's last day of sends."""
+        by every send of this Mailer; it starts from the journal's last day of sends. On a
+        journal shared by several hosts (PostgreSQL) the counts live in the database."""
         with self._lock:
+            if account not in self._pacers and self.journal.shared:
+                from .journal.postgres_pacer import SharedPacer
+                self._pacers[account] = SharedPacer(self.journal, account, self._account(account).limits)  # type: ignore[arg-type]
             if account not in self._pacers:
                 since = now() - timedelta(days=1)
                 sent = [(when.timestamp(), n) for when, n in self.journal.recipients_since(account, since)]

@@ -18,7 +18,7 @@ import structlog
 
 from ccm_mail_hookspecs import CcmMailError, ConfigError, Found, Receipt, SendContext, Status, T
 
-from . import owner, pipeline
+from . import pipeline
 from .journal import Entry, message_from_json, now
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class Outbox:
         grace = self.mailer.config.outbox_grace_seconds if grace_seconds is None else grace_seconds
         summary = CheckSummary()
         for entry in self.journal.query(status=["sending"], batch=batch, limit=0):
-            if owner.alive(entry.owner):
+            if self.journal.owner_alive(entry.owner):
                 summary.busy.append(entry.id)
                 continue
             self.journal.transition(entry.id, Status.UNKNOWN, expect=(Status.SENDING,), error_kind="interrupted",
@@ -189,7 +189,7 @@ class Outbox:
             states = ", ".join(s.value for s in allowed)
             raise ConfigError(T(f"Eintrag {entry_id} ist '{entry.status.value}'; '{action}' geht nur bei {states}.",
                                 f"entry {entry_id} is '{entry.status.value}'; '{action}' needs {states}."))
-        if entry.status is Status.SENDING and owner.alive(entry.owner):
+        if entry.status is Status.SENDING and self.journal.owner_alive(entry.owner):
             raise ConfigError(T(f"Eintrag {entry_id} wird gerade von {entry.owner} gesendet.",
                                 f"entry {entry_id} is being sent by {entry.owner} right now."))
         if action == "sent":

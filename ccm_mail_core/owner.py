@@ -5,6 +5,11 @@ at the provider. The owner is host + process id + the process's creation time (p
 Windows and Linux alike): a process id reused after the owner died, or after a reboot, belongs
 to a process created later, so it is never taken for the owner. ``os.kill(pid, 0)`` is never
 used: on Windows signal 0 is ``CTRL_C_EVENT`` and would interrupt a console process group.
+
+The host is the machine's name, or ``CCM_MAIL_HOST_ID`` when set (cloned virtual machines that
+share a name; several "hosts" on one test machine). On a journal shared by several machines
+(PostgreSQL) another host's process cannot be looked at: there the claim's lease decides
+(:meth:`ccm_mail_core.journal.Journal.owner_alive`), and this module only names the owner.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import socket
 from dataclasses import dataclass
 
 import psutil
+
+#: overrides the host name in claims (see the module docstring)
+HOST_ENV = "CCM_MAIL_HOST_ID"
 
 #: creation times are compared with this tolerance (psutil rounds differently per platform)
 _SAME_START = 1.0
@@ -28,7 +36,7 @@ class Owner:
     @classmethod
     def current(cls) -> Owner:
         pid = os.getpid()
-        return cls(socket.gethostname(), pid, psutil.Process(pid).create_time())
+        return cls(host_name(), pid, psutil.Process(pid).create_time())
 
     def format(self) -> str:
         return f"{self.host}:{self.pid}:{self.started:.2f}"
@@ -51,7 +59,7 @@ class Owner:
     def alive(self) -> bool:
         """Whether the owning process still runs. Another host's process cannot be checked from
         here: it counts as alive, so only the operator touches its rows."""
-        if self.host != socket.gethostname():
+        if self.host != host_name():
             return True
         if self.pid <= 0:
             return False
@@ -62,6 +70,11 @@ class Owner:
         except psutil.AccessDenied:  # a process with that id exists and cannot be inspected: assume it
             return True
         return not self.started or abs(started - self.started) < _SAME_START
+
+
+def host_name() -> str:
+    """This machine as claims name it (``:`` would split the owner column, so it is replaced)."""
+    return (os.environ.get(HOST_ENV) or socket.gethostname()).replace(":", "_")
 
 
 def alive(owner: str | None) -> bool:
@@ -76,6 +89,6 @@ _current: Owner | None = None
 def current() -> Owner:
     """This process, as recorded in the rows it claims (looked up again after a fork)."""
     global _current
-    if _current is None or _current.pid != os.getpid():
+    if _current is None or _current.pid != os.getpid() or _current.host != host_name():
         _current = Owner.current()
     return _current

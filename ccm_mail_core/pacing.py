@@ -4,6 +4,10 @@ rolling day, concurrent requests.
 The message window counts a send from the moment it starts until the window has passed since it
 *finished*: the provider counts a message when it accepts it, which is somewhere in between, so
 counting this way never lets more than ``messages`` acceptances fall into any window.
+
+:class:`Pacer` holds the counts in this process (a SQLite journal: one machine). With a
+PostgreSQL journal the counts live in the database, for every host that shares it
+(:class:`ccm_mail_core.journal.postgres_pacer.SharedPacer`); both follow :class:`Pacing`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ccm_mail_hookspecs import CcmMailError, T
 
@@ -40,6 +45,24 @@ class DailyLimitReached(CcmMailError):
     the mailbox for 24 hours); the rest stays queued."""
 
     kind = "daily_limit"
+
+
+class Pacing(Protocol):
+    """What the pipeline asks of a pacer: a slot before the claim, handed back afterwards."""
+
+    account: str
+    limits: Limits
+
+    def acquire(self, recipients: int = 1) -> Any:
+        """Wait for a slot (raise :class:`DailyLimitReached` instead of waiting a day)."""
+
+    def release(self, admitted: Any, *, sent: bool, recipients: int = 1) -> None:
+        """The send ended; ``sent=False``: it surely did not reach the provider."""
+
+    def cancel(self, admitted: Any, *, recipients: int = 1) -> None:
+        """The slot was not used at all (another process claimed the row first)."""
+
+    def recipients_today(self) -> int: ...
 
 
 class Pacer:
@@ -112,4 +135,14 @@ class Pacer:
                     self._day.remove((admitted, recipients))
                 except ValueError:  # already forgotten (a send longer than a day)
                     pass
+            self._cond.notify_all()
+
+    def cancel(self, admitted: float, *, recipients: int = 1) -> None:
+        """Nothing was sent with the slot (the row was claimed elsewhere): it counts nowhere."""
+        with self._cond:
+            self._in_flight -= 1
+            try:
+                self._day.remove((admitted, recipients))
+            except ValueError:
+                pass
             self._cond.notify_all()

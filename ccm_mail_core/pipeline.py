@@ -100,6 +100,9 @@ def deliver(mailer: Mailer, row: int, message: Message, ctx: SendContext, *,
     bound = log.bind(journal_id=row, purpose=ctx.purpose, account=ctx.account, reference=ctx.reference)
     pacer = mailer.pacer(ctx.account)
     recipients = len(message.recipients())
+    before = journal.status_of(row)
+    if before is not Status.QUEUED:  # taken by another process meanwhile: no pacing slot for it
+        return SendResult(before or Status.UNKNOWN, row, message.message_id)
     try:
         admitted = pacer.acquire(recipients)
     except DailyLimitReached as exc:
@@ -113,9 +116,11 @@ def deliver(mailer: Mailer, row: int, message: Message, ctx: SendContext, *,
         # the claim: only a queued row may start sending, and only one process may claim it
         if not journal.transition(row, Status.SENDING, count_attempt=True, owner=owner.current().format(),
                                   expect=(Status.QUEUED,)):
+            pacer.cancel(admitted, recipients=recipients)
+            admitted = None
             entry = journal.get(row)
             status = entry.status if entry else Status.UNKNOWN
-            bound.warning("not_claimed", status=status.value)
+            bound.info("not_claimed", status=status.value)
             return SendResult(status, row, message.message_id)
         left = True
         bound.debug("sending", to=recipients, attachments=len(message.attachments))
@@ -140,7 +145,8 @@ def deliver(mailer: Mailer, row: int, message: Message, ctx: SendContext, *,
         failures = recorders(mailer, "ccm_mail_sent", row, message=message, receipt=receipt, context=ctx)
         return SendResult(Status.SENT, row, message.message_id, receipt=receipt, recorder_failures=failures)
     finally:
-        pacer.release(admitted, sent=left, recipients=recipients)
+        if admitted is not None:
+            pacer.release(admitted, sent=left, recipients=recipients)
 
 
 def recorders(mailer: Mailer, hook: str, row: int, **kwargs: object) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ VENV=${2:-.venv}
 cd "$(dirname "$0")/.."
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-args=(-e ./hookspecs -e ".[test,keyring]")
+args=(-e ./hookspecs -e ".[test,keyring,postgresql]")
 for plugin in plugins/*/; do
   [ -f "$plugin/pyproject.toml" ] && args+=(-e "./${plugin%/}[test]")
 done

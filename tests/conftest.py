@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ccm_mail_core import Mailer
-from host_support import BASE_CONFIG, LOAD_PLUGINS
+from host_support import BASE_CONFIG, LOAD_PLUGINS, PG_PASSWORD_ENV, pg_journal_section
 
 
 @pytest.fixture(autouse=True)
@@ -27,11 +27,43 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One real PostgreSQL server for the test session (``scripts/test.sh`` installs it)."""
+    from ccm_mail_core.testing import pgserver
+    if pgserver.find_bin() is None:
+        pytest.skip("PostgreSQL is not installed (scripts/test.sh installs it as root: apt-get install postgresql)")
+    with pgserver.running() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_engine(request: pytest.FixtureRequest) -> str:
+    """Run the test once per journal engine: a module or test that uses this fixture gets its
+    config's ``journal: path: journal.sqlite`` replaced by a fresh, migrated PostgreSQL database."""
+    return str(request.param)
+
+
 @pytest.fixture
-def write_config(workdir: Path) -> Callable[[str], Path]:
+def pg_journal(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh migrated PostgreSQL database as the config's ``journal:`` section."""
+    server = request.getfixturevalue("pg_server")
+    monkeypatch.setenv(PG_PASSWORD_ENV, server.password)
+    return pg_journal_section(server)
+
+
+@pytest.fixture
+def write_config(workdir: Path, request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    engine = request.getfixturevalue("journal_engine") if "journal_engine" in request.fixturenames else "sqlite"
+    section = request.getfixturevalue("pg_journal") if engine == "postgresql" else None
+
     def write(text: str = BASE_CONFIG, name: str = "ccm-mail.yaml") -> Path:
         path = workdir / name
-        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        text = textwrap.dedent(text)
+        if section is not None:
+            assert "journal:\n  path: journal.sqlite\n" in text, "this config names no journal to replace"
+            text = text.replace("journal:\n  path: journal.sqlite\n", section)
+        path.write_text(text, encoding="utf-8")
         return path
     return write
 

@@ -39,6 +39,19 @@ journal:
   path: journal.sqlite
 """
 
+#: the test server's password reaches the config as {env: …}, as a site's would
+PG_PASSWORD_ENV = "CCM_TEST_PG_PASSWORD"
+
+
+def pg_journal_section(server: Any, *, lease_seconds: float = 2.0) -> str:
+    """A new database on ``server``, migrated, as a config's ``journal:`` section."""
+    from ccm_mail_core.journal.postgres import PostgresJournal
+    url = server.url(server.database())
+    PostgresJournal(url, password=server.password, migrate=True).close()
+    return (f"journal:\n  url: {url}\n  password: {{env: {PG_PASSWORD_ENV}}}\n"
+            f"  lease_seconds: {lease_seconds}\n")
+
+
 INVOICE = {"extRechnungsNr": "RE-2026-00042", "Anrede": "Sehr geehrte Frau Weiß", "Betrag": "1.234,56 €"}
 
 

@@ -53,6 +53,7 @@ class Dialog:
         return True
 
 
+@pytest.mark.usefixtures("journal_engine")
 def test_every_bad_row_is_listed_and_nothing_is_queued(make_mailer, workdir, pdf) -> None:
     mailer = make_mailer()
     items = rows(5, pdf)
@@ -68,6 +69,7 @@ def test_every_bad_row_is_listed_and_nothing_is_queued(make_mailer, workdir, pdf
     assert mailer.journal.query() == []
 
 
+@pytest.mark.usefixtures("journal_engine")
 def test_batch_is_confirmed_once_and_split_over_the_pool(make_mailer, workdir, pdf) -> None:
     dialog = Dialog()
     mailer = make_mailer(POOL, plugins={"dialog": dialog})
@@ -82,6 +84,7 @@ def test_batch_is_confirmed_once_and_split_over_the_pool(make_mailer, workdir, p
     assert senders == {"Rechnungsversand": 3, "Rechnung2": 3}
 
 
+@pytest.mark.usefixtures("journal_engine")
 def test_rerun_sends_nothing_twice_and_adds_new_rows(make_mailer, workdir, pdf) -> None:
     mailer = make_mailer()
     path = write_jsonl(workdir / "b.jsonl", rows(3, pdf))

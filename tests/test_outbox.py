@@ -16,6 +16,9 @@ from ccm_mail_hookspecs import AccountType, Field
 
 from host_support import BASE_CONFIG, INVOICE
 
+#: every outbox behaviour on both journal engines
+pytestmark = pytest.mark.usefixtures("journal_engine")
+
 
 class Scripted(Transport):
     """A transport whose answers the test scripts; it keeps what it 'delivered' like a provider."""
@@ -166,8 +169,9 @@ def test_sending_row_of_a_dead_process_is_settled(scripted) -> None:
                                 payload={"subject": "s", "sender": ["rechnung@codicon.de", ""], "to": [["a@b.de", ""]],
                                          "cc": [], "bcc": [], "reply_to": [], "text": "t", "html": None, "headers": {},
                                          "message_id": "<dead@codicon.de>", "attachments": []})
+    shared = mailer.journal.shared
     mailer.journal.transition(row, Status.SENDING, owner="nohost-really:1", expect=(Status.QUEUED,))
-    # another host's process: cannot be checked, so it is left alone
+    # another host's process: cannot be checked (SQLite), or holds a running lease (PostgreSQL): left alone
     assert Outbox(mailer).check().busy == [row]
     from ccm_mail_core import owner
     me = owner.current()
@@ -175,13 +179,18 @@ def test_sending_row_of_a_dead_process_is_settled(scripted) -> None:
     mailer.journal.transition(row, Status.SENDING, owner=me.format())
     assert Outbox(mailer).check().busy == [row]
     # a process started at another time counts as gone, even if its number is in use now (a reused
-    # pid, or one from before the last reboot)
-    mailer.journal.transition(row, Status.SENDING, owner=owner.Owner(me.host, me.pid, me.started - 3600).format())
+    # pid, or one from before the last reboot); on PostgreSQL: a process whose lease ran out
+    gone = owner.Owner(me.host, me.pid, me.started - 3600).format()
+    mailer.journal.transition(row, Status.SENDING, owner=gone)
+    if shared:
+        with mailer.journal._tx() as db:
+            db.execute("UPDATE owners SET lease_until = now() - interval '1 second' WHERE owner=?", (gone,))
     transport.delivered.append("<dead@codicon.de>")  # it had reached the provider before the crash
     assert Outbox(mailer).check().sent == [row]
     assert statuses(mailer, row)[-2:] == ["unknown", "sent"]
 
 
+@pytest.mark.parametrize("journal_engine", ["sqlite"], indirect=True)  # looks at processes, no journal
 def test_dead_process_is_recognised_without_signalling_anything() -> None:
     from ccm_mail_core import owner
     me = owner.current()

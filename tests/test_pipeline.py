@@ -27,6 +27,7 @@ def parse(path: Path) -> email.message.EmailMessage:
     return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[return-value]
 
 
+@pytest.mark.usefixtures("journal_engine")
 def test_invoice_is_sent_recorded_and_parses_back(make_mailer, workdir, pdf) -> None:
     mailer = make_mailer()
     result = mailer.send("invoice", to=["Kunde Weiß <kunde@example.de>"], cc=["buchhaltung@example.de"],
@@ -64,6 +65,7 @@ def test_html_template_escapes_values(make_mailer, workdir) -> None:
     assert "<p>Hallo &lt;script&gt;alert(1)&lt;/script&gt; &amp; Co,</p>" in html
 
 
+@pytest.mark.usefixtures("journal_engine")
 def test_same_reference_is_refused_unless_resend(make_mailer, workdir) -> None:
     mailer = make_mailer()
     mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
@@ -99,6 +101,7 @@ class Dialog:
         return self.answer
 
 
+@pytest.mark.usefixtures("journal_engine")
 def test_host_dialog_declines_and_the_cancel_is_journaled(make_mailer, workdir) -> None:
     dialog = Dialog(False)
     mailer = make_mailer(plugins={"absys-dialog": dialog})
@@ -155,6 +158,7 @@ def test_prepare_adds_archive_bcc_and_header(make_mailer, workdir) -> None:
     assert "archiv@codicon.de" in mailer.journal.get(result.journal_id).recipients
 
 
+@pytest.mark.usefixtures("journal_engine")
 def test_prepare_cancel_sends_nothing_and_records_reason(make_mailer, workdir) -> None:
     mailer = make_mailer(plugins={"archive": Archive(cancel=True)})
     result = mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
@@ -182,6 +186,7 @@ class Recorder:
         self.failed.append((context.reference, status.value))
 
 
+@pytest.mark.usefixtures("journal_engine")
 def test_every_recorder_runs_even_if_one_fails(make_mailer) -> None:
     good_before, broken, good_after = Recorder(), Recorder(fail=True), Recorder()
     mailer = make_mailer(plugins={"a": good_before, "broken": broken, "z": good_after})
@@ -203,6 +208,7 @@ def test_versanddatum_is_timezone_aware_and_now(make_mailer) -> None:
     assert sent_at.tzinfo is not None and before <= sent_at <= datetime.now(timezone.utc)
 
 
+@pytest.mark.usefixtures("journal_engine")
 def test_transport_failure_is_journaled_and_failed_hooks_run(make_mailer, workdir) -> None:
     recorder, broken = Recorder(), Recorder(fail=True)
     mailer = make_mailer(plugins={"erp": recorder, "broken": broken})
@@ -219,6 +225,7 @@ def test_transport_failure_is_journaled_and_failed_hooks_run(make_mailer, workdi
     assert mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True).status is Status.SENT
 
 
+@pytest.mark.usefixtures("journal_engine")
 def test_unexpected_transport_exception_is_an_unknown_outcome(make_mailer, monkeypatch) -> None:
     mailer = make_mailer()
     transport = mailer.transport("Rechnungsversand")
@@ -285,6 +292,7 @@ class Watching:
         return True
 
 
+@pytest.mark.usefixtures("journal_engine")
 @pytest.mark.parametrize("plugins", [{}, {"watching": Watching()}], ids=["nothing-before-claim", "hooks"])
 def test_duplicate_is_refused_before_any_hook_or_dialog(make_mailer, workdir, plugins) -> None:
     mailer = make_mailer(plugins=plugins)

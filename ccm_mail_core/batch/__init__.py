@@ -14,6 +14,7 @@ import hashlib
 import re
 import threading
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ccm_mail_hookspecs import Cancel, Cancelled, CcmMailError, ConfigError, Preview, Status, T, Unconfirmed, build_mime
 
+from .. import owner
 from ..journal import Entry, JournalError, row_fields
 from ..outbox import CheckSummary, Outbox
 from ..pacing import DailyLimitReached
@@ -246,6 +248,11 @@ def _send_all(mailer: Mailer, entries: list[Entry], progress: Progress) -> list[
     by_account: dict[str, list[Entry]] = {}
     for entry in entries:
         by_account.setdefault(entry.account, []).append(entry)
+    if mailer.journal.shared:
+        # hosts sharing the journal start at different rows, so they rarely reach for the same one
+        # (a row another host took is skipped before any pacing slot is taken for it)
+        start = zlib.crc32(owner.current().format().encode())
+        by_account = {a: items[start % len(items):] + items[:start % len(items)] for a, items in by_account.items()}
     pools = [concurrent.futures.ThreadPoolExecutor(max_workers=mailer.config.accounts[account].limits.concurrency,
                                                    thread_name_prefix=f"ccm-mail-{account}")
              for account in by_account]

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..config import ConfigProblems, purpose_label
+from ..journal import JournalError
 from ..mailer import Mailer
 from ..results import ExitCode
 from .context import config_path, lang_override, listing
@@ -43,9 +44,14 @@ def config_check(args: argparse.Namespace, out: Out) -> int:
     with mailer:
         cfg = mailer.config
         out.lang = cfg.lang
+        if cfg.journal_url:  # a shared journal must be reachable before anything can be sent
+            try:
+                mailer.journal.schema_version()
+            except JournalError as exc:
+                return out.error(exc, ExitCode.CONFIG)
         purposes = {p: cfg.account_for(p) for p in cfg.purposes}
         data = {"ok": True, "file": str(cfg.path), "accounts": list(cfg.accounts), "purposes": purposes,
-                "journal": str(cfg.journal_path), "warnings": [p.to_dict(cfg.lang) for p in cfg.warnings],
+                "journal": mailer.journal.where if cfg.journal_url else str(cfg.journal_path), "warnings": [p.to_dict(cfg.lang) for p in cfg.warnings],
                 "plugin_failures": [{"name": f.name, "reason": f.reason.get(cfg.lang)} for f in mailer.pm.failures]}
 
         def human() -> str:

@@ -1,4 +1,5 @@
-"""``journal``, ``outbox``, ``outbox resolve``: what was sent, and what is still open."""
+"""``journal``, ``journal migrate``, ``journal copy``, ``outbox``, ``outbox resolve``: what was
+sent, what is still open, and the journal's schema and engine."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from ccm_mail_hookspecs import Status, T
 
 from ..config import purpose_label
-from ..journal import Entry, Journal
+from ..journal import Entry, Journal, SQLiteJournal, open_journal
 from ..outbox import Outbox
 from ..results import ExitCode, exit_code_for
 from .context import open_mailer
@@ -32,6 +33,18 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
     jr.add_argument("--limit", type=int, default=50, help=h("höchstens so viele Einträge", "at most this many entries"))
     jr.add_argument("--id", type=int, help=h("ein Eintrag mit Verlauf", "one entry with its history"))
     jr.set_defaults(func=journal)
+    jrs = jr.add_subparsers(dest="sub", metavar=h("BEFEHL", "COMMAND"))
+    jrs.add_parser("migrate", parents=[common], help=h("Schema des Journals anlegen oder aktualisieren",
+                                                       "create or upgrade the journal's schema")
+                   ).set_defaults(func=migrate)
+    cp = jrs.add_parser("copy", parents=[common], help=h("SQLite-Journal mit Verlauf nach PostgreSQL kopieren",
+                                                         "copy the SQLite journal with its history to PostgreSQL"))
+    cp.add_argument("--to", required=True, metavar="postgresql://…",
+                    help=h("Ziel-Datenbank (ohne Passwort)", "target database (without password)"))
+    cp.add_argument("--password-env", metavar=h("VARIABLE", "VARIABLE"),
+                    help=h("Umgebungsvariable mit dem Passwort (sonst PGPASSWORD/.pgpass)",
+                           "environment variable holding the password (else PGPASSWORD/.pgpass)"))
+    cp.set_defaults(func=copy)
 
     ob = sub.add_parser("outbox", parents=[common], help=h("Postausgang: wartend, unklar, fehlgeschlagen",
                                                            "outbox: queued, unknown, failed"))
@@ -63,14 +76,18 @@ def _line(e: Entry, out: Out, note: str = "") -> str:
 
 def journal(args: argparse.Namespace, out: Out) -> int:
     with open_mailer(args, out) as mailer:
-        path = mailer.config.journal_path
-    if not path.exists():
+        config = mailer.config
+    path = config.journal_path
+    book: Journal
+    if config.journal_url:
+        book = open_journal(config, readonly=True)
+    elif not path.exists():
         out.note(out.t(f"Noch kein Journal unter {path} (es entsteht beim ersten Versand).",
                        f"no journal at {path} yet (it is created by the first send)."))
         out.emit({"entries": []}, out.t("Keine Einträge.", "No entries."))
         return ExitCode.OK
-    # read-only: inspecting a journal must work on a backup or a read-only share too
-    book = Journal(path, readonly=True)
+    else:  # read-only: inspecting a journal must work on a backup or a read-only share too
+        book = SQLiteJournal(path, readonly=True)
     try:
         if args.id:
             found = book.get(args.id)
@@ -96,6 +113,66 @@ def journal(args: argparse.Namespace, out: Out) -> int:
                              f"{ev['detail'] or ''}")
         return "\n".join(lines)
     out.emit(data, human)
+    return ExitCode.OK
+
+
+def migrate(args: argparse.Namespace, out: Out) -> int:
+    """Create or upgrade the schema on purpose (PostgreSQL never does it by itself)."""
+    with open_mailer(args, out) as mailer:
+        config = mailer.config
+    book = open_journal(config, migrate=True)
+    try:
+        found, now = book.migrate()
+        where = book.where
+    finally:
+        book.close()
+    text = (out.t(f"Journal {where}: Schema {now}, bereits aktuell.", f"journal {where}: schema {now}, already current.")
+            if found == now else
+            out.t(f"Journal {where}: Schema {found} → {now}.", f"journal {where}: schema {found} → {now}."))
+    out.emit({"ok": True, "journal": where, "from": found, "to": now}, text)
+    return ExitCode.OK
+
+
+def copy(args: argparse.Namespace, out: Out) -> int:
+    """The configured SQLite journal, with every row and its history, into an empty PostgreSQL database."""
+    import os
+
+    from ccm_mail_hookspecs import ConfigError
+    from ccm_mail_hookspecs.redaction import remember
+    with open_mailer(args, out) as mailer:
+        config = mailer.config
+    if config.journal_url:
+        raise ConfigError(T("Das konfigurierte Journal ist schon PostgreSQL; kopiert wird aus einem SQLite-Journal.",
+                            "the configured journal is PostgreSQL already; copy reads a SQLite journal."))
+    if not args.to.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(T(f"--to {args.to!r} ist keine PostgreSQL-Adresse.", f"--to {args.to!r} is not a PostgreSQL URL."))
+    if not config.journal_path.exists():
+        raise ConfigError(T(f"Kein Journal unter {config.journal_path}.", f"no journal at {config.journal_path}."))
+    password = os.environ.get(args.password_env) if args.password_env else None
+    if args.password_env and not password:
+        raise ConfigError(T(f"Umgebungsvariable {args.password_env} ist nicht gesetzt.",
+                            f"environment variable {args.password_env} is not set."))
+    if password:
+        remember(password)
+    from ..journal.copy import copy as copy_journal
+    from ..journal.postgres import PostgresJournal
+    source = SQLiteJournal(config.journal_path, readonly=True)
+    try:
+        target = PostgresJournal(args.to, password=password, migrate=True)
+        try:
+            done = copy_journal(source, target)
+            where = target.where
+        finally:
+            target.close()
+    finally:
+        source.close()
+    out.emit({"ok": True, "from": str(config.journal_path), "to": where, "messages": done.messages,
+              "events": done.events, "schema_created": done.schema_created},
+             out.t(f"{done.messages} Einträge mit {done.events} Verlaufszeilen von {config.journal_path} nach {where} "
+                   "kopiert. Jetzt in der Konfiguration journal: {url: …} eintragen und das SQLite-Journal nicht mehr "
+                   "verwenden.",
+                   f"copied {done.messages} entries with {done.events} history lines from {config.journal_path} to "
+                   f"{where}. Now set journal: {{url: …}} in the configuration and stop using the SQLite journal."))
     return ExitCode.OK
 
 

@@ -96,6 +96,11 @@ class Config:
     templates: dict[str, TemplateConfig] = field(default_factory=dict)
     data_placeholders: dict[str, Placeholder] = field(default_factory=dict)
     journal_path: Path = Path("journal.sqlite")
+    #: ``journal.url``: a PostgreSQL journal shared by several machines (the password apart)
+    journal_url: str | None = None
+    journal_password: str | None = None
+    journal_lease_seconds: float = 30.0
+    journal_pool_size: int = 10
     state_dir: Path = Path("ccm-mail-state")
     plugins_disable: tuple[str, ...] = ()
     plugin_settings: dict[str, Mapping[str, Any]] = field(default_factory=dict)

@@ -24,6 +24,7 @@ from .model import LANGS, AccountConfig, Config, ConfigProblems, Problem, Templa
 TOP_KEYS = ("language", "accounts", "purposes", "templates", "placeholders", "journal", "state_dir",
             "plugins", "logging", "outbox")
 ACCOUNT_COMMON_KEYS = ("type", "from_name", "limits")
+JOURNAL_KEYS = ("path", "url", "password", "lease_seconds", "pool_size")
 LIMIT_KEYS = ("messages", "per_seconds", "recipients_per_day", "concurrency", "recipients_per_message")
 TEMPLATE_KEYS = ("subject", "body", "body_file", "format", "reference")
 PLACEHOLDER_KEYS = ("description", "example", "purposes")
@@ -151,11 +152,54 @@ def _paths(raw: LineDict, c: _Collector, cfg: Config, base: Path) -> None:
     journal = _section(raw, "journal", c)
     cfg.journal_path = storage.data_dir() / "journal.sqlite"
     if journal is not None:
-        c.unknown_keys(journal, ("path",), "journal.")
+        c.unknown_keys(journal, JOURNAL_KEYS, "journal.")
         if journal.get("path"):
             cfg.journal_path = _relative(base, str(journal["path"]))
+        if journal.get("url") is not None:
+            _journal_url(journal, c, cfg, base)
     state = raw.get("state_dir")
     cfg.state_dir = _relative(base, str(state)) if state else cfg.journal_path.parent / "ccm-mail-state"
+
+
+def _journal_url(journal: LineDict, c: _Collector, cfg: Config, base: Path) -> None:
+    """``journal: {url: postgresql://user@host:port/db, password: {env: VAR}}``: the password from
+    the usual secret sources, never in the URL that logs and messages show."""
+    from urllib.parse import urlsplit
+    url = str(journal["url"]).strip()
+    line = journal.line_of("url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        c.add(line, "journal.url", T("muss eine PostgreSQL-Adresse sein", "must be a PostgreSQL address"),
+              T("z. B. postgresql://ccm_mail@db.example.local:5432/ccm_mail", "e.g. postgresql://ccm_mail@db.example.local:5432/ccm_mail"))
+        return
+    if journal.get("path"):
+        c.add(journal.line_of("path"), "journal.path", T("entweder path (SQLite) oder url (PostgreSQL)",
+                                                         "give either path (SQLite) or url (PostgreSQL)"))
+    if parts.password:
+        remember(parts.password)
+        c.add(line, "journal.url", T("das Passwort gehört nicht in die Adresse", "the password does not belong in the URL"),
+              T("journal.password: {env: VARIABLE} oder {file: PFAD} angeben.",
+                "Give journal.password: {env: VARIABLE} or {file: PATH}."))
+        return
+    cfg.journal_url = url
+    if journal.get("password") is not None:
+        try:
+            password, warns = secrets.resolve(journal["password"], base)
+        except secrets.SecretProblem as exc:
+            c.add(journal.line_of("password"), "journal.password", exc.message, exc.hint)
+        else:
+            remember(password)
+            cfg.journal_password = password
+            for w in warns:
+                c.add(journal.line_of("password"), "journal.password", w, warning=True)
+    for key, low, kind in (("lease_seconds", 1.0, float), ("pool_size", 2, int)):
+        if key not in journal:
+            continue
+        value = _number(journal[key])
+        if value is None or value < low or (kind is int and value != int(value)):
+            c.add(journal.line_of(key), f"journal.{key}", T(f"muss eine Zahl ≥ {low:g} sein", f"must be a number ≥ {low:g}"))
+        else:
+            setattr(cfg, f"journal_{key}", kind(value))
 
 
 def _outbox(raw: LineDict, c: _Collector, cfg: Config) -> None:
