@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any
 
-import platformdirs
 import psutil
 
 APP = "ccm-mail"
@@ -32,6 +31,8 @@ NETWORK_FSTYPES = frozenset({
 def data_dir() -> Path:
     """The default folder for the journal and the state: machine-wide on Windows
     (``%ProgramData%\\ccm-mail``), the user's data folder elsewhere."""
+    import platformdirs  # only when the YAML names no journal path
+
     if os.name == "nt":
         return Path(platformdirs.site_data_dir(APP, appauthor=False))
     return Path(platformdirs.user_data_dir(APP, appauthor=False))

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import batch
 from ..results import ExitCode
 from .context import open_mailer
 from .output import Out
@@ -31,6 +30,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
 
 
 def run(args: argparse.Namespace, out: Out) -> int:
+    from .. import batch  # a per-invoice ``send`` need not load the batch machinery
     with open_mailer(args, out) as mailer:
         plan = batch.plan(mailer, Path(args.file), args.purpose, resend=args.resend, encoding=args.encoding)
         if not plan.encoding.startswith("utf"):
