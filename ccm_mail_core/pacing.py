@@ -81,17 +81,18 @@ class Pacer:
         self._cond = threading.Condition()
         self._finished: deque[float] = deque()           # finish times of sends still inside the window
         self._day: deque[tuple[float, int]] = deque(sorted(sent))  # (time, recipients) of the last day
+        self._today = sum(n for _, n in self._day)  # kept with the deque: a day can hold 10,000 sends
         self._in_flight = 0
         self.waited = 0.0
 
     def recipients_today(self) -> int:
         with self._cond:
             self._forget(self._clock())
-            return sum(n for _, n in self._day)
+            return self._today
 
     def _forget(self, now: float) -> None:
         while self._day and self._day[0][0] <= now - DAY:
-            self._day.popleft()
+            self._today -= self._day.popleft()[1]
         while self._finished and self._finished[0] <= now - self.limits.per_seconds:
             self._finished.popleft()
 
@@ -101,7 +102,7 @@ class Pacer:
         start = self._clock()
         with self._cond:
             self._forget(start)
-            if sum(n for _, n in self._day) + recipients > self.limits.recipients_per_day:
+            if self._today + recipients > self.limits.recipients_per_day:
                 raise DailyLimitReached(
                     T(f"Konto {self.account}: Tageslimit von {self.limits.recipients_per_day} Empfängern erreicht; "
                       "der Rest bleibt in der Warteschlange.",
@@ -122,6 +123,7 @@ class Pacer:
             self._in_flight += 1
             admitted = self._clock()
             self._day.append((admitted, recipients))
+            self._today += recipients
             self.waited += admitted - start
             return admitted
 
@@ -131,18 +133,19 @@ class Pacer:
             self._in_flight -= 1
             self._finished.append(self._clock())
             if not sent:
-                try:
-                    self._day.remove((admitted, recipients))
-                except ValueError:  # already forgotten (a send longer than a day)
-                    pass
+                self._give_back(admitted, recipients)
             self._cond.notify_all()
 
     def cancel(self, admitted: float, *, recipients: int = 1) -> None:
         """Nothing was sent with the slot (the row was claimed elsewhere): it counts nowhere."""
         with self._cond:
             self._in_flight -= 1
-            try:
-                self._day.remove((admitted, recipients))
-            except ValueError:
-                pass
+            self._give_back(admitted, recipients)
             self._cond.notify_all()
+
+    def _give_back(self, admitted: float, recipients: int) -> None:
+        try:
+            self._day.remove((admitted, recipients))
+        except ValueError:  # already forgotten (a send longer than a day)
+            return
+        self._today -= recipients

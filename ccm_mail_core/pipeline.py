@@ -60,9 +60,12 @@ def send(mailer: Mailer, preview: Preview, *, resend: bool = False, batch: str |
 
 def prepare(mailer: Mailer, preview: Preview) -> Cancel | None:
     """Run every prepare hook (later ones see earlier changes), then check the message again as
-    the caller's own: a hook may have added recipients or headers. The first Cancel wins."""
+    the caller's own: a hook may have added recipients or headers. The first Cancel wins.
+    (:func:`~ccm_mail_core.compose.compose` checked the caller's input: with no hook, nothing
+    changed since.)"""
     cancel: Cancel | None = None
-    for impl in implementations(mailer.pm, "ccm_mail_prepare"):
+    hooks = implementations(mailer.pm, "ccm_mail_prepare")
+    for impl in hooks:
         try:
             result = call(impl, message=preview.message, context=preview.context)
         except CcmMailError:
@@ -74,7 +77,7 @@ def prepare(mailer: Mailer, preview: Preview) -> Cancel | None:
                                 "nothing sent.")) from exc
         if cancel is None and isinstance(result, Cancel):
             cancel = result
-    if cancel is None:
+    if cancel is None and hooks:
         preview.message.check()
     return cancel
 

@@ -324,7 +324,7 @@ def _header(headers: Any, name: str) -> str | None:
     if headers is None:
         return None
     value = headers.get(name) if hasattr(headers, "get") else None
-    if value is None and isinstance(headers, Mapping):
+    if value is None and isinstance(headers, dict):  # requests' and http.client's look up without case
         value = next((v for k, v in headers.items() if str(k).lower() == name.lower()), None)
     return None if value is None else str(value)
 

@@ -44,6 +44,8 @@ CACHE_FILE = "msal_token_cache.json"
 #: after a role refresh, the next one waits this long: a batch without consent must not turn
 #: into a stream of token requests (AADSTS50196)
 ROLE_REFRESH_INTERVAL = 30.0
+#: a remembered token is used while it has this many seconds left (msal refreshes at five minutes too)
+MEMO_MARGIN = 300.0
 
 _live: weakref.WeakSet[TokenProvider] = weakref.WeakSet()
 _live_lock = threading.Lock()
@@ -59,6 +61,10 @@ class TokenProvider:
         self._lock = threading.Lock()
         self._cache = msal.SerializableTokenCache()
         self._cache_stamp: tuple[int, int] | None = None
+        #: the last token with its end and the cache file's stamp when it was had: while both still
+        #: hold, a send needs neither the file lock nor msal (the file changing, e.g. after consent,
+        #: sends it the long way again)
+        self._memo: tuple[dict[str, Any], float, tuple[int, int] | None] | None = None
         self._app: msal.ConfidentialClientApplication | None = None
         self._http = SignInHttp(session, max_wait=config.max_wait_seconds, sleep=sleep)
         self._clock = clock
@@ -80,6 +86,11 @@ class TokenProvider:
         """msal's result dict (``access_token``, ``expires_in``, ``token_source``). ``fresh``
         drops the cached token first, so the token endpoint is asked: the connection test proves
         the credential that is configured now, not the one a cached token was issued for."""
+        with self._lock:
+            memo = self._memo
+            if not fresh and memo is not None and memo[1] - time.time() > MEMO_MARGIN \
+                    and stamp(self.cache_path) == memo[2]:
+                return dict(memo[0])
         with self._lock, account_lock(self._config.state_dir):
             self._load()
             app = self._application()
@@ -99,6 +110,8 @@ class TokenProvider:
                             correlation_id=err.details.get("correlation_id"))
                 raise err
             redaction.remember(str(result["access_token"]))  # whatever its shape: never in a text
+            self._memo = (dict(result, token_source="cache"), time.time() + float(result.get("expires_in", 0)),
+                          self._cache_stamp)
             if result.get("token_source", "identity_provider") != "cache":
                 self.network_requests += 1
                 log.info("token_acquired", account=self._config.account, expires_in=result.get("expires_in"),
@@ -109,6 +122,8 @@ class TokenProvider:
         """Drop the token Graph refused (e.g. consent revoked, token revoked). Only that one: when
         several threads got the same 401, the first one's fresh token must survive the others."""
         with self._lock, account_lock(self._config.state_dir):
+            if self._memo is not None and self._memo[0].get("access_token") == rejected:
+                self._memo = None
             self._load()
             self._remove_access_tokens(lambda at: at.get("secret") == rejected)
             self._save()
@@ -163,6 +178,7 @@ class TokenProvider:
     def _forget_in_memory(self) -> None:
         """Another part of this process dropped the account's tokens on disk (after consent)."""
         with self._lock:
+            self._memo = None
             self._remove_access_tokens(lambda at: True)
             self._cache.has_state_changed = False
             self._cache_stamp = None
