@@ -10,7 +10,6 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ from ccm_mail_hookspecs import (
 from . import config as config_mod
 from . import logging_setup, pipeline
 from .compose import AddressLike, AttachmentLike, account_of, compose
-from .journal import Journal, now, open_journal
-from .pacing import Pacer, Pacing
+from .journal import Journal, open_journal
+from .pacing import Pacing
 from .plugins import PluginManager, Registries, call, collect, implementations, make_plugin_manager
 from .results import SendResult
 
@@ -212,13 +211,8 @@ class Mailer:
         by every send of this Mailer; it starts from the journal's last day of sends. On a
         journal shared by several hosts (PostgreSQL) the counts live in the database."""
         with self._lock:
-            if account not in self._pacers and self.journal.shared:
-                from .journal.postgres_pacer import SharedPacer
-                self._pacers[account] = SharedPacer(self.journal, account, self._account(account).limits)  # type: ignore[arg-type]
             if account not in self._pacers:
-                since = now() - timedelta(days=1)
-                sent = [(when.timestamp(), n) for when, n in self.journal.recipients_since(account, since)]
-                self._pacers[account] = Pacer(account, self._account(account).limits, sent=sent)
+                self._pacers[account] = self.journal.pacer(account, self._account(account).limits)
             return self._pacers[account]
 
     def check_account(self, account: str) -> CheckResult:

@@ -21,7 +21,7 @@ def human_size(n: float, lang: str) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             text = f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-            return text.replace(".", ",") if lang != "en" else text
+            return T(text.replace(".", ","), text).get(lang)
         n /= 1024
     raise AssertionError("unreachable")
 

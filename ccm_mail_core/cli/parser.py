@@ -29,12 +29,10 @@ _MESSAGES = (
 
 
 def translate(message: str, lang: str) -> str:
-    if lang == "en":
-        return message
     for pattern, german in _MESSAGES:
         m = re.fullmatch(pattern, message)
         if m:
-            return german.format(*m.groups())
+            return T(german.format(*m.groups()), message).get(lang)
     return message
 
 

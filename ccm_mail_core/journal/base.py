@@ -15,11 +15,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from ccm_mail_hookspecs import Address, Attachment, CcmMailError, Message, SendContext, Status, T
+
+from ..pacing import Limits, Pacer, Pacing
 
 #: statuses that mean "this reference is taken": sent, on its way, or possibly sent
 BLOCKING = (Status.QUEUED.value, Status.SENDING.value, Status.SENT.value, Status.UNKNOWN.value)
@@ -122,6 +124,12 @@ class Journal(ABC):
             from .sqlite import SQLiteJournal
             return super().__new__(SQLiteJournal)
         return super().__new__(cls)
+
+    def pacer(self, account: str, limits: Limits) -> Pacing:
+        """The pacing of ``account`` for this journal: in this process, starting from the
+        journal's last day of sends (an engine shared by several hosts counts in the database)."""
+        since = now() - timedelta(days=1)
+        return Pacer(account, limits, sent=[(when.timestamp(), n) for when, n in self.recipients_since(account, since)])
 
     # ---- what an engine provides ---------------------------------------------------------------
     @abstractmethod

@@ -32,6 +32,7 @@ import structlog
 
 from ccm_mail_hookspecs import T
 
+from ..pacing import Limits, Pacing
 from ..redaction import scrub
 from .base import Conn, Journal, JournalError, Rows
 
@@ -146,6 +147,11 @@ class PostgresJournal(Journal):
     """PostgreSQL journal, shared by every process on every machine that names the same database."""
 
     shared = True
+
+    def pacer(self, account: str, limits: Limits) -> Pacing:
+        """Counts in the database: every host sharing it shares the mailbox's budget."""
+        from .postgres_pacer import SharedPacer  # it imports this module (LOCK_CLASS)
+        return SharedPacer(self, account, limits)
 
     def __init__(self, url: str, *, password: str | None = None, lease_seconds: float = 30.0, pool_size: int = 10,
                  migrate: bool = False, readonly: bool = False, connect_timeout: float = 10.0) -> None:

@@ -98,6 +98,7 @@ class SQLiteJournal(Journal):
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.where = str(self.path)
         self._found_version = SCHEMA_VERSION
         self._lock = threading.RLock()
         try:
@@ -174,10 +175,6 @@ class SQLiteJournal(Journal):
                 self._db.execute(stmt)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-    @property
-    def where(self) -> str:  # type: ignore[override]
-        return str(self.path)
-
     def schema_version(self) -> int:
         with self._read() as db:
             return int(db.execute("PRAGMA user_version").fetchone()[0])
@@ -189,7 +186,8 @@ class SQLiteJournal(Journal):
 
     def _insert(self, db: Conn, sql: str, args: Sequence[Any]) -> int | None:
         cur = db.execute(sql, args)
-        return int(cur.lastrowid) if cur.rowcount else None  # type: ignore[attr-defined]
+        assert isinstance(cur, sqlite3.Cursor)  # this engine's connections are sqlite3's
+        return int(cur.lastrowid or 0) if cur.rowcount else None
 
     def close(self) -> None:
         with self._lock:
