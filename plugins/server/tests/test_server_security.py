@@ -146,7 +146,7 @@ def test_a_browser_session_needs_the_csrf_token_for_changes(url: str, site: Path
     status, answer, headers = admin.call("POST", "/api/v1/session")
     assert status == 200 and answer["scope"] == "settings"
     cookie = headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/api/v1" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/;" in cookie + ";"
     session = cookie.split(";")[0]
     browser = Client(url, None)
     status, _, _ = browser.call("GET", "/api/v1/settings", headers={"Cookie": session})
