@@ -78,11 +78,12 @@ def build_server(app: Any, settings: ServerSettings) -> Any:
 
 def _serve(path: Path, mailer: object, settings: ServerSettings, keys: KeyStore, made: list[str],
            out: CommandOutput) -> int:
-    from .app import create_app
     from .service import Service
+    from .site import create_site
 
     service = Service(path, settings, keys, mailer=mailer)  # type: ignore[arg-type]
-    server = build_server(create_app(service), settings)
+    site = create_site(service)
+    server = build_server(site, settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -99,6 +100,10 @@ def _serve(path: Path, mailer: object, settings: ServerSettings, keys: KeyStore,
                            f"new API key '{scope}' in {keys.where(scope)}."))
         out.note(out.t(f"ccm-mail serve: bereit unter {url} (Konfiguration {service.path})",
                        f"ccm-mail serve: ready at {url} (configuration {service.path})"))
+        # printed directly: the token is registered as a secret, and every other output path blanks it
+        print(out.t("Einstellungen im Browser (Anmeldelink, einmal gültig, 1 Stunde): ",
+                    "Settings in the browser (login link, works once, for 1 hour): ") + url + site.login_path(),
+              file=sys.stderr)
         sys.stderr.flush()
         service.start()
         server.serve()
