@@ -167,13 +167,15 @@ def test_the_vendor_workflow_in_the_browser(page: Any, ui_site: tuple[Path, Runn
     subject.fill("codicon GmbH / Rg. ")
     subject.press("End")
     catalog.get_by_role("button", name="#extRechnungsNr#").click()
-    body.fill("")
-    catalog.get_by_role("button", name="#Anrede#").click()
-    body.press_sequentially(",\n\nanbei erhalten Sie Ihre Rechnung ")
+    body.fill("anbei erhalten Sie Ihre Rechnung ")
+    body.press("End")
     catalog.get_by_role("button", name="#extRechnungsNr#").click()
     body.press_sequentially(" über ")
     catalog.get_by_role("button", name="#Betrag#").click()
     body.press_sequentially(" #Rabatt#.\n\nMit freundlichen Grüßen\ncodicon GmbH\n")
+    body.press("Control+Home")  # the salutation goes first: inserted where the cursor is, not at the end
+    catalog.get_by_role("button", name="#Anrede#").click()
+    body.press_sequentially(",\n\n")
     unknown = page.locator("#tpl-body-unknown")
     unknown.get_by_text("#Rabatt#").wait_for()  # marked while typing, before any save
     assert body.get_attribute("aria-invalid") == "true"
