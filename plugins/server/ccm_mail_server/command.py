@@ -92,7 +92,19 @@ def _serve(path: Path, mailer: object, settings: ServerSettings, keys: KeyStore,
     if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl+Break, and what a service wrapper may send
         signal.signal(signal.SIGBREAK, stop)
     try:
-        server.prepare()
+        try:
+            server.prepare()
+        except OSError as exc:  # the port is taken (another serve, or make ui twice) or not allowed
+            from ccm_mail_hookspecs import ConfigError, T
+            raise ConfigError(
+                T(f"'ccm-mail serve' kann nicht auf {settings.host}:{settings.port} lauschen ({exc.strerror or exc}); "
+                  "nicht gestartet.",
+                  f"'ccm-mail serve' cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
+                  "not started."),
+                hint=T("Läuft der Dienst schon? Sonst eine andere Adresse: --listen 127.0.0.1:PORT oder "
+                       "plugins.settings.server.listen.",
+                       "Is the service running already? Otherwise another address: --listen 127.0.0.1:PORT or "
+                       "plugins.settings.server.listen.")) from None
         host, port = server.bind_addr[:2]  # type: ignore[index]
         url = f"{'https' if settings.tls else 'http'}://{f'[{host}]' if ':' in str(host) else host}:{port}"
         for scope in made:
