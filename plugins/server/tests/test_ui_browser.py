@@ -247,13 +247,18 @@ def test_the_vendor_workflow_in_the_browser(page: Any, ui_site: tuple[Path, Runn
     entries = Client(running.url, keys(config.parent)["send"]).call("GET", "/api/v1/journal?reference=RE-2026-00042")[1]
     assert [e["sent_at"] for e in entries["entries"]] == [sent_at]
 
-    # ---- the same pages at a narrow window: nothing wider than the window
+    # ---- at 1280×800 no table needs its own scroll bar; at a narrow window nothing is wider than it
+    for path in ("/ui/accounts", "/ui/journal"):
+        page.goto(running.url + path)
+        assert page.evaluate("[...document.querySelectorAll('.table-wrap')].every(t => t.scrollWidth <= t.clientWidth)"), path
     page.set_viewport_size({"width": 390, "height": 844})
     for path in ("/ui/accounts", "/ui/accounts/Rechnungsversand", "/ui/purposes", "/ui/templates?purpose=invoice",
                  "/ui/send", "/ui/journal"):
         page.goto(running.url + path)
         wide = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert wide <= 0, (path, wide)
+        if path.startswith("/ui/templates"):
+            shot(page, "13-schmal-vorlagen", tmp_path)
     page.goto(running.url + "/ui/accounts")
     shot(page, "13-schmal-konten", tmp_path)
 

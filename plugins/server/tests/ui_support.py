@@ -32,8 +32,7 @@ CHROMIUM = "/usr/bin/chromium"
 #: the app's client secret in the sandbox; it must never appear in a page, the YAML or a log
 SECRET = "Sb8Q~ui.Geheimnis-" + uuid.uuid4().hex
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--lang=de-DE"]  # the date inputs as a German admin sees them (TT.MM.JJJJ)
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
 
 def free_port() -> int:

@@ -25,7 +25,8 @@ def actions_for(status: str) -> list[str]:
 
 
 def _day(text: str) -> date | None:
-    """A date input's value (ISO), or a German date typed by hand (TT.MM.JJJJ)."""
+    """A date as a German admin types it (TT.MM.JJJJ), or ISO (YYYY-MM-DD). A text field, not
+    type=date: the browser would show its own operating system's format instead of the page's."""
     text = text.strip()
     try:
         if "." in text:
@@ -57,7 +58,7 @@ def search() -> Response:
         if form[key]:
             day = _day(form[key])
             if day is None:
-                problems[key] = t("Datum als TT.MM.JJJJ", "date as YYYY-MM-DD")
+                problems[key] = t("Datum als TT.MM.JJJJ", "date as YYYY-MM-DD or DD.MM.YYYY")
             else:
                 query.append((param, (day + timedelta(days=shift)).isoformat()))
     entries: list[dict[str, Any]] = []
