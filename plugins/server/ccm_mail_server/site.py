@@ -19,7 +19,7 @@ class Site:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         target = self.api if path == API or path.startswith(API + "/") else self.ui
-        return target(environ, start_response)  # type: ignore[no-any-return]
+        return target(environ, start_response)
 
     def login_path(self) -> str:
         """A one-time login link's path and query (``/ui/login?token=…``), as Jupyter prints one."""

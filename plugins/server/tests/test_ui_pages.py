@@ -409,3 +409,44 @@ def test_a_missing_placeholder_value_is_shown_at_its_field(ui_site: tuple[Path, 
                                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert status == 422 and "Kein Wert für Platzhalter #Anrede#" in page
     assert re.search(r'id="data-Anrede" name="data.Anrede"[^>]*aria-invalid="true"', page)
+
+
+def test_a_session_keeps_only_its_newest_checked_sends(ui_site: tuple[Path, Running]) -> None:
+    """Checked sends wait in the service's memory: an admin clicking 'Prüfen' again and again
+    keeps the newest few, never an unbounded pile of attachments."""
+    from ccm_mail_server.ui.pages_send import DRAFTS_PER_SESSION
+    config, running = ui_site
+    browser = admin_browser(running, config)
+    page = browser.open("/ui/send?purpose=eservice")[1]
+    drafts = []
+    for i in range(DRAFTS_PER_SESSION + 1):
+        status, page, _ = browser.open("/ui/send", {"csrf_token": browser.csrf(page), "purpose": "eservice",
+                                                    "to": f"kunde{i}@example.de", "data.Anrede": "Hallo"})
+        assert status == 200
+        drafts.append(re.search(r'name="draft" value="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    status, page, _ = browser.open("/ui/send/confirm", {"csrf_token": browser.csrf(page), "draft": drafts[0],
+                                                        "decision": "send"})
+    assert status == 409 and not list((config.parent / "out").glob("*.eml"))
+    status, page, _ = browser.open("/ui/send/confirm", {"csrf_token": browser.csrf(page), "draft": drafts[-1],
+                                                        "decision": "send"})
+    assert status == 200 and len(list((config.parent / "out").glob("*.eml"))) == 1
+
+
+def test_an_upload_beyond_the_limit_is_refused_in_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ui_support import site_thread, write_site_config
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CCM_MAIL_LOAD_PLUGINS", "server,office365")
+    config = write_site_config(tmp_path, server={"max_request_mb": 1})
+    with site_thread(config) as running:
+        browser = admin_browser(running, config)
+        page = browser.open("/ui/send?purpose=eservice")[1]
+        boundary = "b"
+        head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in
+                       {"csrf_token": browser.csrf(page), "purpose": "eservice", "to": "kunde@example.de"}.items())
+        upload = (f'--{boundary}\r\nContent-Disposition: form-data; name="attachments"; filename="gross.pdf"\r\n'
+                  "Content-Type: application/pdf\r\n\r\n").encode() + b"%" * (1024 * 1024 + 1) + \
+            f"\r\n--{boundary}--\r\n".encode()
+        status, page, _ = browser.open("/ui/send", raw=head.encode() + upload,
+                                       headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert status == 413 and "höchstens 1 MB" in page and "nichts gesendet" in page
+        assert not list((tmp_path / "out").glob("*.eml"))

@@ -42,7 +42,8 @@ def free_port() -> int:
 
 
 def write_site_config(folder: Path, *, accounts: dict[str, Any] | None = None,
-                      purposes: dict[str, Any] | None = None, templates: dict[str, Any] | None = None) -> Path:
+                      purposes: dict[str, Any] | None = None, templates: dict[str, Any] | None = None,
+                      server: dict[str, Any] | None = None) -> Path:
     """A site as a newcomer has it: a pickup folder account for E-Service, no invoice account."""
     config: dict[str, Any] = {
         "language": "de",
@@ -57,7 +58,8 @@ def write_site_config(folder: Path, *, accounts: dict[str, Any] | None = None,
         "outbox": {"grace_seconds": 1},
         "logging": {"level": "warning"},
         # the outbox loop looks only at the start: unknown rows wait for the operator in these tests
-        "plugins": {"settings": {"server": {"listen": "127.0.0.1:0", "keys_dir": "keys", "outbox_seconds": 3600}}},
+        "plugins": {"settings": {"server": {"listen": "127.0.0.1:0", "keys_dir": "keys", "outbox_seconds": 3600,
+                                            **(server or {})}}},
     }
     path = folder / "ccm-mail.yaml"
     path.write_text("# Standort codicon – von Hand gepflegt\n" + yaml.safe_dump(config, allow_unicode=True,

@@ -45,7 +45,7 @@ def t(de: str, en: str) -> str:
 
 
 def api() -> Api:
-    return current_app.extensions["ccm_mail_api"]  # type: ignore[no-any-return]
+    return current_app.extensions["ccm_mail_api"]
 
 
 def purpose_name(purpose: str) -> str:

@@ -98,7 +98,7 @@ def build_fields(atype: Mapping[str, Any], stored: Mapping[str, Any]) -> list[Fo
                             help=t("Erscheint beim Empfänger vor der Adresse, z. B. „codicon GmbH Buchhaltung“.",
                                    "Shown to the recipient before the address, e.g. \"codicon GmbH Accounts\"."),
                             value=_text(stored.get("from_name")), stored=stored.get("from_name"), advanced=True))
-    limits = stored.get("limits") if isinstance(stored.get("limits"), dict) else {}
+    limits: Mapping[str, Any] = stored["limits"] if isinstance(stored.get("limits"), dict) else {}
     lang = "en" if t("de", "en") == "en" else "de"
     for key in LIMIT_KEYS:
         label, help_ = LIMIT_LABELS[key]

@@ -29,7 +29,11 @@ bp = Blueprint("send", __name__)
 
 #: how long a checked send waits for Senden or Abbrechen
 DRAFT_SECONDS = 1800
-MAX_DRAFTS = 200
+#: checked sends kept at most (per session and in all), and their attachments' bytes in all: the
+#: oldest gives way (an admin checks one mail at a time)
+DRAFTS_PER_SESSION = 5
+MAX_DRAFTS = 100
+MAX_DRAFT_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -37,6 +41,7 @@ class Draft:
     owner: str
     body: dict[str, Any]
     expires: float
+    size: int = 0
 
 
 class Drafts:
@@ -52,12 +57,21 @@ class Drafts:
 
     def put(self, body: dict[str, Any]) -> str:
         draft_id = secrets.token_urlsafe(16)
+        owner = self._owner()
+        size = sum(len(a.get("content_base64", "")) for a in body.get("attachments") or [])
         with self._lock:
             now = time.time()
             self._items = {k: v for k, v in self._items.items() if v.expires > now}
-            while len(self._items) >= MAX_DRAFTS:
-                self._items.pop(next(iter(self._items)))
-            self._items[draft_id] = Draft(self._owner(), body, now + DRAFT_SECONDS)
+
+            def too_many() -> bool:
+                mine = sum(1 for d in self._items.values() if d.owner == owner)
+                total = sum(d.size for d in self._items.values()) + size
+                return bool(self._items) and (mine >= DRAFTS_PER_SESSION or len(self._items) >= MAX_DRAFTS
+                                              or total > MAX_DRAFT_BYTES)
+            while too_many():  # oldest first: dicts keep their order
+                mine = [k for k, d in self._items.items() if d.owner == owner]
+                self._items.pop(mine[0] if len(mine) >= DRAFTS_PER_SESSION else next(iter(self._items)))
+            self._items[draft_id] = Draft(owner, body, now + DRAFT_SECONDS, size)
         return draft_id
 
     def get(self, draft_id: str) -> dict[str, Any] | None:
@@ -76,12 +90,12 @@ def drafts() -> Drafts:
     store = current_app.extensions.get("ccm_mail_drafts")
     if store is None:
         store = current_app.extensions["ccm_mail_drafts"] = Drafts()
-    return store  # type: ignore[no-any-return]
+    return store
 
 
 def _catalog() -> dict[str, Any]:
     """Placeholders and which ones each template uses: what the send key may read too."""
-    return must(call("GET", "/placeholders"))  # type: ignore[no-any-return]
+    return must(call("GET", "/placeholders"))
 
 
 def _sendable(catalog: dict[str, Any]) -> list[str]:
