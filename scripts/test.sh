@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. The admin-consent tests drive Debian's chromium headless; it is
+# Runs the whole test suite. The browser tests (admin consent, the settings pages) drive Debian's
+# chromium headless (the pages' through Playwright, never 'playwright install'); it is
 # installed here when missing and we are root (CI), otherwise those tests say why they skip.
 set -euo pipefail
 VENV=${1:-.venv}
