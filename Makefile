@@ -1,9 +1,10 @@
-# Two entry points for a fresh machine: `make demo` (the main job) and `make test` (all tests).
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test` (all tests);
+# `make ui` shows the settings pages in the browser (sandbox + ccm-mail serve, until Ctrl+C).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench install clean
+.PHONY: demo test ui bench install clean
 
 install: $(BIN)/ccm-mail
 
@@ -15,6 +16,9 @@ demo: install
 
 test: install
 	bash scripts/test.sh "$(VENV)"
+
+ui: install
+	bash scripts/ui.sh "$(VENV)"
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

@@ -42,3 +42,7 @@ ccm-mail journal --reference RE-2026-00042
 echo
 echo "== received by the sandbox mailbox rechnung@codicon.de"
 find "$RUN/sandbox/mailboxes" -type f | sort
+echo
+echo "== die Einstellungsseiten im Browser / the settings pages in the browser: make ui"
+echo "   (startet Sandbox und ccm-mail serve und zeigt einen Anmeldelink / starts the sandbox and"
+echo "   ccm-mail serve and prints a login link; Screenshots: docs/ui/README.md)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. The admin-consent tests drive Debian's chromium headless and the
-# PostgreSQL journal tests run Debian's PostgreSQL server; both are installed here when missing
-# and we are root (CI), otherwise those tests say why they skip.
+# Runs the whole test suite. The browser tests (admin consent, the settings pages) drive Debian's
+# chromium headless (the pages' through Playwright, never 'playwright install') and the PostgreSQL
+# journal tests run Debian's PostgreSQL server; both are installed here when missing and we are
+# root (CI), otherwise those tests say why they skip.
 set -euo pipefail
 VENV=${1:-.venv}
 cd "$(dirname "$0")/.."

@@ -216,6 +216,18 @@ class Settings:
             return {}
         return self._change("purposes.set", purpose, apply, {"accounts": pool})
 
+    def remove_purpose(self, purpose: str) -> Written:
+        """Take away the purpose's own account (or pool): invoices then go through the E-Service
+        account (:data:`.model.PURPOSE_FALLBACK`), as the seed's dialog did without an entry."""
+        def apply(doc: Any, pre: list[Problem]) -> dict[str, tuple[str, str]]:
+            section = doc.get("purposes")
+            if not isinstance(section, dict) or purpose not in section:
+                raise SettingsError(T(f"Zweck {purpose!r} hat kein eigenes Konto; nichts geändert.",
+                                      f"purpose {purpose!r} has no account of its own; nothing changed."))
+            del section[purpose]
+            return {}
+        return self._change("purposes.remove", purpose, apply, {})
+
     def set_template(self, purpose: str, *, subject: str | None = None, body: str | None = None,
                      format: str | None = None, reference: str | None = None) -> Written:
         """Change (or create) the template of ``purpose``: the given parts replace the ones there.

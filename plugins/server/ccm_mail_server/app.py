@@ -2,7 +2,8 @@
 
 Every route but ``GET /api/v1/health`` needs a key (``Authorization: Bearer KEY``) or a browser
 session made from one (``POST /api/v1/session``: an HttpOnly, SameSite=Strict cookie plus a CSRF
-token that every changing request repeats in ``X-CSRF-Token``). Scopes: ``send`` (workstations:
+token that every changing request repeats in ``X-CSRF-Token``) or from the one-time login link
+``ccm-mail serve`` prints (``POST /api/v1/session/token``, as Jupyter's). Scopes: ``send`` (workstations:
 preview, send, batches, journal, outbox, placeholders, account types) and ``settings`` (admins:
 everything, including accounts, their tests and consent, and the settings write path).
 
@@ -13,6 +14,7 @@ German or English by ``Accept-Language`` (else the config's language).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import threading
@@ -43,6 +45,8 @@ API = "/api/v1"
 SESSION_COOKIE = "ccm_session"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_SECONDS = 8 * 3600
+#: how long the login link printed at the start stays usable (once)
+LOGIN_TOKEN_SECONDS = 3600
 #: request body fields the send endpoints take, and what each must be
 SEND_FIELDS = {"purpose": str, "to": list, "cc": list, "bcc": list, "reply_to": list, "data": dict,
                "attachments": list, "reference": (str, type(None)), "headers": dict, "account": (str, type(None)),
@@ -64,11 +68,30 @@ class Session:
 
 
 class Sessions:
-    """Browser sessions made from a key (issue 14's pages), in memory: a restart logs everyone out."""
+    """Browser sessions made from a key or a one-time login token (the pages), in memory: a
+    restart logs everyone out and makes every printed login link useless."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, Session] = {}
+        self._tokens: dict[bytes, float] = {}  # sha256 of a login token → when it stops working
+
+    def login_token(self, seconds: float = LOGIN_TOKEN_SECONDS) -> str:
+        """A token for one settings session (the link ``ccm-mail serve`` prints); registered as a
+        secret, so no log line or error can show it."""
+        from ccm_mail_hookspecs.redaction import remember
+        token = secrets.token_urlsafe(32)
+        remember(token)
+        with self._lock:
+            self._tokens[hashlib.sha256(token.encode()).digest()] = time.time() + seconds
+        return token
+
+    def redeem(self, token: str) -> bool:
+        """True once for a token that was issued and has not expired."""
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+        with self._lock:
+            expires = self._tokens.pop(digest, None)
+        return expires is not None and expires > time.time()
 
     def create(self, scope: str, who: str) -> tuple[str, Session]:
         sid = secrets.token_urlsafe(32)
@@ -109,6 +132,7 @@ def create_app(service: Service) -> Flask:
     app.json.ensure_ascii = True  # type: ignore[attr-defined]  # ASCII JSON, as the CLI's --json
     app.json.sort_keys = False  # type: ignore[attr-defined]
     sessions = Sessions()
+    app.extensions["ccm_mail_sessions"] = sessions  # serve prints a login link made here
 
     # ---- plumbing -------------------------------------------------------------------------------
     @app.before_request
@@ -256,18 +280,45 @@ def create_app(service: Service) -> Flask:
         return jsonify(openapi.document())
 
     # ---- browser sessions -----------------------------------------------------------------------
+    def new_session(scope: str, who: str) -> Response:
+        sid, session = sessions.create(scope, who)
+        resp = jsonify({"ok": True, "scope": session.scope, "csrf_token": session.csrf,
+                        "expires_in": SESSION_SECONDS})
+        # Path=/: the pages (outside /api/v1) use the same session; SameSite=Strict keeps every
+        # other site's page from sending it
+        resp.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_SECONDS, httponly=True, samesite="Strict",
+                        secure=service.settings.tls, path="/")
+        return resp
+
     @app.post(f"{API}/session")
     @requires("send")
     def session_create() -> Any:
         if not request.headers.get("Authorization"):
             raise ApiError(401, "auth", _t("Eine Sitzung entsteht nur aus einem API-Schlüssel.",
                                            "a session is made from an API key only."))
-        sid, session = sessions.create(g.scope, g.who)
-        resp = jsonify({"ok": True, "scope": session.scope, "csrf_token": session.csrf,
-                        "expires_in": SESSION_SECONDS})
-        resp.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_SECONDS, httponly=True, samesite="Strict",
-                        secure=service.settings.tls, path=API)
-        return resp
+        return new_session(g.scope, g.who)
+
+    @app.post(f"{API}/session/token")
+    def session_from_token() -> Any:
+        data = body({"token": str}, ("token",))
+        if not sessions.redeem(str(data["token"])):
+            log.warning("login_token_refused", remote=request.remote_addr)
+            raise ApiError(401, "auth", _t("Anmeldelink ungültig, abgelaufen oder schon benutzt.",
+                                           "login link invalid, expired or already used."),
+                           _t("Mit dem Einstellungs-Schlüssel anmelden ('ccm-mail serve --show-keys') oder den "
+                              "Dienst neu starten: er zeigt einen neuen Link.",
+                              "Sign in with the settings key ('ccm-mail serve --show-keys') or restart the "
+                              "service: it prints a new link."))
+        return new_session("settings", "login link")
+
+    @app.get(f"{API}/session")
+    @requires("send")
+    def session_read() -> Any:
+        session = sessions.get(request.cookies.get(SESSION_COOKIE, "")) if not request.headers.get(
+            "Authorization") else None
+        return jsonify({"ok": True, "scope": g.scope, "who": g.who,
+                        "csrf_token": session.csrf if session else None,
+                        "expires_in": round(session.expires - time.time()) if session else None})
 
     @app.delete(f"{API}/session")
     @requires("send")
@@ -276,7 +327,7 @@ def create_app(service: Service) -> Flask:
         if sid:
             sessions.drop(sid)
         resp = jsonify({"ok": True})
-        resp.delete_cookie(SESSION_COOKIE, path=API)
+        resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
 
     # ---- one message ----------------------------------------------------------------------------
@@ -319,10 +370,12 @@ def create_app(service: Service) -> Flask:
             limit = int(args.get("limit", "50"))
         except ValueError:
             raise ApiError(422, "request", _t("limit muss eine Zahl sein.", "limit must be a number.")) from None
-        entries = service.current().journal.query(reference=args.get("reference"), status=statuses or None,
-                                                  purpose=args.get("purpose"), since=args.get("since"),
-                                                  until=args.get("until"), batch=args.get("batch"),
-                                                  limit=max(0, min(limit, 10_000)))
+        entries = service.search_journal(reference=args.get("reference"),
+                                         reference_contains=args.get("reference_contains"),
+                                         recipient=args.get("recipient"), status=statuses or None,
+                                         purpose=args.get("purpose"), since=args.get("since"),
+                                         until=args.get("until"), batch=args.get("batch"),
+                                         limit=max(0, min(limit, 10_000)))
         return jsonify({"entries": [e.to_dict() for e in entries]})
 
     @app.get(f"{API}/journal/<int:entry_id>")
@@ -378,15 +431,22 @@ def create_app(service: Service) -> Flask:
             rows.append({"name": acc.name, "type": acc.type, "type_label": atype.label.get(lang()),
                          "sender": str(mailer.sender_of(acc.name)),
                          "settings": {k: ("***" if k in acc.secret_fields else v) for k, v in acc.values.items()},
-                         "purposes": [p for p in cfg.purposes if cfg.account_for(p) == acc.name]})
+                         "purposes": [p for p in cfg.purposes if cfg.account_for(p) == acc.name],
+                         "pools": [p for p in cfg.purposes if acc.name in cfg.pool_for(p)],
+                         "actions": sorted(atype.actions),
+                         # what the service last learnt: the last test, the last consent, the last save
+                         "status": service.status.get(acc.name),
+                         # a credential's expiry is not known to any account type yet (issue 16)
+                         "credential_expires": None})
         return jsonify({"accounts": rows})
 
     @app.post(f"{API}/accounts/<name>/test")
     @requires("settings")
     def account_test(name: str) -> Any:
         result = service.current().check_account(name_of(name, "account"))
-        return jsonify({"ok": result.ok, "steps": [{"step": s, "ok": ok, "text": t.get(lang())}
-                                                   for s, ok, t in result.steps]})
+        steps = [{"step": s, "ok": ok, "text": t.get(lang())} for s, ok, t in result.steps]
+        service.status.record_test(name, result.ok, steps)
+        return jsonify({"ok": result.ok, "steps": steps})
 
     @app.post(f"{API}/accounts/<name>/consent")
     @requires("settings")
@@ -409,14 +469,31 @@ def create_app(service: Service) -> Flask:
             raise ApiError(404, "not_found", _t(f"Kein Auftrag {job_id}.", f"no job {job_id}."))
         return jsonify(_job(job))
 
+    @app.post(f"{API}/jobs/<job_id>/answer")
+    @requires("settings")
+    def job_answer(job_id: str) -> Any:
+        """A line for a job that asks (consent: the address from the admin's browser, or empty to
+        have consent proven by a new token)."""
+        data = body({"line": str}, ("line",))
+        job = service.jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, "not_found", _t(f"Kein Auftrag {job_id}.", f"no job {job_id}."))
+        if job.done:
+            raise ApiError(409, "job_done", _t("Der Auftrag ist schon beendet.", "the job has ended already."))
+        job.answers.put(str(data["line"]).strip())
+        return jsonify(_job(job)), 202
+
     @app.get(f"{API}/placeholders")
     @requires("send")
     def placeholders() -> Any:
         mailer = service.current()
         purpose = request.args.get("purpose")
         purposes = [purpose] if purpose else sorted({"invoice", "eservice", *mailer.config.templates})
+        templates = mailer.config.templates
         return jsonify({"placeholders": {p: sorted((x.to_dict(lang()) for x in mailer.placeholders(p)),
-                                                   key=lambda d: d["name"].lower()) for p in purposes}})
+                                                   key=lambda d: d["name"].lower()) for p in purposes},
+                        # which placeholders each template uses: the data a send has to bring
+                        "templates": {p: _used(templates[p]) for p in purposes if p in templates}})
 
     # ---- settings -------------------------------------------------------------------------------
     @app.get(f"{API}/settings")
@@ -456,6 +533,20 @@ def create_app(service: Service) -> Flask:
         written = service.settings_writer(g.who).set_purpose(name_of(purpose, "purpose"), data["accounts"])
         return jsonify(service.saved(written).to_dict(lang()))
 
+    @app.delete(f"{API}/settings/purposes/<purpose>")
+    @requires("settings")
+    def settings_purpose_remove(purpose: str) -> Any:
+        written = service.settings_writer(g.who).remove_purpose(name_of(purpose, "purpose"))
+        return jsonify(service.saved(written).to_dict(lang()))
+
+    @app.post(f"{API}/settings/templates/<purpose>/preview")
+    @requires("settings")
+    def settings_template_preview(purpose: str) -> Any:
+        data = body({"subject": str, "body": str, "format": str, "reference": str, "to": list, "data": dict})
+        to = [str(a) for a in data.get("to") or ["Müller & Söhne GmbH <buchhaltung@mueller-soehne.example>"]]
+        return jsonify(service.template_trial(name_of(purpose, "purpose"), data, to=to,
+                                              data=dict(data.get("data") or {}), lang=lang()))
+
     @app.put(f"{API}/settings/templates/<purpose>")
     @requires("settings")
     def settings_template(purpose: str) -> Any:
@@ -477,8 +568,17 @@ def create_app(service: Service) -> Flask:
     return app
 
 
+def _used(template: Any) -> list[str]:
+    names: list[str] = []
+    for part in (template.subject, template.body, template.reference):
+        if part is not None:
+            names += [n for n in part.names if n not in names]
+    return names
+
+
 def _job(job: Any) -> dict[str, Any]:
     return {"job": job.job_id, "account": job.account, "action": job.action, "done": job.done, "notes": job.notes,
+            "asking": job.asking,
             "result": job.result if isinstance(job.result, (dict, list, str, int, float, bool, type(None))) else str(job.result),
             "error": job.error}
 

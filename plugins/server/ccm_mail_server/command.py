@@ -78,11 +78,12 @@ def build_server(app: Any, settings: ServerSettings) -> Any:
 
 def _serve(path: Path, mailer: object, settings: ServerSettings, keys: KeyStore, made: list[str],
            out: CommandOutput) -> int:
-    from .app import create_app
     from .service import Service
+    from .site import create_site
 
     service = Service(path, settings, keys, mailer=mailer)  # type: ignore[arg-type]
-    server = build_server(create_app(service), settings)
+    site = create_site(service)
+    server = build_server(site, settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -91,7 +92,19 @@ def _serve(path: Path, mailer: object, settings: ServerSettings, keys: KeyStore,
     if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl+Break, and what a service wrapper may send
         signal.signal(signal.SIGBREAK, stop)
     try:
-        server.prepare()
+        try:
+            server.prepare()
+        except OSError as exc:  # the port is taken (another serve, or make ui twice) or not allowed
+            from ccm_mail_hookspecs import ConfigError, T
+            raise ConfigError(
+                T(f"'ccm-mail serve' kann nicht auf {settings.host}:{settings.port} lauschen ({exc.strerror or exc}); "
+                  "nicht gestartet.",
+                  f"'ccm-mail serve' cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
+                  "not started."),
+                hint=T("Läuft der Dienst schon? Sonst eine andere Adresse: --listen 127.0.0.1:PORT oder "
+                       "plugins.settings.server.listen.",
+                       "Is the service running already? Otherwise another address: --listen 127.0.0.1:PORT or "
+                       "plugins.settings.server.listen.")) from None
         host, port = server.bind_addr[:2]  # type: ignore[index]
         url = f"{'https' if settings.tls else 'http'}://{f'[{host}]' if ':' in str(host) else host}:{port}"
         for scope in made:
@@ -99,6 +112,10 @@ def _serve(path: Path, mailer: object, settings: ServerSettings, keys: KeyStore,
                            f"new API key '{scope}' in {keys.where(scope)}."))
         out.note(out.t(f"ccm-mail serve: bereit unter {url} (Konfiguration {service.path})",
                        f"ccm-mail serve: ready at {url} (configuration {service.path})"))
+        # printed directly: the token is registered as a secret, and every other output path blanks it
+        print(out.t("Einstellungen im Browser (Anmeldelink, einmal gültig, 1 Stunde): ",
+                    "Settings in the browser (login link, works once, for 1 hour): ") + url + site.login_path(),
+              file=sys.stderr)
         sys.stderr.flush()
         service.start()
         server.serve()

@@ -111,7 +111,14 @@ SCHEMAS: dict[str, Any] = {
         "from_name": {"type": "string"}, "limits": {"type": "object"}}},
     "Job": {"type": "object", "required": ["job", "done", "notes"], "properties": {
         "job": {"type": "string"}, "account": {"type": "string"}, "action": {"type": "string"},
-        "done": {"type": "boolean"}, "notes": _STR_LIST, "result": {}, "error": {"type": ["object", "null"]}}},
+        "done": {"type": "boolean"}, "notes": _STR_LIST, "result": {}, "error": {"type": ["object", "null"]},
+        "asking": {"type": ["string", "null"], "description": "the prompt while the job waits for a line"}}},
+    "TemplateTrial": {"type": "object", "required": ["ok", "unknown", "problems", "preview", "text"], "properties": {
+        "ok": {"type": "boolean"}, "unknown": {"type": "array", "items": {"type": "string"},
+                                               "description": "placeholder names no plugin and no data field offers"},
+        "problems": {"type": "array", "items": _ANY_OBJ, "description": "config check's problems of this template"},
+        "error": {"type": ["object", "null"]}, "preview": {"oneOf": [_ref("Preview"), {"type": "null"}]},
+        "text": {"type": ["string", "null"], "description": "the preview exactly as 'ccm-mail preview' prints it"}}},
 }
 
 
@@ -127,7 +134,17 @@ def document() -> dict[str, Any]:
                         "changing request repeats in X-CSRF-Token", "send",
                         {"200": _json({"type": "object", "properties": {"scope": {"type": "string"},
                                                                         "csrf_token": {"type": "string"}}})}),
+            "get": _op("The session (or key) in use: its scope and, for a session, its CSRF token (for the pages)",
+                       "send", {"200": _json({"type": "object", "properties": {
+                           "scope": {"type": "string"}, "who": {"type": "string"},
+                           "csrf_token": {"type": ["string", "null"]}, "expires_in": {"type": ["integer", "null"]}}})}),
             "delete": _op("End the browser session", "send", ok)},
+        f"{p}/session/token": {"post": _op(
+            "A settings session from the one-time login link 'ccm-mail serve' prints (no key; the token works once, "
+            "for an hour)", None, {"200": _json({"type": "object", "properties": {"scope": {"type": "string"},
+                                                                                "csrf_token": {"type": "string"}}})},
+            body={"type": "object", "required": ["token"], "additionalProperties": False,
+                  "properties": {"token": {"type": "string"}}})},
         f"{p}/preview": {"post": _op("What the confirmation dialog shows; nothing is sent or journaled", "send",
                                      {"200": _json(_ref("Preview"))}, body=_ref("SendRequest"))},
         f"{p}/send": {"post": _op("Send one message (idempotent by purpose + reference)", "send",
@@ -138,7 +155,8 @@ def document() -> dict[str, Any]:
         f"{p}/batches/{{batch_id}}": {"get": _op("A batch's progress", "send", {"200": _json(_ref("BatchProgress"))},
                                                  params=[_path_param("batch_id")])},
         f"{p}/journal": {"get": _op("Query the journal, newest first", "send", {"200": _json(_ref("Entries"))},
-                                    params=[_query("reference"), _query("status", many=True), _query("purpose"),
+                                    params=[_query("reference"), _query("reference_contains"), _query("recipient"),
+                                            _query("status", many=True), _query("purpose"),
                                             _query("since"), _query("until"), _query("batch"),
                                             _query("limit", "integer")])},
         f"{p}/journal/{{entry_id}}": {"get": _op("One entry with its history", "send", ok,
@@ -161,7 +179,13 @@ def document() -> dict[str, Any]:
                                                        body={"type": "object", "properties": {"timeout": {"type": "number"}}})},
         f"{p}/jobs/{{job_id}}": {"get": _op("An admin job's state", "settings", {"200": _json(_ref("Job"))},
                                             params=[_path_param("job_id")])},
-        f"{p}/placeholders": {"get": _op("Placeholders for click-insert, per purpose", "send", ok,
+        f"{p}/jobs/{{job_id}}/answer": {"post": _op(
+            "A line for a job that asks (consent: the address from the admin's browser at another computer, or "
+            "empty to have consent proven by a new token)", "settings", {"202": _json(_ref("Job"), "taken")},
+            params=[_path_param("job_id")],
+            body={"type": "object", "required": ["line"], "properties": {"line": {"type": "string"}}})},
+        f"{p}/placeholders": {"get": _op("Placeholders for click-insert, per purpose, and the ones each purpose's "
+                                         "template uses (the data a send has to bring)", "send", ok,
                                          params=[_query("purpose")])},
         f"{p}/settings": {"get": _op("The settings as the file has them (secrets only as where they are kept)",
                                      "settings", ok)},
@@ -174,7 +198,17 @@ def document() -> dict[str, Any]:
         f"{p}/settings/purposes/{{purpose}}": {"put": _op(
             "Assign a purpose's account (or pool)", "settings", {"200": _json(_ref("Saved"))},
             params=[_path_param("purpose")],
-            body={"type": "object", "required": ["accounts"], "properties": {"accounts": _STR_LIST}})},
+            body={"type": "object", "required": ["accounts"], "properties": {"accounts": _STR_LIST}}),
+            "delete": _op("Take away the purpose's own account (invoices then go through the E-Service account)",
+                          "settings", {"200": _json(_ref("Saved"))}, params=[_path_param("purpose")])},
+        f"{p}/settings/templates/{{purpose}}/preview": {"post": _op(
+            "A template as edited, not saved: checked like config check and rendered with the placeholders' example "
+            "data as 'ccm-mail preview' shows it", "settings", {"200": _json(_ref("TemplateTrial"))},
+            params=[_path_param("purpose")],
+            body={"type": "object", "additionalProperties": False, "properties": {
+                "subject": {"type": "string"}, "body": {"type": "string"}, "format": {"enum": ["text", "html"]},
+                "reference": {"type": "string"}, "to": _STR_LIST,
+                "data": {"type": "object", "description": "values instead of the examples"}}})},
         f"{p}/settings/templates/{{purpose}}": {"put": _op(
             "Save a purpose's template", "settings", {"200": _json(_ref("Saved"))}, params=[_path_param("purpose")],
             body={"type": "object", "properties": {"subject": {"type": "string"}, "body": {"type": "string"},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import queue
 import threading
 import time
 from collections import Counter
@@ -29,6 +30,7 @@ from ccm_mail_core.outbox import Outbox
 from ccm_mail_core.results import exit_code_for
 from ccm_mail_hookspecs import Attachment, CcmMailError, ConfigError, Status, T
 
+from .account_status import AccountStatus
 from .attachments import AttachmentStore
 from .keys import KeyStore
 from .settings import ServerSettings
@@ -60,7 +62,10 @@ class BatchRun:
 
 @dataclass(slots=True)
 class Job:
-    """An admin action that takes long (admin consent waits for Microsoft's redirect)."""
+    """An admin action that takes long (admin consent waits for Microsoft's redirect).
+
+    While it runs, the action may ask for a line (:meth:`ask`): the admin at another computer
+    pastes the address Microsoft sent their browser to (``POST /api/v1/jobs/{id}/answer``)."""
 
     job_id: str
     account: str
@@ -69,6 +74,22 @@ class Job:
     result: Any = None
     error: dict[str, Any] | None = None
     done: bool = False
+    asking: str | None = None
+    answers: queue.Queue[str] = field(default_factory=queue.Queue)
+
+    def ask(self, prompt: str) -> str:
+        """The action's prompt: waits for an answer until the job ends (then EOFError, which
+        tells the action nobody will answer)."""
+        self.asking = prompt
+        try:
+            while not self.done:
+                try:
+                    return self.answers.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+            raise EOFError
+        finally:
+            self.asking = None
 
 
 class Service:
@@ -89,6 +110,7 @@ class Service:
         self._batch_lock = threading.Lock()
         self.batches: dict[str, BatchRun] = {}
         self.jobs: dict[str, Job] = {}
+        self.status = AccountStatus(self.state / "accounts.json")
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
 
@@ -256,6 +278,8 @@ class Service:
             raise ConfigError(T(f"Kontotyp {atype.id!r} bietet '{action}' nicht an.",
                                 f"account type {atype.id!r} does not offer '{action}'."))
         job = Job(hashlib.sha256(f"{account}{action}{time.time_ns()}".encode()).hexdigest()[:16], account, action)
+        if action == "consent":
+            options = {"ask": job.ask, **options}
 
         def work() -> None:
             try:
@@ -268,6 +292,8 @@ class Service:
                                            f"internal error: {type(exc).__name__}")).to_dict(lang)
             finally:
                 job.done = True
+                if action == "consent":
+                    self.status.record_consent(account, job.result, job.error)
         self.jobs[job.job_id] = job
         threading.Thread(target=work, name=f"ccm-mail-{action}", daemon=True).start()
         return job
@@ -279,7 +305,83 @@ class Service:
     def saved(self, written: Written) -> Written:
         """After a write: the next request uses it (no waiting for the file check)."""
         self.reload()
+        if written.action == "accounts.set":
+            self.status.record_saved(written.target)
         return written
+
+    def template_trial(self, purpose: str, change: Mapping[str, Any], *, to: list[str], data: Mapping[str, Any],
+                       lang: str) -> dict[str, Any]:
+        """A template as the admin is editing it, not saved: checked with the rules of ``config
+        check`` and, when it passes, rendered with the placeholders' example data exactly as
+        ``ccm-mail preview`` shows it (compose, then the prepare hooks)."""
+        import yaml
+
+        from ccm_mail_core import templates as tpl_mod
+        from ccm_mail_core.compose import account_of, compose
+        from ccm_mail_core.config import build
+        from ccm_mail_core.preview_text import preview_dict, render_preview_dict
+        from ccm_mail_hookspecs import Address
+
+        mailer = self.current()
+        document = yaml.safe_load(self.path.read_text(encoding="utf-8-sig")) or {}
+        section = document.setdefault("templates", {}) or {}
+        document["templates"] = section
+        draft = dict(section.get(purpose) or {})
+        for key in ("subject", "body", "format", "reference"):
+            if change.get(key) is not None:
+                draft[key] = change[key]
+        if change.get("body") is not None:
+            draft.pop("body_file", None)
+        section[purpose] = draft
+        known = mailer.config.placeholders_for(mailer.registries, purpose)
+        unknown: list[str] = []
+        for key in ("subject", "body", "reference"):
+            try:
+                names = tpl_mod.parse(str(draft.get(key) or "")).names
+            except CcmMailError:
+                continue  # a lone '#': config check below words it
+            unknown += [n for n in names if n not in known and n not in unknown]
+        text = yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+        try:
+            cfg = build(self.path, read_raw(self.path, text), mailer.registries, lang_override=self.lang_override)
+        except ConfigProblems as exc:
+            return {"ok": False, "unknown": unknown,
+                    "problems": [p.to_dict(lang) for p in exc.problems
+                                 if not p.warning and (p.key == f"templates.{purpose}"
+                                                       or p.key.startswith(f"templates.{purpose}."))]
+                    or [p.to_dict(lang) for p in exc.problems if not p.warning],
+                    "preview": None, "text": None}
+        examples = {name: p.example for name, p in cfg.placeholders_for(mailer.registries, purpose).items()}
+        try:
+            account = account_of(cfg, purpose, None)
+            acc = cfg.accounts[account]
+            field_name = mailer.registries.account_types[acc.type].sender_field_name
+            sender = Address(str(acc.values.get(field_name or "", "")), acc.from_name)
+            shown = compose(cfg, mailer.registries, purpose, sender=sender, to=to, data={**examples, **data},
+                            account=account)
+            mailer.prepare(shown)
+        except CcmMailError as exc:
+            return {"ok": False, "unknown": unknown, "problems": [], "error": exc.to_dict(lang),
+                    "preview": None, "text": None}
+        d = preview_dict(shown)
+        return {"ok": True, "unknown": unknown, "problems": [], "preview": d,
+                "text": render_preview_dict(d, lang, body_lines=200)}
+
+    def search_journal(self, *, reference: str | None, reference_contains: str | None, recipient: str | None,
+                       status: list[str] | None, purpose: str | None, since: str | None, until: str | None,
+                       batch: str | None, limit: int) -> list[Any]:
+        """The journal's own query, and for the pages' search the parts of an invoice number or a
+        recipient address, matched here (case-insensitive) on the rows the query returned."""
+        journal = self.current().journal
+        scan = bool(reference_contains or recipient)
+        entries = journal.query(reference=reference, status=status, purpose=purpose, since=since, until=until,
+                                batch=batch, limit=0 if scan else limit)
+        if not scan:
+            return entries
+        part, who = (reference_contains or "").casefold(), (recipient or "").casefold()
+        found = [e for e in entries if part in e.reference.casefold()
+                 and (not who or any(who in r.casefold() for r in e.recipients))]
+        return found[:limit] if limit else found
 
     def settings_document(self) -> dict[str, Any]:
         """The settings as the file has them, secrets only as where they are kept."""

@@ -93,7 +93,6 @@ def service_thread(config: Path) -> Iterator[str]:
     """The service in this process (cheroot on a free port in a thread); yields its URL."""
     from ccm_mail_core import Mailer
     from ccm_mail_core.storage import data_dir
-    from ccm_mail_server.app import create_app
     from ccm_mail_server.command import build_server
     from ccm_mail_server.keys import KeyStore
     from ccm_mail_server.service import Service
@@ -104,8 +103,9 @@ def service_thread(config: Path) -> Iterator[str]:
     settings = ServerSettings.from_mapping(mailer.config.plugin_settings.get("server", {}), config.parent)
     store = KeyStore(settings.keys, settings.keys_dir or data_dir() / "server")
     store.ensure()
+    from ccm_mail_server.site import create_site
     service = Service(config, settings, store, mailer=mailer)
-    server = build_server(create_app(service), settings)
+    server = build_server(create_site(service), settings)
     server.prepare()
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()

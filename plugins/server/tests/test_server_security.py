@@ -146,7 +146,7 @@ def test_a_browser_session_needs_the_csrf_token_for_changes(url: str, site: Path
     status, answer, headers = admin.call("POST", "/api/v1/session")
     assert status == 200 and answer["scope"] == "settings"
     cookie = headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/api/v1" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/;" in cookie + ";"
     session = cookie.split(";")[0]
     browser = Client(url, None)
     status, _, _ = browser.call("GET", "/api/v1/settings", headers={"Cookie": session})
@@ -177,3 +177,18 @@ def test_binding_beyond_loopback_without_tls_is_refused(site: Path) -> None:
     proc = run_serve(site, "--listen", "0.0.0.0:8410")
     assert proc.returncode == 2
     assert "TLS" in proc.stderr and "tls_cert" in proc.stderr and "nicht gestartet" in proc.stderr.lower()
+
+
+def test_a_port_in_use_is_said_so(site: Path) -> None:
+    """A second 'ccm-mail serve' (or 'make ui' twice): a usage error that says what to do, not an
+    internal error for the support."""
+    import socket
+
+    from server_support import run_serve
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = run_serve(site, "--listen", f"127.0.0.1:{taken.getsockname()[1]}")
+    assert proc.returncode == 2, proc.stderr
+    assert "kann nicht auf 127.0.0.1:" in proc.stderr and "--listen" in proc.stderr
+    assert "Interner Fehler" not in proc.stderr
