@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ccm_mail_core.config import ConfigProblems
 from ccm_mail_core.journal import DuplicateSend, JournalError
@@ -246,6 +246,11 @@ def create_app(service: Service) -> Flask:
         return decorate
 
     def body(fields: Mapping[str, Any] | None = None, required: tuple[str, ...] = ()) -> dict[str, Any]:
+        # a chunked body has no Content-Length to refuse up front: werkzeug cuts it at the limit,
+        # and a body that long is one that went over it (413, not "broken JSON")
+        raw = request.get_data(cache=True)
+        if request.content_length is None and len(raw) >= service.settings.max_request_bytes:
+            raise RequestEntityTooLarge()
         data = request.get_json(force=True, silent=True)
         if data is None and request.get_data(cache=True):
             raise ApiError(400, "bad_request", _t("Der Inhalt ist kein gültiges JSON (UTF-8).",

@@ -73,6 +73,31 @@ def test_bad_bodies_get_4xx_and_send_nothing(send_client: Client, site: Path) ->
     _unchanged(site, before)
 
 
+def test_an_oversized_chunked_body_is_refused_like_a_declared_one(url: str, send_client: Client, site: Path) -> None:
+    """Without Content-Length the limit still holds: 413, nothing sent, nothing changed."""
+    before = (site / "ccm-mail.yaml").read_bytes()
+    parts = urlsplit(url)
+    body = json.dumps({**invoice(), "data": {**invoice()["data"], "Anrede": "x" * (3 * 1024 * 1024)}}).encode()
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn.putrequest("POST", "/api/v1/send")
+    conn.putheader("Authorization", f"Bearer {keys(site)['send']}")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    try:
+        for i in range(0, len(body), 65536):
+            piece = body[i:i + 65536]
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        conn.send(b"0\r\n\r\n")
+        response = conn.getresponse()
+        status, answer = response.status, json.loads(response.read())
+    finally:
+        conn.close()
+    assert status == 413 and answer["error"]["kind"] == "too_large", answer
+    assert sent_mails(site) == []
+    _unchanged(site, before)
+
+
 @pytest.mark.parametrize("name", ["../../etc/passwd", "..\\..\\boot.ini", "C:\\Windows\\win.ini", "/etc/passwd",
                                   "..", "a\nb.pdf", "CON<1>.pdf"])
 def test_attachment_names_cannot_leave_the_store(send_client: Client, site: Path, name: str) -> None:
