@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .text import T
-from .transport import Transport
+from .transport import Expiry, Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,10 @@ class AccountType:
         the first field of kind ``"email"``.
     :param actions: extra admin actions this type offers, e.g. ``{"consent": fn}``; each takes
         ``(settings, **options)`` and returns a dict for the caller.
+    :param expiry: when the account's credential expires, from its values alone (a date in the
+        config, a certificate's notAfter read from the file), without any network: the host
+        asks it in ``config check`` and before every send. None, or returning None: unknown.
+        Since 1.4.
     """
 
     id: str
@@ -86,6 +90,7 @@ class AccountType:
     description: T | None = None
     sender_field: str = ""
     actions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    expiry: Callable[[Mapping[str, Any]], Expiry | None] | None = None
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
