@@ -351,6 +351,8 @@ def _check_value(kind: str, choices: tuple[str, ...], value: Any, base: Path, *,
                  f"{en} is not allowed; choose one of: {', '.join(choices)}")
     if isinstance(value, (dict, list)):
         return T("muss ein einfacher Wert sein", "must be a plain value")
+    if kind != "date" and not isinstance(value, (str, int, float, bool)):
+        value = str(value)  # a YAML date in a text field stays the text the admin wrote
     if kind in ("int", "float"):
         number = _number(value)
         if number is None or (kind == "int" and number != int(number)):
@@ -371,6 +373,12 @@ def _check_value(kind: str, choices: tuple[str, ...], value: Any, base: Path, *,
             return exc.message
     if kind == "path":
         return str(_relative(base, str(value)))
+    if kind == "date":
+        from ..expiry import parse_date
+        when = parse_date(value)
+        if when is None:
+            return T(f"{de} ist kein Datum (JJJJ-MM-TT oder TT.MM.JJJJ)", f"{en} is not a date (YYYY-MM-DD or DD.MM.YYYY)")
+        return when
     return value if isinstance(value, str) else str(value)
 
 

@@ -20,7 +20,9 @@ class Field:
         shown or logged.
     :param help: where to find the value, e.g. "Entra → App-Registrierungen → Übersicht".
     :param choices: allowed values, if the field is a choice.
-    :param kind: ``"text"``, ``"email"``, ``"int"``, ``"bool"``, ``"path"``, ``"choice"``.
+    :param kind: ``"text"``, ``"email"``, ``"int"``, ``"bool"``, ``"path"``, ``"choice"``, or
+        ``"date"`` (since 1.4: ``2027-03-31`` or ``31.03.2027``; the transport gets a timezone-aware
+        ``datetime`` at the end of that day, UTC).
     """
 
     name: str

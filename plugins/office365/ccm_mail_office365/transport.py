@@ -59,13 +59,17 @@ class Office365Transport(Transport):
             raise RecipientError(
                 T(f"{len(recipients)} Empfänger: Exchange Online erlaubt höchstens {MAX_RECIPIENTS} je Nachricht.",
                   f"{len(recipients)} recipients: Exchange Online allows at most {MAX_RECIPIENTS} per message."))
-        facts = self.graph.send(message, plan(message, self.config.mailbox))
+        route = plan(message, self.config.mailbox)
+        facts = self.graph.send(message, route)
         # no log line of its own: the host logs "sending" (debug) and "sent" with these ids
         ids = {"mailbox": self.config.mailbox, "route": facts["route"],
                "request_id": facts["request_id"], "client_request_id": facts["client_request_id"]}
+        if message.sender is not None and message.sender.address.lower() != self.config.mailbox.lower():
+            ids["sent_as"] = message.sender.address
         if message.message_id:
             ids["internet_message_id"] = message.message_id
-        return Receipt(sent_at=facts["sent_at"], transport_ids=ids)
+        return Receipt(sent_at=facts["sent_at"], transport_ids=ids, mime=facts.get("mime"),
+                       notes=_route_notes(message, facts["route"]))
 
     def lookup(self, message: Message) -> Lookup:
         """Find ``message.message_id`` in Sent Items. Needs Mail.ReadBasic.All or Mail.Read;
@@ -139,6 +143,27 @@ class Office365Transport(Transport):
 
     def close(self) -> None:
         self.session.close()
+
+
+def _route_notes(message: Message, route: str) -> tuple[T, ...]:
+    """What the chosen route could not do as asked. Graph's MIME request and the draft's send
+    action take no ``saveToSentItems`` (both keep a copy in Sent Items), and only the message
+    JSON can ask for a delivery report (``isDeliveryReceiptRequested``)
+    (https://learn.microsoft.com/graph/api/user-sendmail, .../message-send)."""
+    notes = []
+    if not message.save_to_sent and route in ("mime", "draft"):
+        notes.append(T("Die Nachricht liegt trotzdem in 'Gesendete Elemente': Graph kennt saveToSentItems nur für "
+                       "JSON-Nachrichten bis 4 MB (hier: " + ("MIME für die Archivkopie" if route == "mime" else
+                                                            "Entwurf für große Anhänge") + ").",
+                       "The message is in Sent Items anyway: Graph has saveToSentItems only for JSON messages up to "
+                       "4 MB (here: " + ("MIME for the archive copy" if route == "mime" else
+                                         "a draft for large attachments") + ")."))
+    if message.request_delivery_receipt and route == "mime":
+        notes.append(T("Keine Übermittlungsbestätigung angefordert: eine MIME-Nachricht (Archivkopie) kann sie bei "
+                       "Graph nicht anfordern; die Lesebestätigung steht im Kopf (Disposition-Notification-To).",
+                       "No delivery receipt requested: a MIME message (archive copy) cannot ask Graph for one; the "
+                       "read receipt is in the header (Disposition-Notification-To)."))
+    return tuple(notes)
 
 
 def _explain(exc: CcmMailError) -> T:
