@@ -327,6 +327,13 @@ class GraphClient:
                          params={"$filter": f"internetMessageId eq '{escaped}'",
                                  "$select": "id,internetMessageId,sentDateTime", "$top": "5"})
 
+    def application(self) -> requests.Response:
+        """The app's own registration, its secrets' end dates only (Application.Read.All;
+        https://learn.microsoft.com/graph/api/application-get: ``GET /applications(appId='{appId}')``)."""
+        return self.call("GET", f"{self.config.graph_base}/applications(appId='{quote(self.config.client_id, safe='')}')",
+                         budget=self._budget(), repeatable=True, what="application",
+                         params={"$select": "passwordCredentials"})
+
     def sent_items_folder(self) -> requests.Response:
         return self.call("GET", f"{self.user_url}/mailFolders/SentItems", budget=self._budget(), repeatable=True,
                          params={"$select": "id,displayName,totalItemCount"}, what="checkMailbox")

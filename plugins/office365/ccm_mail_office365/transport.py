@@ -12,6 +12,7 @@ from ccm_mail_hookspecs import (
     AccountSettings,
     CcmMailError,
     CheckResult,
+    Expiry,
     Found,
     Lookup,
     Message,
@@ -92,9 +93,30 @@ class Office365Transport(Transport):
         return Lookup(Found.SENT, sent_at=sent_at,
                       transport_ids={"graph_message_id": str(item.get("id", "")), "mailbox": self.config.mailbox})
 
+    def credential_expiry(self) -> Expiry | None:
+        """The certificate's notAfter, or the client secret's end date as Graph has it (when the
+        app may read its own registration: Application.Read.All); None when it cannot be read."""
+        from .expiry import from_graph, local
+        if self.config.certificate is not None:
+            return local({"certificate": str(self.config.certificate),
+                          "certificate_password": self.config.certificate_password})
+        try:
+            resp = self.graph.application()
+        except CcmMailError as exc:
+            log.info("expiry_unreadable", account=self.config.account, kind=exc.kind)
+            return None
+        if resp.status_code != 200:  # 403 without Application.Read.All: cannot tell, and that is fine
+            log.info("expiry_unreadable", account=self.config.account, status=resp.status_code)
+            return None
+        try:
+            creds = resp.json().get("passwordCredentials") or []
+        except (ValueError, AttributeError):
+            return None
+        return from_graph([c for c in creds if isinstance(c, dict)], self.config.client_secret)
+
     def check(self) -> CheckResult:
         """"Verbindung testen": a new token (the credential as configured now), the permissions in
-        it, the mailbox through Graph."""
+        it, the mailbox through Graph, and which mailboxes the app may reach beyond this one."""
         steps: list[tuple[str, bool, T]] = []
         try:
             result = self.tokens.token_result(fresh=True)  # prove today's credential, not a cached token
@@ -139,6 +161,8 @@ class Office365Transport(Transport):
                 "whether the mailbox exists. With Mail.ReadBasic.All the test checks the mailbox too.")))
         else:
             steps.append(("mailbox", False, _explain(errors.from_graph_response(resp, self.config.secrets))))
+        from .scope import scope_step
+        steps.append(("scope", True, scope_step(roles, self.config.client_id, self.config.mailbox)))
         return CheckResult(all(ok for _, ok, _ in steps), tuple(steps))
 
     def close(self) -> None:

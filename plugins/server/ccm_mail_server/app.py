@@ -370,15 +370,22 @@ def create_app(service: Service) -> Flask:
     @app.get(f"{API}/accounts")
     @requires("settings")
     def accounts() -> Any:
+        from datetime import datetime, timezone
+
+        from ccm_mail_core import expiry as expiry_mod
         mailer = service.current()
         cfg = mailer.config
+        now = datetime.now(timezone.utc)
         rows = []
         for acc in cfg.accounts.values():
             atype = mailer.registries.account_types[acc.type]
+            # what every send checks (no network): a credential that expires within 30 days is warned about
+            expiry = expiry_mod.to_dict(acc.name, mailer.credential_expiry(acc.name), now, lang())
             rows.append({"name": acc.name, "type": acc.type, "type_label": atype.label.get(lang()),
                          "sender": str(mailer.sender_of(acc.name)),
                          "settings": {k: ("***" if k in acc.secret_fields else v) for k, v in acc.values.items()},
-                         "purposes": [p for p in cfg.purposes if cfg.account_for(p) == acc.name]})
+                         "purposes": [p for p in cfg.purposes if cfg.account_for(p) == acc.name],
+                         "expiry": expiry, "warnings": [expiry["message"]] if expiry and expiry["message"] else []})
         return jsonify({"accounts": rows})
 
     @app.post(f"{API}/accounts/<name>/test")

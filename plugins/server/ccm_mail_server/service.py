@@ -300,7 +300,11 @@ class Service:
                 else:
                     shown[key] = value
             accounts[str(name)] = shown
-        purposes = {str(p): (list(v) if isinstance(v, list) else [v]) for p, v in (raw.get("purposes") or {}).items()}
+        from ccm_mail_core.config.purposes import pool_of
+        purposes = {}
+        for p, v in (raw.get("purposes") or {}).items():
+            pool = pool_of(v)  # a purpose written as a mapping names its accounts under 'account'
+            purposes[str(p)] = list(pool) if isinstance(pool, list) else [pool]
         return {"file": str(self.path), "language": raw.get("language", "de"), "accounts": accounts,
                 "purposes": purposes, "templates": _plain(raw.get("templates") or {})}
 
