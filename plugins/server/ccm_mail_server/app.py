@@ -459,8 +459,9 @@ def create_app(service: Service) -> Flask:
     @app.put(f"{API}/settings/purposes/<purpose>")
     @requires("settings")
     def settings_purpose(purpose: str) -> Any:
-        data = body({"accounts": list}, ("accounts",))
-        written = service.settings_writer(g.who).set_purpose(name_of(purpose, "purpose"), data["accounts"])
+        data = body({"accounts": list, "options": dict}, ("accounts",))
+        written = service.settings_writer(g.who).set_purpose(name_of(purpose, "purpose"), data["accounts"],
+                                                             options=data.get("options"))
         return jsonify(service.saved(written).to_dict(lang()))
 
     @app.put(f"{API}/settings/templates/<purpose>")
