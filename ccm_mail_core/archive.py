@@ -88,7 +88,8 @@ def _error(target: Path, exc: OSError) -> ArchiveError:
 def _remove(path: Path) -> None:
     try:
         if path.exists():
-            os.chmod(path, stat.S_IWRITE | stat.S_IREAD)  # Windows refuses to delete a read-only file
+            if os.name == "nt":  # Windows refuses to delete a read-only file; on POSIX this name shares
+                os.chmod(path, stat.S_IWRITE | stat.S_IREAD)  # the archive copy's inode: never touch its mode
             path.unlink()
     except OSError:
         pass  # a stray temporary file; never the archive copy itself

@@ -137,18 +137,53 @@ def _address_template(section: LineDict, name: str, key: str, add: Add) -> templ
 
 
 def render_addresses(name: str, tpl: templates.Template, resolve: Callable[[str], str | None]) -> list[Address]:
-    """The rendered template read as addresses; ``from`` must render to exactly one. A value from
-    the send data that holds a line break or a second address is refused like a caller's."""
-    text = tpl.render(resolve)
-    if name != "from":
-        return Address.parse_list(text)
-    found = Address.parse_list(text)
-    if len(found) != 1:
+    """The rendered template read as addresses; ``from`` must render to exactly one. The template
+    is split into its addresses *before* the placeholders are filled, and each part must render to
+    exactly one address: a value from the send data can fill an address, never add one (a line
+    break, a comma or a second ``<…>`` in it is refused like a caller's bad address)."""
+    parts = [templates.parse(item) for item in _split(tpl.source)]
+    if name == "from" and len(parts) != 1:
         raise AddressError(
-            T(f"Absender ('from') {text!r} ist nicht genau eine Adresse.", f"the sender ('from') {text!r} is not exactly one address."),
+            T(f"Absender ('from') {tpl.source!r} ist nicht genau eine Adresse.",
+              f"the sender ('from') {tpl.source!r} is not exactly one address."),
             hint=T("Genau eine Adresse angeben (Senden als: ein freigegebenes Postfach).",
                    "Give exactly one address (send-as: one shared mailbox)."))
+    found = []
+    for part in parts:
+        text = part.render(resolve)
+        many = Address.parse_list(text)
+        if len(many) != 1:
+            raise AddressError(
+                T(f"{name}: {text!r} ist nicht genau eine Adresse (Wert aus den Sendedaten?); nichts gesendet.",
+                  f"{name}: {text!r} is not exactly one address (a value from the send data?); nothing sent."),
+                hint=T("Im Platzhalterwert genau eine Adresse angeben, ohne Komma oder Semikolon.",
+                       "Give exactly one address in the placeholder's value, without a comma or semicolon."))
+        found.append(Address.parse(text))
     return found
+
+
+def _split(text: str) -> list[str]:
+    """The items of an address list (``,`` or ``;`` outside quotes and ``<…>``), blanks dropped;
+    the same reading as :meth:`Address.parse_list`."""
+    items, current, quoted, angle, escaped = [], "", False, False, False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"' and not angle:
+            quoted = not quoted
+        elif ch == "<" and not quoted:
+            angle = True
+        elif ch == ">" and not quoted:
+            angle = False
+        elif ch in ",;" and not quoted and not angle:
+            items.append(current)
+            current = ""
+            continue
+        current += ch
+    items.append(current)
+    return [item.strip() for item in items if item.strip()]
 
 
 def _flag(section: LineDict, name: str, key: str, add: Add, *, default: bool) -> bool:

@@ -300,7 +300,8 @@ def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessag
     if message.request_read_receipt and message.sender is not None:
         # RFC 8098: the client asks its reader and answers to this address (Graph's
         # isReadReceiptRequested does the same with the From address)
-        _set_addresses(mime, "Disposition-Notification-To", [message.sender])
+        # (the address alone: the header registry has no address type for it, and no name is needed)
+        mime["Disposition-Notification-To"] = f"<{_addr_spec(message.sender.address)}>"
 
     text = message.text
     if text is None and message.html is None:
