@@ -129,12 +129,12 @@ def _expiry(mailer: Any, account: str, out: Out) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, item in (("config", local), ("provider", provider)):
         shown = expiry_mod.to_dict(account, item, now, out.lang)
-        if shown is None or (key == "provider" and item.source != "provider"):  # type: ignore[union-attr]
+        if item is None or shown is None or (key == "provider" and item.source != "provider"):
             continue
-        when = item.not_after.astimezone(timezone.utc)  # type: ignore[union-attr]
+        when = item.not_after.astimezone(timezone.utc)
         source = {"config": out.t("laut Konfiguration", "from the configuration"),
                   "certificate": out.t("laut Zertifikatsdatei", "from the certificate file"),
-                  "provider": out.t("laut Anbieter", "from the provider")}.get(item.source, item.source)  # type: ignore[union-attr]
+                  "provider": out.t("laut Anbieter", "from the provider")}.get(item.source, item.source)
         shown["text"] = shown["message"] or out.t(f"{shown['what']} gültig bis {when:%d.%m.%Y} ({source}).",
                                                   f"{shown['what']} valid until {when:%Y-%m-%d} ({source}).")
         found[key] = shown

@@ -5,7 +5,6 @@ Graph's passwordCredentials) and the app's mailbox reach (RBAC for Applications)
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -20,7 +19,13 @@ import yaml
 from ccm_mail_core import Mailer
 from ccm_mail_core.expiry import CredentialExpired
 from ccm_mail_hookspecs import (
-    AccessDeniedError, Address, Attachment, MailboxError, Message, MessageTooLargeError, Status,
+    AccessDeniedError,
+    Address,
+    Attachment,
+    MailboxError,
+    Message,
+    MessageTooLargeError,
+    Status,
 )
 from o365_support import AccountFactory, find_sent, make_certificate
 
