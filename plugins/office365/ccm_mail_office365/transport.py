@@ -77,6 +77,10 @@ class Office365Transport(Transport):
         without them (403) the answer is UNSUPPORTED so the host knows it cannot tell."""
         if not message.message_id:
             return Lookup(Found.UNSUPPORTED)
+        if not message.save_to_sent:
+            # sent without a copy in Sent Items: "not found there" would prove nothing, and the
+            # outbox would send it again after its grace period
+            return Lookup(Found.UNSUPPORTED)
         resp = self.graph.find_sent(message.message_id)
         if resp.status_code == 403:
             log.info("lookup_unsupported", account=self.config.account, reason="403")

@@ -76,8 +76,28 @@ def test_receipts_and_sent_items_as_graph_records_them(make_account: AccountFact
     assert sent.route == "sendMail" and sent.saved_to_sent_items is False
     assert sent.message["isReadReceiptRequested"] is True and sent.message["isDeliveryReceiptRequested"] is True
     assert receipt.notes == ()
-    # not in Sent Items: the lookup that settles an unknown outcome cannot find it
-    assert account.transport().lookup(msg).found.value == "not_found"
+    # not in Sent Items: a lookup there could never find it, so it must not claim "not found"
+    assert account.transport().lookup(msg).found.value == "unsupported"
+
+
+def test_lost_answer_without_sent_items_copy_is_left_to_the_operator_not_resent(
+        make_account: AccountFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """save_to_sent: false and the answer lost after Microsoft sent it: "not in Sent Items" proves
+    nothing then, so the outbox must not send it again after the grace period."""
+    from ccm_mail_core.outbox import Outbox
+    account = make_account()
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="drop_after_processing", count=1)
+    path = host_config(account, tmp_path, monkeypatch, purpose={"account": "Rechnungsversand", "save_to_sent": False})
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["outbox"] = {"grace_seconds": 0}
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with Mailer.from_config(path) as mailer:
+        result = mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
+        assert result.status is Status.UNKNOWN
+        check = Outbox(mailer).check()
+        assert check.operator == [result.journal_id] and check.requeued == []
+        assert mailer.journal.get(result.journal_id).status is Status.UNKNOWN
+    assert len(account.sent()) == 1  # sent once, and only once
 
 
 # ---- the archive copy ----------------------------------------------------------------------------
