@@ -55,6 +55,8 @@ def send(mailer: Mailer, preview: Preview, *, resend: bool = False, batch: str |
         return _record_cancel(mailer, message, ctx, T("Versand abgelehnt.", "sending declined."), batch)
     # the duplicate check again, in the same transaction as the insert: two senders cannot both pass
     row = mailer.journal.create(**row_fields(message, ctx), allow_duplicate=resend, batch=batch)
+    for warning in preview.extra.get("warnings", ()):  # e.g. a credential that expires within 30 days
+        log.warning("send_warning", journal_id=row, account=ctx.account, text=warning)
     result = deliver(mailer, row, message, ctx)
     result.warnings[:0] = list(preview.extra.get("warnings", ()))
     return result
