@@ -182,16 +182,35 @@ def test_einvoice_goes_with_its_media_type_name_and_bytes(make_mailer, workdir) 
     shutil.copyfile(DATA / "xrechnung-ubl.xml", xml)
     pdf = workdir / "Rechnung"
     shutil.copyfile(DATA / "zugferd.pdf", pdf)
-    mailer = make_mailer()
+    mailer = make_mailer(config_with("  invoice:\n    account: Rechnungsversand\n    einvoice: required\n", ""))
     preview = mailer.preview("invoice", to=["k@example.de"], data=INVOICE, attachments=[xml, pdf])
     assert [(a.filename, a.content_type) for a in preview.message.attachments] == [
         ("RE-2026-00042.xml", "application/xml"), ("Rechnung.pdf", "application/pdf")]
     assert [e["kind"] for e in preview.extra["einvoice"]] == ["xrechnung", "zugferd"]
+    assert preview.extra["einvoice"][1]["label"] == "ZUGFeRD/Factur-X (factur-x.xml, EN 16931, PDF/A-3)"
     mailer.send("invoice", to=["k@example.de"], data=INVOICE, attachments=[xml, pdf], assume_yes=True)
     parts = {p.get_filename(): p for p in eml(only_eml(workdir / "out")).iter_attachments()}
     assert parts["RE-2026-00042.xml"].get_content_type() == "application/xml"
     sent_pdf = parts["Rechnung.pdf"].get_payload(decode=True)
     assert hashlib.sha256(sent_pdf).hexdigest() == hashlib.sha256((DATA / "zugferd.pdf").read_bytes()).hexdigest()
+
+
+def test_optional_purpose_names_a_pdf_by_its_content_without_reading_it(make_mailer, workdir) -> None:
+    """Without ``einvoice: required`` a PDF still goes as application/pdf named .pdf, and pypdf
+    is not even imported (a cold call would pay ~0.1 s for it)."""
+    import subprocess
+    import sys
+    pdf = workdir / "Rechnung-ohne-Endung"
+    shutil.copyfile(DATA / "plain.pdf", pdf)
+    probe = ("import sys; from pathlib import Path; from ccm_mail_hookspecs import Attachment; "
+             "from ccm_mail_core.einvoice import classify; "
+             f"a, found = classify(Attachment(Path({str(pdf)!r})), pdf=False); "
+             "print(a.filename, a.content_type, found, 'pypdf' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["Rechnung-ohne-Endung.pdf", "application/pdf", "None", "False"]
+    preview = make_mailer().preview("invoice", to=["k@example.de"], data=INVOICE, attachments=[pdf])
+    assert [(a.filename, a.content_type) for a in preview.message.attachments] == [
+        ("Rechnung-ohne-Endung.pdf", "application/pdf")]
 
 
 @pytest.mark.parametrize("attach", [["plain.pdf"], ["fake-factur-x.xml"], ["zugferd-with-ubl.pdf"], []])
