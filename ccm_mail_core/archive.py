@@ -13,6 +13,7 @@ never replaces an existing file). Nothing here ever opens an archive file for wr
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -60,7 +61,14 @@ def store(folder: Path, row: int, message_id: str, sent_at: datetime, data: byte
         if os.name == "nt":
             os.rename(tmp, target)  # Windows: never replaces an existing file
         else:
-            os.link(tmp, target)  # atomic, and fails if the name exists
+            try:
+                os.link(tmp, target)  # atomic, and fails if the name exists
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if exc.errno not in _NO_LINKS:
+                    raise
+                _create_new(target, data)  # a file system without hard links: exclusive create
             _sync_folder(target.parent)
     except FileExistsError:
         raise ArchiveError(T(f"Archivkopie {target} gibt es schon; sie wird nie überschrieben.",
@@ -74,6 +82,20 @@ def store(folder: Path, row: int, message_id: str, sent_at: datetime, data: byte
     finally:
         _remove(Path(tmp))
     return str(target), digest
+
+
+#: errors of a file system that has no hard links (some SMB/FAT mounts)
+_NO_LINKS = {getattr(errno, name) for name in ("EPERM", "EOPNOTSUPP", "ENOTSUP", "EMLINK") if hasattr(errno, name)}
+
+
+def _create_new(target: Path, data: bytes) -> None:
+    """Write ``data`` to a name that must not exist yet (``O_EXCL``); a copy cut short by a crash
+    hashes wrong, and ``archive verify`` reports it as altered."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o400)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _error(target: Path, exc: OSError) -> ArchiveError:

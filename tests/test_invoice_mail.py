@@ -290,6 +290,25 @@ def test_archive_is_write_once(tmp_path) -> None:
     assert [p.name for p in Path(first).parent.iterdir()] == [Path(first).name]  # no temporary file left
 
 
+def test_archive_without_hard_links_is_still_write_once(tmp_path, monkeypatch) -> None:
+    """A file system without hard links (some SMB mounts): an exclusive create instead."""
+    import errno as errno_mod
+    from datetime import datetime, timezone
+
+    from ccm_mail_core import archive
+
+    def no_links(src: str, dst: str) -> None:
+        raise OSError(errno_mod.EPERM, "Operation not permitted")
+    monkeypatch.setattr(archive.os, "link", no_links)
+    when = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    first, digest = archive.store(tmp_path, 8, "<b@codicon.de>", when, b"one")
+    with pytest.raises(archive.ArchiveError, match="nie überschrieben"):
+        archive.store(tmp_path, 8, "<b@codicon.de>", when, b"two")
+    assert Path(first).read_bytes() == b"one" and digest == hashlib.sha256(b"one").hexdigest()
+    if os.name == "posix":
+        assert not Path(first).stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+
 def test_archive_failure_is_reported_and_the_mail_stays_sent(make_mailer, workdir) -> None:
     (workdir / "archiv").write_text("a file where the folder should be", encoding="utf-8")
     mailer = make_mailer(config_with(ARCHIVED, ""))
