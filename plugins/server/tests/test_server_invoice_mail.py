@@ -1,5 +1,6 @@
-"""The service's account list warns about a credential that expires within 30 days (issue 16),
-from the account's settings alone (``AccountType.expiry``): listing never asks a provider."""
+"""Issue 16 through the service: the account list warns about a credential that expires within
+30 days, from the account's settings alone (``AccountType.expiry``: listing never asks a
+provider), and the settings API writes and shows a purpose's defaults."""
 
 from __future__ import annotations
 
@@ -47,3 +48,27 @@ def test_account_list_carries_the_expiry_warning(tmp_path: Path, monkeypatch: py
     assert expiry["state"] == "soon" and expiry["not_after"].startswith(soon) and expiry["source"] == "config"
     [warning] = rows["Service"]["warnings"]
     assert "Passwort läuft am" in warning and "Neues Passwort setzen." in warning
+
+
+def test_purpose_defaults_through_the_settings_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``PUT /settings/purposes/{p}`` with ``options`` writes the mapping form (comments kept, checked
+    like config check first); the settings document shows the options back."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CCM_MAIL_LOAD_PLUGINS", "server")
+    config = write_config(tmp_path)
+    with service_thread(config) as url:
+        admin = Client(url, keys(tmp_path)["settings"])
+        bad = admin.call("PUT", "/api/v1/settings/purposes/invoice",
+                         {"accounts": ["Rechnungsversand"], "options": {"reply_to": "a@x.de\r\nBcc: b@y.de"}})
+        assert bad[0] == 422 and bad[1]["problems"][0]["key"] == "purposes.invoice.reply_to"
+        status, body, _ = admin.call("PUT", "/api/v1/settings/purposes/invoice", {
+            "accounts": ["Rechnungsversand"],
+            "options": {"bcc": "archiv@codicon.de", "einvoice": "required",
+                        "archive": {"folder": "archiv", "retention_years": 8}}})
+        assert status == 200, body
+        status, doc, _ = admin.call("GET", "/api/v1/settings")
+    assert doc["purposes"] == {"invoice": ["Rechnungsversand"]}
+    assert doc["purpose_options"]["invoice"] == {"bcc": "archiv@codicon.de", "einvoice": "required",
+                                                 "archive": {"folder": "archiv", "retention_years": 8}}
+    text = config.read_text(encoding="utf-8")
+    assert text.startswith("# von Hand gepflegt\n") and "archive: {folder: archiv, retention_years: 8}" in text
