@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
 from ccm_mail_hookspecs import (
-    Address, Attachment, ConfigError, Message, Preview, SendContext, T, TemplateError,
+    Address, Attachment, ConfigError, Expiry, Message, Preview, SendContext, T, TemplateError,
 )
 
+from . import einvoice
+from . import expiry as expiry_mod
 from .config import Config
+from .config.purposes import render_addresses
 from .plugins import Registries
 
 #: what a caller may give as an address or an attachment
@@ -41,9 +45,18 @@ def compose(config: Config, registries: Registries, purpose: str, *, sender: Add
             reply_to: Sequence[AddressLike] = (), data: Mapping[str, Any] | None = None,
             attachments: Sequence[AttachmentLike] = (), reference: str | None = None,
             headers: Mapping[str, str] | None = None, account: str, message_id: str | None = None,
-            interactive: bool = False, assume_yes: bool = False) -> Preview:
+            interactive: bool = False, assume_yes: bool = False, expiry: Expiry | None = None,
+            now: datetime | None = None) -> Preview:
     """Render the purpose's template for this send; raise a clear error if anything is wrong.
-    Nothing is sent or journaled here: this is also what ``preview`` shows."""
+    Nothing is sent or journaled here: this is also what ``preview`` shows.
+
+    The purpose's defaults apply (``purposes.<p>``: reply-to unless the caller gives one, cc and
+    bcc added to the caller's, ``from`` for send-as, Sent Items, receipts, archive); attachments
+    are recognised as e-invoices by content (``einvoice: required`` refuses a send without one);
+    an expired credential (``expiry``) refuses the send, one expiring soon adds a warning."""
+    now = now or datetime.now(timezone.utc)
+    warning = expiry_mod.refuse_if_expired(account, expiry, now)
+    settings = config.purpose(purpose)
     template = config.templates.get(purpose)
     if template is None:
         raise ConfigError(T(f"Keine Vorlage für Zweck {purpose!r}.", f"no template for purpose {purpose!r}."),
@@ -52,13 +65,6 @@ def compose(config: Config, registries: Registries, purpose: str, *, sender: Add
     acc = config.accounts[account]
     recipients = {key: [_address(a) for a in given] for key, given in
                   (("to", to), ("cc", cc), ("bcc", bcc), ("reply_to", reply_to))}
-    count = len(recipients["to"]) + len(recipients["cc"]) + len(recipients["bcc"])
-    if count == 0:
-        raise ConfigError(T("Kein Empfänger angegeben.", "no recipient given."),
-                          hint=T("Mit --to die Adresse des Kunden angeben.", "Give the customer's address with --to."))
-    if count > acc.limits.recipients_per_message:
-        raise ConfigError(T(f"{count} Empfänger; das Konto erlaubt {acc.limits.recipients_per_message} je Mail.",
-                            f"{count} recipients; the account allows {acc.limits.recipients_per_message} per message."))
 
     ctx = SendContext(purpose=purpose, account=account, account_type=acc.type, data=dict(data or {}),
                       lang=config.lang, interactive=interactive, assume_yes=assume_yes)
@@ -67,19 +73,49 @@ def compose(config: Config, registries: Registries, purpose: str, *, sender: Add
     def resolve(name: str) -> str | None:
         return placeholders[name].resolve(ctx) if name in placeholders else None
 
+    defaults = {name: render_addresses(name, tpl, resolve) for name, tpl in settings.address_templates().items()}
+    recipients["cc"] += [a for a in defaults.get("cc", []) if a not in recipients["cc"]]
+    recipients["bcc"] += [a for a in defaults.get("bcc", []) if a not in recipients["bcc"]]
+    if not recipients["reply_to"]:
+        recipients["reply_to"] = defaults.get("reply_to", [])
+    if "from" in defaults:  # send-as: a shared mailbox; the account's display name unless it has its own
+        shared = defaults["from"][0]
+        sender = shared if shared.name else Address(shared.address, sender.name)
+    count = len(recipients["to"]) + len(recipients["cc"]) + len(recipients["bcc"])
+    if count == 0:
+        raise ConfigError(T("Kein Empfänger angegeben.", "no recipient given."),
+                          hint=T("Mit --to die Adresse des Kunden angeben.", "Give the customer's address with --to."))
+    if count > acc.limits.recipients_per_message:
+        raise ConfigError(T(f"{count} Empfänger; das Konto erlaubt {acc.limits.recipients_per_message} je Mail.",
+                            f"{count} recipients; the account allows {acc.limits.recipients_per_message} per message."))
+
     subject = template.subject.render(resolve)
     body = template.body.render(resolve, escape_html=template.html)
     if reference is None and template.reference is not None:
         reference = template.reference.render(resolve)
     ctx = SendContext(purpose=purpose, account=account, account_type=acc.type, reference=_reference(reference),
                       data=ctx.data, lang=config.lang, interactive=interactive, assume_yes=assume_yes)
+    files = [_attachment(a) for a in attachments]
+    for file in files:
+        file.check()  # a missing file is reported as such, not as "no e-invoice"
+    # looking inside PDFs (pypdf) only where the rule needs it: it costs a cold call about 0.1 s
+    files, found = einvoice.classify_all(files, pdf=settings.einvoice == "required")
+    if settings.einvoice == "required":
+        einvoice.require(purpose, files, found)
     message = Message(subject=subject, to=recipients["to"], cc=recipients["cc"], bcc=recipients["bcc"],
                       reply_to=recipients["reply_to"], sender=sender,
                       text=None if template.html else body, html=body if template.html else None,
-                      attachments=[_attachment(a) for a in attachments], headers=dict(headers or {}),
-                      message_id=message_id or make_msgid(domain=sender.address.rpartition("@")[2]))
+                      attachments=files, headers=dict(headers or {}),
+                      message_id=message_id or make_msgid(domain=sender.address.rpartition("@")[2]),
+                      save_to_sent=settings.save_to_sent, request_read_receipt=settings.request_read_receipt,
+                      request_delivery_receipt=settings.request_delivery_receipt, archive=settings.archive is not None)
     message.check()
-    return Preview(message=message, context=ctx, account_label=f"{account} ({acc.type})")
+    extra: dict[str, Any] = {}
+    if found:
+        extra["einvoice"] = [{"filename": name, "label": what.label(config.lang), **what.to_dict()} for name, what in found]
+    if warning is not None:
+        extra["warnings"] = [warning.get(config.lang)]
+    return Preview(message=message, context=ctx, account_label=f"{account} ({acc.type})", extra=extra)
 
 
 def _address(value: AddressLike) -> Address:

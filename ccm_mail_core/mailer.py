@@ -16,11 +16,12 @@ from typing import Any
 import structlog
 
 from ccm_mail_hookspecs import (
-    AccountSettings, AccountType, Address, Cancel, CheckResult, ConfigError, Placeholder, Preview, T, Transport,
-    TransportError,
+    AccountSettings, AccountType, Address, Cancel, CheckResult, ConfigError, Expiry, Placeholder, Preview, T,
+    Transport, TransportError,
 )
 
 from . import config as config_mod
+from . import expiry as expiry_mod
 from . import logging_setup, pipeline
 from .compose import AddressLike, AttachmentLike, account_of, compose
 from .journal import Journal, open_journal
@@ -68,6 +69,7 @@ class Mailer:
 
     # ---- set-up -----------------------------------------------------------------------------
     def _rebuild(self) -> None:
+        self._expiries: dict[str, Expiry | None] = {}
         self.registries: Registries = collect(self.pm)
         self.config = config_mod.build(self.path, self._raw, self.registries, lang_override=self._lang_override)
         self._configure_plugins()
@@ -215,6 +217,15 @@ class Mailer:
                 self._pacers[account] = self.journal.pacer(account, self._account(account).limits)
             return self._pacers[account]
 
+    def credential_expiry(self, account: str) -> Expiry | None:
+        """When the account's credential expires, as far as its settings tell (no network):
+        asked before every send, so computed once per configuration."""
+        with self._lock:
+            if account not in self._expiries:
+                acc = self._account(account)
+                self._expiries[account] = expiry_mod.of_account(self.registries.account_types[acc.type], acc.values)
+            return self._expiries[account]
+
     def check_account(self, account: str) -> CheckResult:
         return self.transport(account).check()
 
@@ -245,7 +256,8 @@ class Mailer:
         account = account_of(self.config, purpose, account)
         return compose(self.config, self.registries, purpose, sender=self.sender_of(account), to=to, cc=cc, bcc=bcc,
                        reply_to=reply_to, data=data, attachments=attachments, reference=reference, headers=headers,
-                       account=account, message_id=message_id, interactive=interactive, assume_yes=assume_yes)
+                       account=account, message_id=message_id, interactive=interactive, assume_yes=assume_yes,
+                       expiry=self.credential_expiry(account))
 
     def prepare(self, preview: Preview) -> Cancel | None:
         """Run the prepare hooks on a composed message (they may change it or cancel it)."""

@@ -55,7 +55,11 @@ def send(mailer: Mailer, preview: Preview, *, resend: bool = False, batch: str |
         return _record_cancel(mailer, message, ctx, T("Versand abgelehnt.", "sending declined."), batch)
     # the duplicate check again, in the same transaction as the insert: two senders cannot both pass
     row = mailer.journal.create(**row_fields(message, ctx), allow_duplicate=resend, batch=batch)
-    return deliver(mailer, row, message, ctx)
+    for warning in preview.extra.get("warnings", ()):  # e.g. a credential that expires within 30 days
+        log.warning("send_warning", journal_id=row, account=ctx.account, text=warning)
+    result = deliver(mailer, row, message, ctx)
+    result.warnings[:0] = list(preview.extra.get("warnings", ()))
+    return result
 
 
 def prepare(mailer: Mailer, preview: Preview) -> Cancel | None:
@@ -139,17 +143,51 @@ def deliver(mailer: Mailer, row: int, message: Message, ctx: SendContext, *,
                                  context=ctx)
             return SendResult(status, row, message.message_id, error=error, recorder_failures=failures)
         # a transport's ids are shown and stored: blank any secret a plugin let slip into them
-        receipt = Receipt(receipt.sent_at, {k: scrub(str(v)) for k, v in receipt.transport_ids.items()}, receipt.status)
+        receipt = Receipt(receipt.sent_at, {k: scrub(str(v)) for k, v in receipt.transport_ids.items()}, receipt.status,
+                          mime=receipt.mime, notes=receipt.notes)
+        archived, archive_failure = _archive(mailer, row, message, ctx, receipt) if message.archive else (None, None)
         try:
-            journal.transition(row, Status.SENT, sent_at=receipt.sent_at, transport_ids=dict(receipt.transport_ids))
+            journal.transition(row, Status.SENT, sent_at=receipt.sent_at, transport_ids=dict(receipt.transport_ids),
+                               archive=archived, detail=archive_failure)
         except JournalError as exc:
             raise _unrecorded(row, exc) from exc
         bound.info("sent", sent_at=receipt.sent_at.isoformat(), **{f"id_{k}": v for k, v in receipt.transport_ids.items()})
         failures = recorders(mailer, "ccm_mail_sent", row, message=message, receipt=receipt, context=ctx)
-        return SendResult(Status.SENT, row, message.message_id, receipt=receipt, recorder_failures=failures)
+        if archive_failure is not None:
+            failures.insert(0, ("archive", archive_failure))
+        return SendResult(Status.SENT, row, message.message_id, receipt=receipt, recorder_failures=failures,
+                          warnings=[n.get(mailer.lang) for n in receipt.notes],
+                          archive={"file": archived[0], "sha256": archived[1]} if archived else None)
     finally:
         if admitted is not None:
             pacer.release(admitted, sent=left, recipients=recipients)
+
+
+def _archive(mailer: Mailer, row: int, message: Message, ctx: SendContext,
+             receipt: Receipt) -> tuple[tuple[str, str] | None, str | None]:
+    """Store the archive copy of a sent message: ((file, sha256), None), or (None, why not). The
+    message is sent either way; a copy that could not be written is noted in the row's history and
+    reported, and ``ccm-mail archive verify`` lists it."""
+    from . import archive
+    settings = mailer.config.purpose(ctx.purpose).archive
+    try:
+        if settings is None:
+            raise archive.ArchiveError(T(f"Zweck {ctx.purpose!r} hat keinen Archivordner mehr (purposes.{ctx.purpose}."
+                                         "archive); keine Archivkopie.",
+                                         f"purpose {ctx.purpose!r} has no archive folder any more (purposes."
+                                         f"{ctx.purpose}.archive); no archive copy."))
+        if receipt.mime is None:
+            raise archive.ArchiveError(T(f"Der Transport ({ctx.account_type}) hat die gesendeten Bytes nicht geliefert; "
+                                         "keine Archivkopie.",
+                                         f"the transport ({ctx.account_type}) did not return the bytes it sent; no "
+                                         "archive copy."))
+        stored = archive.store(settings.folder, row, message.message_id, receipt.sent_at, receipt.mime)
+    except archive.ArchiveError as exc:
+        text = exc.render(mailer.lang)
+        log.error("archive_failed", journal_id=row, error=exc.render("en"))
+        return None, text
+    log.info("archived", journal_id=row, file=stored[0], sha256=stored[1])
+    return stored, None
 
 
 def recorders(mailer: Mailer, hook: str, row: int, **kwargs: object) -> list[tuple[str, str]]:

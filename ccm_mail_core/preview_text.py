@@ -62,8 +62,13 @@ def render_preview_dict(d: dict[str, Any], lang: str, *, body_lines: int = 20) -
         if d.get(key):
             rows.append((label(key), ", ".join(d[key])))
     rows.append((label("subject"), d["subject"]))
+    einvoices = {e["filename"]: e["label"] for e in d.get("einvoice") or []}
     for att in d.get("attachments") or []:
-        rows.append((label("attachments"), f"{att['filename']} ({att['content_type']}, {human_size(att['size'], lang)})"))
+        kind = f", {einvoices[att['filename']]}" if att["filename"] in einvoices else ""
+        rows.append((label("attachments"),
+                     f"{att['filename']} ({att['content_type']}, {human_size(att['size'], lang)}{kind})"))
+    for warning in d.get("warnings") or []:
+        rows.append((T("Warnung", "Warning").get(lang), warning))
     width = max(len(k) for k, _ in rows)
     out = [f"{k.ljust(width)}  {v}" for k, v in rows]
     body = d["text"] if d.get("text") is not None else (d.get("html") or "")

@@ -48,6 +48,10 @@ class SendResult:
     receipt: Receipt | None = None
     error: CcmMailError | None = None
     recorder_failures: list[tuple[str, str]] = field(default_factory=list)
+    #: what the person should know although the send went on (a credential expiring soon, no DSN)
+    warnings: list[str] = field(default_factory=list)
+    #: the archive copy (``{"file", "sha256"}``) when the purpose keeps one
+    archive: dict[str, str] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -60,4 +64,5 @@ class SendResult:
             "transport_ids": dict(self.receipt.transport_ids) if self.receipt else {},
             "error": self.error.to_dict(lang) if self.error else None,
             "recorder_failures": [{"plugin": p, "error": e} for p, e in self.recorder_failures],
+            "warnings": list(self.warnings), "archive": self.archive,
         }

@@ -61,9 +61,9 @@ def test_an_empty_database_is_refused_until_journal_migrate(pg_env, workdir) -> 
     assert "noch kein ccm-mail-Schema" in refused.stderr and "ccm-mail journal migrate" in refused.stderr
     assert not (workdir / "out").exists()
     code, migrated = cli_json("journal", "migrate", cwd=workdir)
-    assert code == 0 and (migrated["from"], migrated["to"]) == (0, 1), migrated
+    assert code == 0 and (migrated["from"], migrated["to"]) == (0, 2), migrated
     code, again = cli_json("journal", "migrate", cwd=workdir)
-    assert code == 0 and again["from"] == again["to"] == 1
+    assert code == 0 and again["from"] == again["to"] == 2
     sent = run_cli(*send, cwd=workdir, stdin=json.dumps(INVOICE))
     assert sent.returncode == 0, sent.stderr
     code, data = cli_json("journal", "--reference", "RE-2026-00042", cwd=workdir)
@@ -78,11 +78,33 @@ def test_a_newer_schema_is_refused(pg_env) -> None:
         PostgresJournal(url, password=pg_env.password)
 
 
+def test_a_schema_1_database_is_refused_until_migrate_adds_the_archive_columns(pg_env, workdir) -> None:
+    """Migration 2 (the archive copy's hash and file) is applied by 'journal migrate' only."""
+    url = fresh_url(pg_env)
+    PostgresJournal(url, password=pg_env.password, migrate=True).close()
+    db = url.rsplit("/", 1)[1]
+    pg_env.psql("ALTER TABLE messages DROP COLUMN archive_sha256; ALTER TABLE messages DROP COLUMN archive_file;"
+                " DELETE FROM ccm_schema WHERE version = 2", db=db)
+    with pytest.raises(JournalError, match="hat Schema 1, dieses ccm-mail braucht 2"):
+        PostgresJournal(url, password=pg_env.password)
+    (workdir / "ccm-mail.yaml").write_text(pg_config(url), encoding="utf-8")
+    code, migrated = cli_json("journal", "migrate", cwd=workdir)
+    assert code == 0 and (migrated["from"], migrated["to"]) == (1, 2), migrated
+    archived = pg_config(url).replace("  invoice: Rechnungsversand\n",
+                                      "  invoice:\n    account: Rechnungsversand\n    archive: {folder: archiv}\n")
+    (workdir / "ccm-mail.yaml").write_text(archived, encoding="utf-8")
+    with Mailer.from_config(workdir / "ccm-mail.yaml", load_entrypoints=False) as mailer:
+        result = mailer.send("invoice", to=["k@example.de"], data=INVOICE, assume_yes=True)
+        assert mailer.journal.get(result.journal_id).archive_sha256 == result.archive["sha256"]
+    code, verified = cli_json("archive", "verify", cwd=workdir)
+    assert code == 0 and verified["checked"] == 1
+
+
 def test_sqlite_journal_of_today_needs_no_migration(make_mailer, workdir) -> None:
-    """Schema 2 is current for SQLite: today's journals open unchanged; migrate says so."""
+    """Schema 3 is current for SQLite: today's journals open unchanged; migrate says so."""
     make_mailer().send("invoice", to=["k@example.de"], data=INVOICE, assume_yes=True)
     code, data = cli_json("journal", "migrate", cwd=workdir)
-    assert code == 0 and data["from"] == data["to"] == 2
+    assert code == 0 and data["from"] == data["to"] == 3
 
 
 def test_a_schema_1_sqlite_journal_is_upgraded_with_a_warning(workdir, caplog) -> None:
@@ -104,7 +126,7 @@ def test_a_schema_1_sqlite_journal_is_upgraded_with_a_warning(workdir, caplog) -
     db.close()
     (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG, encoding="utf-8")
     proc = run_cli("journal", "migrate", cwd=workdir)
-    assert proc.returncode == 0 and "Schema 1 → 2" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Schema 1 → 3" in proc.stdout, proc.stdout + proc.stderr
     assert "journal_schema_upgraded" in proc.stderr  # said, not silent
     again = run_cli("send", "--purpose", "invoice", "--to", "k@example.de", "--data", "-", "--yes", cwd=workdir,
                     stdin=json.dumps(INVOICE))
@@ -113,8 +135,10 @@ def test_a_schema_1_sqlite_journal_is_upgraded_with_a_warning(workdir, caplog) -
 
 # ---- moving over -------------------------------------------------------------------------------
 def test_copy_moves_history_and_the_duplicate_check(pg_env, workdir, make_mailer) -> None:
-    mailer = make_mailer()
+    mailer = make_mailer(BASE_CONFIG.replace("  invoice: Rechnungsversand\n", "  invoice:\n    account: Rechnungsversand\n"
+                                             "    archive: {folder: archiv}\n"))
     first = mailer.send("invoice", to=["k@example.de"], data=INVOICE, assume_yes=True)
+    assert first.archive is not None  # the archive copy's hash travels with the row
     second = mailer.send("invoice", to=["k@example.de"], data=dict(INVOICE, extRechnungsNr="RE-2"), assume_yes=True)
     declined = mailer.journal.create(message_id="<c@codicon.de>", purpose="invoice", account="Rechnungsversand",
                                      account_type="pickup", reference="RE-3", recipients=["x@example.de"], subject="s",

@@ -1,7 +1,10 @@
 """Account type ``pickup``: each message becomes an RFC 5322 ``.eml`` file in a folder.
 
 For trying ccm-mail and for test installations that must never reach a customer: nothing leaves
-the machine. Files appear atomically (written to a temporary name, fsynced, then renamed), so a
+the machine. What an SMTP transport would put on the envelope is written as headers, for
+inspection: ``X-Envelope-Bcc``, ``X-Envelope-From`` (the account's address, when the message is
+sent as another one) and ``X-Envelope-Notify: SUCCESS,FAILURE`` for a requested delivery report;
+a read receipt is the ``Disposition-Notification-To`` header every transport writes. Files appear atomically (written to a temporary name, fsynced, then renamed), so a
 program watching the folder never sees half a message.
 """
 
@@ -34,6 +37,10 @@ class PickupTransport(Transport):
         mime = build_mime(message, date=sent_at)
         if message.bcc:  # the envelope of a file is its header; keep Bcc visible for inspection only here
             mime["X-Envelope-Bcc"] = ", ".join(a.address for a in message.bcc)
+        if message.sender is not None and message.sender.address.lower() != str(self.sender).lower():
+            mime["X-Envelope-From"] = str(self.sender)
+        if message.request_delivery_receipt:
+            mime["X-Envelope-Notify"] = "SUCCESS,FAILURE"
         data = mime.as_bytes()
         stem = sent_at.strftime("%Y%m%dT%H%M%S%fZ") + "-" + _safe(message.message_id or "message")
         try:
@@ -54,7 +61,7 @@ class PickupTransport(Transport):
                 T(f"Abholordner {self.folder} nicht beschreibbar: {exc.strerror}",
                   f"pickup folder {self.folder} is not writable: {exc.strerror}"),
                 hint=T("Ordner anlegen bzw. Schreibrechte geben.", "Create the folder or grant write access.")) from exc
-        return Receipt(sent_at=sent_at, transport_ids={"file": str(target)})
+        return Receipt(sent_at=sent_at, transport_ids={"file": str(target)}, mime=data)
 
     def lookup(self, message: Message) -> Lookup:
         """A file with the message's id in its name is the message: it only appears complete."""

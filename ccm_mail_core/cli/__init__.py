@@ -79,7 +79,7 @@ def build_parser(lang: str = "de", *, json_errors: bool = False, plugin_commands
                  blocked: Sequence[str] = ()) -> Parser:
     """The whole command line; with ``plugin_commands`` the plugins' commands too (this loads
     the installed plugins, except ``blocked`` ones)."""
-    from . import accounts, admin, batch, journal, secrets, send, settings
+    from . import accounts, admin, archive, batch, journal, secrets, send, settings
     h = helper(lang)
     parser = Parser(prog="ccm-mail", parents=[common_options(h, suppress=False)], lang=lang, json_errors=json_errors,
                     description=h("ccm_Mail für AbSys: Mailversand über Microsoft 365 (OAuth 2.0) und weitere Anbieter.",
@@ -87,7 +87,7 @@ def build_parser(lang: str = "de", *, json_errors: bool = False, plugin_commands
                                   "providers."))
     sub = parser.add_subparsers(dest="command", required=True, metavar=h("BEFEHL", "COMMAND"))
     common = common_options(h, suppress=True)
-    for group in (admin, accounts, settings, secrets, send, batch, journal):
+    for group in (admin, accounts, settings, secrets, send, batch, journal, archive):
         group.add_parsers(sub, common, h)
     if plugin_commands:
         from ..plugins import collect_commands, make_plugin_manager

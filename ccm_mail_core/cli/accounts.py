@@ -87,6 +87,10 @@ def test(args: argparse.Namespace, out: Out) -> int:
         result = mailer.check_account(args.name)
         data: dict[str, Any] = {"ok": result.ok, "steps": [{"step": s, "ok": ok, "text": t.get(out.lang)}
                                                          for s, ok, t in result.steps]}
+        expiry = _expiry(mailer, args.name, out)
+        data["expiry"] = expiry
+        if any(e and e["state"] == "expired" for e in expiry.values()):
+            data["ok"] = False
         sender = mailer.sender_of(args.name)
         if result.ok and args.send_test_mail:
             msg = Message(subject=out.t("ccm-mail Testnachricht", "ccm-mail test message"), to=[sender], sender=sender,
@@ -98,13 +102,50 @@ def test(args: argparse.Namespace, out: Out) -> int:
 
         def human() -> str:
             lines = [("✔ " if ok else "✘ ") + t.get(out.lang) for _, ok, t in result.steps]
+            lines += [("✘ " if e["state"] == "expired" else "! " if e["state"] == "soon" else "✔ ") + e["text"]
+                      for e in expiry.values() if e]
             if "test_mail" in data:
                 lines.append(out.t(f"✔ Testmail an {sender} gesendet.", f"✔ test mail sent to {sender}."))
-            lines.append(out.t("Verbindung in Ordnung.", "Connection OK.") if result.ok else
+            lines.append(out.t("Verbindung in Ordnung.", "Connection OK.") if data["ok"] else
                          out.t("Verbindung fehlgeschlagen.", "Connection failed."))
             return "\n".join(lines)
         out.emit(data, human)
-        return ExitCode.OK if result.ok else ExitCode.SEND_FAILED
+        return ExitCode.OK if data["ok"] else ExitCode.SEND_FAILED
+
+
+def _expiry(mailer: Any, account: str, out: Out) -> dict[str, Any]:
+    """The credential's expiry as the settings say (what every send checks) and as the provider
+    says (when the transport can ask it); a difference between the two is pointed out."""
+    from datetime import datetime, timezone
+
+    from .. import expiry as expiry_mod
+    now = datetime.now(timezone.utc)
+    local = mailer.credential_expiry(account)
+    try:
+        provider = mailer.transport(account).credential_expiry()
+    except Exception as exc:  # asking is a courtesy: the connection test above has said what fails
+        out.note(out.t(f"Ablaufdatum beim Anbieter nicht lesbar: {exc}", f"expiry not readable at the provider: {exc}"))
+        provider = None
+    found: dict[str, Any] = {}
+    for key, item in (("config", local), ("provider", provider)):
+        shown = expiry_mod.to_dict(account, item, now, out.lang)
+        if item is None or shown is None or (key == "provider" and item.source != "provider"):
+            continue
+        when = item.not_after.astimezone(timezone.utc)
+        source = {"config": out.t("laut Konfiguration", "from the configuration"),
+                  "certificate": out.t("laut Zertifikatsdatei", "from the certificate file"),
+                  "provider": out.t("laut Anbieter", "from the provider")}.get(item.source, item.source)
+        shown["text"] = shown["message"] or out.t(f"{shown['what']} gültig bis {when:%d.%m.%Y} ({source}).",
+                                                  f"{shown['what']} valid until {when:%Y-%m-%d} ({source}).")
+        found[key] = shown
+    if provider is not None and provider.source == "provider" and (
+            local is None or abs((local.not_after - provider.not_after).days) >= 1):
+        when = provider.not_after.astimezone(timezone.utc)
+        out.note(out.t(f"Hinweis: Microsoft nennt für den Schlüssel den {when:%d.%m.%Y}; client_secret_expires: "
+                       f"{when:%Y-%m-%d} im Konto eintragen, damit jeder Versand rechtzeitig warnt.",
+                       f"note: Microsoft gives {when:%Y-%m-%d} for the secret; set client_secret_expires: "
+                       f"{when:%Y-%m-%d} in the account so every send warns in time."))
+    return found
 
 
 def consent(args: argparse.Namespace, out: Out) -> int:

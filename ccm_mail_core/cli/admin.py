@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from datetime import datetime, timezone
+
+from .. import expiry as expiry_mod
 from ..config import ConfigProblems, purpose_label
 from ..journal import JournalError
 from ..mailer import Mailer
@@ -50,20 +53,39 @@ def config_check(args: argparse.Namespace, out: Out) -> int:
             except JournalError as exc:
                 return out.error(exc, ExitCode.CONFIG)
         purposes = {p: cfg.account_for(p) for p in cfg.purposes}
-        data = {"ok": True, "file": str(cfg.path), "accounts": list(cfg.accounts), "purposes": purposes,
+        now = datetime.now(timezone.utc)
+        expiries = {name: expiry_mod.to_dict(name, mailer.credential_expiry(name), now, cfg.lang) for name in cfg.accounts}
+        archives = {p: {"folder": str(s.archive.folder), "retention_years": s.archive.retention_years}
+                    for p, s in cfg.purpose_settings.items() if s.archive is not None}
+        expired = [e["message"] for e in expiries.values() if e and e["state"] == "expired"]
+        data = {"ok": not expired, "file": str(cfg.path), "accounts": list(cfg.accounts), "purposes": purposes,
                 "journal": mailer.journal.where if cfg.journal_url else str(cfg.journal_path), "warnings": [p.to_dict(cfg.lang) for p in cfg.warnings],
-                "plugin_failures": [{"name": f.name, "reason": f.reason.get(cfg.lang)} for f in mailer.pm.failures]}
+                "plugin_failures": [{"name": f.name, "reason": f.reason.get(cfg.lang)} for f in mailer.pm.failures],
+                "expiry": {k: v for k, v in expiries.items() if v}, "archive": archives}
+        if expired:
+            data["exit_code"] = ExitCode.CONFIG
 
         def human() -> str:
             lines = [f"{out.t('Warnung', 'warning')}: {p.render(cfg.lang)}" for p in cfg.warnings]
             lines += [f"{out.t('Plugin nicht geladen', 'plugin not loaded')}: {f.name}: {f.reason.get(cfg.lang)}"
                       for f in mailer.pm.failures]
+            lines += [f"{out.t('Fehler', 'error') if e['state'] == 'expired' else out.t('Warnung', 'warning')}: "
+                      f"{e['message']}" for e in expiries.values() if e and e["message"]]
             lines.append(out.t(f"{cfg.path}: in Ordnung ({len(cfg.accounts)} Konten).",
-                               f"{cfg.path}: OK ({len(cfg.accounts)} accounts)."))
-            lines += [f"  {purpose_label(p, cfg.lang)} → {a or '-'}" for p, a in purposes.items()]
+                               f"{cfg.path}: OK ({len(cfg.accounts)} accounts).") if not expired else
+                         out.t(f"{cfg.path}: {len(expired)} Konto/Konten mit abgelaufenem Zugang; damit wird nicht "
+                               "gesendet.",
+                               f"{cfg.path}: {len(expired)} account(s) with an expired credential; they do not send."))
+            for p, a in purposes.items():
+                lines.append(f"  {purpose_label(p, cfg.lang)} → {a or '-'}")
+                if p in archives:
+                    lines.append(out.t(f"      Archivkopie (GoBD): {archives[p]['folder']}, aufzubewahren "
+                                       f"{archives[p]['retention_years']} Jahre",
+                                       f"      archive copy (GoBD): {archives[p]['folder']}, kept "
+                                       f"{archives[p]['retention_years']} years"))
             return "\n".join(lines)
         out.emit(data, human)
-    return ExitCode.OK
+    return ExitCode.OK if not expired else ExitCode.CONFIG
 
 
 def plugins(args: argparse.Namespace, out: Out) -> int:

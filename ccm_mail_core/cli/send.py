@@ -42,5 +42,8 @@ def send(args: argparse.Namespace, out: Out) -> int:
         line = not_sent_line(data, out.lang)
         if line is not None and not out.json:
             out.note(line)
+        if not out.json:
+            for warning in data.get("warnings") or []:
+                out.note(f"{out.t('Warnung', 'warning')}: {warning}")
         out.emit(data, lambda: sent_lines(data, out.lang))
         return result.exit_code

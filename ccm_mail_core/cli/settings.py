@@ -56,6 +56,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
                                                            "save the account (or pool) of a purpose"))
     ps.add_argument("purpose", help=h("Zweck, z. B. invoice, eservice", "purpose, e.g. invoice, eservice"))
     ps.add_argument("accounts", nargs="+", help=h("Konto, oder mehrere als Pool", "account, or several as a pool"))
+    ps.add_argument("--set", action="append", metavar="NAME=WERT", dest="options",
+                    help=h("Vorgabe des Zwecks, z. B. bcc=archiv@firma.de, reply_to=…, from=…, save_to_sent=false, "
+                           "einvoice=required, archive.folder=…, archive.retention_years=10 (mehrfach möglich)",
+                           "a default of the purpose, e.g. bcc=archive@company.com, reply_to=…, from=…, "
+                           "save_to_sent=false, einvoice=required, archive.folder=…, archive.retention_years=10 "
+                           "(repeatable)"))
+    ps.add_argument("--unset", action="append", metavar="NAME", help=h("Vorgabe entfernen", "remove a default"))
     ps.set_defaults(func=set_purpose)
 
     tpl = sub.add_parser("templates", help=h("Vorlagen (Betreff, E-Mail-Text)", "templates (subject, body)"))
@@ -126,7 +133,17 @@ def remove_account(args: argparse.Namespace, out: Out) -> int:
 
 
 def set_purpose(args: argparse.Namespace, out: Out) -> int:
-    return _done(settings_for(args).set_purpose(args.purpose, args.accounts), out)
+    options: dict[str, Any] = {}
+    for key, value in _pairs(args.options, "--set").items():
+        parsed: Any = {"true": True, "false": False}.get(value.strip().lower(), value)
+        if key.startswith("archive."):
+            archive = options.setdefault("archive", {})
+            sub = key.split(".", 1)[1]
+            archive[sub] = int(value) if sub == "retention_years" and value.strip().isdigit() else value
+        else:
+            options[key] = parsed
+    options.update(dict.fromkeys(args.unset or []))
+    return _done(settings_for(args).set_purpose(args.purpose, args.accounts, options=options or None), out)
 
 
 def set_template(args: argparse.Namespace, out: Out) -> int:

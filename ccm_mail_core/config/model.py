@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ccm_mail_hookspecs import ConfigError, Placeholder, T
 
 from ..pacing import DEFAULT_LIMITS, Limits
+from .purposes import PurposeConfig
 
 if TYPE_CHECKING:
     from .. import templates
@@ -92,6 +93,8 @@ class Config:
     lang: str = "de"
     accounts: dict[str, AccountConfig] = field(default_factory=dict)
     pools: dict[str, list[str]] = field(default_factory=dict)
+    #: each purpose's defaults (reply-to, cc, bcc, send-as, receipts, e-invoice rule, archive)
+    purpose_settings: dict[str, PurposeConfig] = field(default_factory=dict)
     outbox_grace_seconds: float = 600.0
     templates: dict[str, TemplateConfig] = field(default_factory=dict)
     data_placeholders: dict[str, Placeholder] = field(default_factory=dict)
@@ -115,6 +118,10 @@ class Config:
         merged = registries.placeholders_for(purpose)
         merged.update((n, p) for n, p in self.data_placeholders.items() if p.applies_to(purpose))
         return dict(sorted(merged.items(), key=lambda item: item[0].lower()))
+
+    def purpose(self, purpose: str) -> PurposeConfig:
+        """The purpose's defaults (none for a purpose written as ``invoice: Konto``)."""
+        return self.purpose_settings.get(purpose) or PurposeConfig(purpose)
 
     def account_for(self, purpose: str) -> str | None:
         pool = self.pool_for(purpose)

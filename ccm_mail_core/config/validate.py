@@ -17,6 +17,7 @@ from ccm_mail_hookspecs.redaction import remember
 from .. import storage, templates
 from ..pacing import DEFAULT_LIMITS, Limits
 from ..plugins import Registries
+from . import purposes as purposes_mod
 from . import secrets
 from .load import LineDict
 from .model import LANGS, AccountConfig, Config, ConfigProblems, Problem, TemplateConfig
@@ -81,8 +82,9 @@ def build(path: Path, raw: LineDict, registries: Registries, *, lang_override: s
     _paths(raw, c, cfg, base)
     _outbox(raw, c, cfg)
     _accounts(raw, c, cfg, registries, base)
-    _purposes(raw, c, cfg)
+    _purposes(raw, c, cfg, base)
     _data_placeholders(raw, c, cfg, registries)
+    _purpose_placeholders(c, cfg, registries)
     _templates(raw, c, cfg, registries, base)
 
     # every secret that was resolved is blanked from here on, whatever else is wrong in the file
@@ -349,6 +351,8 @@ def _check_value(kind: str, choices: tuple[str, ...], value: Any, base: Path, *,
                  f"{en} is not allowed; choose one of: {', '.join(choices)}")
     if isinstance(value, (dict, list)):
         return T("muss ein einfacher Wert sein", "must be a plain value")
+    if kind != "date" and not isinstance(value, (str, int, float, bool)):
+        value = str(value)  # a YAML date in a text field stays the text the admin wrote
     if kind in ("int", "float"):
         number = _number(value)
         if number is None or (kind == "int" and number != int(number)):
@@ -369,6 +373,12 @@ def _check_value(kind: str, choices: tuple[str, ...], value: Any, base: Path, *,
             return exc.message
     if kind == "path":
         return str(_relative(base, str(value)))
+    if kind == "date":
+        from ..expiry import parse_date
+        when = parse_date(value)
+        if when is None:
+            return T(f"{de} ist kein Datum (JJJJ-MM-TT oder TT.MM.JJJJ)", f"{en} is not a date (YYYY-MM-DD or DD.MM.YYYY)")
+        return when
     return value if isinstance(value, str) else str(value)
 
 
@@ -383,7 +393,7 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _purposes(raw: LineDict, c: _Collector, cfg: Config) -> None:
+def _purposes(raw: LineDict, c: _Collector, cfg: Config, base: Path) -> None:
     purposes = _required_section(
         raw, "purposes", c, T("keine Zuordnung von Zwecken zu Konten", "no purposes mapped to accounts"),
         T("z. B. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'",
@@ -392,21 +402,45 @@ def _purposes(raw: LineDict, c: _Collector, cfg: Config) -> None:
         return
     declared: dict[Any, Any] = raw["accounts"] if isinstance(raw.get("accounts"), dict) else {}
     for purpose, value in purposes.items():
-        pool = [str(a) for a in value] if isinstance(value, list) else [str(value)]
+        line = purposes.line_of(purpose)
+        settings = purposes_mod.parse(str(purpose), value, c.add, lambda v: _relative(base, v))
+        cfg.purpose_settings[str(purpose)] = settings
+        if not settings.save_to_sent:
+            c.add(value.line_of("save_to_sent"), f"purposes.{purpose}.save_to_sent",
+                  T("ohne Kopie in 'Gesendete Elemente' lässt sich ein unklarer Ausgang (Verbindung nach dem Senden "
+                    "abgebrochen) nicht dort nachsehen: er bleibt 'unklar', bis jemand entscheidet",
+                    "without a copy in Sent Items an unknown outcome (connection lost after sending) cannot be "
+                    "looked up there: it stays 'unknown' until someone decides"),
+                  T("'ccm-mail outbox' zeigt solche Fälle; 'outbox resolve ID sent|resend|drop' entscheidet.",
+                    "'ccm-mail outbox' lists them; 'outbox resolve ID sent|resend|drop' decides."), warning=True)
+        accounts = purposes_mod.pool_of(value)
+        if isinstance(value, dict) and accounts is None:
+            continue  # reported by purposes_mod.parse
+        pool = [str(a) for a in accounts] if isinstance(accounts, list) else [str(accounts)]
         if not pool or len(set(pool)) != len(pool):
-            c.add(purposes.line_of(purpose), f"purposes.{purpose}", T("leerer oder doppelter Konten-Pool",
-                                                                       "empty pool or an account listed twice"))
+            c.add(line, f"purposes.{purpose}", T("leerer oder doppelter Konten-Pool",
+                                                 "empty pool or an account listed twice"))
             continue
         ok = True
         for account in pool:
             if account in declared:
                 continue  # the account itself may have a problem: reported there
             ok = False
-            c.add(purposes.line_of(purpose), f"purposes.{purpose}", T(f"unbekanntes Konto {account!r}",
-                                                                       f"unknown account {account!r}"),
+            c.add(line, f"purposes.{purpose}", T(f"unbekanntes Konto {account!r}", f"unknown account {account!r}"),
                   did_you_mean(account, list(declared), known=T("Konten", "accounts")))
         if ok:
             cfg.pools[str(purpose)] = pool
+
+
+def _purpose_placeholders(c: _Collector, cfg: Config, reg: Registries) -> None:
+    """A purpose's address templates may only use placeholders that purpose has."""
+    for purpose, settings in cfg.purpose_settings.items():
+        known = list(cfg.placeholders_for(reg, purpose))
+        for name, tpl in settings.address_templates().items():
+            for missing in templates.unknown_names(tpl, {n: 1 for n in known}):
+                c.add(settings.lines.get(name, 0), f"purposes.{purpose}.{name}",
+                      T(f"unbekannter Platzhalter #{missing}#", f"unknown placeholder #{missing}#"),
+                      did_you_mean(missing, known, fmt="#{}#"))
 
 
 def _data_placeholders(raw: LineDict, c: _Collector, cfg: Config, reg: Registries) -> None:

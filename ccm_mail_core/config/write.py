@@ -204,17 +204,48 @@ class Settings:
             return {}
         return self._change("accounts.remove", name, apply, {})
 
-    def set_purpose(self, purpose: str, accounts: Sequence[str]) -> Written:
-        """Assign the account (or the pool of accounts) that sends ``purpose``."""
+    def set_purpose(self, purpose: str, accounts: Sequence[str], *,
+                    options: Mapping[str, Any] | None = None) -> Written:
+        """Assign the account (or the pool of accounts) that sends ``purpose``; ``options`` sets the
+        purpose's defaults (``reply_to``, ``bcc``, ``from``, ``archive``…; None removes one). A
+        purpose written as a mapping stays one, with its other keys and comments; the short form
+        ``invoice: Konto`` stays short until an option is set."""
         pool = [str(a) for a in accounts]
         if not pool:
             raise SettingsError(T("Mindestens ein Konto angeben.", "give at least one account."))
+        options = dict(options or {})
+        from .purposes import PURPOSE_KEYS
+        unknown = sorted(set(options) - set(PURPOSE_KEYS) | ({"account"} & set(options)))
+        if unknown:
+            raise SettingsError(T(f"Unbekannte Einstellung für einen Zweck: {', '.join(unknown)}; nichts geändert.",
+                                  f"unknown purpose setting: {', '.join(unknown)}; nothing changed."),
+                                hint=T(f"Möglich: {', '.join(k for k in PURPOSE_KEYS if k != 'account')}",
+                                       f"possible: {', '.join(k for k in PURPOSE_KEYS if k != 'account')}"))
 
         def apply(doc: Any, pre: list[Problem]) -> dict[str, tuple[str, str]]:
             section = _mapping(doc, "purposes")
-            section[purpose] = pool[0] if len(pool) == 1 else _flow_seq(pool)
+            accounts_node = pool[0] if len(pool) == 1 else _flow_seq(pool)
+            entry = section.get(purpose)
+            if not isinstance(entry, dict) and not any(v is not None for v in options.values()):
+                section[purpose] = accounts_node
+                return {}
+            if not isinstance(entry, dict):
+                entry = _new_map()
+                section[purpose] = entry
+            entry["account"] = accounts_node
+            for key, value in options.items():
+                if value is None:
+                    entry.pop(key, None)
+                elif isinstance(value, dict):
+                    node = _new_map()
+                    node.update(value)
+                    node.fa.set_flow_style()
+                    entry[key] = node
+                else:
+                    entry[key] = value
             return {}
-        return self._change("purposes.set", purpose, apply, {"accounts": pool})
+        summary: dict[str, Any] = {"accounts": pool, **({"options": options} if options else {})}
+        return self._change("purposes.set", purpose, apply, summary)
 
     def remove_purpose(self, purpose: str) -> Written:
         """Take away the purpose's own account (or pool): invoices then go through the E-Service

@@ -55,6 +55,9 @@ class Entry:
     batch_row: int | None
     owner: str | None
     payload: dict[str, Any] | None
+    #: the archive copy (GoBD): SHA-256 of the exact .eml sent, and where it lies
+    archive_sha256: str | None = None
+    archive_file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -208,7 +211,7 @@ class Journal(ABC):
     def transition(self, row_id: int, status: Status, *, error: str | None = None, error_kind: str | None = None,
                    sent_at: datetime | None = None, transport_ids: dict[str, str] | None = None,
                    count_attempt: bool = False, detail: str | None = None, owner: str | None = None,
-                   expect: Sequence[Status] | None = None) -> bool:
+                   expect: Sequence[Status] | None = None, archive: tuple[str, str] | None = None) -> bool:
         """Move a row to ``status``. With ``expect``, only when it is in one of those states (a
         compare-and-set, so two processes never both claim a message); returns whether it moved."""
         stamp = self._stamp(now())
@@ -232,6 +235,9 @@ class Journal(ABC):
             if owner is not None:
                 sets.append("owner=?")
                 args.append(owner)
+            if archive is not None:
+                sets += ["archive_file=?", "archive_sha256=?"]
+                args += list(archive)
             where = "id=?"
             if expect:
                 where += f" AND status IN ({','.join('?' * len(expect))})"
@@ -367,7 +373,10 @@ class Journal(ABC):
             sent_at=_text(row["sent_at"]) if row["sent_at"] is not None else None,
             transport_ids=_json(row["transport_ids"]) or {}, error=row["error"], error_kind=row["error_kind"],
             batch=row["batch"], batch_row=row["batch_row"], owner=row["owner"],
-            payload=_json(row["payload"]) if row["payload"] else None)
+            payload=_json(row["payload"]) if row["payload"] else None,
+            # a read-only journal of an older schema has no archive columns
+            archive_sha256=row["archive_sha256"] if "archive_sha256" in row.keys() else None,
+            archive_file=row["archive_file"] if "archive_file" in row.keys() else None)
 
 
 def _text(value: Any) -> str:
@@ -398,6 +407,8 @@ def message_to_json(message: Message) -> dict[str, Any]:
         "text": message.text, "html": message.html, "headers": dict(message.headers), "message_id": message.message_id,
         "attachments": [{"path": str(a.path), "filename": a.filename, "content_type": a.content_type,
                          "inline": a.inline, "content_id": a.content_id} for a in message.attachments],
+        "save_to_sent": message.save_to_sent, "request_read_receipt": message.request_read_receipt,
+        "request_delivery_receipt": message.request_delivery_receipt, "archive": message.archive,
     }
 
 
@@ -410,4 +421,9 @@ def message_from_json(payload: Mapping[str, Any]) -> Message:
         reply_to=addrs(payload["reply_to"]), sender=Address(*sender) if sender else None,
         text=payload["text"], html=payload["html"], headers=dict(payload["headers"]), message_id=payload["message_id"],
         attachments=[Attachment(Path(a["path"]), a["filename"], a["content_type"], a["inline"], a["content_id"])
-                     for a in payload["attachments"]])
+                     for a in payload["attachments"]],
+        # rows queued before plugin API 1.4 have none of these: the defaults they were sent with
+        save_to_sent=bool(payload.get("save_to_sent", True)),
+        request_read_receipt=bool(payload.get("request_read_receipt", False)),
+        request_delivery_receipt=bool(payload.get("request_delivery_receipt", False)),
+        archive=bool(payload.get("archive", False)))

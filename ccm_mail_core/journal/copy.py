@@ -56,11 +56,12 @@ def copy(source: Journal, target: PostgresJournal) -> Copied:
             db.execute(
                 "INSERT INTO messages (id, message_id, purpose, account, account_type, reference, recipients, subject,"
                 " status, attempts, created_at, updated_at, sent_at, transport_ids, error, error_kind, batch, batch_row,"
-                " owner, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " owner, payload, archive_sha256, archive_file) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (row["id"], row["message_id"], row["purpose"], row["account"], row["account_type"], row["reference"],
                  _jsonb(row["recipients"]), row["subject"], row["status"], row["attempts"], _when(row["created_at"]),
                  _when(row["updated_at"]), _when(row["sent_at"]), _jsonb(row["transport_ids"] or "{}"), row["error"],
-                 row["error_kind"], row["batch"], row["batch_row"], row["owner"], _jsonb(row["payload"])))
+                 row["error_kind"], row["batch"], row["batch_row"], row["owner"], _jsonb(row["payload"]),
+                 row.get("archive_sha256"), row.get("archive_file")))
             for event in history:
                 db.execute("INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
                            (row["id"], _when(event["at"]), event["status"], event["detail"]))

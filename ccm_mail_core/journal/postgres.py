@@ -48,7 +48,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 log = structlog.get_logger("ccm_mail.journal")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: version → (what it does, its SQL); applied in order by ``ccm-mail journal migrate``
 MIGRATIONS: dict[int, tuple[str, str]] = {
@@ -105,6 +105,10 @@ CREATE TABLE pacing_slots (
     sent        boolean
 );
 CREATE INDEX pacing_slots_account ON pacing_slots (account, started);
+"""),
+    2: ("archive copy: SHA-256 and file of the .eml each sent message was archived as", """
+ALTER TABLE messages ADD COLUMN archive_sha256 text;
+ALTER TABLE messages ADD COLUMN archive_file text;
 """),
 }
 

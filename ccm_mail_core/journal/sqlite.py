@@ -9,10 +9,11 @@ claim, a checkpoint or :meth:`SQLiteJournal.close` syncs them. An OS crash can t
 message back to its durable ``sending`` row, and that is settled by looking it up at the provider
 (:mod:`ccm_mail_core.outbox`) before anything is resent, never by a blind resend.
 
-Schema: version 2 (``PRAGMA user_version``). A version 1 journal (before core 1.1) gets its two
-columns added when it is opened, with a warning in the log: the step only adds columns, and a
-ccm-mail older than the file refuses it (schema newer than it knows), so it cannot surprise
-anyone; ``ccm-mail journal migrate`` does the same on purpose.
+Schema: version 3 (``PRAGMA user_version``). An older journal gets its missing columns added when
+it is opened, with a warning in the log (version 1, before core 1.1: ``batch_row``, ``owner``;
+version 2: ``archive_sha256``, ``archive_file`` of the GoBD archive copy): the step only adds
+columns, and a ccm-mail older than the file refuses it (schema newer than it knows), so it cannot
+surprise anyone; ``ccm-mail journal migrate`` does the same on purpose.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from .base import Conn, Journal, JournalError
 
 log = structlog.get_logger("ccm_mail.journal")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # columns added after version 1, for journals written by an earlier ccm-mail
-_ADDED_COLUMNS = (("batch_row", "INTEGER"), ("owner", "TEXT"))
+_ADDED_COLUMNS = (("batch_row", "INTEGER"), ("owner", "TEXT"), ("archive_sha256", "TEXT"), ("archive_file", "TEXT"))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -61,7 +62,9 @@ CREATE TABLE IF NOT EXISTS messages (
     batch         TEXT,
     batch_row     INTEGER,
     owner         TEXT,
-    payload       TEXT
+    payload       TEXT,
+    archive_sha256 TEXT,
+    archive_file  TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_batch_row ON messages (batch, batch_row) WHERE batch IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_reference ON messages (purpose, reference);

@@ -396,6 +396,30 @@ class TransportConformance:
         self.send(transport, msg)
         assert received(msg.message_id)["Message-ID"].strip() == msg.message_id
 
+    def test_archive_copy_is_the_message_sent(self, transport: Transport, sender: Address,
+                                              received: Received) -> None:
+        """Plugin API 1.4: for ``message.archive`` the transport returns the exact RFC 5322 bytes
+        it handed over (``Receipt.mime``: the host keeps them as the GoBD archive copy), or
+        refuses the message before anything leaves."""
+        from email import policy
+        from email.parser import BytesParser
+        msg = self.message(sender, subject="Rechnung 4713 (Archivkopie)", archive=True,
+                           text="Sehr geehrte Damen und Herren,\nanbei die Rechnung 4713.\n")
+        try:
+            receipt = self.send(transport, msg)
+        except CcmMailError as exc:
+            assert exc.sent is False, "a transport that cannot keep the bytes sent must refuse before sending"
+            return
+        assert isinstance(receipt.mime, bytes) and receipt.mime, \
+            "message.archive is set: Receipt.mime must hold the bytes handed to the provider"
+        copy = BytesParser(policy=policy.default).parsebytes(receipt.mime)
+        got = received(msg.message_id)
+        assert str(copy["Message-ID"]).strip() == msg.message_id, "the archive copy is another message"
+        assert copy["Subject"] == got["Subject"] == msg.subject
+        plain = copy.get_body(("plain",))
+        assert plain is not None and normalized_text(plain) == normalized_text(got.get_body(("plain",))), \
+            "the archive copy's text is not the text that arrived"
+
     def test_concurrent_sends(self, transport: Transport, sender: Address, received: Received) -> None:
         if not self.supports_concurrent_send:
             pytest.skip("supports_concurrent_send = False")

@@ -10,7 +10,7 @@ import pluggy
 
 PROJECT_NAME = "ccm_mail"
 #: version of this plugin API; the host refuses plugins built for another major version
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 API_MAJOR = int(API_VERSION.split(".")[0])
 
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -25,7 +25,7 @@ from .errors import (  # noqa: E402
 )
 from .message import Address, Attachment, Message, build_mime  # noqa: E402
 from .text import T  # noqa: E402
-from .transport import CheckResult, Found, Lookup, Receipt, Status, Transport  # noqa: E402
+from .transport import CheckResult, Expiry, Found, Lookup, Receipt, Status, Transport  # noqa: E402
 
 __all__ = [
     "PROJECT_NAME", "API_VERSION", "API_MAJOR", "hookimpl",
@@ -34,5 +34,5 @@ __all__ = [
     "Cancelled", "CcmMailError", "ConfigError", "MailboxError", "MessageTooLargeError",
     "NetworkError", "PluginError", "RecipientError", "TemplateError", "ThrottledError",
     "TransportError", "Unconfirmed", "UnknownOutcomeError", "Address", "Attachment", "Message", "build_mime", "T",
-    "CheckResult", "Found", "Lookup", "Receipt", "Status", "Transport",
+    "CheckResult", "Expiry", "Found", "Lookup", "Receipt", "Status", "Transport",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .text import T
-from .transport import Transport
+from .transport import Expiry, Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,9 @@ class Field:
         shown or logged.
     :param help: where to find the value, e.g. "Entra → App-Registrierungen → Übersicht".
     :param choices: allowed values, if the field is a choice.
-    :param kind: ``"text"``, ``"email"``, ``"int"``, ``"bool"``, ``"path"``, ``"choice"``.
+    :param kind: ``"text"``, ``"email"``, ``"int"``, ``"bool"``, ``"path"``, ``"choice"``, or
+        ``"date"`` (since 1.4: ``2027-03-31`` or ``31.03.2027``; the transport gets a timezone-aware
+        ``datetime`` at the end of that day, UTC).
     """
 
     name: str
@@ -76,6 +78,10 @@ class AccountType:
         the first field of kind ``"email"``.
     :param actions: extra admin actions this type offers, e.g. ``{"consent": fn}``; each takes
         ``(settings, **options)`` and returns a dict for the caller.
+    :param expiry: when the account's credential expires, from its values alone (a date in the
+        config, a certificate's notAfter read from the file), without any network: the host
+        asks it in ``config check`` and before every send. None, or returning None: unknown.
+        Since 1.4.
     """
 
     id: str
@@ -86,6 +92,7 @@ class AccountType:
     description: T | None = None
     sender_field: str = ""
     actions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    expiry: Callable[[Mapping[str, Any]], Expiry | None] | None = None
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)

@@ -202,6 +202,20 @@ class Message:
     included). The host assigns it once, journals it, and keeps it across retries; transports
     must hand it to the provider unchanged so a later lookup can find the message.
     ``headers`` are extra headers; names must start with ``X-``.
+
+    Send-as (since 1.4): ``sender`` is the address the message is *from*. When it differs from
+    the account's own mailbox (a shared mailbox, ``purposes.<p>.from``), the transport sends
+    through the account's mailbox *as* ``sender``: Graph's ``from``, SMTP's ``From`` header with
+    the account's address on the envelope. The provider decides whether that is allowed.
+
+    ``save_to_sent``: keep a copy in the sending mailbox's Sent Items (Graph's
+    ``saveToSentItems``); without it an unknown outcome cannot be settled by a lookup there.
+    ``request_read_receipt`` / ``request_delivery_receipt``: ask the recipient's client for a
+    read receipt (``Disposition-Notification-To``, RFC 8098) and the servers on the way for a
+    delivery report (DSN ``NOTIFY=SUCCESS``, RFC 3461; Graph's ``isDeliveryReceiptRequested``).
+    ``archive``: the host keeps an archive copy of exactly what was sent; the transport must put
+    the RFC 5322 bytes it handed to the provider into :attr:`Receipt.mime`, or refuse the message
+    before anything leaves when it cannot. (All four since 1.4.)
     """
 
     subject: str
@@ -215,6 +229,10 @@ class Message:
     attachments: list[Attachment] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     message_id: str = ""
+    save_to_sent: bool = True
+    request_read_receipt: bool = False
+    request_delivery_receipt: bool = False
+    archive: bool = False
 
     def recipients(self) -> list[Address]:
         """Everybody the message goes to (to + cc + bcc), in that order."""
@@ -233,6 +251,9 @@ class Message:
         for address in [*self.recipients(), *self.reply_to, *([self.sender] if self.sender else [])]:
             if not isinstance(address, Address):
                 raise AddressError(T(f"{address!r} ist keine Adresse (Address).", f"{address!r} is not an Address."))
+        if self.request_read_receipt and self.sender is None:
+            raise AddressError(T("Eine Lesebestätigung braucht einen Absender (sender).",
+                                 "a read receipt needs a sender."))
         if any(ch in self.subject for ch in _LINE_BREAKS):
             raise TemplateError(
                 T("Der Betreff enthält einen Zeilenumbruch oder ein NUL-Zeichen (evtl. aus einem Platzhalterwert); "
@@ -276,6 +297,11 @@ def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessag
         mime.set_raw("Message-ID", message.message_id)
     for name, value in message.headers.items():
         _set_unstructured(mime, name, value)
+    if message.request_read_receipt and message.sender is not None:
+        # RFC 8098: the client asks its reader and answers to this address (Graph's
+        # isReadReceiptRequested does the same with the From address)
+        # (the address alone: the header registry has no address type for it, and no name is needed)
+        mime["Disposition-Notification-To"] = f"<{_addr_spec(message.sender.address)}>"
 
     text = message.text
     if text is None and message.html is None:

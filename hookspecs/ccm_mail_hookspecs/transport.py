@@ -30,11 +30,18 @@ class Receipt:
 
     :param sent_at: when the provider accepted it, timezone-aware; this is the *Versanddatum*.
     :param transport_ids: the provider's ids, e.g. ``{"request_id": ..., "file": ...}``.
+    :param mime: the exact RFC 5322 bytes handed to the provider, when the transport knows them;
+        required when ``message.archive`` is set (the host stores them as the archive copy).
+        Since 1.4.
+    :param notes: what the person should know about this send although it went out, e.g. "the
+        server offers no DSN: no delivery report". Since 1.4.
     """
 
     sent_at: datetime
     transport_ids: Mapping[str, str] = field(default_factory=dict)
     status: Status = Status.SENT
+    mime: bytes | None = field(default=None, repr=False, compare=False)
+    notes: tuple[T, ...] = ()
 
 
 class Found(str, enum.Enum):
@@ -50,6 +57,25 @@ class Lookup:
     found: Found
     sent_at: datetime | None = None
     transport_ids: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """When an account's credential stops working (a client secret, a certificate, a password).
+
+    :param what: the credential, for people ("geheimer Clientschlüssel", "Zertifikat CN=…").
+    :param not_after: the last moment it works, timezone-aware.
+    :param source: where the date comes from: ``"config"``, ``"certificate"``, ``"provider"``.
+    :param renew: how to get a new one, e.g. Entra's click path; shown with every warning.
+
+    The host warns from 30 days before ``not_after`` (``config check``, ``accounts test``, the
+    service's account list, every send) and refuses to send once it has passed. Since 1.4.
+    """
+
+    what: T
+    not_after: datetime
+    source: str = "config"
+    renew: T | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +108,13 @@ class Transport(ABC):
         """Did the provider get ``message`` (by ``message.message_id``)? Used after an unknown
         outcome, before any resend. The default cannot tell."""
         return Lookup(Found.UNSUPPORTED)
+
+    def credential_expiry(self) -> Expiry | None:
+        """When the account's credential expires, asked of the provider (e.g. Graph's
+        ``passwordCredentials``), for the connection test and the service's account list; never
+        called per send. None: this transport cannot tell (the default), or may not read it.
+        What is known without the network belongs to :attr:`AccountType.expiry`. Since 1.4."""
+        return None
 
     def check(self) -> CheckResult:
         """Connection test without sending. The default only says it cannot test."""

@@ -30,9 +30,17 @@ tenant (404 ErrorInvalidUser) -> licensed (404 MailboxNotEnabledForRESTAPI) -> a
 operation (403 ErrorAccessDenied) -> the request.
 More than 150 MB of request bodies per app and mailbox within 5 minutes
 (``sb.upload_limit``) is 429 ApplicationThrottled ``Application is over its IncomingBytes limit.``
-A mailbox scoped to other apps (RBAC for Applications / application access policy,
-``add_mailbox(allowed_apps=...)``) answers 403 ErrorAccessDenied "Access to OData is disabled:
-[RAOP] ...". Sending then checks send-as (403 ErrorSendAsDenied), size (400
+A mailbox scoped to other apps (application access policy, ``add_mailbox(allowed_apps=...)``)
+answers 403 ErrorAccessDenied "Access to OData is disabled: [RAOP] ...". RBAC for Applications
+(``add_app(rbac_roles=..., rbac_scope=...)``, https://learn.microsoft.com/exchange/permissions-exo/application-rbac):
+the roles assigned in Exchange count for the mailboxes of the scope, in addition to the token's
+Entra roles; a mailbox outside the scope, with no Entra grant, answers 403 ErrorAccessDenied.
+
+``GET /v1.0/applications(appId='{appId}')`` (``$select``) returns the app's own registration with
+its ``passwordCredentials`` (end dates, the first three characters as ``hint``, never the secret)
+to a token with Application.Read.All, Application.ReadWrite.All, Directory.Read.All or
+Directory.ReadWrite.All (https://learn.microsoft.com/graph/api/application-get); others get 403
+Authorization_RequestDenied. Sending then checks send-as (403 ErrorSendAsDenied), size (400
 ErrorMessageSizeExceeded), the daily recipient limit (10,000; above it the mailbox is blocked for
 24 h: ErrorSubmissionQuotaExceeded, HTTP 500 as Exchange's OData layer maps it) and the
 mailbox's message rate (429 ApplicationThrottled with Retry-After; the code and text for this
@@ -53,7 +61,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from .graph_core import UPLOAD_PATH, USER_PATH, GraphError
+from .graph_core import APPLICATION_PATH, UPLOAD_PATH, USER_PATH, GraphError
 from .graph_read import GraphReading, folder_name
 from .messages import GraphBadRequest
 from .server import BodyTooLarge, Request, Response
@@ -94,6 +102,9 @@ class Graph(GraphReading):
                 raise GraphError(400, "BadRequest", "The sandbox only serves v1.0.")
             raise GraphError(400, "BadRequest", f"Invalid version: {version}")
         token = self._token(req)
+        app_match = APPLICATION_PATH.match(req.path)
+        if app_match and req.method == "GET":
+            return self.get_application(req, token, app_match.group("app_id"))
         if req.path == "/v1.0/me" or req.path.startswith("/v1.0/me/"):
             raise GraphError(400, "BadRequest",
                              "/me request is only valid with delegated authentication flow.")
@@ -112,6 +123,7 @@ class Graph(GraphReading):
             raise GraphError(404, "MailboxNotEnabledForRESTAPI",
                              "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
         self._policy(token, mb)
+        token = self._with_rbac(token, mb)
         return self._with_slot(req, token, mb, lambda: self._route(req, token, mb, rest))
 
     def _route(self, req: Request, token: TokenInfo, mb: Mailbox, rest: str) -> Response:

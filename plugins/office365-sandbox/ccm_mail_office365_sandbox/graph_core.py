@@ -4,6 +4,7 @@ permissions, the per-mailbox concurrency slot, JSON bodies and attachment storag
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import re
@@ -46,6 +47,9 @@ SEND_ROLES = frozenset({"Mail.Send"})
 USER_ROLES = frozenset({"User.Read.All", "User.ReadBasic.All", "Directory.Read.All",
                         "User.ReadWrite.All", "Directory.ReadWrite.All"})
 
+APPLICATION_PATH = re.compile(r"^/v1\.0/applications\(appId='(?P<app_id>[^']+)'\)$")
+APPLICATION_READ_ROLES = frozenset({"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All",
+                                    "Directory.ReadWrite.All"})
 USER_PATH = re.compile(r"^/v1\.0/users/(?P<user>[^/]+)(?P<rest>/.*)?$")
 UPLOAD_PATH = re.compile(r"^/api/v2\.0/Users\('(?P<user>[^']+)'\)/Messages\('(?P<msg>[^']+)'\)"
                          r"/AttachmentSessions\('(?P<sid>[^']+)'\)$")
@@ -160,6 +164,32 @@ class GraphCore:
         if mb.allowed_apps is not None and token.client_id not in mb.allowed_apps:
             raise GraphError(403, "ErrorAccessDenied", "Access to OData is disabled: [RAOP] : Blocked "
                                                        "by tenant configured AppOnly AccessPolicy settings.")
+
+    def _with_rbac(self, token: TokenInfo, mb: Mailbox) -> TokenInfo:
+        """The token's Entra roles plus the app's Exchange RBAC roles when ``mb`` is in their scope
+        (RBAC for Applications adds to the Entra grant; it never shows in the token itself)."""
+        app = self.state.app(token.tenant_id, token.client_id)
+        if app is None or not app.rbac_roles:
+            return token
+        if app.rbac_scope is not None and mb.address not in app.rbac_scope:
+            return token
+        return dataclasses.replace(token, roles=frozenset(token.roles | app.rbac_roles))
+
+    def get_application(self, req: Request, token: TokenInfo, app_id: str) -> Response:
+        if not (token.roles & APPLICATION_READ_ROLES):
+            raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        app = self.state.app(token.tenant_id, app_id)
+        if app is None:
+            raise GraphError(404, "Request_ResourceNotFound",
+                             f"Resource '{app_id}' does not exist or one of its queried reference-property "
+                             f"objects are not present.")
+        item = {"id": app.object_id, "appId": app.client_id, "displayName": app.display_name,
+                "passwordCredentials": [dict(c) for c in app.password_credentials],
+                "keyCredentials": [{"type": "AsymmetricX509Cert", "usage": "Verify"}] if app.certificate_pem else []}
+        from .odata import apply_select
+        out = apply_select(item, req.query.get("$select"))
+        out["@odata.context"] = f"{req.base_url}/v1.0/$metadata#applications/$entity"
+        return self._ok(req, 200, out)
 
     def _json_body(self, req: Request, *, allow_empty: bool = False) -> Any:
         raw = req.read_body(MAX_REQUEST)

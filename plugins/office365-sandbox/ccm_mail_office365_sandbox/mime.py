@@ -43,6 +43,10 @@ def to_graph(raw: bytes) -> tuple[dict[str, Any], list[InlineAttachment]]:
     sender = _recipients(msg, "From")
     if sender:
         out["from"] = sender[0]
+    if msg.get("Disposition-Notification-To"):
+        # Exchange reads RFC 8098's header as the read-receipt request (Graph's isReadReceiptRequested,
+        # which it writes back as this header with the From address: msgraph-sdk-dotnet#2063)
+        out["isReadReceiptRequested"] = True
     if msg.get("Message-ID"):
         out["internetMessageId"] = str(msg["Message-ID"]).strip()
     xheaders = [{"name": k, "value": str(v)} for k, v in msg.items() if k.lower().startswith("x-")]

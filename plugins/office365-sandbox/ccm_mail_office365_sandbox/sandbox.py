@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -20,6 +21,7 @@ from .proxy import ConnectProxy
 from .server import Request, Response, SandboxHTTPServer, serve_in_thread
 from .state import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    graph_time,
     GUID_RE,
     App,
     Draft,
@@ -219,18 +221,31 @@ class Sandbox:
                 certificate_pem: str | bytes | None = None,
                 permissions: Iterable[str] = ("Mail.Send",), consented: bool = True,
                 secret_expired: bool = False, redirect_uris: Iterable[str] = (),
-                display_name: str | None = None) -> App:
+                display_name: str | None = None, rbac_roles: Iterable[str] = (),
+                rbac_scope: Iterable[str] | None = None,
+                secret_end: datetime | None = None) -> App:
         """An app registration with its service principal in ``tenant_id``.
 
         :param certificate_pem: the *public* certificate (PEM) for client assertions.
         :param permissions: application permissions configured (Graph names, e.g. "Mail.Send").
         :param consented: whether an admin granted them already.
+        :param rbac_roles: roles assigned in Exchange (RBAC for Applications), e.g. {"Mail.Send"},
+            valid for the mailboxes in ``rbac_scope`` (None: all); not in the token.
+        :param secret_end: the secret's end date in ``passwordCredentials`` (default: two years
+            from now, Entra's default for a new secret).
         """
         tenant = self._tenant(tenant_id)
         cid = (client_id or new_guid()).lower()
         pem = certificate_pem.decode("ascii") if isinstance(certificate_pem, bytes) else certificate_pem
         app = App(tenant.tenant_id, cid, display_name or f"{tenant.display_name} O365 Mailversand",
-                  secret, secret_expired, pem, set(permissions), consented, list(redirect_uris))
+                  secret, secret_expired, pem, set(permissions), consented, list(redirect_uris),
+                  set(rbac_roles), None if rbac_scope is None else {m.lower() for m in rbac_scope})
+        if secret:
+            start = datetime.now(UTC)
+            end = secret_end or start + timedelta(days=730)
+            app.password_credentials.append({
+                "customKeyIdentifier": None, "displayName": "ccm-mail", "endDateTime": graph_time(end),
+                "hint": secret[:3], "keyId": new_guid(), "secretText": None, "startDateTime": graph_time(start)})
         with self.state.lock:
             self.state.apps[(tenant.tenant_id, cid)] = app
         return app

@@ -66,6 +66,17 @@ class App:
     #: has an admin granted the configured permissions?
     consented: bool = False
     redirect_uris: list[str] = field(default_factory=list)
+    #: Exchange Online "RBAC for Applications": roles ("Mail.Send", ...) assigned to the app's
+    #: service principal in Exchange, valid for the mailboxes of its management scope
+    #: (https://learn.microsoft.com/exchange/permissions-exo/application-rbac). They never show in
+    #: the token and add to the Entra grants (``permissions``).
+    rbac_roles: set[str] = field(default_factory=set)
+    #: the management scope (mailbox addresses); None: the whole organisation
+    rbac_scope: set[str] | None = None
+    #: the registration's ``passwordCredentials`` as Graph lists them (displayName, keyId, hint,
+    #: startDateTime, endDateTime; https://learn.microsoft.com/graph/api/resources/passwordcredential)
+    password_credentials: list[dict[str, Any]] = field(default_factory=list)
+    object_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 @dataclass

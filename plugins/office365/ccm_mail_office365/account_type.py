@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ccm_mail_hookspecs import AccountSettings, AccountType, Address, CcmMailError, Field, Message, T, Transport
+from ccm_mail_hookspecs import AccountSettings, AccountType, Address, CcmMailError, Expiry, Field, Message, T, Transport
 
 from . import TYPE_ID
 from .clouds import CLOUDS, DEFAULT_CLOUD
@@ -39,6 +39,11 @@ FIELDS: tuple[Field, ...] = (
                  "den *Wert* eintragen, nicht die geheime ID. Entweder dies oder ein Zertifikat.",
                  f"{_APP_EN} → Certificates & secrets → Client secrets → New client secret; enter the *Value*, "
                  "not the Secret ID. Either this or a certificate.")),
+    Field("client_secret_expires", T("Schlüssel gültig bis", "Secret expires"), required=False, kind="date",
+          help=T(f"Ablaufdatum des geheimen Clientschlüssels ({_APP} → Zertifikate & Geheimnisse, Spalte „Läuft ab“), "
+                 "z. B. 2027-03-31: ab 30 Tage vorher warnt jeder Versand, danach wird nicht mehr gesendet.",
+                 f"Expiry date of the client secret ({_APP_EN} → Certificates & secrets, column \"Expires\"), e.g. "
+                 "2027-03-31: from 30 days before, every send warns; afterwards nothing is sent.")),
     Field("certificate", T("Zertifikat (PEM mit Schlüssel oder PFX)", "Certificate (PEM with key, or PFX)"),
           required=False, kind="path",
           help=T(f"Pfad zur Datei mit Zertifikat und privatem Schlüssel; den öffentlichen Teil unter {_APP} → "
@@ -118,6 +123,11 @@ def validate(values: Mapping[str, Any]) -> Sequence[tuple[str, T]]:
                                             "This looks like the Secret ID (a GUID): enter the secret's *Value*.")))
     if cert and not Path(cert).expanduser().is_file():
         problems.append(("certificate", T(f"Zertifikatsdatei {cert} nicht gefunden.", f"Certificate file {cert} not found.")))
+    if values.get("client_secret_expires") and not secret:
+        problems.append(("client_secret_expires", T("Ablaufdatum nur zusammen mit einem geheimen Clientschlüssel "
+                                                    "(ein Zertifikat trägt sein Datum selbst).",
+                                                    "Expiry date only together with a client secret (a certificate "
+                                                    "carries its own date).")))
     if text("certificate_password") and not cert:
         problems.append(("certificate_password", T("Kennwort nur zusammen mit einem Zertifikat.",
                                                    "Password only together with a certificate.")))
@@ -165,6 +175,12 @@ def _int_problem(values: Mapping[str, Any], name: str, low: int, high: int, text
     return [] if low <= number <= high else [(name, text)]
 
 
+def expiry(values: Mapping[str, Any]) -> Expiry | None:
+    """The certificate's notAfter (read from the file) or ``client_secret_expires``."""
+    from .expiry import local
+    return local(values)
+
+
 def create_transport(settings: AccountSettings) -> Transport:
     """The account's :class:`~.transport.Office365Transport`."""
     from .transport import Office365Transport
@@ -209,4 +225,5 @@ ACCOUNT_TYPE = AccountType(
     create_transport=create_transport,
     validate=validate,
     actions={"consent": consent, "test_mail": test_mail},
+    expiry=expiry,
 )

@@ -143,11 +143,25 @@ GRAPH_RULES: dict[str, _Rule] = {
                                            "Postfächer gehen nicht über Graph.",
                                            "Assign an Exchange Online licence to the user; on-premises mailboxes do "
                                            "not work through Graph.")),
+    # https://learn.microsoft.com/exchange/recipients-in-exchange-online/manage-permissions-for-recipients:
+    # "Send As" lets one mailbox send as another; without it Exchange refuses a "from" other than the
+    # sending mailbox (https://learn.microsoft.com/graph/outlook-send-mail-from-other-user)
     "ErrorSendAsDenied": _Rule(MailboxError,
-                               T("Die App darf nicht als diese Adresse senden (ErrorSendAsDenied).",
-                                 "The app may not send as this address (ErrorSendAsDenied)."),
-                               T("„Senden als“-Rechte und die Einrichtung des (freigegebenen) Postfachs prüfen.",
-                                 "Check send-as rights and the (shared) mailbox setup.")),
+                               T("Exchange verweigert das Senden als diese Adresse (ErrorSendAsDenied): das "
+                                 "sendende Postfach hat kein Recht „Senden als“ für die Absenderadresse ('from'); "
+                                 "nichts wurde gesendet.",
+                                 "Exchange refused to send as this address (ErrorSendAsDenied): the sending mailbox "
+                                 "has no \"Send As\" right for the sender address ('from'); nothing was sent."),
+                               T("Im Exchange Admin Center → Empfänger → Postfächer → das freigegebene Postfach "
+                                 "(die 'from'-Adresse) → Delegierung → „Senden als“ das Postfach des Kontos hinzufügen "
+                                 "(PowerShell: Add-RecipientPermission -Identity <from-Adresse> -Trustee "
+                                 "<Konto-Postfach> -AccessRights SendAs). Änderungen wirken nach bis zu einer Stunde. "
+                                 "Oder das freigegebene Postfach selbst als E-Mail-Adresse des Kontos eintragen.",
+                                 "In the Exchange admin center → Recipients → Mailboxes → the shared mailbox (the "
+                                 "'from' address) → Delegation → \"Send as\" add the account's mailbox (PowerShell: "
+                                 "Add-RecipientPermission -Identity <from address> -Trustee <account mailbox> "
+                                 "-AccessRights SendAs). Changes take up to an hour. Or enter the shared mailbox "
+                                 "itself as the account's e-mail address.")),
     "ErrorMessageSizeExceeded": _Rule(MessageTooLargeError,
                                       T("Die Nachricht ist für Exchange Online zu groß (ErrorMessageSizeExceeded).",
                                         "The message is too large for Exchange Online (ErrorMessageSizeExceeded)."),
@@ -379,6 +393,22 @@ def from_graph_response(resp: requests.Response, secrets: Iterable[str] = ()) ->
         hint=T("Die Meldung und die request-id an den Support geben.",
                "Give the message and the request-id to support."),
         details=details)
+
+
+def too_large_for_archive(body_bytes: int) -> MessageTooLargeError:
+    """An archived message goes as MIME in one request; this one does not fit (nothing was sent)."""
+    return MessageTooLargeError(
+        T(f"Die Nachricht ist für eine Archivkopie über Microsoft Graph zu groß ({body_bytes / 1e6:.1f} MB als "
+          "MIME-Anfrage, höchstens 4 MB): Graph nimmt eine Nachricht nur in einer Anfrage als MIME, und nur dann "
+          "sind die archivierten Bytes genau die gesendeten. Nichts wurde gesendet.",
+          f"The message is too large for an archive copy through Microsoft Graph ({body_bytes / 1e6:.1f} MB as a "
+          "MIME request, at most 4 MB): Graph takes a message as MIME only in one request, and only then are the "
+          "archived bytes exactly the bytes sent. Nothing was sent."),
+        hint=T("Anhänge verkleinern (zusammen unter etwa 2,9 MB), oder diesen Zweck über ein SMTP-Konto senden "
+               "(dort gibt es diese Grenze nicht).",
+               "Make the attachments smaller (under about 2.9 MB together), or send this purpose through an SMTP "
+               "account (which has no such limit)."),
+        details={"code": "archive_too_large"})
 
 
 def throttled(waited: float, cap: float, last: Mapping[str, Any]) -> ThrottledError:

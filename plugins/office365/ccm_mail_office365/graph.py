@@ -12,6 +12,7 @@ a draft), are asked again instead.
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -36,7 +37,7 @@ from ccm_mail_hookspecs.http import Outcome, Verdict, attempt, classify_response
 
 from . import errors
 from .config import Office365Config
-from .payload import Plan, file_attachment, message_json, mime_body, mime_fits, upload_item
+from .payload import Plan, file_attachment, message_json, mime_fits, mime_message, upload_item
 from .throttle import WaitBudget, backoff_delay, for_graph, is_throttled, mailbox_semaphore, slot
 from .tokens import TokenProvider, token_roles
 
@@ -191,14 +192,19 @@ class GraphClient:
         crid = str(uuid.uuid4())
         url = f"{self.user_url}/sendMail"
         if plan.route == "mime":
-            body = mime_body(message, self.config.mailbox)
+            raw = mime_message(message, self.config.mailbox)
+            body = base64.b64encode(raw)
             if mime_fits(body):
-                return self._send_one(url, "mime", crid, data=body, headers={"Content-Type": "text/plain"})
+                facts = self._send_one(url, "mime", crid, data=body, headers={"Content-Type": "text/plain"})
+                return dict(facts, mime=raw)
+            if message.archive:
+                raise errors.too_large_for_archive(len(body))
         if plan.route in ("sendMail", "mime"):  # MIME too large: JSON, Exchange derives the text part
             msg = dict(plan.message) if plan.message else message_json(message, self.config.mailbox)
             if plan.inline_attachments:
                 msg["attachments"] = [file_attachment(a) for a in plan.inline_attachments]
-            return self._send_one(url, "sendMail", crid, json={"message": msg, "saveToSentItems": True})
+            return self._send_one(url, "sendMail", crid,
+                                  json={"message": msg, "saveToSentItems": message.save_to_sent})
         return self._send_draft(message, plan, crid)
 
     def _send_one(self, url: str, route: str, crid: str, **body: Any) -> dict[str, Any]:
@@ -320,6 +326,13 @@ class GraphClient:
                          repeatable=True, what="lookup", needs=READ,
                          params={"$filter": f"internetMessageId eq '{escaped}'",
                                  "$select": "id,internetMessageId,sentDateTime", "$top": "5"})
+
+    def application(self) -> requests.Response:
+        """The app's own registration, its secrets' end dates only (Application.Read.All;
+        https://learn.microsoft.com/graph/api/application-get: ``GET /applications(appId='{appId}')``)."""
+        return self.call("GET", f"{self.config.graph_base}/applications(appId='{quote(self.config.client_id, safe='')}')",
+                         budget=self._budget(), repeatable=True, what="application",
+                         params={"$select": "passwordCredentials"})
 
     def sent_items_folder(self) -> requests.Response:
         return self.call("GET", f"{self.user_url}/mailFolders/SentItems", budget=self._budget(), repeatable=True,

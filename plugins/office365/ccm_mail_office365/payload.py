@@ -70,6 +70,10 @@ def message_json(message: Message, mailbox: str) -> dict[str, Any]:
         out["from"] = recipient(message.sender)
     if message.message_id:
         out["internetMessageId"] = message.message_id
+    if message.request_read_receipt:
+        out["isReadReceiptRequested"] = True
+    if message.request_delivery_receipt:
+        out["isDeliveryReceiptRequested"] = True
     check_headers(message)
     if message.headers:
         out["internetMessageHeaders"] = [{"name": k, "value": v} for k, v in message.headers.items()]
@@ -119,7 +123,7 @@ def plan(message: Message, mailbox: str) -> Plan:
     on a draft. A message with text *and* HTML is a MIME candidate; the send builds that body and
     takes the JSON route instead when it does not fit (:func:`mime_fits`)."""
     msg = message_json(message, mailbox)
-    total = json_size({"message": msg, "saveToSentItems": True})
+    total = json_size({"message": msg, "saveToSentItems": message.save_to_sent})
     small: list[Attachment] = []
     large: list[Attachment] = []
     for att in message.attachments:
@@ -136,7 +140,7 @@ def plan(message: Message, mailbox: str) -> Plan:
             small.append(att)
             total += one + (len(', "attachments": []') if len(small) == 1 else len(", "))
     route = "draft" if large or total > MAX_REQUEST_BYTES else "sendMail"
-    if route == "sendMail" and message.text is not None and message.html is not None:
+    if message.archive or (route == "sendMail" and message.text is not None and message.html is not None):
         route = "mime"
     return Plan(route, tuple(small), tuple(large), total, msg)
 
@@ -146,17 +150,21 @@ def mime_fits(body: bytes) -> bool:
     return len(body) <= MAX_REQUEST_BYTES
 
 
-def mime_body(message: Message, mailbox: str) -> bytes:
-    """The MIME route's request body: the whole message in base64. Graph takes the recipients from
-    the headers, so Bcc is written here (Exchange removes it before delivery)."""
+def mime_message(message: Message, mailbox: str) -> bytes:
+    """The RFC 5322 message the MIME route sends (and an archive keeps). Graph takes the
+    recipients from the headers, so Bcc is written here (Exchange removes it before delivery)."""
     check_headers(message)
     mime = build_mime(message)
     if message.sender is None:
         mime["From"] = mailbox
     if message.bcc:
         mime["Bcc"] = ", ".join(formataddr((a.name, a.address)) if a.name else a.address for a in message.bcc)
-    raw = mime.as_bytes(policy=mime.policy.clone(linesep="\r\n"))
-    return base64.b64encode(raw)
+    return mime.as_bytes(policy=mime.policy.clone(linesep="\r\n"))
+
+
+def mime_body(message: Message, mailbox: str) -> bytes:
+    """The MIME route's request body: the whole message in base64."""
+    return base64.b64encode(mime_message(message, mailbox))
 
 
 def check_headers(message: Message) -> None:

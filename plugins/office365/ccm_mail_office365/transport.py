@@ -12,6 +12,7 @@ from ccm_mail_hookspecs import (
     AccountSettings,
     CcmMailError,
     CheckResult,
+    Expiry,
     Found,
     Lookup,
     Message,
@@ -59,18 +60,26 @@ class Office365Transport(Transport):
             raise RecipientError(
                 T(f"{len(recipients)} Empfänger: Exchange Online erlaubt höchstens {MAX_RECIPIENTS} je Nachricht.",
                   f"{len(recipients)} recipients: Exchange Online allows at most {MAX_RECIPIENTS} per message."))
-        facts = self.graph.send(message, plan(message, self.config.mailbox))
+        route = plan(message, self.config.mailbox)
+        facts = self.graph.send(message, route)
         # no log line of its own: the host logs "sending" (debug) and "sent" with these ids
         ids = {"mailbox": self.config.mailbox, "route": facts["route"],
                "request_id": facts["request_id"], "client_request_id": facts["client_request_id"]}
+        if message.sender is not None and message.sender.address.lower() != self.config.mailbox.lower():
+            ids["sent_as"] = message.sender.address
         if message.message_id:
             ids["internet_message_id"] = message.message_id
-        return Receipt(sent_at=facts["sent_at"], transport_ids=ids)
+        return Receipt(sent_at=facts["sent_at"], transport_ids=ids, mime=facts.get("mime"),
+                       notes=_route_notes(message, facts["route"]))
 
     def lookup(self, message: Message) -> Lookup:
         """Find ``message.message_id`` in Sent Items. Needs Mail.ReadBasic.All or Mail.Read;
         without them (403) the answer is UNSUPPORTED so the host knows it cannot tell."""
         if not message.message_id:
+            return Lookup(Found.UNSUPPORTED)
+        if not message.save_to_sent:
+            # sent without a copy in Sent Items: "not found there" would prove nothing, and the
+            # outbox would send it again after its grace period
             return Lookup(Found.UNSUPPORTED)
         resp = self.graph.find_sent(message.message_id)
         if resp.status_code == 403:
@@ -88,9 +97,30 @@ class Office365Transport(Transport):
         return Lookup(Found.SENT, sent_at=sent_at,
                       transport_ids={"graph_message_id": str(item.get("id", "")), "mailbox": self.config.mailbox})
 
+    def credential_expiry(self) -> Expiry | None:
+        """The certificate's notAfter, or the client secret's end date as Graph has it (when the
+        app may read its own registration: Application.Read.All); None when it cannot be read."""
+        from .expiry import from_graph, local
+        if self.config.certificate is not None:
+            return local({"certificate": str(self.config.certificate),
+                          "certificate_password": self.config.certificate_password})
+        try:
+            resp = self.graph.application()
+        except CcmMailError as exc:
+            log.info("expiry_unreadable", account=self.config.account, kind=exc.kind)
+            return None
+        if resp.status_code != 200:  # 403 without Application.Read.All: cannot tell, and that is fine
+            log.info("expiry_unreadable", account=self.config.account, status=resp.status_code)
+            return None
+        try:
+            creds = resp.json().get("passwordCredentials") or []
+        except (ValueError, AttributeError):
+            return None
+        return from_graph([c for c in creds if isinstance(c, dict)], self.config.client_secret)
+
     def check(self) -> CheckResult:
         """"Verbindung testen": a new token (the credential as configured now), the permissions in
-        it, the mailbox through Graph."""
+        it, the mailbox through Graph, and which mailboxes the app may reach beyond this one."""
         steps: list[tuple[str, bool, T]] = []
         try:
             result = self.tokens.token_result(fresh=True)  # prove today's credential, not a cached token
@@ -135,10 +165,33 @@ class Office365Transport(Transport):
                 "whether the mailbox exists. With Mail.ReadBasic.All the test checks the mailbox too.")))
         else:
             steps.append(("mailbox", False, _explain(errors.from_graph_response(resp, self.config.secrets))))
+        from .scope import scope_step
+        steps.append(("scope", True, scope_step(roles, self.config.client_id, self.config.mailbox)))
         return CheckResult(all(ok for _, ok, _ in steps), tuple(steps))
 
     def close(self) -> None:
         self.session.close()
+
+
+def _route_notes(message: Message, route: str) -> tuple[T, ...]:
+    """What the chosen route could not do as asked. Graph's MIME request and the draft's send
+    action take no ``saveToSentItems`` (both keep a copy in Sent Items), and only the message
+    JSON can ask for a delivery report (``isDeliveryReceiptRequested``)
+    (https://learn.microsoft.com/graph/api/user-sendmail, .../message-send)."""
+    notes = []
+    if not message.save_to_sent and route in ("mime", "draft"):
+        notes.append(T("Die Nachricht liegt trotzdem in 'Gesendete Elemente': Graph kennt saveToSentItems nur für "
+                       "JSON-Nachrichten bis 4 MB (hier: " + ("MIME für die Archivkopie" if route == "mime" else
+                                                            "Entwurf für große Anhänge") + ").",
+                       "The message is in Sent Items anyway: Graph has saveToSentItems only for JSON messages up to "
+                       "4 MB (here: " + ("MIME for the archive copy" if route == "mime" else
+                                         "a draft for large attachments") + ")."))
+    if message.request_delivery_receipt and route == "mime":
+        notes.append(T("Keine Übermittlungsbestätigung angefordert: eine MIME-Nachricht (Archivkopie) kann sie bei "
+                       "Graph nicht anfordern; die Lesebestätigung steht im Kopf (Disposition-Notification-To).",
+                       "No delivery receipt requested: a MIME message (archive copy) cannot ask Graph for one; the "
+                       "read receipt is in the header (Disposition-Notification-To)."))
+    return tuple(notes)
 
 
 def _explain(exc: CcmMailError) -> T:

@@ -170,10 +170,11 @@ def test_check_with_mail_send_only(make_account: AccountFactory) -> None:
     account = make_account(permissions={"Mail.Send"})
     result = account.transport().check()
     steps = {name: (ok, text) for name, ok, text in result.steps}
-    assert result.ok and [n for n, _, _ in result.steps] == ["token", "permissions", "mailbox"]
+    assert result.ok and [n for n, _, _ in result.steps] == ["token", "permissions", "mailbox", "scope"]
     assert "Mail.ReadBasic.All" in steps["mailbox"][1].en
     wrong = account.transport(mailbox="tippfehler@firma.example").check()
-    assert not wrong.ok and "ErrorInvalidUser" in wrong.steps[-1][2].en
+    wrong_steps = {name: (ok, text) for name, ok, text in wrong.steps}
+    assert not wrong.ok and "ErrorInvalidUser" in wrong_steps["mailbox"][1].en
 
 
 def test_check_explains_missing_consent(make_account: AccountFactory) -> None:

@@ -188,9 +188,21 @@ def create_app(service: Service) -> Flask:
                                   "nothing sent.")),
         }
         kind, message = texts.get(status, ("http", _t(f"HTTP-Fehler {status}.", f"HTTP error {status}.")))
+        if status == 413:
+            _drain(request.environ)
         hint = _t("plugins.settings.server.max_request_mb erhöhen oder kleinere Anhänge senden.",
                   "Raise plugins.settings.server.max_request_mb or send smaller attachments.") if status == 413 else None
         return error_document(status, kind, message, hint, {})
+
+    def _drain(environ: Mapping[str, Any]) -> None:
+        """Read the rest of a refused body (cheroot bounds it at the limit plus 1 MB): a client
+        still writing it would otherwise meet a closed connection instead of our 413."""
+        stream = environ.get("wsgi.input")
+        try:
+            while stream is not None and stream.read(1 << 16):
+                pass
+        except Exception:  # noqa: BLE001 - cheroot's own bound: the connection ends anyway
+            pass
 
     @app.errorhandler(Exception)
     def _bug(exc: Exception) -> tuple[Response, int]:
@@ -428,11 +440,17 @@ def create_app(service: Service) -> Flask:
     @app.get(f"{API}/accounts")
     @requires("settings")
     def accounts() -> Any:
+        from datetime import datetime, timezone
+
+        from ccm_mail_core import expiry as expiry_mod
         mailer = service.current()
         cfg = mailer.config
+        now = datetime.now(timezone.utc)
         rows = []
         for acc in cfg.accounts.values():
             atype = mailer.registries.account_types[acc.type]
+            # what every send checks (no network): a credential that expires within 30 days is warned about
+            expiry = expiry_mod.to_dict(acc.name, mailer.credential_expiry(acc.name), now, lang())
             rows.append({"name": acc.name, "type": acc.type, "type_label": atype.label.get(lang()),
                          "sender": str(mailer.sender_of(acc.name)),
                          "settings": {k: ("***" if k in acc.secret_fields else v) for k, v in acc.values.items()},
@@ -441,8 +459,7 @@ def create_app(service: Service) -> Flask:
                          "actions": sorted(atype.actions),
                          # what the service last learnt: the last test, the last consent, the last save
                          "status": service.status.get(acc.name),
-                         # a credential's expiry is not known to any account type yet (issue 16)
-                         "credential_expires": None})
+                         "expiry": expiry, "warnings": [expiry["message"]] if expiry and expiry["message"] else []})
         return jsonify({"accounts": rows})
 
     @app.post(f"{API}/accounts/<name>/test")
@@ -534,8 +551,9 @@ def create_app(service: Service) -> Flask:
     @app.put(f"{API}/settings/purposes/<purpose>")
     @requires("settings")
     def settings_purpose(purpose: str) -> Any:
-        data = body({"accounts": list}, ("accounts",))
-        written = service.settings_writer(g.who).set_purpose(name_of(purpose, "purpose"), data["accounts"])
+        data = body({"accounts": list, "options": dict}, ("accounts",))
+        written = service.settings_writer(g.who).set_purpose(name_of(purpose, "purpose"), data["accounts"],
+                                                             options=data.get("options"))
         return jsonify(service.saved(written).to_dict(lang()))
 
     @app.delete(f"{API}/settings/purposes/<purpose>")

@@ -170,7 +170,8 @@ def document() -> dict[str, Any]:
         f"{p}/outbox/retry": {"post": _op("Send failed messages again (all, or the given ids)", "send", ok,
                                           body={"type": "object", "properties": {"ids": {"type": "array",
                                                                                          "items": {"type": "integer"}}}})},
-        f"{p}/accounts": {"get": _op("The accounts (secrets as ***)", "settings", ok)},
+        f"{p}/accounts": {"get": _op("The accounts (secrets as ***), each with its credential's expiry and a warning "
+                                      "within 30 days of it", "settings", ok)},
         f"{p}/accounts/types": {"get": _op("Account types and their form fields", "send", ok)},
         f"{p}/accounts/{{name}}/test": {"post": _op("Verbindung testen", "settings", ok, params=[_path_param("name")])},
         f"{p}/accounts/{{name}}/consent": {"post": _op("Admin Berechtigung erteilen (a job: the consent URL is in "
@@ -198,7 +199,11 @@ def document() -> dict[str, Any]:
         f"{p}/settings/purposes/{{purpose}}": {"put": _op(
             "Assign a purpose's account (or pool)", "settings", {"200": _json(_ref("Saved"))},
             params=[_path_param("purpose")],
-            body={"type": "object", "required": ["accounts"], "properties": {"accounts": _STR_LIST}}),
+            body={"type": "object", "required": ["accounts"], "properties": {
+                "accounts": _STR_LIST,
+                "options": {"type": "object", "description": "the purpose's defaults: reply_to, cc, bcc, from, "
+                            "save_to_sent, request_read_receipt, request_delivery_receipt, einvoice, archive "
+                            "{folder, retention_years}; null removes one"}}}),
             "delete": _op("Take away the purpose's own account (invoices then go through the E-Service account)",
                           "settings", {"200": _json(_ref("Saved"))}, params=[_path_param("purpose")])},
         f"{p}/settings/templates/{{purpose}}/preview": {"post": _op(

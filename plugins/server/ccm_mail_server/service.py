@@ -402,9 +402,15 @@ class Service:
                 else:
                     shown[key] = value
             accounts[str(name)] = shown
-        purposes = {str(p): (list(v) if isinstance(v, list) else [v]) for p, v in (raw.get("purposes") or {}).items()}
+        from ccm_mail_core.config.purposes import pool_of
+        purposes, options = {}, {}
+        for p, v in (raw.get("purposes") or {}).items():
+            pool = pool_of(v)  # a purpose written as a mapping names its accounts under 'account'
+            purposes[str(p)] = list(pool) if isinstance(pool, list) else [pool]
+            if isinstance(v, dict):  # its defaults (reply_to, bcc, from, archive, …) as written
+                options[str(p)] = _plain({k: x for k, x in v.items() if k != "account"})
         return {"file": str(self.path), "language": raw.get("language", "de"), "accounts": accounts,
-                "purposes": purposes, "templates": _plain(raw.get("templates") or {})}
+                "purposes": purposes, "purpose_options": options, "templates": _plain(raw.get("templates") or {})}
 
 
 def _plain(value: Any) -> Any:

@@ -89,8 +89,9 @@ def keys(folder: Path) -> dict[str, str]:
 
 
 @contextmanager
-def service_thread(config: Path) -> Iterator[str]:
-    """The service in this process (cheroot on a free port in a thread); yields its URL."""
+def service_thread(config: Path, plugins: dict[str, object] | None = None) -> Iterator[str]:
+    """The service in this process (cheroot on a free port in a thread); yields its URL.
+    ``plugins``: further plugin modules the service loads (besides the server itself)."""
     from ccm_mail_core import Mailer
     from ccm_mail_core.storage import data_dir
     from ccm_mail_server.command import build_server
@@ -99,7 +100,7 @@ def service_thread(config: Path) -> Iterator[str]:
     from ccm_mail_server.settings import ServerSettings
 
     from ccm_mail_server import plugin
-    mailer = Mailer.from_config(config, plugins={"server": plugin}, load_entrypoints=False)
+    mailer = Mailer.from_config(config, plugins={"server": plugin, **(plugins or {})}, load_entrypoints=False)
     settings = ServerSettings.from_mapping(mailer.config.plugin_settings.get("server", {}), config.parent)
     store = KeyStore(settings.keys, settings.keys_dir or data_dir() / "server")
     store.ensure()

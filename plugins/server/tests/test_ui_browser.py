@@ -138,7 +138,7 @@ def test_the_vendor_workflow_in_the_browser(page: Any, ui_site: tuple[Path, Runn
     done.get_by_role("button", name="Verbindung testen").click()
     page.locator("#test-result.good").wait_for()
     assert page.locator("#test-result ol.steps > li.step-bad").count() == 0
-    assert page.locator("#test-result ol.steps > li.step-ok").count() == 3
+    assert page.locator("#test-result ol.steps > li.step-ok").count() == 4  # token, roles, mailbox, reach
     shot(page, "06-verbindung-ok", tmp_path)
 
     # ---- the list shows type, mailbox, consent and test

@@ -246,7 +246,7 @@ def test_connection_test_and_consent_status_are_kept_and_shown(ui_site: tuple[Pa
     assert status == 200 and "Verbindung testen: fehlgeschlagen" in page  # no consent yet
     row = next(r for r in admin.call("GET", "/api/v1/accounts")[1]["accounts"] if r["name"] == "Rechnungsversand")
     assert row["status"]["test"]["ok"] is False and row["actions"] == ["consent", "test_mail"]
-    assert [s["ok"] for s in row["status"]["test"]["steps"]] == [True, False, False]
+    assert [s["ok"] for s in row["status"]["test"]["steps"]] == [True, False, False, True]  # token, roles, mailbox, reach
     sandbox.app(tenant["tenant_id"], tenant["client_id"]).consented = True
     status, page, _ = browser.open("/ui/accounts/Rechnungsversand/test", {"csrf_token": browser.csrf(page)})
     assert "Verbindung testen: in Ordnung" in page

@@ -9,10 +9,11 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ccm_mail_hookspecs import Address, AddressError, Field, T
+from ccm_mail_hookspecs import Address, AddressError, Expiry, Field, T
 
 SECURITY_CHOICES = ("starttls", "tls", "none")
 AUTH_CHOICES = ("none", "password", "xoauth2")
@@ -45,6 +46,9 @@ FIELDS: tuple[Field, ...] = (
                  "Usually the e-mail address. Empty: the sender address.")),
     Field("password", T("Passwort", "Password"), required=False, secret=True,
           help=T("Nur bei Anmeldung »password«.", "Only for authentication 'password'.")),
+    Field("password_expires", T("Passwort gültig bis", "Password expires"), required=False, kind="date",
+          help=T("Optional, z. B. 2027-03-31: ab 30 Tage vorher warnt jeder Versand, danach wird nicht gesendet.",
+                 "Optional, e.g. 2027-03-31: from 30 days before, every send warns; afterwards nothing is sent.")),
     Field("tenant_id", T("Mandanten-ID", "Tenant ID"), required=False,
           help=T("Entra → Übersicht → Mandanten-ID.", "Entra → Overview → Tenant ID.")),
     Field("client_id", T("Anwendungs-ID (Client)", "Application (client) ID"), required=False,
@@ -57,6 +61,11 @@ FIELDS: tuple[Field, ...] = (
                  "Geheime Clientschlüssel: der *Wert*, nicht die ID.",
                  "Entra → App registrations → the app → Certificates & secrets → Client secrets: "
                  "the *value*, not the secret ID.")),
+    Field("client_secret_expires", T("Schlüssel gültig bis", "Secret expires"), required=False, kind="date",
+          help=T("Ablaufdatum des geheimen Clientschlüssels (Entra → App-Registrierungen → die App → Zertifikate & "
+                 "Geheimnisse, Spalte „Läuft ab“): ab 30 Tage vorher warnt jeder Versand.",
+                 "Expiry date of the client secret (Entra → App registrations → the app → Certificates & secrets, "
+                 "column \"Expires\"): from 30 days before, every send warns.")),
     Field("authority_host", T("Anmeldeserver", "Sign-in host"), required=False,
           default="login.microsoftonline.com",
           help=T("Nur ändern für nationale Clouds (login.microsoftonline.us) oder Tests.",
@@ -172,3 +181,23 @@ def validate(values: Mapping[str, Any]) -> Sequence[tuple[str, T]]:
                 problems.append((name, T(f"{de} fehlt (Anmeldung »xoauth2«).",
                                          f"{en} is missing (authentication 'xoauth2').")))
     return problems
+
+
+def expiry(values: Mapping[str, Any]) -> Expiry | None:
+    """The password's (auth ``password``) or the client secret's (``xoauth2``) end date from the
+    account's settings; the host warns from 30 days ahead and stops sending once it has passed."""
+    auth = str(values.get("auth") or "password")
+    if auth == "password" and isinstance(values.get("password_expires"), datetime):
+        return Expiry(T("SMTP-Passwort", "SMTP password"), values["password_expires"], "config",
+                      T("Ein neues Passwort beim Anbieter setzen und im Konto eintragen (ccm-mail accounts set KONTO "
+                        "--secret password), dann password_expires anpassen.",
+                        "Set a new password at the provider and enter it in the account (ccm-mail accounts set "
+                        "ACCOUNT --secret password), then update password_expires."))
+    if auth == "xoauth2" and isinstance(values.get("client_secret_expires"), datetime):
+        return Expiry(T("geheime Clientschlüssel", "client secret"), values["client_secret_expires"], "config",
+                      T("Neuen Schlüssel anlegen: Entra → App-Registrierungen → App → Zertifikate & Geheimnisse → "
+                        "Neuer geheimer Clientschlüssel; den Wert im Konto eintragen und client_secret_expires "
+                        "anpassen.",
+                        "Create a new one: Entra → App registrations → the app → Certificates & secrets → New "
+                        "client secret; enter its value in the account and update client_secret_expires."))
+    return None

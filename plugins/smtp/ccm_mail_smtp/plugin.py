@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from ccm_mail_hookspecs import AccountSettings, AccountType, T, Transport, hookimpl
 
-from .fields import FIELDS, validate
+from .fields import FIELDS, expiry, validate
 
 #: the plugin API major version this plugin was written for; the host refuses other majors
 CCM_MAIL_API = 1
@@ -35,6 +35,7 @@ ACCOUNT_TYPE = AccountType(
     create_transport=create_transport,
     validate=validate,
     sender_field="sender",
+    expiry=expiry,
 )
 
 

@@ -8,6 +8,12 @@ The SMTP dialogue is driven command by command (not ``sendmail``) for two reason
 to the message is the receipt (queue id, time), and the one moment after which a failure means
 "maybe sent" — the end-of-data dot has left — must be known exactly. Before it: nothing was sent
 (NetworkError, safe to retry); after it: UnknownOutcomeError (never resend).
+
+Envelope and header (plugin API 1.4): ``MAIL FROM`` is always the account's own address (the
+mailbox that logs in and receives bounces); the ``From`` header is ``message.sender``, which may
+be another address (send-as a shared mailbox; Exchange then needs "Send As" for the account).
+A delivery report goes as DSN (RFC 3461: ``NOTIFY=SUCCESS,FAILURE`` on each recipient,
+``RET=HDRS``) when the server offers DSN; otherwise the receipt says none was asked for.
 """
 
 from __future__ import annotations
@@ -284,36 +290,47 @@ class SmtpTransport(Transport):
         recipients = [a.address for a in message.recipients()]
         if not recipients:
             raise TransportError(T("Nachricht hat keine Empfänger.", "Message has no recipients."))
-        header_addresses = [sender.address, *recipients, *(a.address for a in message.reply_to)]
+        envelope_from = cfg.sender  # the account's mailbox; From may name another (send-as)
+        header_addresses = [envelope_from, sender.address, *recipients, *(a.address for a in message.reply_to)]
         needs_utf8 = not all(a.isascii() for a in header_addresses)
         payload = flatten(build_mime(message), utf8=needs_utf8)
 
         smtp = self._open()
+        notes: list[T] = []
         try:
-            reply, sent_at = self._transaction(smtp, sender.address, recipients, payload, needs_utf8,
-                                               header_addresses)
+            dsn = message.request_delivery_receipt and smtp.has_extn("dsn")
+            if message.request_delivery_receipt and not dsn:
+                notes.append(T(f"Keine Übermittlungsbestätigung angefordert: der Server {cfg.host} bietet kein DSN an.",
+                               f"No delivery receipt requested: the server {cfg.host} does not offer DSN."))
+            reply, sent_at = self._transaction(smtp, envelope_from, recipients, payload, needs_utf8,
+                                               header_addresses, dsn=dsn)
             _quietly(smtp.quit)  # the message is accepted: a failing QUIT changes nothing
         finally:
             _close(smtp)
         ids = {"smtp_reply": reply, "message_id": message.message_id}
         if qid := queue_id(reply):
             ids["queue_id"] = qid
+        if sender.address.lower() != envelope_from.lower():
+            ids["sent_as"] = sender.address
         self._log.info("smtp.sent", message_id=message.message_id, recipients=len(recipients),
                        smtp_reply=reply)
-        return Receipt(sent_at=sent_at, transport_ids=ids)
+        return Receipt(sent_at=sent_at, transport_ids=ids, mime=payload, notes=tuple(notes))
 
     def _transaction(self, smtp: smtplib.SMTP, sender: str, recipients: list[str], payload: bytes,
-                     needs_utf8: bool, header_addresses: list[str]) -> tuple[str, datetime]:
-        """MAIL, RCPT, DATA; returns the final reply and when it came."""
+                     needs_utf8: bool, header_addresses: list[str], *, dsn: bool = False) -> tuple[str, datetime]:
+        """MAIL, RCPT, DATA; returns the final reply and when it came. ``dsn``: ask for delivery
+        reports (RFC 3461; only when the server offers DSN)."""
         handed_over = False
         try:
             options = self._mail_options(smtp, needs_utf8, len(payload), header_addresses)
+            if dsn:
+                options.append("RET=HDRS")  # the report carries the headers, not the invoice again
             code, resp = smtp.mail(sender, options)
             if code != 250:
                 raise errors.sender_error(code, self._reply(code, resp), sender)
             refused = {}
             for rcpt in recipients:
-                code, resp = smtp.rcpt(rcpt)
+                code, resp = smtp.rcpt(rcpt, ["NOTIFY=SUCCESS,FAILURE"] if dsn else [])
                 if code not in (250, 251):
                     refused[rcpt] = self._reply(code, resp)
             if refused:

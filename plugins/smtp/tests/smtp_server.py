@@ -31,6 +31,9 @@ class Received:
     mail_options: list[str]
     data: bytes
     auth: Any
+    #: RFC 3461 parameters as the client sent them: recipient -> NOTIFY, and MAIL's RET
+    notify: dict[str, str] = field(default_factory=dict)
+    ret: str = ""
 
     @property
     def message(self) -> EmailMessage:
@@ -56,6 +59,7 @@ class Script:
     greeting: str | None = None            #: e.g. "421 4.3.2 Service not available": refuse the session
     starttls_reply: str | None = None      #: e.g. "454 4.7.0 TLS not available due to temporary reason"
     quit_reply: str | None = None          #: a reply to QUIT instead of 221; "drop": close without one; "hang"
+    dsn: bool = False                      #: offer DSN (RFC 3461) and record NOTIFY/RET
 
 
 class Handler:
@@ -136,11 +140,19 @@ class Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.script.dsn:
+            responses.insert(len(responses) - 1, "250-DSN")
+        return responses
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
         self.data_ends += 1
+        dsn = getattr(server, "dsn_seen", ({}, ""))
         got = Received(envelope.mail_from or "", list(envelope.rcpt_tos), list(envelope.mail_options), data,
-                       session.auth_data)
+                       session.auth_data, dict(dsn[0]), dsn[1])
         if self.script.drop_at == "data_end":
             if self.script.keep:
                 self.received.append(got)
@@ -153,8 +165,7 @@ class Handler:
             await asyncio.sleep(self.script.hang_seconds)
             return self.script.data_reply
         if self.script.data_reply.startswith("250"):
-            self.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos),
-                                          list(envelope.mail_options), data, session.auth_data))
+            self.received.append(got)
         return self.script.data_reply
 
 
@@ -201,6 +212,26 @@ class ExchangeLikeSMTP(SMTP):
             # aiosmtpd decodes with validate=True, so this is the client's line byte for byte
             self._got_auth_line(base64.b64encode(answer).decode("ascii"))
         return answer
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        """With ``Script.dsn``: take RFC 3461's RET/ENVID off the line (aiosmtpd knows no DSN)."""
+        self.dsn_seen: tuple[dict[str, str], str] = ({}, "")
+        if self._script().dsn and arg:
+            words = arg.split()
+            ret = next((w.split("=", 1)[1] for w in words if w.upper().startswith("RET=")), "")
+            arg = " ".join(w for w in words if not w.upper().startswith(("RET=", "ENVID=")))
+            self.dsn_seen = ({}, ret)
+        await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str) -> None:
+        if self._script().dsn and arg:
+            words = arg.split()
+            notify = next((w.split("=", 1)[1] for w in words if w.upper().startswith("NOTIFY=")), "")
+            arg = " ".join(w for w in words if not w.upper().startswith(("NOTIFY=", "ORCPT=")))
+            if notify:
+                address = words[0].split(":", 1)[-1].strip("<>")
+                getattr(self, "dsn_seen", ({}, ""))[0][address] = notify
+        await super().smtp_RCPT(arg)
 
     async def smtp_STARTTLS(self, arg: str) -> None:
         reply = self._script().starttls_reply

@@ -67,6 +67,21 @@ class SendsTwice(Wrapper):
         return self.inner.send(message)
 
 
+class ForgetsTheBytes(Wrapper):
+    """Sends, but does not say what it sent: a host archiving the message would have no copy."""
+
+    def send(self, message: Message) -> Receipt:
+        return dataclasses.replace(self.inner.send(message), mime=None)
+
+
+class ArchivesSomethingElse(Wrapper):
+    """Returns bytes, but not those of the message that went out."""
+
+    def send(self, message: Message) -> Receipt:
+        receipt = self.inner.send(message)
+        return dataclasses.replace(receipt, mime=(receipt.mime or b"").replace(b"4713", b"4714"))
+
+
 class NoCapfd:
     def readouterr(self) -> tuple[str, str]:
         return "", ""
@@ -133,3 +148,12 @@ def test_sending_twice_is_caught(suite: Suite, healthy: Transport, sender: Addre
     with pytest.raises(AssertionError, match="exactly once"):
         suite.test_send_delivers_exactly_once(SendsTwice(healthy), sender, starttls_server.message,
                                               starttls_server.arrivals)
+
+
+def test_a_transport_that_ignores_the_archive_flag_is_caught(suite: Suite, healthy: Transport, sender: Address,
+                                                             starttls_server: SmtpServer) -> None:
+    suite.test_archive_copy_is_the_message_sent(healthy, sender, starttls_server.message)
+    with pytest.raises(AssertionError, match="Receipt.mime must hold the bytes"):
+        suite.test_archive_copy_is_the_message_sent(ForgetsTheBytes(healthy), sender, starttls_server.message)
+    with pytest.raises(AssertionError):
+        suite.test_archive_copy_is_the_message_sent(ArchivesSomethingElse(healthy), sender, starttls_server.message)
