@@ -23,6 +23,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput"):
+        return  # pytest-xdist: every worker collects every test; the worker that runs it starts it
     if any("guide_clean_venv" in getattr(item, "fixturenames", ()) for item in session.items):
         _start(session.config)
 
