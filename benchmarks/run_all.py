@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["bench_overhead.py", "bench_tokens.py", "bench_throughput.py", "bench_memory.py", "bench_crash.py",
-           "bench_pg.py"]
+           "bench_pg.py", "bench_server.py"]
 #: bound for one benchmark script
 SCRIPT_TIMEOUT = 1200
 

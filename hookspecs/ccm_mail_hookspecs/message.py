@@ -7,20 +7,23 @@ be read into memory just to be passed around.
 from __future__ import annotations
 
 import base64
+import functools
 import mimetypes
 import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.headerregistry import Address as _EmailAddress
-from email import policy as _policy
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import AddressError, AttachmentError, ConfigError, TemplateError
 from .text import T
+
+if TYPE_CHECKING:
+    from email.headerregistry import Address as _EmailAddress
+    from email.message import EmailMessage
+    from email.policy import EmailPolicy
 
 #: characters never allowed in an address, a display name, a header value or a file name
 _LINE_BREAKS = ("\r", "\n", "\0")
@@ -284,7 +287,10 @@ def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessag
     without 8BITMIME. Flatten with ``mime.policy`` (e.g. ``mime.policy.clone(linesep="\r\n")``):
     it leaves the pre-encoded headers alone, where ``email.policy.SMTP`` would refold them.
     """
-    mime = EmailMessage(policy=_MIME_POLICY)
+    from email.message import EmailMessage  # the MIME machinery: only for transports that send MIME
+    from email.utils import format_datetime
+
+    mime = EmailMessage(policy=_policies()[0])
     if message.sender is not None:
         _set_addresses(mime, "From", [message.sender])
     _set_addresses(mime, "To", message.to)
@@ -330,11 +336,16 @@ def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessag
     return mime
 
 
-#: email.policy.default, but text parts get a 7-bit transfer encoding (no 8BITMIME needed), and
-#: headers set raw here (pre-encoded, see _set_unstructured) are never refolded by the generator
-_MIME_POLICY = _policy.default.clone(cte_type="7bit", refold_source="none")
-#: the same for a message with a non-ASCII address (RFC 6532): headers are written as UTF-8
-_UTF8_POLICY = _MIME_POLICY.clone(utf8=True)
+@functools.cache
+def _policies() -> tuple[EmailPolicy[EmailMessage], EmailPolicy[EmailMessage]]:
+    """email.policy.default, but text parts get a 7-bit transfer encoding (no 8BITMIME needed),
+    and headers set raw here (pre-encoded, see _set_unstructured) are never refolded by the
+    generator; and the same for a message with a non-ASCII address (RFC 6532), whose headers are
+    written as UTF-8."""
+    from email import policy
+
+    mime = policy.default.clone(cte_type="7bit", refold_source="none")
+    return mime, mime.clone(utf8=True)
 _EW_OVERHEAD = len("=?utf-8?b??=")
 
 
@@ -369,10 +380,11 @@ def _set_addresses(mime: EmailMessage, name: str, addresses: list[Address]) -> N
         mime[name] = [_header_address(a, spec) for a, spec in zip(addresses, specs, strict=True)]
         return
     if not all(spec.isascii() for spec in specs):
-        mime.policy = _UTF8_POLICY
+        mime.policy = _policies()[1]
     tokens: list[str] = []
     for n, (address, spec) in enumerate(zip(addresses, specs, strict=True)):
         if address.name.isascii():
+            from email.utils import formataddr
             words = [formataddr((address.name, "x@y"))[:-len(" <x@y>")]] if address.name else []
         else:
             words = _encoded_words(address.name, 45)
@@ -415,11 +427,15 @@ def _encoded_words(value: str, first_budget: int) -> list[str]:
 
 
 def _header_address(address: Address, spec: str) -> _EmailAddress:
+    from email.headerregistry import Address as _EmailAddress
+
     username, _, domain = spec.rpartition("@")
     return _EmailAddress(display_name=address.name, username=username, domain=domain)
 
 
 def _find_html_part(mime: EmailMessage) -> EmailMessage | None:
+    from email.message import EmailMessage
+
     for part in mime.walk():
         if isinstance(part, EmailMessage) and part.get_content_type() == "text/html":
             return part

@@ -12,14 +12,14 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccm_mail_hookspecs import AuthenticationError, T
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from .config import Office365Config
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +55,12 @@ def client_credential(config: Office365Config) -> tuple[str | dict[str, Any], Ce
     return _pem(path, data, password, config)
 
 
+# cryptography is imported where a certificate is read: a client-secret account (the usual one)
+# never pays its ~20 ms at the start of every per-invoice process
+
 def _pfx(path: Path, data: bytes, password: bytes | None, config: Office365Config
          ) -> tuple[dict[str, Any], CertificateInfo]:
+    from cryptography.hazmat.primitives.serialization import pkcs12
     try:
         key, cert, _ = pkcs12.load_key_and_certificates(data, password)
     except ValueError as exc:
@@ -76,6 +80,8 @@ def _pfx(path: Path, data: bytes, password: bytes | None, config: Office365Confi
 
 def _pem(path: Path, data: bytes, password: bytes | None, config: Office365Config
          ) -> tuple[dict[str, Any], CertificateInfo]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as exc:
@@ -104,6 +110,7 @@ def _pem(path: Path, data: bytes, password: bytes | None, config: Office365Confi
 
 
 def _info(cert: x509.Certificate) -> CertificateInfo:
+    from cryptography.hazmat.primitives import hashes
     sha1 = binascii.hexlify(cert.fingerprint(hashes.SHA1())).decode().upper()  # noqa: S303 - Entra's x5t
     return CertificateInfo(cert.subject.rfc4514_string(), sha1, cert.not_valid_after_utc)
 
