@@ -56,8 +56,12 @@ class SandboxProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "BENCH_SANDBOX_KEY": self.key}
         self._log = open(self.state_dir / "sandbox.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_sandbox_server.py")),
-                                      str(self.state_dir)], env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("_sandbox_server.py")), str(self.state_dir)],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         info_file = self.state_dir / "sandbox.json"
         deadline = time.monotonic() + 30
         while not info_file.exists():
@@ -75,11 +79,24 @@ class SandboxProcess:
             raise RuntimeError(f"sandbox {name}: {value}")
         return value
 
-    def seed(self, mailboxes: list[str], *, rate: tuple[int, float] = NO_LIMIT,
-             max_message_size: int = 35 * 1024 * 1024) -> None:
-        self.info.update(self.call("seed", {"tenant_id": TENANT, "domain": DOMAIN, "client_id": CLIENT,
-                                            "secret": SECRET, "permissions": PERMISSIONS, "mailboxes": mailboxes,
-                                            "rate": list(rate), "max_message_size": max_message_size}))
+    def seed(
+        self, mailboxes: list[str], *, rate: tuple[int, float] = NO_LIMIT, max_message_size: int = 35 * 1024 * 1024
+    ) -> None:
+        self.info.update(
+            self.call(
+                "seed",
+                {
+                    "tenant_id": TENANT,
+                    "domain": DOMAIN,
+                    "client_id": CLIENT,
+                    "secret": SECRET,
+                    "permissions": PERMISSIONS,
+                    "mailboxes": mailboxes,
+                    "rate": list(rate),
+                    "max_message_size": max_message_size,
+                },
+            )
+        )
 
     @property
     def ca_pem(self) -> str:
@@ -101,19 +118,32 @@ class SandboxProcess:
         self._log.close()
 
 
-def write_config(path: Path, sandbox: SandboxProcess, accounts: dict[str, str], *, pool: list[str] | None = None,
-                 limits: dict[str, Any] | None = None, grace_seconds: float | None = None,
-                 log_level: str = "info") -> Path:
+def write_config(
+    path: Path,
+    sandbox: SandboxProcess,
+    accounts: dict[str, str],
+    *,
+    pool: list[str] | None = None,
+    limits: dict[str, Any] | None = None,
+    grace_seconds: float | None = None,
+    log_level: str = "info",
+) -> Path:
     """config.example.yaml's invoice template and account shape, pointed at the sandbox.
     ``accounts``: name → mailbox."""
     example = yaml.safe_load(EXAMPLE_CONFIG.read_text("utf-8"))
     template = dict(example["accounts"]["Rechnungsversand"])
     config: dict[str, Any] = {"language": "de", "accounts": {}}
     for name, mailbox in accounts.items():
-        acc = {**template, "mailbox": mailbox, "client_secret": {"env": SECRET_ENV},
-               "tenant_id": TENANT, "client_id": CLIENT,
-               "authority_host": sandbox.info["authority_host"], "graph_endpoint": sandbox.info["graph_endpoint"],
-               "ca_bundle": sandbox.ca_pem}
+        acc = {
+            **template,
+            "mailbox": mailbox,
+            "client_secret": {"env": SECRET_ENV},
+            "tenant_id": TENANT,
+            "client_id": CLIENT,
+            "authority_host": sandbox.info["authority_host"],
+            "graph_endpoint": sandbox.info["graph_endpoint"],
+            "ca_bundle": sandbox.ca_pem,
+        }
         if limits is not None:
             acc["limits"] = limits
         config["accounts"][name] = acc
@@ -139,8 +169,13 @@ def write_batch(path: Path, n: int, *, tag: str, pdf: Path = EXAMPLE_PDF) -> Pat
     """JSON Lines batch: n invoices, each with the example PDF, distinct invoice numbers."""
     with path.open("w", encoding="utf-8") as fh:
         for i in range(n):
-            fh.write(json.dumps({"to": f"kunde{i}@example.de", "attachments": [str(pdf)],
-                                 "data": invoice_data(i, tag)}, ensure_ascii=False) + "\n")
+            fh.write(
+                json.dumps(
+                    {"to": f"kunde{i}@example.de", "attachments": [str(pdf)], "data": invoice_data(i, tag)},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return path
 
 
@@ -162,8 +197,11 @@ def main(title: str, run: Any) -> None:
     print(f"== {title}", flush=True)
     results: list[Result] = run()
     for r in results:
-        print(f"   {r.name}: {r.value:g} {r.unit}   target {r.target}   {verdict(r.ok)}"
-              + (f"   ({r.detail})" if r.detail else ""), flush=True)
+        print(
+            f"   {r.name}: {r.value:g} {r.unit}   target {r.target}   {verdict(r.ok)}"
+            + (f"   ({r.detail})" if r.detail else ""),
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results]), "utf-8")
     sys.exit(0 if all(r.ok is not False for r in results) else 1)
@@ -179,6 +217,7 @@ def run_batch_in_process(config: Path, batch_file: Path, *, log: Path) -> Any:
     import io
 
     from ccm_mail_core import Mailer, batch, logging_setup
+
     with open(log, "a", encoding="utf-8") as fh:
         logging_setup.configure(fmt="json", level="info", stream=fh)
         with Mailer.from_config(config) as mailer:

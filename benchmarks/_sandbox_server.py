@@ -46,8 +46,9 @@ def main(state_dir: str) -> int:
 
     def seed(spec: dict[str, Any]) -> dict[str, Any]:
         t = sb.add_tenant(spec["tenant_id"], domains=[spec["domain"]])
-        sb.add_app(t.tenant_id, spec["client_id"], secret=spec["secret"], permissions=spec["permissions"],
-                   consented=True)
+        sb.add_app(
+            t.tenant_id, spec["client_id"], secret=spec["secret"], permissions=spec["permissions"], consented=True
+        )
         for addr in spec["mailboxes"]:
             sb.add_mailbox(t.tenant_id, addr, max_message_size=spec.get("max_message_size", 35 * 1024 * 1024))
             rate = spec.get("rate")
@@ -56,20 +57,33 @@ def main(state_dir: str) -> int:
         return sb.describe()
 
     def sent() -> list[dict[str, Any]]:
-        return [{"mailbox": s.mailbox, "imid": s.internet_message_id, "at": s.sent_at.timestamp(),
-                 "route": s.route, "size": sum(a.size for a in s.attachments)} for s in sb.sent_messages()]
+        return [
+            {
+                "mailbox": s.mailbox,
+                "imid": s.internet_message_id,
+                "at": s.sent_at.timestamp(),
+                "route": s.route,
+                "size": sum(a.size for a in s.attachments),
+            }
+            for s in sb.sent_messages()
+        ]
 
     def requests() -> list[dict[str, Any]]:
-        return [{"time": r.time, "method": r.method, "path": r.path.split("?")[0], "status": r.status}
-                for r in sb.requests]
+        return [
+            {"time": r.time, "method": r.method, "path": r.path.split("?")[0], "status": r.status} for r in sb.requests
+        ]
 
     def stats() -> dict[str, Any]:
         with sb.state.lock:
-            return {"token_requests": sb.token_request_count(), "token_calls": len(sb.state.token_requests),
-                    "sent": len(sb.state.sent), "requests": len(sb.state.requests),
-                    "rate_429": counters["rate_429"],
-                    "status_429": sum(1 for r in sb.state.requests if r.status == 429),
-                    "max_concurrency": {m: sb.max_concurrency(m) for m in sb.state.mailboxes}}
+            return {
+                "token_requests": sb.token_request_count(),
+                "token_calls": len(sb.state.token_requests),
+                "sent": len(sb.state.sent),
+                "requests": len(sb.state.requests),
+                "rate_429": counters["rate_429"],
+                "status_429": sum(1 for r in sb.state.requests if r.status == 429),
+                "max_concurrency": {m: sb.max_concurrency(m) for m in sb.state.mailboxes},
+            }
 
     def reset() -> None:
         sb.reset_counters()
@@ -90,8 +104,16 @@ def main(state_dir: str) -> int:
         if seconds:
             sb.faults.add("POST", r"/sendMail$", kind="latency", delay=seconds, count=None)
 
-    commands = {"seed": seed, "sent": sent, "count": count, "requests": requests, "stats": stats, "reset": reset,
-                "set_rate": lambda m, n, s: sb.set_rate(m, n, s), "latency": latency}
+    commands = {
+        "seed": seed,
+        "sent": sent,
+        "count": count,
+        "requests": requests,
+        "stats": stats,
+        "reset": reset,
+        "set_rate": lambda m, n, s: sb.set_rate(m, n, s),
+        "latency": latency,
+    }
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     listener = Listener(("127.0.0.1", 0), authkey=key)

@@ -35,14 +35,22 @@ RUN_SECONDS = 300
 
 def run() -> list[Result]:
     from ccm_mail_core.batch import batch_id_for
+
     seed = int(os.environ.get("BENCH_SEED", str(int(time.time()))))
     rng = random.Random(seed)
-    with tempfile.TemporaryDirectory(prefix="ccm-bench5-") as tmp_name, \
-            SandboxProcess(Path(tmp_name) / "sandbox") as sb:
+    with (
+        tempfile.TemporaryDirectory(prefix="ccm-bench5-") as tmp_name,
+        SandboxProcess(Path(tmp_name) / "sandbox") as sb,
+    ):
         tmp = Path(tmp_name)
         sb.seed([MAILBOX])
-        cfg = write_config(tmp / "ccm-mail.yaml", sb, {"Rechnungsversand": MAILBOX},
-                           limits={"messages": 1000, "per_seconds": 1}, grace_seconds=2)
+        cfg = write_config(
+            tmp / "ccm-mail.yaml",
+            sb,
+            {"Rechnungsversand": MAILBOX},
+            limits={"messages": 1000, "per_seconds": 1},
+            grace_seconds=2,
+        )
         batch = write_batch(tmp / "batch.jsonl", N, tag="K")
         cmd = ccm_mail_cmd() + ["batch", str(batch), "--purpose", "invoice", "--yes", "--log-level", "warning"]
         env = cli_env(cfg)
@@ -58,8 +66,7 @@ def run() -> list[Result]:
                 run_deadline = time.monotonic() + RUN_SECONDS
                 if kills < KILLS:
                     more = rng.randint(1, 30)
-                    while (proc.poll() is None and sb.call("count") < before + more
-                           and time.monotonic() < run_deadline):
+                    while proc.poll() is None and sb.call("count") < before + more and time.monotonic() < run_deadline:
                         time.sleep(0.005)
                     if proc.poll() is None:
                         time.sleep(rng.uniform(0, 0.05))
@@ -83,13 +90,21 @@ def run() -> list[Result]:
         seconds = time.monotonic() - started
         sent = sb.call("sent")
         stats = sb.call("stats")
-        journal = subprocess.run(ccm_mail_cmd() + ["journal", "--json", "--limit", "0"], env=env, cwd=tmp,
-                                 capture_output=True, text=True, timeout=120, check=True)
+        journal = subprocess.run(
+            ccm_mail_cmd() + ["journal", "--json", "--limit", "0"],
+            env=env,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         entries = json.loads(journal.stdout)["entries"]
         db = sqlite3.connect(f"file:{tmp / 'journal.sqlite'}?mode=ro", uri=True)
         found = db.execute("SELECT count(*) FROM events WHERE detail LIKE 'found at the provider%'").fetchone()[0]
-        requeued = db.execute("SELECT count(*) FROM events WHERE detail LIKE 'not found at the provider%'"
-                              ).fetchone()[0]
+        requeued = db.execute("SELECT count(*) FROM events WHERE detail LIKE 'not found at the provider%'").fetchone()[
+            0
+        ]
         db.close()
         bid = batch_id_for(batch, "invoice")
     expected = {f"<ccm.{bid}.{row}@{DOMAIN}>" for row in range(1, N + 1)}
@@ -99,18 +114,38 @@ def run() -> list[Result]:
     foreign = len(set(received) - expected)
     journal_sent = sum(1 for e in entries if e["status"] == "sent")
     statuses = Counter(e["status"] for e in entries)
-    print(f"   seed {seed}; runs {runs} (exit codes of unkilled runs {codes}); sandbox had accepted "
-          f"{at_kill} messages at the kills; after kills: {found} rows found in Sent Items, {requeued} "
-          f"not found and sent again; journal {dict(statuses)}; token requests over all runs "
-          f"{stats['token_requests']}; {seconds:.1f} s")
+    print(
+        f"   seed {seed}; runs {runs} (exit codes of unkilled runs {codes}); sandbox had accepted "
+        f"{at_kill} messages at the kills; after kills: {found} rows found in Sent Items, {requeued} "
+        f"not found and sent again; journal {dict(statuses)}; token requests over all runs "
+        f"{stats['token_requests']}; {seconds:.1f} s"
+    )
     return [
-        Result("5a kills (SIGKILL while sending)", kills, "", f"= {KILLS}", kills == KILLS,
-               f"{runs - 1} restarts, {seconds:.0f} s in all"),
-        Result("5b duplicates received by the sandbox", duplicates, "", "0", duplicates == 0,
-               f"{len(received)} distinct of {len(sent)} accepted; foreign {foreign}"),
+        Result(
+            "5a kills (SIGKILL while sending)",
+            kills,
+            "",
+            f"= {KILLS}",
+            kills == KILLS,
+            f"{runs - 1} restarts, {seconds:.0f} s in all",
+        ),
+        Result(
+            "5b duplicates received by the sandbox",
+            duplicates,
+            "",
+            "0",
+            duplicates == 0,
+            f"{len(received)} distinct of {len(sent)} accepted; foreign {foreign}",
+        ),
         Result("5c missing (never received)", missing, "", "0", missing == 0, f"of {N}"),
-        Result("5d journal rows sent", journal_sent, "", f"= {N}", journal_sent == N and len(entries) == N,
-               f"{len(entries)} rows"),
+        Result(
+            "5d journal rows sent",
+            journal_sent,
+            "",
+            f"= {N}",
+            journal_sent == N and len(entries) == N,
+            f"{len(entries)} rows",
+        ),
     ]
 
 

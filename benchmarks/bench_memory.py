@@ -40,6 +40,7 @@ def child(config: str, attachment: str, result_file: str) -> None:
     from ccm_mail_hookspecs import Status
 
     from ccm_mail_core import Mailer, logging_setup
+
     log = open(Path(result_file).with_suffix(".log"), "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
     logging_setup.configure(fmt="json", level="info", stream=log)
     mailer = Mailer.from_config(config)
@@ -51,41 +52,68 @@ def child(config: str, attachment: str, result_file: str) -> None:
     except OSError:
         reset = False
     idle = status()
-    result = mailer.send("invoice", to=["kunde@example.de"], data=invoice_data(1, "M"), attachments=[attachment],
-                         assume_yes=True)
+    result = mailer.send(
+        "invoice", to=["kunde@example.de"], data=invoice_data(1, "M"), attachments=[attachment], assume_yes=True
+    )
     after = status()
     assert result.status is Status.SENT, result.error
     mailer.close()
-    Path(result_file).write_text(json.dumps({"before_reset": before_reset, "idle": idle, "after": after,
-                                             "reset": reset, "route": result.receipt.transport_ids.get("route")}))
+    Path(result_file).write_text(
+        json.dumps(
+            {
+                "before_reset": before_reset,
+                "idle": idle,
+                "after": after,
+                "reset": reset,
+                "route": result.receipt.transport_ids.get("route"),
+            }
+        )
+    )
 
 
 def run() -> list[Result]:
-    with tempfile.TemporaryDirectory(prefix="ccm-bench4-") as tmp_name, \
-            SandboxProcess(Path(tmp_name) / "sandbox") as sb:
+    with (
+        tempfile.TemporaryDirectory(prefix="ccm-bench4-") as tmp_name,
+        SandboxProcess(Path(tmp_name) / "sandbox") as sb,
+    ):
         tmp = Path(tmp_name)
         sb.seed([MAILBOX], max_message_size=200 * 1024 * 1024)
-        cfg = write_config(tmp / "ccm-mail.yaml", sb, {"Rechnungsversand": MAILBOX},
-                           limits={"messages": 1000, "per_seconds": 1})
+        cfg = write_config(
+            tmp / "ccm-mail.yaml", sb, {"Rechnungsversand": MAILBOX}, limits={"messages": 1000, "per_seconds": 1}
+        )
         big = tmp / "Rechnungsanlagen-RE-M-000001.pdf"
         with big.open("wb") as fh:
             for _ in range(SIZE // (1024 * 1024)):
                 fh.write(os.urandom(1024 * 1024))
         out = tmp / "child.json"
-        subprocess.run([sys.executable, __file__, "--child", str(cfg), str(big), str(out)], check=True, timeout=600,
-                       env={**os.environ})
+        subprocess.run(
+            [sys.executable, __file__, "--child", str(cfg), str(big), str(out)],
+            check=True,
+            timeout=600,
+            env={**os.environ},
+        )
         data = json.loads(out.read_text())
         sent = sb.call("sent")
     assert len(sent) == 1 and sent[0]["size"] == SIZE, sent
     idle_kb = data["idle"]["VmRSS"] if data["reset"] else data["idle"]["VmHWM"]
     peak_kb = data["after"]["VmHWM"]
     delta_mb = (peak_kb - idle_kb) / 1024
-    print(f"   route {data['route']}; idle VmRSS {data['idle']['VmRSS'] / 1024:.1f} MB (VmHWM before reset "
-          f"{data['before_reset']['VmHWM'] / 1024:.1f} MB, reset {'done' if data['reset'] else 'not possible'}); "
-          f"peak VmHWM after sending {peak_kb / 1024:.1f} MB; VmRSS after {data['after']['VmRSS'] / 1024:.1f} MB; "
-          f"sandbox received {sent[0]['size'] / 2**20:.0f} MB")
-    return [Result("4 peak memory above idle, 100 MB attachment", round(delta_mb, 1), "MB", f"<= {TARGET_MB}",
-                   delta_mb <= TARGET_MB, f"idle {idle_kb / 1024:.1f} MB, peak {peak_kb / 1024:.1f} MB")]
+    print(
+        f"   route {data['route']}; idle VmRSS {data['idle']['VmRSS'] / 1024:.1f} MB (VmHWM before reset "
+        f"{data['before_reset']['VmHWM'] / 1024:.1f} MB, reset {'done' if data['reset'] else 'not possible'}); "
+        f"peak VmHWM after sending {peak_kb / 1024:.1f} MB; VmRSS after {data['after']['VmRSS'] / 1024:.1f} MB; "
+        f"sandbox received {sent[0]['size'] / 2**20:.0f} MB"
+    )
+    return [
+        Result(
+            "4 peak memory above idle, 100 MB attachment",
+            round(delta_mb, 1),
+            "MB",
+            f"<= {TARGET_MB}",
+            delta_mb <= TARGET_MB,
+            f"idle {idle_kb / 1024:.1f} MB, peak {peak_kb / 1024:.1f} MB",
+        )
+    ]
 
 
 if __name__ == "__main__":

@@ -38,7 +38,17 @@ from pathlib import Path
 import msal
 import requests
 from _common import (
-    CLIENT, DOMAIN, EXAMPLE_PDF, SECRET, TENANT, Result, SandboxProcess, ccm_mail_cmd, cli_env, invoice_data, main,
+    CLIENT,
+    DOMAIN,
+    EXAMPLE_PDF,
+    SECRET,
+    TENANT,
+    Result,
+    SandboxProcess,
+    ccm_mail_cmd,
+    cli_env,
+    invoice_data,
+    main,
     write_config,
 )
 
@@ -85,8 +95,12 @@ def run() -> list[Result]:
 
     with tempfile.TemporaryDirectory(prefix="ccm-bench1-") as tmp, SandboxProcess(Path(tmp) / "sandbox") as sb:
         sb.seed([MAILBOX])
-        cfg = write_config(Path(tmp) / "ccm-mail.yaml", sb, {"Rechnungsversand": MAILBOX},
-                           limits={"messages": 1_000_000, "per_seconds": 1})
+        cfg = write_config(
+            Path(tmp) / "ccm-mail.yaml",
+            sb,
+            {"Rechnungsversand": MAILBOX},
+            limits={"messages": 1_000_000, "per_seconds": 1},
+        )
         log_file = open(Path(tmp) / "ccm-mail.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
         logging_setup.configure(fmt="json", level="info", stream=log_file)
         mailer = Mailer.from_config(cfg)
@@ -98,16 +112,25 @@ def run() -> list[Result]:
         def pipeline(n: int) -> None:
             for _ in range(n):
                 i = next(counter)
-                r = mailer.send("invoice", to=[f"kunde{i}@example.de"], data=invoice_data(i, "P"),
-                                attachments=[EXAMPLE_PDF], assume_yes=True)
+                r = mailer.send(
+                    "invoice",
+                    to=[f"kunde{i}@example.de"],
+                    data=invoice_data(i, "P"),
+                    attachments=[EXAMPLE_PDF],
+                    assume_yes=True,
+                )
                 assert r.status is Status.SENT, r.error
 
         token_session = requests.Session()
         token_session.trust_env = False  # msal's calls take no verify=: REQUESTS_CA_BUNDLE must not override
         token_session.verify = sb.ca_pem
-        app = msal.ConfidentialClientApplication(CLIENT, client_credential=SECRET,
-                                                 authority=f"{sb.info['authority_host']}/{TENANT}",
-                                                 http_client=token_session, instance_discovery=False)
+        app = msal.ConfidentialClientApplication(
+            CLIENT,
+            client_credential=SECRET,
+            authority=f"{sb.info['authority_host']}/{TENANT}",
+            http_client=token_session,
+            instance_discovery=False,
+        )
         session = requests.Session()
         token = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])["access_token"]
         url = f"{sb.info['graph_endpoint']}/v1.0/users/{MAILBOX}/sendMail"
@@ -118,17 +141,28 @@ def run() -> list[Result]:
                 i = next(counter)
                 data = invoice_data(i, "X")
                 fill = lambda m, data=data: data[m.group(1)]  # noqa: E731
-                body = {"message": {
-                    "subject": field.sub(fill, subject_t),
-                    "body": {"contentType": "Text", "content": field.sub(fill, body_t)},
-                    "toRecipients": [{"emailAddress": {"address": f"kunde{i}@example.de"}}],
-                    "from": {"emailAddress": {"address": MAILBOX, "name": from_name}},
-                    "internetMessageId": make_msgid(domain=DOMAIN),
-                    "attachments": [{"@odata.type": "#microsoft.graph.fileAttachment", "name": EXAMPLE_PDF.name,
-                                     "contentType": "application/pdf", "contentBytes": pdf64, "isInline": False}]},
-                    "saveToSentItems": True}
-                resp = session.post(url, json=body, headers={"Authorization": "Bearer " + token},
-                                    verify=sb.ca_pem, timeout=(10, 60))
+                body = {
+                    "message": {
+                        "subject": field.sub(fill, subject_t),
+                        "body": {"contentType": "Text", "content": field.sub(fill, body_t)},
+                        "toRecipients": [{"emailAddress": {"address": f"kunde{i}@example.de"}}],
+                        "from": {"emailAddress": {"address": MAILBOX, "name": from_name}},
+                        "internetMessageId": make_msgid(domain=DOMAIN),
+                        "attachments": [
+                            {
+                                "@odata.type": "#microsoft.graph.fileAttachment",
+                                "name": EXAMPLE_PDF.name,
+                                "contentType": "application/pdf",
+                                "contentBytes": pdf64,
+                                "isInline": False,
+                            }
+                        ],
+                    },
+                    "saveToSentItems": True,
+                }
+                resp = session.post(
+                    url, json=body, headers={"Authorization": "Bearer " + token}, verify=sb.ca_pem, timeout=(10, 60)
+                )
                 assert resp.status_code == 202, resp.text
 
         pipeline(20)
@@ -146,22 +180,52 @@ def run() -> list[Result]:
     cpu_ratio = statistics.median(p / b for p, b in zip(cpu["pipeline"], cpu["bare"], strict=True))
     cold_ratio = statistics.median(a / b for a, b in cold)
     cached_ratio = statistics.median(a / b for a, b in cold_cached)
-    per = {k: statistics.median(v) / n * 1000 for (k, v), n in
-           ((("lat_p", wall["pipeline"]), LATENCY_N), (("lat_b", wall["bare"]), LATENCY_N),
-            (("cpu_p", cpu["pipeline"]), CPU_N), (("cpu_b", cpu["bare"]), CPU_N))}
+    per = {
+        k: statistics.median(v) / n * 1000
+        for (k, v), n in (
+            (("lat_p", wall["pipeline"]), LATENCY_N),
+            (("lat_b", wall["bare"]), LATENCY_N),
+            (("cpu_p", cpu["pipeline"]), CPU_N),
+            (("cpu_b", cpu["bare"]), CPU_N),
+        )
+    }
     return [
-        Result("1a pipeline / bare throughput, 50 ms Graph latency", round(throughput, 3), "x", ">= 0.95",
-               throughput >= 0.95, f"{1000 / per['lat_p']:.1f} vs {1000 / per['lat_b']:.1f} msg/s, sequential"),
+        Result(
+            "1a pipeline / bare throughput, 50 ms Graph latency",
+            round(throughput, 3),
+            "x",
+            ">= 0.95",
+            throughput >= 0.95,
+            f"{1000 / per['lat_p']:.1f} vs {1000 / per['lat_b']:.1f} msg/s, sequential",
+        ),
         Result("1b CPU per message, pipeline", round(per["cpu_p"], 2), "ms", "-", None, "zero latency"),
         Result("1c CPU per message, bare msal+requests", round(per["cpu_b"], 2), "ms", "-", None, "zero latency"),
-        Result("1d CPU per message, pipeline / bare", round(cpu_ratio, 2), "x", "<= 2", cpu_ratio <= 2.0,
-               f"median of {ROUNDS} rounds"),
-        Result("1e cold ccm-mail send / bare one-shot script", round(cold_ratio, 2), "x", "<= 1.3", cold_ratio <= 1.3,
-               f"{statistics.median(a for a, _ in cold):.3f} vs {statistics.median(b for _, b in cold):.3f} s wall, "
-               f"median of {COLD_PAIRS} pairs"),
-        Result("1f cold ccm-mail send / bare one-shot keeping a token file", round(cached_ratio, 2), "x", "-", None,
-               f"{statistics.median(a for a, _ in cold_cached):.3f} vs "
-               f"{statistics.median(b for _, b in cold_cached):.3f} s wall"),
+        Result(
+            "1d CPU per message, pipeline / bare",
+            round(cpu_ratio, 2),
+            "x",
+            "<= 2",
+            cpu_ratio <= 2.0,
+            f"median of {ROUNDS} rounds",
+        ),
+        Result(
+            "1e cold ccm-mail send / bare one-shot script",
+            round(cold_ratio, 2),
+            "x",
+            "<= 1.3",
+            cold_ratio <= 1.3,
+            f"{statistics.median(a for a, _ in cold):.3f} vs {statistics.median(b for _, b in cold):.3f} s wall, "
+            f"median of {COLD_PAIRS} pairs",
+        ),
+        Result(
+            "1f cold ccm-mail send / bare one-shot keeping a token file",
+            round(cached_ratio, 2),
+            "x",
+            "-",
+            None,
+            f"{statistics.median(a for a, _ in cold_cached):.3f} vs "
+            f"{statistics.median(b for _, b in cold_cached):.3f} s wall",
+        ),
     ]
 
 
@@ -180,29 +244,59 @@ def _alternate(pipeline, bare, n: int, block: int, clock) -> dict[str, list[floa
     return spent
 
 
-def _cold(sb: SandboxProcess, cfg: Path, tmp: Path, subject: str, body: str, *,
-          cache: bool) -> list[tuple[float, float]]:
+def _cold(
+    sb: SandboxProcess, cfg: Path, tmp: Path, subject: str, body: str, *, cache: bool
+) -> list[tuple[float, float]]:
     """(ccm-mail send, bare one-shot) wall seconds, in pairs; each process sends one invoice.
     ``cache``: the bare script keeps msal's token cache in a file between runs. Both run as an
     installed program does, with bytecode caches (this workplace sets PYTHONDONTWRITEBYTECODE,
     which would make every run compile ccm-mail from source, a cost no installation has)."""
     env = {k: v for k, v in cli_env(cfg).items() if k != "PYTHONDONTWRITEBYTECODE"}
-    args = {"cache": str(tmp / "bare-token-cache.json") if cache else "", "ca": sb.ca_pem, "client": CLIENT, "secret": SECRET,
-            "authority": f"{sb.info['authority_host']}/{TENANT}", "pdf": str(EXAMPLE_PDF), "subject": subject,
-            "body": body, "to": "kunde@example.de", "url": f"{sb.info['graph_endpoint']}/v1.0/users/{MAILBOX}/sendMail"}
+    args = {
+        "cache": str(tmp / "bare-token-cache.json") if cache else "",
+        "ca": sb.ca_pem,
+        "client": CLIENT,
+        "secret": SECRET,
+        "authority": f"{sb.info['authority_host']}/{TENANT}",
+        "pdf": str(EXAMPLE_PDF),
+        "subject": subject,
+        "body": body,
+        "to": "kunde@example.de",
+        "url": f"{sb.info['graph_endpoint']}/v1.0/users/{MAILBOX}/sendMail",
+    }
     script = textwrap.dedent(BARE_ONE_SHOT)
     pairs = []
     for i in range(COLD_PAIRS + 1):  # the first pair warms both token caches and the OS file cache
         data = json.dumps(invoice_data(10**6 + i, "C" if cache else "N"))
         t0 = time.perf_counter()
-        ours = subprocess.run([*ccm_mail_cmd(), "send", "--purpose", "invoice", "--to", "kunde@example.de",
-                               "--attach", str(EXAMPLE_PDF), "--data", "-", "--yes", "--log-level", "warning"],
-                              input=data, text=True, env=env, capture_output=True, timeout=120)
+        ours = subprocess.run(
+            [
+                *ccm_mail_cmd(),
+                "send",
+                "--purpose",
+                "invoice",
+                "--to",
+                "kunde@example.de",
+                "--attach",
+                str(EXAMPLE_PDF),
+                "--data",
+                "-",
+                "--yes",
+                "--log-level",
+                "warning",
+            ],
+            input=data,
+            text=True,
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
         a = time.perf_counter() - t0
         assert ours.returncode == 0, ours.stderr
         t0 = time.perf_counter()
-        theirs = subprocess.run([sys.executable, "-c", script, json.dumps(args)], env=env, capture_output=True,
-                                timeout=120, text=True)
+        theirs = subprocess.run(
+            [sys.executable, "-c", script, json.dumps(args)], env=env, capture_output=True, timeout=120, text=True
+        )
         b = time.perf_counter() - t0
         assert theirs.returncode == 0, theirs.stderr
         if i:
@@ -212,6 +306,7 @@ def _cold(sb: SandboxProcess, cfg: Path, tmp: Path, subject: str, body: str, *,
 
 def _template(cfg: Path) -> tuple[str, str]:
     import yaml
+
     template = yaml.safe_load(cfg.read_text("utf-8"))["templates"]["invoice"]
     return str(template["subject"]), str(template["body"])
 

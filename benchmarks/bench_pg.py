@@ -23,7 +23,15 @@ from typing import Any
 
 import yaml
 from _common import (
-    DOMAIN, Result, SandboxProcess, ccm_mail_cmd, cli_env, invoice_data, main, write_batch, write_config,
+    DOMAIN,
+    Result,
+    SandboxProcess,
+    ccm_mail_cmd,
+    cli_env,
+    invoice_data,
+    main,
+    write_batch,
+    write_config,
 )
 
 SINGLE_SENDS = 300
@@ -37,6 +45,7 @@ RUN_SECONDS = 300
 def pg_journal(cfg: Path, server: Any, lease: float = 10.0) -> None:
     """Point a benchmark config at a new, migrated database on ``server``."""
     from ccm_mail_core.journal.postgres import PostgresJournal
+
     url = server.url(server.database("bench"))
     PostgresJournal(url, password=server.password, migrate=True).close()
     config = yaml.safe_load(cfg.read_text("utf-8"))
@@ -48,11 +57,17 @@ def pg_journal(cfg: Path, server: Any, lease: float = 10.0) -> None:
 def single_sends(tmp: Path, sb: SandboxProcess, server: Any | None) -> float:
     """ms per ``Mailer.send`` over SINGLE_SENDS invoices (after 20 warm-up sends)."""
     from ccm_mail_core import Mailer
+
     name = "pg" if server else "sqlite"
     folder = tmp / name
     folder.mkdir()
-    cfg = write_config(folder / "ccm-mail.yaml", sb, {"Rechnungsversand": f"rechnung@{DOMAIN}"},
-                       limits={"messages": 100_000, "per_seconds": 1}, log_level="warning")
+    cfg = write_config(
+        folder / "ccm-mail.yaml",
+        sb,
+        {"Rechnungsversand": f"rechnung@{DOMAIN}"},
+        limits={"messages": 100_000, "per_seconds": 1},
+        log_level="warning",
+    )
     if server is not None:
         pg_journal(cfg, server)
     with Mailer.from_config(cfg) as mailer:
@@ -65,21 +80,41 @@ def single_sends(tmp: Path, sb: SandboxProcess, server: Any | None) -> float:
         return (time.perf_counter() - started) / SINGLE_SENDS * 1000
 
 
-def workers(tmp: Path, sb: SandboxProcess, server: Any, count: int, *, mailboxes: list[str], n: int,
-            limits: dict[str, Any], tag: str) -> tuple[list[dict[str, Any]], dict[str, Any], list[int]]:
+def workers(
+    tmp: Path,
+    sb: SandboxProcess,
+    server: Any,
+    count: int,
+    *,
+    mailboxes: list[str],
+    n: int,
+    limits: dict[str, Any],
+    tag: str,
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[int]]:
     folder = tmp / tag
     folder.mkdir()
     names = [f"R{i}" for i in range(len(mailboxes))]
-    cfg = write_config(folder / "ccm-mail.yaml", sb, dict(zip(names, mailboxes, strict=True)), pool=names,
-                       limits=limits, grace_seconds=5, log_level="warning")
+    cfg = write_config(
+        folder / "ccm-mail.yaml",
+        sb,
+        dict(zip(names, mailboxes, strict=True)),
+        pool=names,
+        limits=limits,
+        grace_seconds=5,
+        log_level="warning",
+    )
     pg_journal(cfg, server)
     batch = write_batch(folder / "batch.jsonl", n, tag=tag)
     sb.call("reset")
     env = {**cli_env(cfg), PG_PASSWORD_ENV: server.password}
     cmd = ccm_mail_cmd() + ["batch", str(batch), "--purpose", "invoice", "--yes", "--log-level", "warning"]
     with open(folder / "workers.log", "wb") as log:
-        procs = [subprocess.Popen(cmd, env={**env, "CCM_MAIL_HOST_ID": f"bench-host-{i}"}, cwd=folder, stdout=log,
-                                  stderr=log) for i in range(count)]
+        procs = [
+            subprocess.Popen(
+                cmd, env={**env, "CCM_MAIL_HOST_ID": f"bench-host-{i}"}, cwd=folder, stdout=log, stderr=log
+            )
+            for i in range(count)
+        ]
         codes = []
         for p in procs:
             try:
@@ -94,39 +129,83 @@ def workers(tmp: Path, sb: SandboxProcess, server: Any, count: int, *, mailboxes
 
 def run() -> list[Result]:
     from ccm_mail_core.testing import pgserver
+
     results: list[Result] = []
     boxes = [f"rechnung-{c}@{DOMAIN}" for c in "abcd"]
-    with tempfile.TemporaryDirectory(prefix="ccm-bench6-") as tmp_name, pgserver.running(fsync=True) as server, \
-            SandboxProcess(Path(tmp_name) / "sandbox") as sb:
+    with (
+        tempfile.TemporaryDirectory(prefix="ccm-bench6-") as tmp_name,
+        pgserver.running(fsync=True) as server,
+        SandboxProcess(Path(tmp_name) / "sandbox") as sb,
+    ):
         tmp = Path(tmp_name)
         log = open(tmp / "bench.log", "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run
         from ccm_mail_core import logging_setup
+
         logging_setup.configure(fmt="json", level="warning", stream=log)
         sb.seed([f"rechnung@{DOMAIN}", *boxes, f"tempo@{DOMAIN}"])
         sqlite_ms = single_sends(tmp, sb, None)
         pg_ms = single_sends(tmp, sb, server)
-        results += [Result("6a per send, SQLite journal", round(sqlite_ms, 2), "ms", "-", None, f"{SINGLE_SENDS} sends"),
-                    Result("6b per send, PostgreSQL journal", round(pg_ms, 2), "ms", "-", None,
-                           f"+{pg_ms - sqlite_ms:.2f} ms per send (local server, fsync on)")]
+        results += [
+            Result("6a per send, SQLite journal", round(sqlite_ms, 2), "ms", "-", None, f"{SINGLE_SENDS} sends"),
+            Result(
+                "6b per send, PostgreSQL journal",
+                round(pg_ms, 2),
+                "ms",
+                "-",
+                None,
+                f"+{pg_ms - sqlite_ms:.2f} ms per send (local server, fsync on)",
+            ),
+        ]
         unlimited = {"messages": 100_000, "per_seconds": 1, "concurrency": 4}
         for count in (1, 2, 4):
-            sent, _, codes = workers(tmp, sb, server, count, mailboxes=boxes, n=WORKER_INVOICES, limits=unlimited,
-                                     tag=f"W{count}")
+            sent, _, codes = workers(
+                tmp, sb, server, count, mailboxes=boxes, n=WORKER_INVOICES, limits=unlimited, tag=f"W{count}"
+            )
             times = sorted(s["at"] for s in sent)
             rate = len(times) / (times[-1] - times[0])
-            results.append(Result(f"6c sends/s, {count} worker{'s' if count > 1 else ''}, 4 mailboxes", round(rate, 1),
-                                  "/s", "-", None, f"{WORKER_INVOICES} invoices, exit codes {codes}"))
+            results.append(
+                Result(
+                    f"6c sends/s, {count} worker{'s' if count > 1 else ''}, 4 mailboxes",
+                    round(rate, 1),
+                    "/s",
+                    "-",
+                    None,
+                    f"{WORKER_INVOICES} invoices, exit codes {codes}",
+                )
+            )
         sb.call("set_rate", f"tempo@{DOMAIN}", PACE_M, PACE_W)
-        sent, stats, codes = workers(tmp, sb, server, 3, mailboxes=[f"tempo@{DOMAIN}"], n=PACE_N,
-                                     limits={"messages": PACE_M, "per_seconds": PACE_W, "concurrency": 4}, tag="PACE")
+        sent, stats, codes = workers(
+            tmp,
+            sb,
+            server,
+            3,
+            mailboxes=[f"tempo@{DOMAIN}"],
+            n=PACE_N,
+            limits={"messages": PACE_M, "per_seconds": PACE_W, "concurrency": 4},
+            tag="PACE",
+        )
         times = sorted(s["at"] for s in sent)
         span = times[-1] - times[0]
         ratio = PACE_N / (PACE_M * (1 + span / PACE_W))
-        results += [Result("6d achieved/allowed rate, 3 hosts, 1 mailbox", round(ratio, 3), "", ">= 0.95", ratio >= 0.95,
-                           f"{PACE_N} msgs in {span:.2f} s at {PACE_M}/{PACE_W:g} s; exit codes {codes}"),
-                    Result("6e 429 from the sandbox, 3 hosts, 1 mailbox", stats["status_429"], "", "0",
-                           stats["status_429"] == 0, f"{stats['rate_429']} for the message rate; "
-                           f"max concurrency {stats['max_concurrency'].get(f'tempo@{DOMAIN}')}")]
+        results += [
+            Result(
+                "6d achieved/allowed rate, 3 hosts, 1 mailbox",
+                round(ratio, 3),
+                "",
+                ">= 0.95",
+                ratio >= 0.95,
+                f"{PACE_N} msgs in {span:.2f} s at {PACE_M}/{PACE_W:g} s; exit codes {codes}",
+            ),
+            Result(
+                "6e 429 from the sandbox, 3 hosts, 1 mailbox",
+                stats["status_429"],
+                "",
+                "0",
+                stats["status_429"] == 0,
+                f"{stats['rate_429']} for the message rate; "
+                f"max concurrency {stats['max_concurrency'].get(f'tempo@{DOMAIN}')}",
+            ),
+        ]
     return results
 
 

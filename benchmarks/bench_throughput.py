@@ -36,11 +36,13 @@ def one(mailboxes: int, n: int) -> tuple[Result, Result, str]:
     addresses = {name: f"rechnung-{name.lower()}@{DOMAIN}" for name in names}
     with tempfile.TemporaryDirectory(prefix="ccm-bench3-") as tmp, SandboxProcess(Path(tmp) / "sandbox") as sb:
         sb.seed(list(addresses.values()), rate=(MESSAGES, WINDOW))
-        cfg = write_config(Path(tmp) / "ccm-mail.yaml", sb, addresses, pool=names,
-                           limits={"messages": MESSAGES, "per_seconds": WINDOW})
+        cfg = write_config(
+            Path(tmp) / "ccm-mail.yaml", sb, addresses, pool=names, limits={"messages": MESSAGES, "per_seconds": WINDOW}
+        )
         started = time.monotonic()
-        summary = run_batch_in_process(cfg, write_batch(Path(tmp) / "batch.jsonl", n, tag=f"Q{mailboxes}"),
-                                       log=Path(tmp) / "ccm-mail.log")
+        summary = run_batch_in_process(
+            cfg, write_batch(Path(tmp) / "batch.jsonl", n, tag=f"Q{mailboxes}"), log=Path(tmp) / "ccm-mail.log"
+        )
         wall = time.monotonic() - started
         sent = sb.call("sent")
         stats = sb.call("stats")
@@ -57,21 +59,38 @@ def one(mailboxes: int, n: int) -> tuple[Result, Result, str]:
     bursts = [sorted(t)[MESSAGES - 1] - min(t) for t in per_box.values()]
     rate = (n - mailboxes * MESSAGES) / span  # after the first window
     limit = mailboxes * MESSAGES / WINDOW
-    detail = (f"{n} msgs, {mailboxes} mailbox{'es' if mailboxes > 1 else ''}, first→last acceptance {span:.2f} s, "
-              f"rate after the first window {rate:.1f}/s of {limit:.0f}/s allowed")
-    info = (f"   {mailboxes} mailbox(es): per mailbox {[len(t) for t in per_box.values()]}; "
-            f"acceptance of message i+{MESSAGES} after message i: min {min(gaps):.3f} s, mean "
-            f"{sum(gaps) / len(gaps):.3f} s (window {WINDOW} s); first window's {MESSAGES} took up to "
-            f"{max(bursts):.2f} s; batch wall time {wall:.1f} s; "
-            f"429 for the message rate {stats['rate_429']}, 429 in all {stats['status_429']}; "
-            f"max concurrent requests per mailbox {stats['max_concurrency']}")
+    detail = (
+        f"{n} msgs, {mailboxes} mailbox{'es' if mailboxes > 1 else ''}, first→last acceptance {span:.2f} s, "
+        f"rate after the first window {rate:.1f}/s of {limit:.0f}/s allowed"
+    )
+    info = (
+        f"   {mailboxes} mailbox(es): per mailbox {[len(t) for t in per_box.values()]}; "
+        f"acceptance of message i+{MESSAGES} after message i: min {min(gaps):.3f} s, mean "
+        f"{sum(gaps) / len(gaps):.3f} s (window {WINDOW} s); first window's {MESSAGES} took up to "
+        f"{max(bursts):.2f} s; batch wall time {wall:.1f} s; "
+        f"429 for the message rate {stats['rate_429']}, 429 in all {stats['status_429']}; "
+        f"max concurrent requests per mailbox {stats['max_concurrency']}"
+    )
     label = f"3{'a' if mailboxes == 1 else 'b'}"
-    return (Result(f"{label} achieved/allowed rate, {mailboxes} mailbox{'es' if mailboxes > 1 else ''}",
-                   round(ratio, 3), "", f">= {TARGET}", ratio >= TARGET, detail),
-            Result(f"{label} 429 for the message rate, {mailboxes} mailbox{'es' if mailboxes > 1 else ''}",
-                   stats["rate_429"], "", "0", stats["rate_429"] == 0,
-                   f"all 429 answers: {stats['status_429']}"),
-            info)
+    return (
+        Result(
+            f"{label} achieved/allowed rate, {mailboxes} mailbox{'es' if mailboxes > 1 else ''}",
+            round(ratio, 3),
+            "",
+            f">= {TARGET}",
+            ratio >= TARGET,
+            detail,
+        ),
+        Result(
+            f"{label} 429 for the message rate, {mailboxes} mailbox{'es' if mailboxes > 1 else ''}",
+            stats["rate_429"],
+            "",
+            "0",
+            stats["rate_429"] == 0,
+            f"all 429 answers: {stats['status_429']}",
+        ),
+        info,
+    )
 
 
 def run() -> list[Result]:

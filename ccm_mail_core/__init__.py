@@ -20,11 +20,14 @@ __all__ = ["ExitCode", "Mailer", "SendResult", "hookimpl", "__version__"]
 def __getattr__(name: str) -> Any:
     if name == "hookimpl":
         from ccm_mail_hookspecs import hookimpl
+
         return hookimpl
     if name == "Mailer":
         from .mailer import Mailer
+
         return Mailer
     if name in ("ExitCode", "SendResult"):
         from . import results
+
         return getattr(results, name)
     raise AttributeError(f"module 'ccm_mail_core' has no attribute {name!r}")

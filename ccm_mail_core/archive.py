@@ -71,12 +71,17 @@ def store(folder: Path, row: int, message_id: str, sent_at: datetime, data: byte
                 _create_new(target, data)  # a file system without hard links: exclusive create
             _sync_folder(target.parent)
     except FileExistsError:
-        raise ArchiveError(T(f"Archivkopie {target} gibt es schon; sie wird nie überschrieben.",
-                             f"archive copy {target} exists already; it is never overwritten."),
-                           hint=T("Den Ordner prüfen: jemand hat dort Dateien abgelegt oder ein zweites Journal "
-                                  "nutzt denselben Archivordner.",
-                                  "Check the folder: someone put files there or a second journal uses the same "
-                                  "archive folder.")) from None
+        raise ArchiveError(
+            T(
+                f"Archivkopie {target} gibt es schon; sie wird nie überschrieben.",
+                f"archive copy {target} exists already; it is never overwritten.",
+            ),
+            hint=T(
+                "Den Ordner prüfen: jemand hat dort Dateien abgelegt oder ein zweites Journal "
+                "nutzt denselben Archivordner.",
+                "Check the folder: someone put files there or a second journal uses the same archive folder.",
+            ),
+        ) from None
     except OSError as exc:
         raise _error(target, exc) from exc
     finally:
@@ -99,12 +104,18 @@ def _create_new(target: Path, data: bytes) -> None:
 
 
 def _error(target: Path, exc: OSError) -> ArchiveError:
-    return ArchiveError(T(f"Archivkopie {target} nicht geschrieben: {exc.strerror or exc}",
-                          f"archive copy {target} not written: {exc.strerror or exc}"),
-                        hint=T("Ordner (purposes.<Zweck>.archive.folder), Rechte und freien Platz prüfen. Die Mail "
-                               "ist gesendet; 'ccm-mail archive verify' listet sie als fehlend.",
-                               "Check the folder (purposes.<purpose>.archive.folder), permissions and free space. "
-                               "The mail was sent; 'ccm-mail archive verify' lists it as missing."))
+    return ArchiveError(
+        T(
+            f"Archivkopie {target} nicht geschrieben: {exc.strerror or exc}",
+            f"archive copy {target} not written: {exc.strerror or exc}",
+        ),
+        hint=T(
+            "Ordner (purposes.<Zweck>.archive.folder), Rechte und freien Platz prüfen. Die Mail "
+            "ist gesendet; 'ccm-mail archive verify' listet sie als fehlend.",
+            "Check the folder (purposes.<purpose>.archive.folder), permissions and free space. "
+            "The mail was sent; 'ccm-mail archive verify' lists it as missing.",
+        ),
+    )
 
 
 def _remove(path: Path) -> None:
@@ -147,9 +158,16 @@ class Checked:
     found_sha256: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"journal_id": self.entry.id, "reference": self.entry.reference, "purpose": self.entry.purpose,
-                "sent_at": self.entry.sent_at, "file": self.entry.archive_file,
-                "sha256": self.entry.archive_sha256, "found_sha256": self.found_sha256, "state": self.state}
+        return {
+            "journal_id": self.entry.id,
+            "reference": self.entry.reference,
+            "purpose": self.entry.purpose,
+            "sent_at": self.entry.sent_at,
+            "file": self.entry.archive_file,
+            "sha256": self.entry.archive_sha256,
+            "found_sha256": self.found_sha256,
+            "state": self.state,
+        }
 
 
 @dataclass(slots=True)

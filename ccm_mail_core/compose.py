@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from ccm_mail_hookspecs import (
-    Address, Attachment, ConfigError, Expiry, Message, Preview, SendContext, T, TemplateError,
+    Address,
+    Attachment,
+    ConfigError,
+    Expiry,
+    Message,
+    Preview,
+    SendContext,
+    T,
+    TemplateError,
 )
 
 from . import einvoice
@@ -30,23 +38,42 @@ def account_of(config: Config, purpose: str, account: str | None) -> str:
     """The sending account: ``account`` if it serves ``purpose``, else the first of its pool."""
     pool = config.pool_for(purpose)
     if account is not None and account not in pool:
-        raise ConfigError(T(f"Konto {account!r} bedient Zweck {purpose!r} nicht.",
-                            f"account {account!r} does not serve purpose {purpose!r}."))
+        raise ConfigError(
+            T(
+                f"Konto {account!r} bedient Zweck {purpose!r} nicht.",
+                f"account {account!r} does not serve purpose {purpose!r}.",
+            )
+        )
     if not pool:
         known = ", ".join(config.purposes) or "-"
-        raise ConfigError(T(f"Zweck {purpose!r} ist keinem Konto zugeordnet.", f"purpose {purpose!r} has no account."),
-                          hint=T(f"Unter 'purposes:' zuordnen. Vorhanden: {known}",
-                                 f"Map it under 'purposes:'. Configured: {known}"))
+        raise ConfigError(
+            T(f"Zweck {purpose!r} ist keinem Konto zugeordnet.", f"purpose {purpose!r} has no account."),
+            hint=T(f"Unter 'purposes:' zuordnen. Vorhanden: {known}", f"Map it under 'purposes:'. Configured: {known}"),
+        )
     return account or pool[0]
 
 
-def compose(config: Config, registries: Registries, purpose: str, *, sender: Address,
-            to: Sequence[AddressLike], cc: Sequence[AddressLike] = (), bcc: Sequence[AddressLike] = (),
-            reply_to: Sequence[AddressLike] = (), data: Mapping[str, Any] | None = None,
-            attachments: Sequence[AttachmentLike] = (), reference: str | None = None,
-            headers: Mapping[str, str] | None = None, account: str, message_id: str | None = None,
-            interactive: bool = False, assume_yes: bool = False, expiry: Expiry | None = None,
-            now: datetime | None = None) -> Preview:
+def compose(
+    config: Config,
+    registries: Registries,
+    purpose: str,
+    *,
+    sender: Address,
+    to: Sequence[AddressLike],
+    cc: Sequence[AddressLike] = (),
+    bcc: Sequence[AddressLike] = (),
+    reply_to: Sequence[AddressLike] = (),
+    data: Mapping[str, Any] | None = None,
+    attachments: Sequence[AttachmentLike] = (),
+    reference: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    account: str,
+    message_id: str | None = None,
+    interactive: bool = False,
+    assume_yes: bool = False,
+    expiry: Expiry | None = None,
+    now: datetime | None = None,
+) -> Preview:
     """Render the purpose's template for this send; raise a clear error if anything is wrong.
     Nothing is sent or journaled here: this is also what ``preview`` shows.
 
@@ -59,15 +86,28 @@ def compose(config: Config, registries: Registries, purpose: str, *, sender: Add
     settings = config.purpose(purpose)
     template = config.templates.get(purpose)
     if template is None:
-        raise ConfigError(T(f"Keine Vorlage für Zweck {purpose!r}.", f"no template for purpose {purpose!r}."),
-                          hint=T(f"Unter 'templates: {purpose}:' Betreff und Text anlegen.",
-                                 f"Add subject and body under 'templates: {purpose}:'."))
+        raise ConfigError(
+            T(f"Keine Vorlage für Zweck {purpose!r}.", f"no template for purpose {purpose!r}."),
+            hint=T(
+                f"Unter 'templates: {purpose}:' Betreff und Text anlegen.",
+                f"Add subject and body under 'templates: {purpose}:'.",
+            ),
+        )
     acc = config.accounts[account]
-    recipients = {key: [_address(a) for a in given] for key, given in
-                  (("to", to), ("cc", cc), ("bcc", bcc), ("reply_to", reply_to))}
+    recipients = {
+        key: [_address(a) for a in given]
+        for key, given in (("to", to), ("cc", cc), ("bcc", bcc), ("reply_to", reply_to))
+    }
 
-    ctx = SendContext(purpose=purpose, account=account, account_type=acc.type, data=dict(data or {}),
-                      lang=config.lang, interactive=interactive, assume_yes=assume_yes)
+    ctx = SendContext(
+        purpose=purpose,
+        account=account,
+        account_type=acc.type,
+        data=dict(data or {}),
+        lang=config.lang,
+        interactive=interactive,
+        assume_yes=assume_yes,
+    )
     placeholders = config.placeholders_for(registries, purpose)
 
     def resolve(name: str) -> str | None:
@@ -83,18 +123,32 @@ def compose(config: Config, registries: Registries, purpose: str, *, sender: Add
         sender = shared if shared.name else Address(shared.address, sender.name)
     count = len(recipients["to"]) + len(recipients["cc"]) + len(recipients["bcc"])
     if count == 0:
-        raise ConfigError(T("Kein Empfänger angegeben.", "no recipient given."),
-                          hint=T("Mit --to die Adresse des Kunden angeben.", "Give the customer's address with --to."))
+        raise ConfigError(
+            T("Kein Empfänger angegeben.", "no recipient given."),
+            hint=T("Mit --to die Adresse des Kunden angeben.", "Give the customer's address with --to."),
+        )
     if count > acc.limits.recipients_per_message:
-        raise ConfigError(T(f"{count} Empfänger; das Konto erlaubt {acc.limits.recipients_per_message} je Mail.",
-                            f"{count} recipients; the account allows {acc.limits.recipients_per_message} per message."))
+        raise ConfigError(
+            T(
+                f"{count} Empfänger; das Konto erlaubt {acc.limits.recipients_per_message} je Mail.",
+                f"{count} recipients; the account allows {acc.limits.recipients_per_message} per message.",
+            )
+        )
 
     subject = template.subject.render(resolve)
     body = template.body.render(resolve, escape_html=template.html)
     if reference is None and template.reference is not None:
         reference = template.reference.render(resolve)
-    ctx = SendContext(purpose=purpose, account=account, account_type=acc.type, reference=_reference(reference),
-                      data=ctx.data, lang=config.lang, interactive=interactive, assume_yes=assume_yes)
+    ctx = SendContext(
+        purpose=purpose,
+        account=account,
+        account_type=acc.type,
+        reference=_reference(reference),
+        data=ctx.data,
+        lang=config.lang,
+        interactive=interactive,
+        assume_yes=assume_yes,
+    )
     files = [_attachment(a) for a in attachments]
     for file in files:
         file.check()  # a missing file is reported as such, not as "no e-invoice"
@@ -102,17 +156,29 @@ def compose(config: Config, registries: Registries, purpose: str, *, sender: Add
     files, found = einvoice.classify_all(files, pdf=settings.einvoice == "required")
     if settings.einvoice == "required":
         einvoice.require(purpose, files, found)
-    message = Message(subject=subject, to=recipients["to"], cc=recipients["cc"], bcc=recipients["bcc"],
-                      reply_to=recipients["reply_to"], sender=sender,
-                      text=None if template.html else body, html=body if template.html else None,
-                      attachments=files, headers=dict(headers or {}),
-                      message_id=message_id or make_msgid(domain=sender.address.rpartition("@")[2]),
-                      save_to_sent=settings.save_to_sent, request_read_receipt=settings.request_read_receipt,
-                      request_delivery_receipt=settings.request_delivery_receipt, archive=settings.archive is not None)
+    message = Message(
+        subject=subject,
+        to=recipients["to"],
+        cc=recipients["cc"],
+        bcc=recipients["bcc"],
+        reply_to=recipients["reply_to"],
+        sender=sender,
+        text=None if template.html else body,
+        html=body if template.html else None,
+        attachments=files,
+        headers=dict(headers or {}),
+        message_id=message_id or make_msgid(domain=sender.address.rpartition("@")[2]),
+        save_to_sent=settings.save_to_sent,
+        request_read_receipt=settings.request_read_receipt,
+        request_delivery_receipt=settings.request_delivery_receipt,
+        archive=settings.archive is not None,
+    )
     message.check()
     extra: dict[str, Any] = {}
     if found:
-        extra["einvoice"] = [{"filename": name, "label": what.label(config.lang), **what.to_dict()} for name, what in found]
+        extra["einvoice"] = [
+            {"filename": name, "label": what.label(config.lang), **what.to_dict()} for name, what in found
+        ]
     if warning is not None:
         extra["warnings"] = [warning.get(config.lang)]
     return Preview(message=message, context=ctx, account_label=f"{account} ({acc.type})", extra=extra)
@@ -132,10 +198,15 @@ def _reference(reference: str | None) -> str:
         return ""
     if not reference.strip() or any(ch in reference for ch in "\r\n\0"):
         raise TemplateError(
-            T(f"Referenz {reference!r} ist leer oder enthält einen Zeilenumbruch; ohne sie schützt nichts vor "
-              "doppeltem Versand. Nichts gesendet.",
-              f"reference {reference!r} is blank or contains a line break; without it nothing prevents sending "
-              "twice. Nothing sent."),
-            hint=T("Die Rechnungsnummer mit --reference oder in den Sendedaten angeben.",
-                   "Give the invoice number with --reference or in the send data."))
+            T(
+                f"Referenz {reference!r} ist leer oder enthält einen Zeilenumbruch; ohne sie schützt nichts vor "
+                "doppeltem Versand. Nichts gesendet.",
+                f"reference {reference!r} is blank or contains a line break; without it nothing prevents sending "
+                "twice. Nothing sent.",
+            ),
+            hint=T(
+                "Die Rechnungsnummer mit --reference oder in den Sendedaten angeben.",
+                "Give the invoice number with --reference or in the send data.",
+            ),
+        )
     return reference.strip()

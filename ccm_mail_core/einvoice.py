@@ -67,8 +67,10 @@ class EInvoice:
     def label(self, lang: str) -> str:
         if self.kind == "zugferd":
             extra = ", ".join(x for x in (self.level, f"PDF/A-{self.pdfa}" if self.pdfa else "") if x)
-            return T(f"ZUGFeRD/Factur-X ({self.embedded}{', ' + extra if extra else ''})",
-                     f"ZUGFeRD/Factur-X ({self.embedded}{', ' + extra if extra else ''})").get(lang)
+            return T(
+                f"ZUGFeRD/Factur-X ({self.embedded}{', ' + extra if extra else ''})",
+                f"ZUGFeRD/Factur-X ({self.embedded}{', ' + extra if extra else ''})",
+            ).get(lang)
         return T(f"XRechnung ({self.syntax})", f"XRechnung ({self.syntax})").get(lang)
 
     def to_dict(self) -> dict[str, str]:
@@ -122,8 +124,9 @@ def classify(attachment: Attachment, *, pdf: bool = True) -> tuple[Attachment, E
     return dataclasses.replace(attachment, content_type=media, filename=_named(attachment.filename, suffix)), found
 
 
-def classify_all(attachments: Iterable[Attachment], *, pdf: bool = True
-                 ) -> tuple[list[Attachment], list[tuple[str, EInvoice]]]:
+def classify_all(
+    attachments: Iterable[Attachment], *, pdf: bool = True
+) -> tuple[list[Attachment], list[tuple[str, EInvoice]]]:
     out, found = [], []
     for attachment in attachments:
         classified, what = classify(attachment, pdf=pdf)
@@ -139,17 +142,22 @@ def require(purpose: str, attachments: Sequence[Attachment], found: Sequence[tup
         return
     names = ", ".join(a.filename for a in attachments) or "-"
     raise EInvoiceMissing(
-        T(f"Zweck {purpose!r} verlangt eine E-Rechnung (XRechnung oder ZUGFeRD/Factur-X), aber keiner der Anhänge "
-          f"ist eine ({names}); nichts gesendet.",
-          f"purpose {purpose!r} requires an e-invoice (XRechnung or ZUGFeRD/Factur-X), but none of the attachments "
-          f"is one ({names}); nothing sent."),
-        hint=T("Die XRechnung-XML-Datei oder das ZUGFeRD-PDF aus AbSys anhängen. Erkannt wird der Inhalt: UBL "
-               "Invoice/CreditNote oder CII CrossIndustryInvoice, im PDF eingebettet als factur-x.xml; der "
-               "Dateiname allein genügt nicht.",
-               "Attach the XRechnung XML file or the ZUGFeRD PDF from AbSys. What counts is the content: UBL "
-               "Invoice/CreditNote or CII CrossIndustryInvoice, embedded in the PDF as factur-x.xml; the file "
-               "name alone is not enough."),
-        details={"attachments": [a.filename for a in attachments]})
+        T(
+            f"Zweck {purpose!r} verlangt eine E-Rechnung (XRechnung oder ZUGFeRD/Factur-X), aber keiner der Anhänge "
+            f"ist eine ({names}); nichts gesendet.",
+            f"purpose {purpose!r} requires an e-invoice (XRechnung or ZUGFeRD/Factur-X), but none of the attachments "
+            f"is one ({names}); nothing sent.",
+        ),
+        hint=T(
+            "Die XRechnung-XML-Datei oder das ZUGFeRD-PDF aus AbSys anhängen. Erkannt wird der Inhalt: UBL "
+            "Invoice/CreditNote oder CII CrossIndustryInvoice, im PDF eingebettet als factur-x.xml; der "
+            "Dateiname allein genügt nicht.",
+            "Attach the XRechnung XML file or the ZUGFeRD PDF from AbSys. What counts is the content: UBL "
+            "Invoice/CreditNote or CII CrossIndustryInvoice, embedded in the PDF as factur-x.xml; the file "
+            "name alone is not enough.",
+        ),
+        details={"attachments": [a.filename for a in attachments]},
+    )
 
 
 def _named(filename: str, suffix: str) -> str:
@@ -176,7 +184,9 @@ def _xml(source: io.BufferedIOBase | io.BytesIO | object) -> tuple[str, str] | N
     try:
         for n, (event, element) in enumerate(ET.iterparse(source, events=("start", "end"))):  # type: ignore[arg-type]
             if n == 0:
-                syntax = {UBL_INVOICE: "UBL Invoice", UBL_CREDIT_NOTE: "UBL CreditNote", CII: "CII"}.get(element.tag, "")
+                syntax = {UBL_INVOICE: "UBL Invoice", UBL_CREDIT_NOTE: "UBL CreditNote", CII: "CII"}.get(
+                    element.tag, ""
+                )
                 if not syntax:
                     return None
             if event == "start":
@@ -200,6 +210,7 @@ def _pdf(path: Path) -> EInvoice | None:
 
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
+
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # a PDF's quirks are not the admin's concern here
     try:
         reader = PdfReader(path, strict=False)

@@ -48,12 +48,16 @@ def text(account: str, expiry: Expiry, now: datetime) -> T | None:
     when = _when(expiry)
     renew = expiry.renew or T("", "")
     if found == "expired":
-        return T(f"Konto {account}: {expiry.what.de} ist am {when.de} abgelaufen; nichts wird gesendet. {renew.de}".strip(),
-                 f"account {account}: the {expiry.what.en} expired on {when.en}; nothing is sent. {renew.en}".strip())
+        return T(
+            f"Konto {account}: {expiry.what.de} ist am {when.de} abgelaufen; nichts wird gesendet. {renew.de}".strip(),
+            f"account {account}: the {expiry.what.en} expired on {when.en}; nothing is sent. {renew.en}".strip(),
+        )
     if found == "soon":
         n = days_left(expiry, now)
-        return T(f"Konto {account}: {expiry.what.de} läuft am {when.de} ab (in {n} Tagen). {renew.de}".strip(),
-                 f"account {account}: the {expiry.what.en} expires on {when.en} (in {n} days). {renew.en}".strip())
+        return T(
+            f"Konto {account}: {expiry.what.de} läuft am {when.de} ab (in {n} Tagen). {renew.de}".strip(),
+            f"account {account}: the {expiry.what.en} expires on {when.en} (in {n} days). {renew.en}".strip(),
+        )
     return None
 
 
@@ -74,8 +78,9 @@ def refuse_if_expired(account: str, expiry: Expiry | None, now: datetime) -> T |
         return None
     message = text(account, expiry, now)
     if state(expiry, now) == "expired" and message is not None:
-        raise CredentialExpired(message, details={"account": account, "not_after": expiry.not_after.isoformat(),
-                                                  "source": expiry.source})
+        raise CredentialExpired(
+            message, details={"account": account, "not_after": expiry.not_after.isoformat(), "source": expiry.source}
+        )
     return message
 
 
@@ -84,9 +89,14 @@ def to_dict(account: str, expiry: Expiry | None, now: datetime, lang: str) -> di
     if expiry is None:
         return None
     message = text(account, expiry, now)
-    return {"what": expiry.what.get(lang), "not_after": expiry.not_after.isoformat(), "source": expiry.source,
-            "state": state(expiry, now), "days_left": days_left(expiry, now),
-            "message": message.get(lang) if message else None}
+    return {
+        "what": expiry.what.get(lang),
+        "not_after": expiry.not_after.isoformat(),
+        "source": expiry.source,
+        "state": state(expiry, now),
+        "days_left": days_left(expiry, now),
+        "message": message.get(lang) if message else None,
+    }
 
 
 def parse_date(value: Any) -> datetime | None:

@@ -23,8 +23,9 @@ class Handler(logging.StreamHandler[TextIO]):
     _ccm_mail = True  # how test fixtures of plugins written before 1.2 recognise it
 
 
-def configure(*, fmt: str = "console", level: str = "info", stream: TextIO | None = None,
-              file: Path | None = None) -> None:
+def configure(
+    *, fmt: str = "console", level: str = "info", stream: TextIO | None = None, file: Path | None = None
+) -> None:
     """Configure structlog and stdlib logging: to ``stream`` (default stderr) or appended to
     ``file``. A host embedding ccm-mail that configured structlog itself keeps its set-up
     (:meth:`Mailer.from_config` checks); keep :func:`ccm_mail_core.redaction.processor` in its
@@ -34,8 +35,11 @@ def configure(*, fmt: str = "console", level: str = "info", stream: TextIO | Non
         stream = file.open("a", encoding="utf-8", buffering=1)
     stream = stream or sys.stderr
     lvl = getattr(logging, level.upper(), logging.INFO)
-    renderer: Any = (structlog.processors.JSONRenderer(ensure_ascii=False) if fmt == "json"
-                     else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -16,8 +16,18 @@ from typing import Any
 import structlog
 
 from ccm_mail_hookspecs import (
-    AccountSettings, AccountType, Address, Cancel, CheckResult, ConfigError, Expiry, Placeholder, Preview, T,
-    Transport, TransportError,
+    AccountSettings,
+    AccountType,
+    Address,
+    Cancel,
+    CheckResult,
+    ConfigError,
+    Expiry,
+    Placeholder,
+    Preview,
+    T,
+    Transport,
+    TransportError,
 )
 
 from . import config as config_mod
@@ -56,15 +66,21 @@ class Mailer:
             logging_setup.configure(fmt=self.config.log_format, level=self.config.log_level, file=self.config.log_file)
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike[str], *, lang: str | None = None,
-                    plugins: Mapping[str, object] | Iterable[tuple[str, object]] = (),
-                    load_entrypoints: bool = True) -> Mailer:
+    def from_config(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        lang: str | None = None,
+        plugins: Mapping[str, object] | Iterable[tuple[str, object]] = (),
+        load_entrypoints: bool = True,
+    ) -> Mailer:
         """Load the YAML config and the plugins. ``plugins`` are the host's own plugin objects
         (name → object), registered like any other plugin. Raises ``ConfigProblems``."""
         raw = config_mod.read_raw(Path(path))
         extra = list(plugins.items()) if isinstance(plugins, Mapping) else list(plugins)
-        pm = make_plugin_manager(blocked=config_mod.blocked_plugins(raw), load_entrypoints=load_entrypoints,
-                                 extra=extra)
+        pm = make_plugin_manager(
+            blocked=config_mod.blocked_plugins(raw), load_entrypoints=load_entrypoints, extra=extra
+        )
         return cls(Path(path), pm, lang=lang)
 
     # ---- set-up -----------------------------------------------------------------------------
@@ -84,13 +100,28 @@ class Mailer:
             except ConfigError as exc:
                 problems.append(config_mod.Problem(where, 0, f"plugins.settings.{name}", exc.message, exc.hint))
             except Exception as exc:
-                problems.append(config_mod.Problem(where, 0, f"plugins.settings.{name}", T(
-                    f"Plugin gescheitert: {type(exc).__name__}: {exc}", f"plugin failed: {type(exc).__name__}: {exc}")))
+                problems.append(
+                    config_mod.Problem(
+                        where,
+                        0,
+                        f"plugins.settings.{name}",
+                        T(
+                            f"Plugin gescheitert: {type(exc).__name__}: {exc}",
+                            f"plugin failed: {type(exc).__name__}: {exc}",
+                        ),
+                    )
+                )
         loaded = {i.name for i in self.pm.infos()}
         for name in sorted(set(self.config.plugin_settings) - loaded):
-            problems.append(config_mod.Problem(where, 0, f"plugins.settings.{name}",
-                                               T("kein solches Plugin geladen", "no such plugin is loaded"),
-                                               T("'ccm-mail plugins' zeigt die geladenen", "'ccm-mail plugins' lists them")))
+            problems.append(
+                config_mod.Problem(
+                    where,
+                    0,
+                    f"plugins.settings.{name}",
+                    T("kein solches Plugin geladen", "no such plugin is loaded"),
+                    T("'ccm-mail plugins' zeigt die geladenen", "'ccm-mail plugins' lists them"),
+                )
+            )
         if problems:
             raise config_mod.ConfigProblems(problems)
 
@@ -176,8 +207,10 @@ class Mailer:
     def _account(self, name: str) -> config_mod.AccountConfig:
         if name not in self.config.accounts:
             known = ", ".join(self.config.accounts)
-            raise ConfigError(T(f"Unbekanntes Konto {name!r}.", f"unknown account {name!r}."),
-                              hint=T(f"Konten: {known}", f"accounts: {known}"))
+            raise ConfigError(
+                T(f"Unbekanntes Konto {name!r}.", f"unknown account {name!r}."),
+                hint=T(f"Konten: {known}", f"accounts: {known}"),
+            )
         return self.config.accounts[name]
 
     def account_type_of(self, account: str) -> AccountType:
@@ -202,10 +235,12 @@ class Mailer:
                 except TransportError:
                     raise
                 except Exception as exc:  # building a transport sends nothing
-                    raise TransportError(T(f"Konto {account}: Transport nicht nutzbar: {type(exc).__name__}: {exc}; "
-                                           "nicht gesendet.",
-                                           f"account {account}: transport cannot be used: {type(exc).__name__}: {exc}; "
-                                           "not sent.")) from exc
+                    raise TransportError(
+                        T(
+                            f"Konto {account}: Transport nicht nutzbar: {type(exc).__name__}: {exc}; nicht gesendet.",
+                            f"account {account}: transport cannot be used: {type(exc).__name__}: {exc}; not sent.",
+                        )
+                    ) from exc
             return self._transports[account]
 
     def pacer(self, account: str) -> Pacing:
@@ -232,8 +267,12 @@ class Mailer:
     def account_action(self, account: str, action: str, **options: Any) -> Any:
         atype = self.account_type_of(account)
         if action not in atype.actions:
-            raise ConfigError(T(f"Kontotyp {atype.id!r} bietet '{action}' nicht an.",
-                                f"account type {atype.id!r} does not offer '{action}'."))
+            raise ConfigError(
+                T(
+                    f"Kontotyp {atype.id!r} bietet '{action}' nicht an.",
+                    f"account type {atype.id!r} does not offer '{action}'.",
+                )
+            )
         return atype.actions[action](self.account_settings(account), **options)
 
     def sender_of(self, account: str) -> Address:
@@ -241,23 +280,51 @@ class Mailer:
         field = self.registries.account_types[acc.type].sender_field_name
         address = str(acc.values.get(field, "")) if field else ""
         if not address:
-            raise ConfigError(T(f"Konto {account!r} hat keine Absenderadresse.", f"account {account!r} has no sender address."))
+            raise ConfigError(
+                T(f"Konto {account!r} hat keine Absenderadresse.", f"account {account!r} has no sender address.")
+            )
         return Address(address, acc.from_name)
 
     # ---- sending -----------------------------------------------------------------------------
-    def compose(self, purpose: str, *, to: Sequence[AddressLike], cc: Sequence[AddressLike] = (),
-                bcc: Sequence[AddressLike] = (), reply_to: Sequence[AddressLike] = (),
-                data: Mapping[str, Any] | None = None, attachments: Sequence[AttachmentLike] = (),
-                reference: str | None = None, headers: Mapping[str, str] | None = None,
-                assume_yes: bool = False, interactive: bool = False, account: str | None = None,
-                message_id: str | None = None) -> Preview:
+    def compose(
+        self,
+        purpose: str,
+        *,
+        to: Sequence[AddressLike],
+        cc: Sequence[AddressLike] = (),
+        bcc: Sequence[AddressLike] = (),
+        reply_to: Sequence[AddressLike] = (),
+        data: Mapping[str, Any] | None = None,
+        attachments: Sequence[AttachmentLike] = (),
+        reference: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        assume_yes: bool = False,
+        interactive: bool = False,
+        account: str | None = None,
+        message_id: str | None = None,
+    ) -> Preview:
         """The purpose's template rendered for this send, every input checked; nothing is sent
         or journaled. ``account`` picks one of the purpose's pool (default: the first)."""
         account = account_of(self.config, purpose, account)
-        return compose(self.config, self.registries, purpose, sender=self.sender_of(account), to=to, cc=cc, bcc=bcc,
-                       reply_to=reply_to, data=data, attachments=attachments, reference=reference, headers=headers,
-                       account=account, message_id=message_id, interactive=interactive, assume_yes=assume_yes,
-                       expiry=self.credential_expiry(account))
+        return compose(
+            self.config,
+            self.registries,
+            purpose,
+            sender=self.sender_of(account),
+            to=to,
+            cc=cc,
+            bcc=bcc,
+            reply_to=reply_to,
+            data=data,
+            attachments=attachments,
+            reference=reference,
+            headers=headers,
+            account=account,
+            message_id=message_id,
+            interactive=interactive,
+            assume_yes=assume_yes,
+            expiry=self.credential_expiry(account),
+        )
 
     def prepare(self, preview: Preview) -> Cancel | None:
         """Run the prepare hooks on a composed message (they may change it or cancel it)."""

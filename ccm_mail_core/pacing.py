@@ -26,10 +26,10 @@ DAY = 86_400.0
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    messages: int = 30            #: messages per window (Exchange Online: 30 per minute)
-    per_seconds: float = 60.0     #: the window
+    messages: int = 30  #: messages per window (Exchange Online: 30 per minute)
+    per_seconds: float = 60.0  #: the window
     recipients_per_day: int = 10_000
-    concurrency: int = 4          #: Graph allows 4 concurrent requests per mailbox
+    concurrency: int = 4  #: Graph allows 4 concurrent requests per mailbox
     recipients_per_message: int = 500
 
     @property
@@ -73,13 +73,19 @@ class Pacer:
     :param clock: seconds since the epoch (``time.time``); tests pass their own.
     """
 
-    def __init__(self, account: str, limits: Limits, *, sent: Iterable[tuple[float, int]] = (),
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        account: str,
+        limits: Limits,
+        *,
+        sent: Iterable[tuple[float, int]] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.account = account
         self.limits = limits
         self._clock = clock
         self._cond = threading.Condition()
-        self._finished: deque[float] = deque()           # finish times of sends still inside the window
+        self._finished: deque[float] = deque()  # finish times of sends still inside the window
         self._day: deque[tuple[float, int]] = deque(sorted(sent))  # (time, recipients) of the last day
         self._today = sum(n for _, n in self._day)  # kept with the deque: a day can hold 10,000 sends
         self._in_flight = 0
@@ -104,12 +110,17 @@ class Pacer:
             self._forget(start)
             if self._today + recipients > self.limits.recipients_per_day:
                 raise DailyLimitReached(
-                    T(f"Konto {self.account}: Tageslimit von {self.limits.recipients_per_day} Empfängern erreicht; "
-                      "der Rest bleibt in der Warteschlange.",
-                      f"account {self.account}: daily limit of {self.limits.recipients_per_day} recipients reached; "
-                      "the rest stays queued."),
-                    hint=T("Morgen fortsetzen ('ccm-mail outbox --retry') oder weitere Postfächer in einen Pool nehmen.",
-                           "Continue tomorrow ('ccm-mail outbox --retry') or add mailboxes to a pool."))
+                    T(
+                        f"Konto {self.account}: Tageslimit von {self.limits.recipients_per_day} Empfängern erreicht; "
+                        "der Rest bleibt in der Warteschlange.",
+                        f"account {self.account}: daily limit of {self.limits.recipients_per_day} recipients reached; "
+                        "the rest stays queued.",
+                    ),
+                    hint=T(
+                        "Morgen fortsetzen ('ccm-mail outbox --retry') oder weitere Postfächer in einen Pool nehmen.",
+                        "Continue tomorrow ('ccm-mail outbox --retry') or add mailboxes to a pool.",
+                    ),
+                )
             while True:
                 now = self._clock()
                 self._forget(now)

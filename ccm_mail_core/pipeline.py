@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ccm_mail_hookspecs import (
-    Cancel, Cancelled, CcmMailError, Message, PluginError, Preview, Receipt, SendContext, Status, T, Unconfirmed,
+    Cancel,
+    Cancelled,
+    CcmMailError,
+    Message,
+    PluginError,
+    Preview,
+    Receipt,
+    SendContext,
+    Status,
+    T,
+    Unconfirmed,
     UnknownOutcomeError,
 )
 
@@ -47,10 +57,16 @@ def send(mailer: Mailer, preview: Preview, *, resend: bool = False, batch: str |
         return _record_cancel(mailer, message, ctx, cancel.reason, batch)
     answer = confirm(mailer, preview)
     if answer is None:
-        raise Unconfirmed(T("Keine Bestätigung: niemand hat den Versand bestätigt; nichts gesendet.",
-                            "not confirmed: nobody confirmed sending; nothing sent."),
-                          hint=T("Im Terminal ausführen oder --yes angeben (Stapelbetrieb).",
-                                 "Run it in a terminal or pass --yes (batch use)."))
+        raise Unconfirmed(
+            T(
+                "Keine Bestätigung: niemand hat den Versand bestätigt; nichts gesendet.",
+                "not confirmed: nobody confirmed sending; nothing sent.",
+            ),
+            hint=T(
+                "Im Terminal ausführen oder --yes angeben (Stapelbetrieb).",
+                "Run it in a terminal or pass --yes (batch use).",
+            ),
+        )
     if answer is False:
         return _record_cancel(mailer, message, ctx, T("Versand abgelehnt.", "sending declined."), batch)
     # the duplicate check again, in the same transaction as the insert: two senders cannot both pass
@@ -75,10 +91,13 @@ def prepare(mailer: Mailer, preview: Preview) -> Cancel | None:
         except CcmMailError:
             raise
         except Exception as exc:
-            raise PluginError(T(f"Plugin {impl.plugin_name!r}: Vorbereitung gescheitert: {type(exc).__name__}: "
-                                f"{exc}; nichts gesendet.",
-                                f"plugin {impl.plugin_name!r}: prepare failed: {type(exc).__name__}: {exc}; "
-                                "nothing sent.")) from exc
+            raise PluginError(
+                T(
+                    f"Plugin {impl.plugin_name!r}: Vorbereitung gescheitert: {type(exc).__name__}: "
+                    f"{exc}; nichts gesendet.",
+                    f"plugin {impl.plugin_name!r}: prepare failed: {type(exc).__name__}: {exc}; nothing sent.",
+                )
+            ) from exc
         if cancel is None and isinstance(result, Cancel):
             cancel = result
     if cancel is None and hooks:
@@ -96,8 +115,9 @@ def confirm(mailer: Mailer, preview: Preview) -> bool | None:
     return answer
 
 
-def deliver(mailer: Mailer, row: int, message: Message, ctx: SendContext, *,
-            keep_queued_at_limit: bool = False) -> SendResult:
+def deliver(
+    mailer: Mailer, row: int, message: Message, ctx: SendContext, *, keep_queued_at_limit: bool = False
+) -> SendResult:
     """Send a journaled (queued) message at the account's pace and record the outcome.
 
     When the daily recipient limit is reached nothing is sent: the row fails with that reason,
@@ -115,14 +135,16 @@ def deliver(mailer: Mailer, row: int, message: Message, ctx: SendContext, *,
     except DailyLimitReached as exc:
         if keep_queued_at_limit:
             raise
-        journal.transition(row, Status.FAILED, error=exc.render(mailer.lang), error_kind=exc.kind,
-                           expect=(Status.QUEUED,))
+        journal.transition(
+            row, Status.FAILED, error=exc.render(mailer.lang), error_kind=exc.kind, expect=(Status.QUEUED,)
+        )
         return SendResult(Status.FAILED, row, message.message_id, error=exc)
     left = False  # may the message have reached the provider? (the pacer counts it then)
     try:
         # the claim: only a queued row may start sending, and only one process may claim it
-        if not journal.transition(row, Status.SENDING, count_attempt=True, owner=owner.current().format(),
-                                  expect=(Status.QUEUED,)):
+        if not journal.transition(
+            row, Status.SENDING, count_attempt=True, owner=owner.current().format(), expect=(Status.QUEUED,)
+        ):
             pacer.cancel(admitted, recipients=recipients)
             admitted = None
             entry = journal.get(row)
@@ -139,48 +161,76 @@ def deliver(mailer: Mailer, row: int, message: Message, ctx: SendContext, *,
             status = Status.UNKNOWN if left else Status.FAILED
             journal.transition(row, status, error=scrub(error.render(mailer.lang)), error_kind=error.kind)
             bound.error("send_" + status.value, error=error.render("en"), kind=error.kind)
-            failures = recorders(mailer, "ccm_mail_failed", row, message=message, error=error, status=status,
-                                 context=ctx)
+            failures = recorders(
+                mailer, "ccm_mail_failed", row, message=message, error=error, status=status, context=ctx
+            )
             return SendResult(status, row, message.message_id, error=error, recorder_failures=failures)
         # a transport's ids are shown and stored: blank any secret a plugin let slip into them
-        receipt = Receipt(receipt.sent_at, {k: scrub(str(v)) for k, v in receipt.transport_ids.items()}, receipt.status,
-                          mime=receipt.mime, notes=receipt.notes)
+        receipt = Receipt(
+            receipt.sent_at,
+            {k: scrub(str(v)) for k, v in receipt.transport_ids.items()},
+            receipt.status,
+            mime=receipt.mime,
+            notes=receipt.notes,
+        )
         archived, archive_failure = _archive(mailer, row, message, ctx, receipt) if message.archive else (None, None)
         try:
-            journal.transition(row, Status.SENT, sent_at=receipt.sent_at, transport_ids=dict(receipt.transport_ids),
-                               archive=archived, detail=archive_failure)
+            journal.transition(
+                row,
+                Status.SENT,
+                sent_at=receipt.sent_at,
+                transport_ids=dict(receipt.transport_ids),
+                archive=archived,
+                detail=archive_failure,
+            )
         except JournalError as exc:
             raise _unrecorded(row, exc) from exc
-        bound.info("sent", sent_at=receipt.sent_at.isoformat(), **{f"id_{k}": v for k, v in receipt.transport_ids.items()})
+        bound.info(
+            "sent", sent_at=receipt.sent_at.isoformat(), **{f"id_{k}": v for k, v in receipt.transport_ids.items()}
+        )
         failures = recorders(mailer, "ccm_mail_sent", row, message=message, receipt=receipt, context=ctx)
         if archive_failure is not None:
             failures.insert(0, ("archive", archive_failure))
-        return SendResult(Status.SENT, row, message.message_id, receipt=receipt, recorder_failures=failures,
-                          warnings=[n.get(mailer.lang) for n in receipt.notes],
-                          archive={"file": archived[0], "sha256": archived[1]} if archived else None)
+        return SendResult(
+            Status.SENT,
+            row,
+            message.message_id,
+            receipt=receipt,
+            recorder_failures=failures,
+            warnings=[n.get(mailer.lang) for n in receipt.notes],
+            archive={"file": archived[0], "sha256": archived[1]} if archived else None,
+        )
     finally:
         if admitted is not None:
             pacer.release(admitted, sent=left, recipients=recipients)
 
 
-def _archive(mailer: Mailer, row: int, message: Message, ctx: SendContext,
-             receipt: Receipt) -> tuple[tuple[str, str] | None, str | None]:
+def _archive(
+    mailer: Mailer, row: int, message: Message, ctx: SendContext, receipt: Receipt
+) -> tuple[tuple[str, str] | None, str | None]:
     """Store the archive copy of a sent message: ((file, sha256), None), or (None, why not). The
     message is sent either way; a copy that could not be written is noted in the row's history and
     reported, and ``ccm-mail archive verify`` lists it."""
     from . import archive
+
     settings = mailer.config.purpose(ctx.purpose).archive
     try:
         if settings is None:
-            raise archive.ArchiveError(T(f"Zweck {ctx.purpose!r} hat keinen Archivordner mehr (purposes.{ctx.purpose}."
-                                         "archive); keine Archivkopie.",
-                                         f"purpose {ctx.purpose!r} has no archive folder any more (purposes."
-                                         f"{ctx.purpose}.archive); no archive copy."))
+            raise archive.ArchiveError(
+                T(
+                    f"Zweck {ctx.purpose!r} hat keinen Archivordner mehr (purposes.{ctx.purpose}."
+                    "archive); keine Archivkopie.",
+                    f"purpose {ctx.purpose!r} has no archive folder any more (purposes."
+                    f"{ctx.purpose}.archive); no archive copy.",
+                )
+            )
         if receipt.mime is None:
-            raise archive.ArchiveError(T(f"Der Transport ({ctx.account_type}) hat die gesendeten Bytes nicht geliefert; "
-                                         "keine Archivkopie.",
-                                         f"the transport ({ctx.account_type}) did not return the bytes it sent; no "
-                                         "archive copy."))
+            raise archive.ArchiveError(
+                T(
+                    f"Der Transport ({ctx.account_type}) hat die gesendeten Bytes nicht geliefert; keine Archivkopie.",
+                    f"the transport ({ctx.account_type}) did not return the bytes it sent; no archive copy.",
+                )
+            )
         stored = archive.store(settings.folder, row, message.message_id, receipt.sent_at, receipt.mime)
     except archive.ArchiveError as exc:
         text = exc.render(mailer.lang)
@@ -198,15 +248,26 @@ def recorders(mailer: Mailer, hook: str, row: int, **kwargs: object) -> list[tup
         text = scrub(f"{type(exc).__name__}: {exc}")
         log.error("recorder_failed", hook=hook, plugin=plugin, journal_id=row, error=text)
         if hook == "ccm_mail_sent":
-            mailer.journal.transition(row, Status.SENT, detail=T(f"Aufzeichnung durch {plugin} fehlgeschlagen: {text}",
-                                                                 f"recorder {plugin} failed: {text}").get(mailer.lang))
+            mailer.journal.transition(
+                row,
+                Status.SENT,
+                detail=T(
+                    f"Aufzeichnung durch {plugin} fehlgeschlagen: {text}", f"recorder {plugin} failed: {text}"
+                ).get(mailer.lang),
+            )
         reported.append((plugin, text))
     return reported
 
 
 def _record_cancel(mailer: Mailer, message: Message, ctx: SendContext, reason: T, batch: str | None) -> SendResult:
-    row = mailer.journal.create(**row_fields(message, ctx), status=Status.CANCELLED, allow_duplicate=True,
-                                batch=batch, error=reason.get(mailer.lang), error_kind="cancelled")
+    row = mailer.journal.create(
+        **row_fields(message, ctx),
+        status=Status.CANCELLED,
+        allow_duplicate=True,
+        batch=batch,
+        error=reason.get(mailer.lang),
+        error_kind="cancelled",
+    )
     log.info("cancelled", journal_id=row, reference=ctx.reference, reason=reason.en)
     return SendResult(Status.CANCELLED, row, message.message_id, error=Cancelled(reason))
 
@@ -216,18 +277,25 @@ def _send_error(exc: Exception) -> CcmMailError:
     nobody can know whether the message left."""
     if isinstance(exc, CcmMailError):
         return exc
-    return UnknownOutcomeError(T(f"Transport-Fehler: {type(exc).__name__}: {exc}",
-                                 f"transport error: {type(exc).__name__}: {exc}"),
-                               hint=T("Ausgang unklar; im Postfach prüfen, nicht blind erneut senden.",
-                                      "Outcome unclear; check the mailbox, do not resend blindly."))
+    return UnknownOutcomeError(
+        T(f"Transport-Fehler: {type(exc).__name__}: {exc}", f"transport error: {type(exc).__name__}: {exc}"),
+        hint=T(
+            "Ausgang unklar; im Postfach prüfen, nicht blind erneut senden.",
+            "Outcome unclear; check the mailbox, do not resend blindly.",
+        ),
+    )
 
 
 def _unrecorded(row: int, exc: JournalError) -> JournalError:
     error = JournalError(
-        T(f"Gesendet, aber das Journal kann es nicht mehr aufzeichnen: {exc.message.de} Eintrag {row} bleibt "
-          "'sending'; der nächste Lauf sieht beim Anbieter nach, bevor irgendetwas erneut gesendet wird.",
-          f"sent, but the journal can no longer record it: {exc.message.en} Entry {row} stays 'sending'; the next "
-          "run looks it up at the provider before anything is sent again."),
-        hint=exc.hint, details={**exc.details, "journal_id": row})
+        T(
+            f"Gesendet, aber das Journal kann es nicht mehr aufzeichnen: {exc.message.de} Eintrag {row} bleibt "
+            "'sending'; der nächste Lauf sieht beim Anbieter nach, bevor irgendetwas erneut gesendet wird.",
+            f"sent, but the journal can no longer record it: {exc.message.en} Entry {row} stays 'sending'; the next "
+            "run looks it up at the provider before anything is sent again.",
+        ),
+        hint=exc.hint,
+        details={**exc.details, "journal_id": row},
+    )
     error.sent = None  # for the caller the outcome is unclear: never resend blindly
     return error

@@ -55,8 +55,9 @@ class PluginManager(pluggy.PluginManager):
         self.failures: list[LoadFailure] = []
         self.origins: dict[str, tuple[str, str, bool]] = {}  # name → (distribution, version, builtin)
 
-    def add(self, plugin: object, name: str, *, distribution: str = "", version: str = "",
-            builtin: bool = False) -> None:
+    def add(
+        self, plugin: object, name: str, *, distribution: str = "", version: str = "", builtin: bool = False
+    ) -> None:
         """Register ``plugin`` after checking the plugin-API version it declares."""
         if self.is_blocked(name):
             return
@@ -84,16 +85,23 @@ class PluginManager(pluggy.PluginManager):
             except PluginError as exc:
                 self._fail(ep.name, dist, exc.message)
             except Exception as exc:  # a broken plugin must not take the host down
-                self._fail(ep.name, dist, T(f"Import fehlgeschlagen: {type(exc).__name__}: {exc}",
-                                             f"import failed: {type(exc).__name__}: {exc}"))
+                self._fail(
+                    ep.name,
+                    dist,
+                    T(
+                        f"Import fehlgeschlagen: {type(exc).__name__}: {exc}",
+                        f"import failed: {type(exc).__name__}: {exc}",
+                    ),
+                )
 
     def _fail(self, name: str, dist: str, reason: T) -> None:
         self.failures.append(LoadFailure(name, dist, reason))
         log.warning("plugin_not_loaded", plugin=name, distribution=dist, reason=reason.en)
 
 
-def make_plugin_manager(*, blocked: Iterable[str] = (), load_entrypoints: bool = True,
-                        extra: Iterable[tuple[str, object]] = ()) -> PluginManager:
+def make_plugin_manager(
+    *, blocked: Iterable[str] = (), load_entrypoints: bool = True, extra: Iterable[tuple[str, object]] = ()
+) -> PluginManager:
     """The one factory. ``extra`` are a host's own plugin objects (name, object), registered
     like any other; ``load_entrypoints=False`` loads no installed plugin at all."""
     pm = PluginManager()
@@ -159,12 +167,20 @@ def collect(pm: pluggy.PluginManager) -> Registries:
         owner = impl.plugin_name
         for ph in _guarded(impl, "ccm_mail_placeholders") or ():
             if not isinstance(ph, Placeholder):
-                raise PluginError(T(f"Plugin {owner!r} liefert keinen Placeholder: {ph!r}",
-                                    f"plugin {owner!r} returned something that is not a Placeholder: {ph!r}"))
+                raise PluginError(
+                    T(
+                        f"Plugin {owner!r} liefert keinen Placeholder: {ph!r}",
+                        f"plugin {owner!r} returned something that is not a Placeholder: {ph!r}",
+                    )
+                )
             if ph.name in reg.placeholders:
                 first = reg.placeholder_plugin[ph.name]
-                raise PluginError(T(f"Platzhalter #{ph.name}# doppelt: von {first!r} und {owner!r}.",
-                                    f"placeholder #{ph.name}# contributed twice: by {first!r} and {owner!r}."))
+                raise PluginError(
+                    T(
+                        f"Platzhalter #{ph.name}# doppelt: von {first!r} und {owner!r}.",
+                        f"placeholder #{ph.name}# contributed twice: by {first!r} and {owner!r}.",
+                    )
+                )
             reg.placeholders[ph.name] = ph
             reg.placeholder_plugin[ph.name] = owner
     return reg
@@ -180,17 +196,27 @@ def collect_commands(pm: pluggy.PluginManager, *, taken: Iterable[str] = ()) -> 
 
         def register(command: Command, owner: str = owner) -> None:
             if not isinstance(command, Command):
-                raise PluginError(T(f"Plugin {owner!r} registriert keinen Command: {command!r}",
-                                    f"plugin {owner!r} registered something that is not a Command: {command!r}"))
+                raise PluginError(
+                    T(
+                        f"Plugin {owner!r} registriert keinen Command: {command!r}",
+                        f"plugin {owner!r} registered something that is not a Command: {command!r}",
+                    )
+                )
             first = owners.get(command.name)
             if first is not None:
                 raise PluginError(
-                    T(f"Befehl {command.name!r} doppelt: von {first!r} und {owner!r}.",
-                      f"command {command.name!r} registered twice: by {first!r} and {owner!r}."),
-                    hint=T("Eines der Plugins deaktivieren (plugins.disable).",
-                           "Disable one of the plugins (plugins.disable)."))
+                    T(
+                        f"Befehl {command.name!r} doppelt: von {first!r} und {owner!r}.",
+                        f"command {command.name!r} registered twice: by {first!r} and {owner!r}.",
+                    ),
+                    hint=T(
+                        "Eines der Plugins deaktivieren (plugins.disable).",
+                        "Disable one of the plugins (plugins.disable).",
+                    ),
+                )
             owners[command.name] = owner
             found.append(command)
+
         _guarded(impl, "ccm_mail_commands", register=register)
     return found
 
@@ -198,17 +224,26 @@ def collect_commands(pm: pluggy.PluginManager, *, taken: Iterable[str] = ()) -> 
 def _registrar(reg: Registries, owner: str) -> Callable[[AccountType], None]:
     def register(account_type: AccountType) -> None:
         if not isinstance(account_type, AccountType):
-            raise PluginError(T(f"Plugin {owner!r} registriert keinen AccountType: {account_type!r}",
-                                f"plugin {owner!r} registered something that is not an AccountType: "
-                                f"{account_type!r}"))
+            raise PluginError(
+                T(
+                    f"Plugin {owner!r} registriert keinen AccountType: {account_type!r}",
+                    f"plugin {owner!r} registered something that is not an AccountType: {account_type!r}",
+                )
+            )
         first = reg.account_type_plugin.get(account_type.id)
         if first is not None:
             raise PluginError(
-                T(f"Kontotyp {account_type.id!r} doppelt: von {first!r} und {owner!r}.",
-                  f"account type {account_type.id!r} registered twice: by {first!r} and {owner!r}."),
-                hint=T("Eines der Plugins deaktivieren (plugins.disable).", "Disable one of the plugins (plugins.disable)."))
+                T(
+                    f"Kontotyp {account_type.id!r} doppelt: von {first!r} und {owner!r}.",
+                    f"account type {account_type.id!r} registered twice: by {first!r} and {owner!r}.",
+                ),
+                hint=T(
+                    "Eines der Plugins deaktivieren (plugins.disable).", "Disable one of the plugins (plugins.disable)."
+                ),
+            )
         reg.account_types[account_type.id] = account_type
         reg.account_type_plugin[account_type.id] = owner
+
     return register
 
 
@@ -219,8 +254,12 @@ def _guarded(impl: pluggy.HookImpl, hook: str, **kwargs: Any) -> Any:
     except PluginError:
         raise
     except Exception as exc:
-        raise PluginError(T(f"Plugin {impl.plugin_name!r} ist in {hook} gescheitert: {type(exc).__name__}: {exc}",
-                            f"plugin {impl.plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}")) from exc
+        raise PluginError(
+            T(
+                f"Plugin {impl.plugin_name!r} ist in {hook} gescheitert: {type(exc).__name__}: {exc}",
+                f"plugin {impl.plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}",
+            )
+        ) from exc
 
 
 def _check_api(plugin: object, name: str) -> None:
@@ -233,8 +272,10 @@ def _check_api(plugin: object, name: str) -> None:
         major = -1
     if major != API_MAJOR:
         raise PluginError(
-            T(f"Plugin {name!r} braucht Plugin-API {declared}, dieser Host bietet {ccm_mail_hookspecs.API_VERSION}.",
-              f"plugin {name!r} needs plugin API {declared}, this host provides {ccm_mail_hookspecs.API_VERSION}."),
+            T(
+                f"Plugin {name!r} braucht Plugin-API {declared}, dieser Host bietet {ccm_mail_hookspecs.API_VERSION}.",
+                f"plugin {name!r} needs plugin API {declared}, this host provides {ccm_mail_hookspecs.API_VERSION}.",
+            ),
             hint=T("Plugin oder ccm-mail aktualisieren.", "Update the plugin or ccm-mail."),
         )
 

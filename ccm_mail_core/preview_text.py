@@ -8,10 +8,18 @@ from ccm_mail_hookspecs import Message, Preview, T
 
 
 _LABELS = {
-    "account": T("Konto", "Account"), "from": T("Von", "From"), "to": T("An", "To"), "cc": T("Cc", "Cc"),
-    "bcc": T("Bcc", "Bcc"), "reply_to": T("Antwort an", "Reply-To"), "subject": T("Betreff", "Subject"),
-    "attachments": T("Anhänge", "Attachments"), "reference": T("Referenz", "Reference"), "purpose": T("Zweck", "Purpose"),
-    "count": T("Anzahl Mails", "Messages"), "sample": T("Beispiel", "Sample"),
+    "account": T("Konto", "Account"),
+    "from": T("Von", "From"),
+    "to": T("An", "To"),
+    "cc": T("Cc", "Cc"),
+    "bcc": T("Bcc", "Bcc"),
+    "reply_to": T("Antwort an", "Reply-To"),
+    "subject": T("Betreff", "Subject"),
+    "attachments": T("Anhänge", "Attachments"),
+    "reference": T("Referenz", "Reference"),
+    "purpose": T("Zweck", "Purpose"),
+    "count": T("Anzahl Mails", "Messages"),
+    "sample": T("Beispiel", "Sample"),
 }
 
 
@@ -30,13 +38,24 @@ def preview_dict(preview: Preview) -> dict[str, Any]:
     m: Message = preview.message
     ctx = preview.context
     return {
-        "purpose": ctx.purpose, "account": ctx.account, "account_type": ctx.account_type, "reference": ctx.reference,
+        "purpose": ctx.purpose,
+        "account": ctx.account,
+        "account_type": ctx.account_type,
+        "reference": ctx.reference,
         "from": str(m.sender) if m.sender else None,
-        "to": [str(a) for a in m.to], "cc": [str(a) for a in m.cc], "bcc": [str(a) for a in m.bcc],
-        "reply_to": [str(a) for a in m.reply_to], "subject": m.subject, "text": m.text, "html": m.html,
-        "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size, "inline": a.inline}
-                        for a in m.attachments],
-        "headers": dict(m.headers), **dict(preview.extra),
+        "to": [str(a) for a in m.to],
+        "cc": [str(a) for a in m.cc],
+        "bcc": [str(a) for a in m.bcc],
+        "reply_to": [str(a) for a in m.reply_to],
+        "subject": m.subject,
+        "text": m.text,
+        "html": m.html,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "inline": a.inline}
+            for a in m.attachments
+        ],
+        "headers": dict(m.headers),
+        **dict(preview.extra),
     }
 
 
@@ -51,7 +70,11 @@ def render_preview_dict(d: dict[str, Any], lang: str, *, body_lines: int = 20) -
 
     def label(key: str) -> str:
         return _LABELS[key].get(lang)
-    rows = [(label("purpose"), purpose_label(d["purpose"], lang)), (label("account"), f"{d['account']} ({d['account_type']})")]
+
+    rows = [
+        (label("purpose"), purpose_label(d["purpose"], lang)),
+        (label("account"), f"{d['account']} ({d['account_type']})"),
+    ]
     if "count" in d:
         rows.append((label("count"), str(d["count"])))
         rows.append((label("sample"), T(f"erste von {d['count']}", f"first of {d['count']}").get(lang)))
@@ -65,8 +88,9 @@ def render_preview_dict(d: dict[str, Any], lang: str, *, body_lines: int = 20) -
     einvoices = {e["filename"]: e["label"] for e in d.get("einvoice") or []}
     for att in d.get("attachments") or []:
         kind = f", {einvoices[att['filename']]}" if att["filename"] in einvoices else ""
-        rows.append((label("attachments"),
-                     f"{att['filename']} ({att['content_type']}, {human_size(att['size'], lang)}{kind})"))
+        rows.append(
+            (label("attachments"), f"{att['filename']} ({att['content_type']}, {human_size(att['size'], lang)}{kind})")
+        )
     for warning in d.get("warnings") or []:
         rows.append((T("Warnung", "Warning").get(lang), warning))
     width = max(len(k) for k, _ in rows)

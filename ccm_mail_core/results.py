@@ -13,8 +13,14 @@ from .journal import DuplicateSend, JournalError
 from .pacing import DailyLimitReached
 
 
-_FOR_STATUS = {Status.SENT: ExitCode.OK, Status.FAILED: ExitCode.SEND_FAILED, Status.CANCELLED: ExitCode.CANCELLED,
-               Status.UNKNOWN: ExitCode.UNKNOWN, Status.SENDING: ExitCode.UNKNOWN, Status.QUEUED: ExitCode.SEND_FAILED}
+_FOR_STATUS = {
+    Status.SENT: ExitCode.OK,
+    Status.FAILED: ExitCode.SEND_FAILED,
+    Status.CANCELLED: ExitCode.CANCELLED,
+    Status.UNKNOWN: ExitCode.UNKNOWN,
+    Status.SENDING: ExitCode.UNKNOWN,
+    Status.QUEUED: ExitCode.SEND_FAILED,
+}
 
 # first match wins: subclasses before their bases
 _FOR_ERROR: tuple[tuple[type[BaseException], int], ...] = (
@@ -59,10 +65,13 @@ class SendResult:
 
     def to_dict(self, lang: str = "de") -> dict[str, Any]:
         return {
-            "status": self.status.value, "journal_id": self.journal_id, "message_id": self.message_id,
+            "status": self.status.value,
+            "journal_id": self.journal_id,
+            "message_id": self.message_id,
             "sent_at": self.receipt.sent_at.isoformat() if self.receipt else None,
             "transport_ids": dict(self.receipt.transport_ids) if self.receipt else {},
             "error": self.error.to_dict(lang) if self.error else None,
             "recorder_failures": [{"plugin": p, "error": e} for p, e in self.recorder_failures],
-            "warnings": list(self.warnings), "archive": self.archive,
+            "warnings": list(self.warnings),
+            "archive": self.archive,
         }

@@ -22,10 +22,29 @@ import psutil
 APP = "ccm-mail"
 
 #: file system types (as psutil reports them on Linux and macOS) that live on another machine
-NETWORK_FSTYPES = frozenset({
-    "nfs", "nfs4", "cifs", "smbfs", "smb3", "9p", "afs", "ncpfs", "davfs", "fuse.davfs2", "fuse.sshfs", "sshfs",
-    "glusterfs", "fuse.glusterfs", "ceph", "fuse.ceph", "lustre", "gpfs", "webdav",
-})
+NETWORK_FSTYPES = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smbfs",
+        "smb3",
+        "9p",
+        "afs",
+        "ncpfs",
+        "davfs",
+        "fuse.davfs2",
+        "fuse.sshfs",
+        "sshfs",
+        "glusterfs",
+        "fuse.glusterfs",
+        "ceph",
+        "fuse.ceph",
+        "lustre",
+        "gpfs",
+        "webdav",
+    }
+)
 
 
 def data_dir() -> Path:

@@ -49,11 +49,15 @@ class Template:
         if missing:
             names = ", ".join(f"#{n}#" for n in dict.fromkeys(missing))
             raise TemplateError(
-                T(f"Kein Wert für Platzhalter {names}; nichts wurde gesendet.",
-                  f"No value for placeholder {names}; nothing was sent."),
-                hint=T("Die Felder in den Sendedaten (--data) angeben.",
-                       "Supply these fields in the send data (--data)."),
-                details={"missing": list(dict.fromkeys(missing))})
+                T(
+                    f"Kein Wert für Platzhalter {names}; nichts wurde gesendet.",
+                    f"No value for placeholder {names}; nothing was sent.",
+                ),
+                hint=T(
+                    "Die Felder in den Sendedaten (--data) angeben.", "Supply these fields in the send data (--data)."
+                ),
+                details={"missing": list(dict.fromkeys(missing))},
+            )
         return "".join(out)
 
 
@@ -63,7 +67,7 @@ def parse(source: str) -> Template:
     pos = 0
     for m in _TOKEN.finditer(source):
         if m.start() > pos:
-            parts.append((False, source[pos:m.start()]))
+            parts.append((False, source[pos : m.start()]))
         token = m.group(0)
         if token == "##":
             parts.append((False, "#"))
@@ -72,10 +76,15 @@ def parse(source: str) -> Template:
         else:
             column = m.start() + 1
             raise TemplateError(
-                T(f"Einzelnes '#' an Stelle {column} in {source!r}: Platzhalter nicht geschlossen?",
-                  f"Lone '#' at position {column} in {source!r}: unclosed placeholder?"),
-                hint=T("Platzhalter als #Name# schreiben; ein '#' im Text als '##'.",
-                       "Write placeholders as #Name#; write a literal '#' as '##'."))
+                T(
+                    f"Einzelnes '#' an Stelle {column} in {source!r}: Platzhalter nicht geschlossen?",
+                    f"Lone '#' at position {column} in {source!r}: unclosed placeholder?",
+                ),
+                hint=T(
+                    "Platzhalter als #Name# schreiben; ein '#' im Text als '##'.",
+                    "Write placeholders as #Name#; write a literal '#' as '##'.",
+                ),
+            )
         pos = m.end()
     if pos < len(source):
         parts.append((False, source[pos:]))

@@ -6,6 +6,8 @@ Set-Location (Split-Path $PSScriptRoot -Parent)
 & "$PSScriptRoot\install.ps1" -Venv $Venv
 & "$Venv\Scripts\ruff.exe" check --quiet .
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+& "$Venv\Scripts\ruff.exe" format --check --quiet .
+if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 & "$Venv\Scripts\mypy.exe"
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 & "$Venv\Scripts\python.exe" -m pytest @args

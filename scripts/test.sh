@@ -27,5 +27,6 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   fi
 fi
 "$VENV/bin/ruff" check --quiet .
+"$VENV/bin/ruff" format --check --quiet .
 "$VENV/bin/mypy"
 exec "$VENV/bin/python" -m pytest "${@:2}"

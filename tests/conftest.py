@@ -31,6 +31,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def pg_server() -> Iterator[Any]:
     """One real PostgreSQL server for the test session (``scripts/test.sh`` installs it)."""
     from ccm_mail_core.testing import pgserver
+
     if pgserver.find_bin() is None:
         pytest.skip("PostgreSQL is not installed (scripts/test.sh installs it as root: apt-get install postgresql)")
     with pgserver.running() as server:
@@ -65,6 +66,7 @@ def write_config(workdir: Path, request: pytest.FixtureRequest) -> Callable[[str
             text = text.replace("journal:\n  path: journal.sqlite\n", section)
         path.write_text(text, encoding="utf-8")
         return path
+
     return write
 
 
@@ -72,7 +74,9 @@ def write_config(workdir: Path, request: pytest.FixtureRequest) -> Callable[[str
 def pdf(workdir: Path) -> Path:
     """A small but real PDF file with binary bytes in it."""
     path = workdir / "RE-2026-00042.pdf"
-    path.write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<</Type/Catalog>>endobj\ntrailer<<>>\n%%EOF\n" + bytes(range(256)))
+    path.write_bytes(
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<</Type/Catalog>>endobj\ntrailer<<>>\n%%EOF\n" + bytes(range(256))
+    )
     return path
 
 
@@ -84,11 +88,10 @@ def make_mailer(write_config: Callable[[str], Path]) -> Iterator[Callable[..., M
         mailer = Mailer.from_config(write_config(text), plugins=plugins or {}, load_entrypoints=False, **kw)
         made.append(mailer)
         return mailer
+
     yield make
     for mailer in made:
         mailer.close()
-
-
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +101,7 @@ def _fresh_logging() -> Iterator[None]:
     import logging
 
     import structlog
+
     yield
     structlog.reset_defaults()
     root = logging.getLogger()

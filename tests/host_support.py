@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 REPO = Path(__file__).resolve().parent.parent
 
 BASE_CONFIG = """\
@@ -46,10 +45,10 @@ PG_PASSWORD_ENV = "CCM_TEST_PG_PASSWORD"
 def pg_journal_section(server: Any, *, lease_seconds: float = 2.0) -> str:
     """A new database on ``server``, migrated, as a config's ``journal:`` section."""
     from ccm_mail_core.journal.postgres import PostgresJournal
+
     url = server.url(server.database())
     PostgresJournal(url, password=server.password, migrate=True).close()
-    return (f"journal:\n  url: {url}\n  password: {{env: {PG_PASSWORD_ENV}}}\n"
-            f"  lease_seconds: {lease_seconds}\n")
+    return f"journal:\n  url: {url}\n  password: {{env: {PG_PASSWORD_ENV}}}\n  lease_seconds: {lease_seconds}\n"
 
 
 INVOICE = {"extRechnungsNr": "RE-2026-00042", "Anrede": "Sehr geehrte Frau Weiß", "Betrag": "1.234,56 €"}
@@ -78,8 +77,13 @@ def make_dist(site: Path, dist: str, module: str, source: str, *, entry_name: st
     (info / "entry_points.txt").write_text(f"[ccm_mail]\n{entry_name or module} = {module}\n", encoding="utf-8")
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str | None] | None = None, stdin: str | bytes | None = None,
-            site: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str | None] | None = None,
+    stdin: str | bytes | None = None,
+    site: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     """``ccm-mail ARGS`` run in this process, set up as a new process would be: its own working
     folder, environment, standard input and streams, an empty redaction registry, no logging
     set-up. Where only a real process proves something (code pages, kills), use
@@ -130,15 +134,23 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str | None] | None = None, std
     return subprocess.CompletedProcess(["ccm-mail", *args], code, texts[0], texts[1])
 
 
-def run_cli_process(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None,
-                    site: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli_process(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None, site: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """``ccm-mail ARGS`` as a real child process (``python -m ccm_mail_core.cli``)."""
     full_env = {**os.environ, **(env or {})}
     if site is not None:
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), full_env.get("PYTHONPATH", "")]))
         full_env[LOAD_PLUGINS] = ",".join(site_plugins(site))
-    return subprocess.run([sys.executable, "-m", "ccm_mail_core.cli", *args], cwd=cwd, env=full_env, text=True,
-                          capture_output=True, input=stdin if stdin is not None else "", timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ccm_mail_core.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        text=True,
+        capture_output=True,
+        input=stdin if stdin is not None else "",
+        timeout=120,
+    )
 
 
 def cli_json(*args: str, cwd: Path, **kw: Any) -> tuple[int, Any]:

@@ -31,21 +31,39 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, objec
     with sandbox_pkg.Sandbox(run / "sandbox") as sb:
         apply_seed(sb, load_seed(REPO / "examples" / "sandbox-seed.yaml"), REPO / "examples")
         (run / "sandbox.json").write_text(json.dumps(sb.describe()), encoding="utf-8")
-        config = subprocess.run([sys.executable, str(REPO / "scripts" / "demo_config.py"),
-                                 str(REPO / "config.example.yaml"), str(run / "sandbox.json"), str(run)],
-                                capture_output=True, text=True, check=True).stdout
+        config = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "scripts" / "demo_config.py"),
+                str(REPO / "config.example.yaml"),
+                str(run / "sandbox.json"),
+                str(run),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         (run / "ccm-mail.yaml").write_text(config, encoding="utf-8")
         yield run, sb
 
 
 def absys(run: Path, *args: str, fields: dict | None = None) -> tuple[int, dict]:
     """What AbSys's CreateProcess call does: a new process, stdin UTF-8, stdout read as cp1252."""
-    env = {**os.environ, "CCM_MAIL_CONFIG": str(run / "ccm-mail.yaml"), "CCM_MAIL_O365_SECRET": SECRET,
-           "PYTHONIOENCODING": "cp1252"}
+    env = {
+        **os.environ,
+        "CCM_MAIL_CONFIG": str(run / "ccm-mail.yaml"),
+        "CCM_MAIL_O365_SECRET": SECRET,
+        "PYTHONIOENCODING": "cp1252",
+    }
     env.pop(LOAD_PLUGINS, None)  # AbSys runs with whatever is installed: the Office 365 plugin
-    proc = subprocess.run([sys.executable, "-m", "ccm_mail_core.cli", *args, "--json"], cwd=REPO / "examples",
-                          env=env, capture_output=True, timeout=120,
-                          input=json.dumps(fields, ensure_ascii=False).encode("utf-8") if fields is not None else b"")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ccm_mail_core.cli", *args, "--json"],
+        cwd=REPO / "examples",
+        env=env,
+        capture_output=True,
+        timeout=120,
+        input=json.dumps(fields, ensure_ascii=False).encode("utf-8") if fields is not None else b"",
+    )
     out = proc.stdout.decode("cp1252")
     assert out.isascii(), out  # readable in any code page
     return proc.returncode, json.loads(out)
@@ -80,14 +98,27 @@ def test_a_refusal_is_exit_1_with_the_reason_and_nothing_sent(site) -> None:
     run, sb = site
     before = len(sb.sent_messages())
     fields = dict(INVOICE, extRechnungsNr="RE-2026-00043")
-    code, answer = absys(run, "send", "--purpose", "invoice", "--to", "kunde@example.de", "--data", "-", "--yes",
-                         "--attach", str(PDF.with_name("fehlt.pdf")), fields=fields)
+    code, answer = absys(
+        run,
+        "send",
+        "--purpose",
+        "invoice",
+        "--to",
+        "kunde@example.de",
+        "--data",
+        "-",
+        "--yes",
+        "--attach",
+        str(PDF.with_name("fehlt.pdf")),
+        fields=fields,
+    )
     assert code == 2 and answer["error"]["kind"] == "attachment" and answer["error"]["sent"] is False
     assert "Anhang nicht lesbar" in answer["error"]["message"]
     sb.faults.add("POST", r"/sendMail$", kind="429", retry_after=3600, count=None)
     try:
-        code, answer = absys(run, "send", "--purpose", "invoice", "--to", "kunde@example.de", "--data", "-",
-                             "--yes", fields=fields)
+        code, answer = absys(
+            run, "send", "--purpose", "invoice", "--to", "kunde@example.de", "--data", "-", "--yes", fields=fields
+        )
     finally:
         sb.faults.clear()
     assert code == 1 and answer["status"] == "failed" and answer["error"]["sent"] is False, answer
@@ -98,11 +129,13 @@ def test_an_unknown_outcome_is_exit_4_and_never_resent_blindly(site) -> None:
     run, sb = site
     fields = dict(INVOICE, extRechnungsNr="RE-2026-00044")
     sb.faults.add("POST", r"/sendMail$", kind="drop_after_processing", count=1)
-    code, answer = absys(run, "send", "--purpose", "invoice", "--to", "kunde@example.de", "--data", "-", "--yes",
-                         fields=fields)
+    code, answer = absys(
+        run, "send", "--purpose", "invoice", "--to", "kunde@example.de", "--data", "-", "--yes", fields=fields
+    )
     assert code == 4 and answer["status"] == "unknown" and answer["error"]["sent"] is None
-    code, again = absys(run, "send", "--purpose", "invoice", "--to", "kunde@example.de", "--data", "-", "--yes",
-                        fields=fields)
+    code, again = absys(
+        run, "send", "--purpose", "invoice", "--to", "kunde@example.de", "--data", "-", "--yes", fields=fields
+    )
     assert code == 5  # the duplicate check holds the possibly-sent invoice
     code, box = absys(run, "outbox")
     assert box["checked"]["sent"]  # found in Sent Items: recorded as sent, not sent again

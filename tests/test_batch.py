@@ -23,19 +23,28 @@ from ccm_mail_hookspecs import Status, hookimpl
 
 from host_support import BASE_CONFIG, LOAD_PLUGINS, make_dist, run_cli
 
-POOL = BASE_CONFIG.replace("purposes:\n  invoice: Rechnungsversand", """\
+POOL = BASE_CONFIG.replace(
+    "purposes:\n  invoice: Rechnungsversand",
+    """\
   Rechnung2:
     type: pickup
     folder: out2
     sender: rechnung2@codicon.de
 purposes:
-  invoice: [Rechnungsversand, Rechnung2]""")
+  invoice: [Rechnungsversand, Rechnung2]""",
+)
 
 
 def rows(n: int, pdf: Path, start: int = 0) -> list[dict]:
-    return [{"to": f"kunde{i}@example.de", "reference": None, "attachments": [pdf.name],
-             "data": {"extRechnungsNr": f"RE-{i:05d}", "Anrede": "Hallo", "Betrag": f"{i},00 €"}}
-            for i in range(start, start + n)]
+    return [
+        {
+            "to": f"kunde{i}@example.de",
+            "reference": None,
+            "attachments": [pdf.name],
+            "data": {"extRechnungsNr": f"RE-{i:05d}", "Anrede": "Hallo", "Betrag": f"{i},00 €"},
+        }
+        for i in range(start, start + n)
+    ]
 
 
 def write_jsonl(path: Path, items: list[dict]) -> Path:
@@ -114,6 +123,7 @@ def test_dry_run_writes_eml_files_and_touches_no_journal(workdir, pdf) -> None:
 def test_csv_with_semicolons_as_german_excel_writes_it(workdir, pdf) -> None:
     (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG)
     import csv
+
     with (workdir / "b.csv").open("w", encoding="utf-8-sig", newline="") as fh:
         w = csv.writer(fh, delimiter=";")
         w.writerow(["to", "cc", "extRechnungsNr", "Anrede", "Betrag", "attachments"])
@@ -123,15 +133,21 @@ def test_csv_with_semicolons_as_german_excel_writes_it(workdir, pdf) -> None:
     data = json.loads(proc.stdout)
     assert proc.returncode == 0 and data["sent"] == 2, proc.stderr
     entries = json.loads(run_cli("journal", "--json", cwd=workdir).stdout)["entries"]
-    assert sorted(e["recipients"] for e in entries) == [["j@example.de", "a@example.de", "b@example.de"],
-                                                        ["k@example.de"]]
+    assert sorted(e["recipients"] for e in entries) == [
+        ["j@example.de", "a@example.de", "b@example.de"],
+        ["k@example.de"],
+    ]
 
 
 def _excel_csv(path: Path, encoding: str) -> Path:
     """What German Excel's "CSV (Trennzeichen-getrennt)" writes: semicolons, Windows-1252."""
-    path.write_bytes(("to;extRechnungsNr;Anrede;Betrag\r\n"
-                      "Jürgen Weiß <jw@example.de>;RE-1;Sehr geehrter Herr Weiß;1.234,56 €\r\n"
-                      "zoe@example.de;RE-2;Liebe Zoë;17,00 €\r\n").encode(encoding))
+    path.write_bytes(
+        (
+            "to;extRechnungsNr;Anrede;Betrag\r\n"
+            "Jürgen Weiß <jw@example.de>;RE-1;Sehr geehrter Herr Weiß;1.234,56 €\r\n"
+            "zoe@example.de;RE-2;Liebe Zoë;17,00 €\r\n"
+        ).encode(encoding)
+    )
     return path
 
 
@@ -142,8 +158,10 @@ def test_german_excel_csv_in_windows_1252_arrives_intact(workdir) -> None:
     proc = run_cli("batch", "b.csv", "--purpose", "invoice", "--yes", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert "als cp1252 gelesen" in proc.stderr
-    bodies = sorted(email.message_from_bytes(f.read_bytes(), policy=policy.default).get_body().get_content()
-                    for f in (workdir / "out").glob("*.eml"))
+    bodies = sorted(
+        email.message_from_bytes(f.read_bytes(), policy=policy.default).get_body().get_content()
+        for f in (workdir / "out").glob("*.eml")
+    )
     assert "Sehr geehrter Herr Weiß,\n\nanbei Ihre Rechnung RE-1 über 1.234,56 €." in bodies[1]
     assert "Liebe Zoë," in bodies[0]
 
@@ -163,8 +181,12 @@ def test_encoding_option_and_utf8_with_bom(workdir) -> None:
 
 def test_progress_is_json_when_the_logs_are(workdir, pdf) -> None:
     """Field defect 18: with --log-format json every stderr line is a JSON object, progress too."""
-    (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG.replace("    from_name: codicon GmbH\n", "    from_name: codicon GmbH\n"
-                                                               "    limits:\n      messages: 1000\n      per_seconds: 1\n"))
+    (workdir / "ccm-mail.yaml").write_text(
+        BASE_CONFIG.replace(
+            "    from_name: codicon GmbH\n",
+            "    from_name: codicon GmbH\n    limits:\n      messages: 1000\n      per_seconds: 1\n",
+        )
+    )
     write_jsonl(workdir / "b.jsonl", rows(5, pdf))
     proc = run_cli("batch", "b.jsonl", "--purpose", "invoice", "--yes", "--log-format", "json", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
@@ -177,6 +199,7 @@ def test_summary_counts_rows_another_process_is_sending(make_mailer, workdir, pd
     """Field defect 23: a concurrent run's rows in flight are in the summary, and the run does
     not claim success while they are."""
     from ccm_mail_core import owner
+
     mailer = make_mailer()
     plan = batch.plan(mailer, write_jsonl(workdir / "b.jsonl", rows(3, pdf)), "invoice")
     batch.queue_plan(mailer, plan)
@@ -184,9 +207,12 @@ def test_summary_counts_rows_another_process_is_sending(make_mailer, workdir, pd
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         started = __import__("psutil").Process(other.pid).create_time()
-        mailer.journal.transition(first.id, Status.SENDING, owner=owner.Owner(owner.current().host, other.pid,
-                                                                             started).format(),
-                                  expect=(Status.QUEUED,))
+        mailer.journal.transition(
+            first.id,
+            Status.SENDING,
+            owner=owner.Owner(owner.current().host, other.pid, started).format(),
+            expect=(Status.QUEUED,),
+        )
         summary = batch.send(mailer, plan, stream=io.StringIO())
     finally:
         other.kill()
@@ -229,8 +255,9 @@ def ccm_mail_account_types(register):
 def test_batch_killed_with_sigkill_resumes_exactly_once(workdir, tmp_path, pdf) -> None:
     site = tmp_path / "site"
     make_dist(site, "ccm-mail-slow", "ccm_mail_slow", SLOW, entry_name="slow")
-    (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG.replace("type: pickup", "type: slowpickup")
-                                           + "outbox:\n  grace_seconds: 0\n")
+    (workdir / "ccm-mail.yaml").write_text(
+        BASE_CONFIG.replace("type: pickup", "type: slowpickup") + "outbox:\n  grace_seconds: 0\n"
+    )
     n = 60
     write_jsonl(workdir / "b.jsonl", rows(n, pdf))
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", LOAD_PLUGINS: "slow"}
@@ -238,15 +265,33 @@ def test_batch_killed_with_sigkill_resumes_exactly_once(workdir, tmp_path, pdf) 
     out = workdir / "out"
     kills = 0
     for _attempt in range(40):
-        proc = subprocess.Popen([sys.executable, "-m", "ccm_mail_core.cli", "batch", "b.jsonl", "--purpose", "invoice",
-                                 "--yes", "--log-level", "error"], cwd=workdir, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ccm_mail_core.cli",
+                "batch",
+                "b.jsonl",
+                "--purpose",
+                "invoice",
+                "--yes",
+                "--log-level",
+                "error",
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         if kills < 6:
             # kill at a random moment while it is sending: after a few more invoices went out
             target = len(list(out.glob("*.eml"))) + rng.randint(1, 6) if out.exists() else rng.randint(1, 6)
             deadline = time.monotonic() + 60
-            while proc.poll() is None and time.monotonic() < deadline and (
-                    not out.exists() or len(list(out.glob("*.eml"))) < target):
+            while (
+                proc.poll() is None
+                and time.monotonic() < deadline
+                and (not out.exists() or len(list(out.glob("*.eml"))) < target)
+            ):
                 time.sleep(0.005)
             time.sleep(rng.uniform(0, 0.03))
             if proc.poll() is None:

@@ -23,8 +23,9 @@ def test_config_check_ok_and_broken(workdir, pdf) -> None:
     setup(workdir)
     rc, data = cli_json("config", "check", cwd=workdir)
     assert rc == 0 and data["ok"] and data["purposes"] == {"invoice": "Rechnungsversand"}
-    (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG.replace("#Betrag#", "#Betrg#").replace("type: pickup",
-                                                                                             "typ: pickup"))
+    (workdir / "ccm-mail.yaml").write_text(
+        BASE_CONFIG.replace("#Betrag#", "#Betrg#").replace("type: pickup", "typ: pickup")
+    )
     proc = run_cli("config", "check", cwd=workdir)
     assert proc.returncode == ExitCode.CONFIG
     assert "ccm-mail.yaml:4: accounts.Rechnungsversand.typ" in proc.stderr
@@ -71,11 +72,17 @@ def test_terminal_prompt_shows_message_and_no_declines(workdir, pdf) -> None:
     import pty
     import subprocess
     import sys
+
     setup(workdir)
     for answer, expected in ((b"n\n", ExitCode.CANCELLED), (b"j\n", ExitCode.OK)):
         master, slave = pty.openpty()
-        proc = subprocess.Popen([sys.executable, "-m", "ccm_mail_core.cli", *SEND, "--attach", pdf.name, "--resend"],
-                                cwd=workdir, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ccm_mail_core.cli", *SEND, "--attach", pdf.name, "--resend"],
+            cwd=workdir,
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         os.close(slave)
         os.write(master, answer)
         out, err = proc.communicate(timeout=60)
@@ -83,14 +90,26 @@ def test_terminal_prompt_shows_message_and_no_declines(workdir, pdf) -> None:
         assert proc.returncode == expected, err.decode()
         text = err.decode()
         assert "Betreff" in text and "codicon GmbH / Rg. RE-2026-00042" in text and pdf.name in text
-    statuses = [r[0] for r in sqlite3.connect(workdir / "journal.sqlite").execute("SELECT status FROM messages ORDER BY id")]
+    statuses = [
+        r[0] for r in sqlite3.connect(workdir / "journal.sqlite").execute("SELECT status FROM messages ORDER BY id")
+    ]
     assert statuses == ["cancelled", "sent"]
 
 
 def test_preview_shows_rendered_message_without_sending(workdir, pdf) -> None:
     setup(workdir)
-    rc, data = cli_json("preview", "--purpose", "invoice", "--to", "kunde@example.de", "--data", "invoice.json",
-                        "--attach", pdf.name, cwd=workdir)
+    rc, data = cli_json(
+        "preview",
+        "--purpose",
+        "invoice",
+        "--to",
+        "kunde@example.de",
+        "--data",
+        "invoice.json",
+        "--attach",
+        pdf.name,
+        cwd=workdir,
+    )
     assert rc == 0 and data["subject"] == "codicon GmbH / Rg. RE-2026-00042"
     assert data["attachments"][0]["filename"] == pdf.name and data["from"] == "codicon GmbH <rechnung@codicon.de>"
     assert not (workdir / "out").exists() and not (workdir / "journal.sqlite").exists()
@@ -100,8 +119,19 @@ def test_bad_input_exit_codes_and_messages(workdir) -> None:
     setup(workdir)
     proc = run_cli(*SEND, "--attach", "fehlt.pdf", "--yes", cwd=workdir)
     assert proc.returncode == ExitCode.CONFIG and "Anhang nicht lesbar" in proc.stderr
-    proc = run_cli("send", "--purpose", "invoice", "--to", "kaputt", "--field", "extRechnungsNr=1", "--yes",
-                   "--lang", "en", cwd=workdir)
+    proc = run_cli(
+        "send",
+        "--purpose",
+        "invoice",
+        "--to",
+        "kaputt",
+        "--field",
+        "extRechnungsNr=1",
+        "--yes",
+        "--lang",
+        "en",
+        cwd=workdir,
+    )
     assert proc.returncode == ExitCode.CONFIG and "Invalid e-mail address 'kaputt'" in proc.stderr
     (workdir / "bad.json").write_text("{nope")
     proc = run_cli("send", "--purpose", "invoice", "--to", "a@b.de", "--data", "bad.json", "--yes", cwd=workdir)
@@ -128,12 +158,19 @@ def test_config_example_loads_with_the_installed_plugins(tmp_path) -> None:
     """config.example.yaml is what admins start from: it must load once the secret is set, and
     name the missing secret clearly when it is not."""
     from host_support import LOAD_PLUGINS, REPO
+
     env = {"CCM_MAIL_O365_SECRET": "x" * 40, LOAD_PLUGINS: None}
     rc, data = cli_json("config", "check", "--config", str(REPO / "config.example.yaml"), cwd=tmp_path, env=env)
     assert rc == 0, data
     assert data["purposes"] == {"eservice": "E-Service", "invoice": "Rechnungsversand"}
-    proc = run_cli("config", "check", "--config", str(REPO / "config.example.yaml"), cwd=tmp_path,
-                   env={"CCM_MAIL_O365_SECRET": "", LOAD_PLUGINS: None})
+    proc = run_cli(
+        "config",
+        "check",
+        "--config",
+        str(REPO / "config.example.yaml"),
+        cwd=tmp_path,
+        env={"CCM_MAIL_O365_SECRET": "", LOAD_PLUGINS: None},
+    )
     assert proc.returncode == 2 and "CCM_MAIL_O365_SECRET ist nicht gesetzt" in proc.stderr
     # one problem per account: the type's own checks do not echo the missing secret
     assert "2 Fehler in" in proc.stderr and "Genau eines" not in proc.stderr

@@ -21,18 +21,27 @@ TO = "Łukasz Żółć <lukasz@example.pl>"
 def ccm(workdir: Path, encoding: str, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
     env = {**os.environ, "PYTHONIOENCODING": encoding, LOAD_PLUGINS: ""}
     env.pop("PYTHONUTF8", None)
-    proc = subprocess.run([sys.executable, "-m", "ccm_mail_core.cli", *args], cwd=workdir, env=env, timeout=60,
-                          input=stdin.encode("utf-8") if stdin is not None else b"", capture_output=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ccm_mail_core.cli", *args],
+        cwd=workdir,
+        env=env,
+        timeout=60,
+        input=stdin.encode("utf-8") if stdin is not None else b"",
+        capture_output=True,
+    )
     return proc.returncode, proc.stdout.decode(encoding), proc.stderr.decode(encoding)
 
 
 @pytest.fixture
 def site(workdir: Path) -> Path:
-    (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG.replace("from_name: codicon GmbH", "from_name: Müller & Söhne €"),
-                                           encoding="utf-8")
+    (workdir / "ccm-mail.yaml").write_text(
+        BASE_CONFIG.replace("from_name: codicon GmbH", "from_name: Müller & Söhne €"), encoding="utf-8"
+    )
     (workdir / "invoice.json").write_text(json.dumps(CUSTOMER, ensure_ascii=False), encoding="utf-8")
-    (workdir / "b.jsonl").write_text(json.dumps({"to": TO, "data": dict(CUSTOMER, extRechnungsNr="RE-2")},
-                                                ensure_ascii=False) + "\n", encoding="utf-8")
+    (workdir / "b.jsonl").write_text(
+        json.dumps({"to": TO, "data": dict(CUSTOMER, extRechnungsNr="RE-2")}, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
     return workdir
 
 
@@ -60,7 +69,9 @@ def test_every_command_speaks_german_in_a_german_code_page(site: Path, encoding:
     assert code == 5 and "bereits im Journal" in err and "Hinweis: Mit --resend" in err
     code, out, _ = ccm(site, encoding, "preview", *send, "--json")
     assert code == 0 and out.isascii() and json.loads(out)["to"] == [TO]
-    assert "Łukasz Żółć" in json.loads(out)["text"] and json.loads(out)["from"] == "Müller & Söhne € <rechnung@codicon.de>"
+    assert (
+        "Łukasz Żółć" in json.loads(out)["text"] and json.loads(out)["from"] == "Müller & Söhne € <rechnung@codicon.de>"
+    )
 
 
 @pytest.mark.parametrize("encoding", ["cp1252", "cp850"])
@@ -76,7 +87,18 @@ def test_a_failed_send_says_why_in_german(site: Path, encoding: str) -> None:
 
 
 def test_data_from_stdin_is_utf8_whatever_the_code_page(site: Path) -> None:
-    code, out, err = ccm(site, "cp1252", "preview", "--purpose", "invoice", "--to", TO, "--data", "-", "--json",
-                         stdin=json.dumps(CUSTOMER, ensure_ascii=False))
+    code, out, err = ccm(
+        site,
+        "cp1252",
+        "preview",
+        "--purpose",
+        "invoice",
+        "--to",
+        TO,
+        "--data",
+        "-",
+        "--json",
+        stdin=json.dumps(CUSTOMER, ensure_ascii=False),
+    )
     assert code == 0, err
     assert "Herr Łukasz Żółć" in json.loads(out)["text"] and "1.234,56 €" in json.loads(out)["text"]

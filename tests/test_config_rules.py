@@ -20,6 +20,7 @@ def test_invoice_without_reference_still_refuses_the_same_invoice_twice(make_mai
     first = mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
     assert first.status.value == "sent"
     from ccm_mail_core.journal import DuplicateSend
+
     with pytest.raises(DuplicateSend):
         mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
     assert len(list((workdir / "out").glob("*.eml"))) == 1
@@ -28,8 +29,9 @@ def test_invoice_without_reference_still_refuses_the_same_invoice_twice(make_mai
 def test_other_purpose_without_reference_is_named_by_config_check(write_config, workdir) -> None:
     """Defect 10: a purpose without a reference has no duplicate check; config check says so
     until ``reference: none`` says it is meant."""
-    text = (BASE_CONFIG.replace("  invoice: Rechnungsversand\n", "  invoice: Rechnungsversand\n  mahnung: Rechnungsversand\n")
-            .replace("journal:", '  mahnung:\n    subject: "Mahnung"\n    body: "Bitte zahlen."\njournal:'))
+    text = BASE_CONFIG.replace(
+        "  invoice: Rechnungsversand\n", "  invoice: Rechnungsversand\n  mahnung: Rechnungsversand\n"
+    ).replace("journal:", '  mahnung:\n    subject: "Mahnung"\n    body: "Bitte zahlen."\njournal:')
     write_config(text)
     proc = run_cli("config", "check", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
@@ -72,15 +74,24 @@ class Typed:
             if "port" in values and values["port"] == 25:
                 problems.append(("port", T("Port 25 ist gesperrt", "port 25 is blocked")))
             return problems
-        register(AccountType("typed", T("Typisiert", "Typed"), (
-            Field("folder", T("Ordner", "Folder"), kind="path"),
-            Field("sender", T("Absender", "Sender"), kind="email"),
-            Field("port", T("Port", "Port"), kind="int", required=False),
-            Field("timeout", T("Zeitlimit (s)", "Timeout (s)"), kind="float", required=False),
-            Field("tls", T("TLS", "TLS"), kind="bool", required=False),
-            Field("mode", T("Modus", "Mode"), choices=("secret", "certificate"), required=False),
-            Field("certificate", T("Zertifikat", "Certificate"), required=False),
-        ), PickupTransport, validate=validate))
+
+        register(
+            AccountType(
+                "typed",
+                T("Typisiert", "Typed"),
+                (
+                    Field("folder", T("Ordner", "Folder"), kind="path"),
+                    Field("sender", T("Absender", "Sender"), kind="email"),
+                    Field("port", T("Port", "Port"), kind="int", required=False),
+                    Field("timeout", T("Zeitlimit (s)", "Timeout (s)"), kind="float", required=False),
+                    Field("tls", T("TLS", "TLS"), kind="bool", required=False),
+                    Field("mode", T("Modus", "Mode"), choices=("secret", "certificate"), required=False),
+                    Field("certificate", T("Zertifikat", "Certificate"), required=False),
+                ),
+                PickupTransport,
+                validate=validate,
+            )
+        )
 
 
 def typed_config(**fields: str) -> str:
@@ -98,10 +109,15 @@ def test_quoted_numbers_follow_the_declared_kind(make_mailer) -> None:
     assert mailer.config.accounts["Rechnungsversand"].values["timeout"] == 7.0
 
 
-@pytest.mark.parametrize(("field", "value", "text"), [("port", '"587.5"', "keine ganze Zahl"),
-                                                      ("port", "true", "keine ganze Zahl"),
-                                                      ("timeout", "schnell", "keine Zahl"),
-                                                      ("tls", "vielleicht", "nicht true/false")])
+@pytest.mark.parametrize(
+    ("field", "value", "text"),
+    [
+        ("port", '"587.5"', "keine ganze Zahl"),
+        ("port", "true", "keine ganze Zahl"),
+        ("timeout", "schnell", "keine Zahl"),
+        ("tls", "vielleicht", "nicht true/false"),
+    ],
+)
 def test_values_that_are_not_of_their_kind_are_refused(make_mailer, field, value, text) -> None:
     with pytest.raises(ConfigProblems) as err:
         make_mailer(typed_config(**{field: value}), plugins={"typed": Typed()})
@@ -114,8 +130,11 @@ def test_the_types_own_checks_run_when_a_field_has_a_problem_too(make_mailer) ->
     with pytest.raises(ConfigProblems) as err:
         make_mailer(typed_config(timeout="schnell", mode="certificate", port="25"), plugins={"typed": Typed()})
     keys = sorted(p.key for p in err.value.problems if not p.warning)
-    assert keys == ["accounts.Rechnungsversand.certificate", "accounts.Rechnungsversand.port",
-                    "accounts.Rechnungsversand.timeout"]
+    assert keys == [
+        "accounts.Rechnungsversand.certificate",
+        "accounts.Rechnungsversand.port",
+        "accounts.Rechnungsversand.timeout",
+    ]
 
 
 def test_the_types_own_check_does_not_echo_a_field_problem(make_mailer) -> None:
@@ -123,13 +142,25 @@ def test_the_types_own_check_does_not_echo_a_field_problem(make_mailer) -> None:
         @hookimpl
         def ccm_mail_account_types(self, register):  # type: ignore[no-untyped-def]
             def inner(t):  # type: ignore[no-untyped-def]
-                register(AccountType(t.id, t.label, t.fields, t.create_transport, validate=lambda v: [
-                    ("timeout", T("Zeitlimit fehlt", "timeout missing"))] if "timeout" not in v else []))
+                register(
+                    AccountType(
+                        t.id,
+                        t.label,
+                        t.fields,
+                        t.create_transport,
+                        validate=lambda v: (
+                            [("timeout", T("Zeitlimit fehlt", "timeout missing"))] if "timeout" not in v else []
+                        ),
+                    )
+                )
+
             Typed.ccm_mail_account_types(self, inner)
+
     with pytest.raises(ConfigProblems) as err:
         make_mailer(typed_config(timeout="schnell"), plugins={"typed": Echo()})
     assert [p.render("de").split(": ", 2)[-1] for p in err.value.problems if not p.warning] == [
-        "'schnell' ist keine Zahl"]
+        "'schnell' ist keine Zahl"
+    ]
 
 
 def test_a_secret_value_is_never_repeated_in_a_problem(make_mailer) -> None:
@@ -137,9 +168,20 @@ def test_a_secret_value_is_never_repeated_in_a_problem(make_mailer) -> None:
         @hookimpl
         def ccm_mail_account_types(self, register):  # type: ignore[no-untyped-def]
             from ccm_mail_core.builtins.pickup_folder import PickupTransport
-            register(AccountType("typed", T("T", "T"), (
-                Field("folder", T("Ordner", "Folder"), kind="path"), Field("sender", T("A", "S"), kind="email"),
-                Field("pin", T("PIN", "PIN"), secret=True, kind="int")), PickupTransport))
+
+            register(
+                AccountType(
+                    "typed",
+                    T("T", "T"),
+                    (
+                        Field("folder", T("Ordner", "Folder"), kind="path"),
+                        Field("sender", T("A", "S"), kind="email"),
+                        Field("pin", T("PIN", "PIN"), secret=True, kind="int"),
+                    ),
+                    PickupTransport,
+                )
+            )
+
     with pytest.raises(ConfigProblems) as err:
         make_mailer(typed_config(pin="Geheim-4711-x"), plugins={"typed": SecretChoice()})
     assert "Geheim-4711-x" not in str(err.value) and "Der Wert ist keine ganze Zahl" in err.value.render("de")

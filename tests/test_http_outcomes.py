@@ -45,14 +45,16 @@ def ca_file(pki: FaultPKI, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def via_requests(url: str, ca_file: Path) -> Callable[[], Any]:
-    return lambda: requests.post(url + "/v1/messages", json={"raw": "x" * 2000}, verify=str(ca_file), timeout=0.3,
-                                 allow_redirects=False)
+    return lambda: requests.post(
+        url + "/v1/messages", json={"raw": "x" * 2000}, verify=str(ca_file), timeout=0.3, allow_redirects=False
+    )
 
 
 def via_http_client(port: int, ca_file: Path) -> Callable[[], Any]:
     def call() -> http.client.HTTPResponse:
-        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=0.3,
-                                           context=ssl.create_default_context(cafile=str(ca_file)))
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=0.3, context=ssl.create_default_context(cafile=str(ca_file))
+        )
         try:
             conn.request("POST", "/v1/messages", body=b"{}" * 1000, headers={"Content-Type": "application/json"})
             response = conn.getresponse()
@@ -60,6 +62,7 @@ def via_http_client(port: int, ca_file: Path) -> Callable[[], Any]:
             return response
         finally:
             conn.close()
+
     return call
 
 
@@ -73,6 +76,7 @@ def run(client: str, server: FaultServer | RefusingPort, ca_file: Path) -> Verdi
 
 
 # -- before the request can leave: not sent ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_refused_connection_is_not_sent(client: str, ca_file: Path) -> None:
@@ -134,14 +138,20 @@ def test_missing_ca_bundle_and_bad_url_are_not_sent(tmp_path: Path) -> None:
 
 # -- after the connection was open: unknown ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("client", CLIENTS)
-@pytest.mark.parametrize(("behaviour", "reason", "cause"), [
-    (Behaviour("reset_after_request"), "reset", "RemoteDisconnected"),
-    (Behaviour("hang"), "read_timeout", "TimeoutError"),
-    (Behaviour("garbage", body=b"220 mail.example ESMTP\r\n"), "broken_answer", "BadStatusLine"),
-], ids=["reset_after_request", "no_answer", "not_http"])
-def test_failures_after_the_request_left_are_unknown(client: str, behaviour: Behaviour, reason: str, cause: str,
-                                                     pki: FaultPKI, ca_file: Path) -> None:
+@pytest.mark.parametrize(
+    ("behaviour", "reason", "cause"),
+    [
+        (Behaviour("reset_after_request"), "reset", "RemoteDisconnected"),
+        (Behaviour("hang"), "read_timeout", "TimeoutError"),
+        (Behaviour("garbage", body=b"220 mail.example ESMTP\r\n"), "broken_answer", "BadStatusLine"),
+    ],
+    ids=["reset_after_request", "no_answer", "not_http"],
+)
+def test_failures_after_the_request_left_are_unknown(
+    client: str, behaviour: Behaviour, reason: str, cause: str, pki: FaultPKI, ca_file: Path
+) -> None:
     with FaultServer(behaviour, pki.trusted) as server:
         verdict = run(client, server, ca_file)
         assert len(server.requests) == 1, "the fault must strike after the whole request arrived"
@@ -170,22 +180,40 @@ def test_unrecognised_errors_are_unknown_not_sent() -> None:
 
 # -- answers: the status table ----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("status", "headers", "outcome", "error"), [
-    (200, {}, SENT, None), (202, {}, SENT, None), (204, {}, SENT, None),
-    (301, {}, NOT_SENT, TransportError), (307, {}, NOT_SENT, TransportError), (303, {}, UNKNOWN, UnknownOutcomeError),
-    (400, {}, NOT_SENT, TransportError), (401, {}, NOT_SENT, AuthenticationError),
-    (403, {}, NOT_SENT, AccessDeniedError), (404, {}, NOT_SENT, TransportError),
-    (408, {}, NOT_SENT, NetworkError), (413, {}, NOT_SENT, MessageTooLargeError),
-    (422, {}, NOT_SENT, TransportError), (429, {}, NOT_SENT, ThrottledError),
-    (429, {"retry-after": "120"}, NOT_SENT, ThrottledError),
-    (500, {}, UNKNOWN, UnknownOutcomeError), (501, {}, NOT_SENT, TransportError),
-    (502, {}, UNKNOWN, UnknownOutcomeError), (503, {"Retry-After": "30"}, NOT_SENT, ThrottledError),
-    (503, {}, UNKNOWN, UnknownOutcomeError), (504, {}, UNKNOWN, UnknownOutcomeError),
-    (504, {"Retry-After": "30"}, UNKNOWN, UnknownOutcomeError), (505, {}, NOT_SENT, TransportError),
-    (511, {}, NOT_SENT, TransportError), (507, {}, UNKNOWN, UnknownOutcomeError),
-    (520, {}, UNKNOWN, UnknownOutcomeError), (100, {}, UNKNOWN, UnknownOutcomeError),
-    (700, {}, UNKNOWN, UnknownOutcomeError),
-])
+
+@pytest.mark.parametrize(
+    ("status", "headers", "outcome", "error"),
+    [
+        (200, {}, SENT, None),
+        (202, {}, SENT, None),
+        (204, {}, SENT, None),
+        (301, {}, NOT_SENT, TransportError),
+        (307, {}, NOT_SENT, TransportError),
+        (303, {}, UNKNOWN, UnknownOutcomeError),
+        (400, {}, NOT_SENT, TransportError),
+        (401, {}, NOT_SENT, AuthenticationError),
+        (403, {}, NOT_SENT, AccessDeniedError),
+        (404, {}, NOT_SENT, TransportError),
+        (408, {}, NOT_SENT, NetworkError),
+        (413, {}, NOT_SENT, MessageTooLargeError),
+        (422, {}, NOT_SENT, TransportError),
+        (429, {}, NOT_SENT, ThrottledError),
+        (429, {"retry-after": "120"}, NOT_SENT, ThrottledError),
+        (500, {}, UNKNOWN, UnknownOutcomeError),
+        (501, {}, NOT_SENT, TransportError),
+        (502, {}, UNKNOWN, UnknownOutcomeError),
+        (503, {"Retry-After": "30"}, NOT_SENT, ThrottledError),
+        (503, {}, UNKNOWN, UnknownOutcomeError),
+        (504, {}, UNKNOWN, UnknownOutcomeError),
+        (504, {"Retry-After": "30"}, UNKNOWN, UnknownOutcomeError),
+        (505, {}, NOT_SENT, TransportError),
+        (511, {}, NOT_SENT, TransportError),
+        (507, {}, UNKNOWN, UnknownOutcomeError),
+        (520, {}, UNKNOWN, UnknownOutcomeError),
+        (100, {}, UNKNOWN, UnknownOutcomeError),
+        (700, {}, UNKNOWN, UnknownOutcomeError),
+    ],
+)
 def test_status_table(status: int, headers: dict[str, str], outcome: Outcome, error: type | None) -> None:
     verdict = classify_status(status, headers)
     assert verdict.outcome is outcome
@@ -208,25 +236,38 @@ def test_status_and_retry_after_from_a_real_answer(client: str, pki: FaultPKI, c
 NOW = datetime(2026, 5, 9, 7, 35, 25, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize(("value", "seconds"), [
-    ("120", 120.0), (" 7 ", 7.0), ("0", 0.0), ("1.5", 1.5),
-    ("Sat, 09 May 2026 07:37:25 GMT", 120.0),        # IMF-fixdate
-    ("Saturday, 09-May-26 07:37:25 GMT", 120.0),     # RFC 850
-    ("Sat May  9 07:37:25 2026", 120.0),             # asctime (no zone: GMT)
-    ("Sat, 09 May 2026 07:00:00 GMT", 0.0),          # in the past: go ahead
-    (None, None), ("", None), ("-5", None), ("soon", None), ("nan", None), ("inf", None),
-])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("Sat, 09 May 2026 07:37:25 GMT", 120.0),  # IMF-fixdate
+        ("Saturday, 09-May-26 07:37:25 GMT", 120.0),  # RFC 850
+        ("Sat May  9 07:37:25 2026", 120.0),  # asctime (no zone: GMT)
+        ("Sat, 09 May 2026 07:00:00 GMT", 0.0),  # in the past: go ahead
+        (None, None),
+        ("", None),
+        ("-5", None),
+        ("soon", None),
+        ("nan", None),
+        ("inf", None),
+    ],
+)
 def test_retry_after(value: str | None, seconds: float | None) -> None:
     assert parse_retry_after(value, now=NOW) == seconds
 
 
 # -- the errors it builds ---------------------------------------------------------------------------
 
+
 def test_error_texts_are_german_and_english_and_redacted() -> None:
     secret = "acme_live_do-not-show-9f8e7d"
     redaction.remember(secret)
-    error = classify_status(500).error("Acme Mail", host="api.acme-mail.example",
-                                       details={"request_id": "req_1", "description": f"echo {secret}"})
+    error = classify_status(500).error(
+        "Acme Mail", host="api.acme-mail.example", details={"request_id": "req_1", "description": f"echo {secret}"}
+    )
     assert isinstance(error, UnknownOutcomeError)
     assert "vielleicht" in error.render("de") and "may or may not" in error.render("en")
     assert "request_id=req_1" in error.render("en") and "status=500" in error.render("en")

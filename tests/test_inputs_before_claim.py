@@ -13,8 +13,20 @@ from ccm_mail_hookspecs import AttachmentError, ConfigError, Status, hookimpl
 
 from host_support import INVOICE, run_cli
 
-SEND = ("send", "--purpose", "invoice", "--to", "kunde@example.de", "--field", "extRechnungsNr=RE-1",
-        "--field", "Anrede=Hallo", "--field", "Betrag=1 €", "--yes")
+SEND = (
+    "send",
+    "--purpose",
+    "invoice",
+    "--to",
+    "kunde@example.de",
+    "--field",
+    "extRechnungsNr=RE-1",
+    "--field",
+    "Anrede=Hallo",
+    "--field",
+    "Betrag=1 €",
+    "--yes",
+)
 
 
 @pytest.mark.parametrize("header", ["X-Absys: a\r\nBcc: evil@x.example", "X-Absys: a\nb", "X-Absys: a\x00b"])
@@ -28,6 +40,7 @@ def test_line_break_in_a_header_value_is_refused_before_the_claim(make_mailer, w
 
 def test_line_break_in_an_attachment_name_is_refused(make_mailer, workdir) -> None:
     from ccm_mail_hookspecs import Attachment
+
     mailer = make_mailer()
     (workdir / "RE-1.pdf").write_bytes(b"%PDF-1.4\n")
     bad = Attachment(workdir / "RE-1.pdf", filename="RE-1.pdf\r\nContent-Type: text/html")
@@ -50,9 +63,15 @@ def test_a_fifo_as_attachment_is_refused_without_hanging(make_mailer, workdir) -
     mailer = make_mailer()
     os.mkfifo(workdir / "pipe.pdf")
     done: list[BaseException] = []
-    worker = threading.Thread(target=lambda: _catch(done, lambda: mailer.send(
-        "invoice", to=["kunde@example.de"], data=INVOICE, attachments=[workdir / "pipe.pdf"], assume_yes=True)),
-        daemon=True)
+    worker = threading.Thread(
+        target=lambda: _catch(
+            done,
+            lambda: mailer.send(
+                "invoice", to=["kunde@example.de"], data=INVOICE, attachments=[workdir / "pipe.pdf"], assume_yes=True
+            ),
+        ),
+        daemon=True,
+    )
     worker.start()
     worker.join(10)
     if worker.is_alive():  # unblock the reader so the test process can end, then fail
@@ -98,14 +117,21 @@ class Unexpected:
 
             def send(self, message):  # type: ignore[no-untyped-def]
                 raise KeyError("surprise")
-        register(AccountType("broken", T("Kaputt", "Broken"), (Field("sender", T("Absender", "Sender"), kind="email"),),
-                             Broken))
+
+        register(
+            AccountType(
+                "broken", T("Kaputt", "Broken"), (Field("sender", T("Absender", "Sender"), kind="email"),), Broken
+            )
+        )
 
 
 def test_only_the_transports_own_request_ends_unknown(make_mailer, workdir) -> None:
     from host_support import BASE_CONFIG
-    mailer = make_mailer(BASE_CONFIG.replace("    type: pickup\n    folder: out\n", "    type: broken\n"),
-                         plugins={"broken": Unexpected()})
+
+    mailer = make_mailer(
+        BASE_CONFIG.replace("    type: pickup\n    folder: out\n", "    type: broken\n"),
+        plugins={"broken": Unexpected()},
+    )
     result = mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
     assert result.status is Status.UNKNOWN and result.exit_code == ExitCode.UNKNOWN
     assert "KeyError" in result.error.render("de")

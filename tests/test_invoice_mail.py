@@ -78,21 +78,30 @@ def test_purpose_defaults_reach_the_message(make_mailer, workdir) -> None:
 
 def test_caller_reply_to_wins_and_cc_adds(make_mailer, workdir) -> None:
     mailer = make_mailer(config_with())
-    mailer.send("invoice", to=["kunde@example.de"], cc=["chef@example.de"], reply_to=["service@codicon.de"],
-                data=WITH_DATA, assume_yes=True)
+    mailer.send(
+        "invoice",
+        to=["kunde@example.de"],
+        cc=["chef@example.de"],
+        reply_to=["service@codicon.de"],
+        data=WITH_DATA,
+        assume_yes=True,
+    )
     msg = eml(only_eml(workdir / "out"))
     assert [a.addr_spec for a in msg["Reply-To"].addresses] == ["service@codicon.de"]
     assert [a.addr_spec for a in msg["Cc"].addresses] == ["chef@example.de", "buchhaltung@codicon.de"]
 
 
-@pytest.mark.parametrize(("value", "key", "words"), [
-    ('"a@codicon.de\\r\\nBcc: spion@example.com"', "reply_to", "Zeilenumbruch"),
-    ('"a@codicon.de\\nX: y"', "cc", "Zeilenumbruch"),
-    ("[a@codicon.de, b@codicon.de]", "from", "keine Liste"),
-    ('"a@codicon.de, b@codicon.de"', "from", "nicht genau eine Adresse"),
-    ('"kein-at-zeichen"', "bcc", "@"),
-    ('"#Unbekannt#"', "reply_to", "unbekannter Platzhalter"),
-])
+@pytest.mark.parametrize(
+    ("value", "key", "words"),
+    [
+        ('"a@codicon.de\\r\\nBcc: spion@example.com"', "reply_to", "Zeilenumbruch"),
+        ('"a@codicon.de\\nX: y"', "cc", "Zeilenumbruch"),
+        ("[a@codicon.de, b@codicon.de]", "from", "keine Liste"),
+        ('"a@codicon.de, b@codicon.de"', "from", "nicht genau eine Adresse"),
+        ('"kein-at-zeichen"', "bcc", "@"),
+        ('"#Unbekannt#"', "reply_to", "unbekannter Platzhalter"),
+    ],
+)
 def test_bad_defaults_are_config_errors_with_their_line(write_config, workdir, value, key, words) -> None:
     purpose = f"  invoice:\n    account: Rechnungsversand\n    {key}: {value}\n"
     write_config(config_with(purpose))
@@ -102,10 +111,13 @@ def test_bad_defaults_are_config_errors_with_their_line(write_config, workdir, v
     assert f":{line}: purposes.invoice.{key}:" in proc.stderr and words in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("SachbearbeiterMail", "weiss@codicon.de>\r\nBcc: spion@example.com"),
-    ("SachbearbeiterMail", "weiss@codicon.de>, <spion@example.com"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("SachbearbeiterMail", "weiss@codicon.de>\r\nBcc: spion@example.com"),
+        ("SachbearbeiterMail", "weiss@codicon.de>, <spion@example.com"),
+    ],
+)
 def test_data_cannot_add_a_recipient_through_a_default(make_mailer, workdir, field, value) -> None:
     mailer = make_mailer(config_with())
     with pytest.raises(AddressError):
@@ -117,8 +129,9 @@ def test_from_placeholder_must_render_to_one_address(make_mailer) -> None:
     purpose = '  invoice:\n    account: Rechnungsversand\n    from: "#SachbearbeiterMail#"\n'
     mailer = make_mailer(config_with(purpose))
     with pytest.raises(AddressError, match="nicht genau eine Adresse"):
-        mailer.send("invoice", to=["k@example.de"], data=dict(WITH_DATA, SachbearbeiterMail="a@x.de; b@x.de"),
-                    assume_yes=True)
+        mailer.send(
+            "invoice", to=["k@example.de"], data=dict(WITH_DATA, SachbearbeiterMail="a@x.de; b@x.de"), assume_yes=True
+        )
     assert mailer.journal.query() == []
 
 
@@ -139,12 +152,27 @@ def test_mapping_without_account_and_unknown_key(make_mailer) -> None:
 
 
 def test_purposes_set_keeps_the_mapping_and_the_comments(write_config, workdir) -> None:
-    text = config_with(PURPOSE.replace("    cc: buchhaltung@codicon.de\n",
-                                       "    cc: buchhaltung@codicon.de   # Kopie an die Buchhaltung\n"))
+    text = config_with(
+        PURPOSE.replace(
+            "    cc: buchhaltung@codicon.de\n", "    cc: buchhaltung@codicon.de   # Kopie an die Buchhaltung\n"
+        )
+    )
     path = write_config(text)
-    proc = run_cli("purposes", "set", "invoice", "Rechnungsversand", "--set", "bcc=gobd@codicon.de",
-                   "--set", "archive.folder=archiv", "--set", "archive.retention_years=8", "--unset", "from",
-                   cwd=workdir)
+    proc = run_cli(
+        "purposes",
+        "set",
+        "invoice",
+        "Rechnungsversand",
+        "--set",
+        "bcc=gobd@codicon.de",
+        "--set",
+        "archive.folder=archiv",
+        "--set",
+        "archive.retention_years=8",
+        "--unset",
+        "from",
+        cwd=workdir,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     after = path.read_text(encoding="utf-8")
     assert "# Kopie an die Buchhaltung" in after and "from:" not in after
@@ -157,8 +185,11 @@ def test_purposes_set_keeps_the_mapping_and_the_comments(write_config, workdir) 
 
 # ---- 2. e-invoices --------------------------------------------------------------------------------
 def test_recognised_by_content_not_by_name(tmp_path) -> None:
-    for sample, kind, syntax in (("xrechnung-ubl.xml", "xrechnung", "UBL Invoice"),
-                                 ("xrechnung-cii.xml", "xrechnung", "CII"), ("zugferd.pdf", "zugferd", "CII")):
+    for sample, kind, syntax in (
+        ("xrechnung-ubl.xml", "xrechnung", "UBL Invoice"),
+        ("xrechnung-cii.xml", "xrechnung", "CII"),
+        ("zugferd.pdf", "zugferd", "CII"),
+    ):
         renamed = tmp_path / f"{sample}.dat"
         shutil.copyfile(DATA / sample, renamed)
         found = recognise(renamed)
@@ -172,8 +203,11 @@ def test_recognised_by_content_not_by_name(tmp_path) -> None:
     assert recognise(DATA / "zugferd-with-ubl.pdf") is None  # factur-x.xml that is not CII
     assert recognise(DATA / "plain.pdf") is None
     bomb = tmp_path / "xrechnung.xml"
-    bomb.write_text('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><Invoice xmlns="urn:oasis:names:'
-                    'specification:ubl:schema:xsd:Invoice-2">&a;</Invoice>', encoding="utf-8")
+    bomb.write_text(
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><Invoice xmlns="urn:oasis:names:'
+        'specification:ubl:schema:xsd:Invoice-2">&a;</Invoice>',
+        encoding="utf-8",
+    )
     assert recognise(bomb) is None  # a DOCTYPE is never read further
 
 
@@ -185,7 +219,9 @@ def test_einvoice_goes_with_its_media_type_name_and_bytes(make_mailer, workdir) 
     mailer = make_mailer(config_with("  invoice:\n    account: Rechnungsversand\n    einvoice: required\n", ""))
     preview = mailer.preview("invoice", to=["k@example.de"], data=INVOICE, attachments=[xml, pdf])
     assert [(a.filename, a.content_type) for a in preview.message.attachments] == [
-        ("RE-2026-00042.xml", "application/xml"), ("Rechnung.pdf", "application/pdf")]
+        ("RE-2026-00042.xml", "application/xml"),
+        ("Rechnung.pdf", "application/pdf"),
+    ]
     assert [e["kind"] for e in preview.extra["einvoice"]] == ["xrechnung", "zugferd"]
     assert preview.extra["einvoice"][1]["label"] == "ZUGFeRD/Factur-X (factur-x.xml, EN 16931, PDF/A-3)"
     mailer.send("invoice", to=["k@example.de"], data=INVOICE, attachments=[xml, pdf], assume_yes=True)
@@ -200,17 +236,21 @@ def test_optional_purpose_names_a_pdf_by_its_content_without_reading_it(make_mai
     is not even imported (a cold call would pay ~0.1 s for it)."""
     import subprocess
     import sys
+
     pdf = workdir / "Rechnung-ohne-Endung"
     shutil.copyfile(DATA / "plain.pdf", pdf)
-    probe = ("import sys; from pathlib import Path; from ccm_mail_hookspecs import Attachment; "
-             "from ccm_mail_core.einvoice import classify; "
-             f"a, found = classify(Attachment(Path({str(pdf)!r})), pdf=False); "
-             "print(a.filename, a.content_type, found, 'pypdf' in sys.modules)")
+    probe = (
+        "import sys; from pathlib import Path; from ccm_mail_hookspecs import Attachment; "
+        "from ccm_mail_core.einvoice import classify; "
+        f"a, found = classify(Attachment(Path({str(pdf)!r})), pdf=False); "
+        "print(a.filename, a.content_type, found, 'pypdf' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["Rechnung-ohne-Endung.pdf", "application/pdf", "None", "False"]
     preview = make_mailer().preview("invoice", to=["k@example.de"], data=INVOICE, attachments=[pdf])
     assert [(a.filename, a.content_type) for a in preview.message.attachments] == [
-        ("Rechnung-ohne-Endung.pdf", "application/pdf")]
+        ("Rechnung-ohne-Endung.pdf", "application/pdf")
+    ]
 
 
 @pytest.mark.parametrize("attach", [["plain.pdf"], ["fake-factur-x.xml"], ["zugferd-with-ubl.pdf"], []])
@@ -218,26 +258,45 @@ def test_einvoice_required_refuses_before_anything_leaves(write_config, workdir,
     write_config(config_with("  invoice:\n    account: Rechnungsversand\n    einvoice: required\n", ""))
     (workdir / "invoice.json").write_text(json.dumps(INVOICE), encoding="utf-8")
     args = [a for name in attach for a in ("--attach", str(DATA / name))]
-    proc = run_cli("send", "--purpose", "invoice", "--to", "k@example.de", "--data", "invoice.json", "--yes", *args,
-                   cwd=workdir)
+    proc = run_cli(
+        "send", "--purpose", "invoice", "--to", "k@example.de", "--data", "invoice.json", "--yes", *args, cwd=workdir
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "verlangt eine E-Rechnung" in proc.stderr and "nichts gesendet" in proc.stderr
     assert not (workdir / "out").exists()
     code, data = cli_json("journal", cwd=workdir)
     assert data["entries"] == []
-    en = run_cli("send", "--purpose", "invoice", "--to", "k@example.de", "--data", "invoice.json", "--yes", "--lang",
-                 "en", *args, cwd=workdir)
+    en = run_cli(
+        "send",
+        "--purpose",
+        "invoice",
+        "--to",
+        "k@example.de",
+        "--data",
+        "invoice.json",
+        "--yes",
+        "--lang",
+        "en",
+        *args,
+        cwd=workdir,
+    )
     assert en.returncode == 2 and "requires an e-invoice" in en.stderr
 
 
 def test_einvoice_required_sends_with_one(make_mailer, workdir) -> None:
     mailer = make_mailer(config_with("  invoice:\n    account: Rechnungsversand\n    einvoice: required\n", ""))
-    result = mailer.send("invoice", to=["k@example.de"], data=INVOICE, attachments=[DATA / "zugferd.pdf"],
-                         assume_yes=True)
+    result = mailer.send(
+        "invoice", to=["k@example.de"], data=INVOICE, attachments=[DATA / "zugferd.pdf"], assume_yes=True
+    )
     assert result.status.value == "sent"
     with pytest.raises(EInvoiceMissing):
-        mailer.send("invoice", to=["k@example.de"], data=dict(INVOICE, extRechnungsNr="RE-2"),
-                    attachments=[DATA / "plain.pdf"], assume_yes=True)
+        mailer.send(
+            "invoice",
+            to=["k@example.de"],
+            data=dict(INVOICE, extRechnungsNr="RE-2"),
+            attachments=[DATA / "plain.pdf"],
+            assume_yes=True,
+        )
 
 
 # ---- 3. the archive copy -----------------------------------------------------------------------
@@ -246,8 +305,9 @@ ARCHIVED = "  invoice:\n    account: Rechnungsversand\n    archive: {folder: arc
 
 def test_archive_copy_is_the_exact_eml_and_verify_proves_it(make_mailer, workdir) -> None:
     mailer = make_mailer(config_with(ARCHIVED, ""))
-    result = mailer.send("invoice", to=["k@example.de"], data=INVOICE, attachments=[DATA / "zugferd.pdf"],
-                         assume_yes=True)
+    result = mailer.send(
+        "invoice", to=["k@example.de"], data=INVOICE, attachments=[DATA / "zugferd.pdf"], assume_yes=True
+    )
     assert result.status.value == "sent" and result.archive is not None
     row = mailer.journal.get(result.journal_id)
     copy = Path(row.archive_file)
@@ -263,8 +323,12 @@ def test_archive_copy_is_the_exact_eml_and_verify_proves_it(make_mailer, workdir
 
 def test_archive_verify_finds_an_altered_and_a_deleted_copy(make_mailer, workdir) -> None:
     mailer = make_mailer(config_with(ARCHIVED, ""))
-    rows = [mailer.send("invoice", to=["k@example.de"], data=dict(INVOICE, extRechnungsNr=f"RE-{n}"),
-                        assume_yes=True).journal_id for n in range(3)]
+    rows = [
+        mailer.send(
+            "invoice", to=["k@example.de"], data=dict(INVOICE, extRechnungsNr=f"RE-{n}"), assume_yes=True
+        ).journal_id
+        for n in range(3)
+    ]
     files = [Path(mailer.journal.get(r).archive_file) for r in rows]
     mailer.close()
     os.chmod(files[0], 0o600)
@@ -282,6 +346,7 @@ def test_archive_is_write_once(tmp_path) -> None:
     from datetime import datetime, timezone
 
     from ccm_mail_core.archive import ArchiveError, store
+
     when = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
     first, digest = store(tmp_path, 7, "<a@codicon.de>", when, b"one")
     with pytest.raises(ArchiveError, match="nie überschrieben"):
@@ -299,6 +364,7 @@ def test_archive_without_hard_links_is_still_write_once(tmp_path, monkeypatch) -
 
     def no_links(src: str, dst: str) -> None:
         raise OSError(errno_mod.EPERM, "Operation not permitted")
+
     monkeypatch.setattr(archive.os, "link", no_links)
     when = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
     first, digest = archive.store(tmp_path, 8, "<b@codicon.de>", when, b"one")
@@ -327,8 +393,9 @@ def test_config_check_names_the_archive_folder(write_config, workdir) -> None:
     assert proc.returncode == 0 and f"Archivkopie (GoBD): {workdir / 'archiv'}, aufzubewahren 10 Jahre" in proc.stdout
 
 
-@pytest.mark.parametrize("archive", ["{retention_years: 10}", "{folder: a, retention_years: 0}", "[a]",
-                                     "{folder: a, keep: 3}"])
+@pytest.mark.parametrize(
+    "archive", ["{retention_years: 10}", "{folder: a, retention_years: 0}", "[a]", "{folder: a, keep: 3}"]
+)
 def test_bad_archive_settings(make_mailer, archive) -> None:
     with pytest.raises(ConfigProblems) as err:
         make_mailer(config_with(f"  invoice:\n    account: Rechnungsversand\n    archive: {archive}\n", ""))
@@ -339,8 +406,10 @@ def test_schema_2_sqlite_journal_gets_the_archive_columns_with_a_warning(workdir
     import sqlite3
 
     from ccm_mail_core.journal.sqlite import _SCHEMA
-    old = textwrap.dedent(_SCHEMA).replace("    payload       TEXT,\n    archive_sha256 TEXT,\n    archive_file  TEXT\n",
-                                           "    payload       TEXT\n")
+
+    old = textwrap.dedent(_SCHEMA).replace(
+        "    payload       TEXT,\n    archive_sha256 TEXT,\n    archive_file  TEXT\n", "    payload       TEXT\n"
+    )
     assert "archive_sha256" not in old
     db = sqlite3.connect(workdir / "journal.sqlite")
     db.executescript(old + "PRAGMA user_version=2;")

@@ -35,8 +35,9 @@ def fresh_url(pg_server: Any) -> str:
 
 
 def pg_config(url: str, *, extra: str = "") -> str:
-    return BASE_CONFIG.replace(SQLITE_SECTION, f"journal:\n  url: {url}\n  password: {{env: {PG_PASSWORD_ENV}}}\n"
-                               f"  lease_seconds: 2\n{extra}")
+    return BASE_CONFIG.replace(
+        SQLITE_SECTION, f"journal:\n  url: {url}\n  password: {{env: {PG_PASSWORD_ENV}}}\n  lease_seconds: 2\n{extra}"
+    )
 
 
 @pytest.fixture
@@ -46,8 +47,13 @@ def pg_env(pg_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def rows_file(path: Path, n: int, tag: str = "RE") -> Path:
-    path.write_text("".join(json.dumps({"to": f"kunde{i}@example.de", "data": dict(
-        INVOICE, extRechnungsNr=f"{tag}-{i:05d}")}) + "\n" for i in range(n)), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps({"to": f"kunde{i}@example.de", "data": dict(INVOICE, extRechnungsNr=f"{tag}-{i:05d}")}) + "\n"
+            for i in range(n)
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -83,15 +89,19 @@ def test_a_schema_1_database_is_refused_until_migrate_adds_the_archive_columns(p
     url = fresh_url(pg_env)
     PostgresJournal(url, password=pg_env.password, migrate=True).close()
     db = url.rsplit("/", 1)[1]
-    pg_env.psql("ALTER TABLE messages DROP COLUMN archive_sha256; ALTER TABLE messages DROP COLUMN archive_file;"
-                " DELETE FROM ccm_schema WHERE version = 2", db=db)
+    pg_env.psql(
+        "ALTER TABLE messages DROP COLUMN archive_sha256; ALTER TABLE messages DROP COLUMN archive_file;"
+        " DELETE FROM ccm_schema WHERE version = 2",
+        db=db,
+    )
     with pytest.raises(JournalError, match="hat Schema 1, dieses ccm-mail braucht 2"):
         PostgresJournal(url, password=pg_env.password)
     (workdir / "ccm-mail.yaml").write_text(pg_config(url), encoding="utf-8")
     code, migrated = cli_json("journal", "migrate", cwd=workdir)
     assert code == 0 and (migrated["from"], migrated["to"]) == (1, 2), migrated
-    archived = pg_config(url).replace("  invoice: Rechnungsversand\n",
-                                      "  invoice:\n    account: Rechnungsversand\n    archive: {folder: archiv}\n")
+    archived = pg_config(url).replace(
+        "  invoice: Rechnungsversand\n", "  invoice:\n    account: Rechnungsversand\n    archive: {folder: archiv}\n"
+    )
     (workdir / "ccm-mail.yaml").write_text(archived, encoding="utf-8")
     with Mailer.from_config(workdir / "ccm-mail.yaml", load_entrypoints=False) as mailer:
         result = mailer.send("invoice", to=["k@example.de"], data=INVOICE, assume_yes=True)
@@ -109,6 +119,7 @@ def test_sqlite_journal_of_today_needs_no_migration(make_mailer, workdir) -> Non
 
 def test_a_schema_1_sqlite_journal_is_upgraded_with_a_warning(workdir, caplog) -> None:
     import sqlite3
+
     db = sqlite3.connect(workdir / "journal.sqlite")
     db.executescript("""
         CREATE TABLE messages (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL UNIQUE, purpose TEXT NOT NULL,
@@ -128,22 +139,45 @@ def test_a_schema_1_sqlite_journal_is_upgraded_with_a_warning(workdir, caplog) -
     proc = run_cli("journal", "migrate", cwd=workdir)
     assert proc.returncode == 0 and "Schema 1 → 3" in proc.stdout, proc.stdout + proc.stderr
     assert "journal_schema_upgraded" in proc.stderr  # said, not silent
-    again = run_cli("send", "--purpose", "invoice", "--to", "k@example.de", "--data", "-", "--yes", cwd=workdir,
-                    stdin=json.dumps(INVOICE))
+    again = run_cli(
+        "send",
+        "--purpose",
+        "invoice",
+        "--to",
+        "k@example.de",
+        "--data",
+        "-",
+        "--yes",
+        cwd=workdir,
+        stdin=json.dumps(INVOICE),
+    )
     assert again.returncode == 5, again.stderr  # the old journal's invoice still counts
 
 
 # ---- moving over -------------------------------------------------------------------------------
 def test_copy_moves_history_and_the_duplicate_check(pg_env, workdir, make_mailer) -> None:
-    mailer = make_mailer(BASE_CONFIG.replace("  invoice: Rechnungsversand\n", "  invoice:\n    account: Rechnungsversand\n"
-                                             "    archive: {folder: archiv}\n"))
+    mailer = make_mailer(
+        BASE_CONFIG.replace(
+            "  invoice: Rechnungsversand\n",
+            "  invoice:\n    account: Rechnungsversand\n    archive: {folder: archiv}\n",
+        )
+    )
     first = mailer.send("invoice", to=["k@example.de"], data=INVOICE, assume_yes=True)
     assert first.archive is not None  # the archive copy's hash travels with the row
     second = mailer.send("invoice", to=["k@example.de"], data=dict(INVOICE, extRechnungsNr="RE-2"), assume_yes=True)
-    declined = mailer.journal.create(message_id="<c@codicon.de>", purpose="invoice", account="Rechnungsversand",
-                                     account_type="pickup", reference="RE-3", recipients=["x@example.de"], subject="s",
-                                     status=Status.CANCELLED, allow_duplicate=True, error="abgelehnt",
-                                     error_kind="cancelled")
+    declined = mailer.journal.create(
+        message_id="<c@codicon.de>",
+        purpose="invoice",
+        account="Rechnungsversand",
+        account_type="pickup",
+        reference="RE-3",
+        recipients=["x@example.de"],
+        subject="s",
+        status=Status.CANCELLED,
+        allow_duplicate=True,
+        error="abgelehnt",
+        error_kind="cancelled",
+    )
     before = {e.id: (e, mailer.journal.events(e.id)) for e in mailer.journal.query(limit=0)}
     mailer.close()
     url = fresh_url(pg_env)
@@ -151,7 +185,8 @@ def test_copy_moves_history_and_the_duplicate_check(pg_env, workdir, make_mailer
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(proc.stdout)
     assert (data["messages"], data["schema_created"]) == (3, True) and data["events"] == sum(
-        len(ev) for _, ev in before.values())
+        len(ev) for _, ev in before.values()
+    )
     assert pg_env.password not in proc.stdout + proc.stderr
     # a second copy into the same database is refused: nothing doubled
     again = run_cli("journal", "copy", "--to", url, "--password-env", PG_PASSWORD_ENV, cwd=workdir)
@@ -175,6 +210,7 @@ def test_copy_moves_history_and_the_duplicate_check(pg_env, workdir, make_mailer
 # ---- unreachable, secrets ---------------------------------------------------------------------
 def test_config_check_names_host_port_and_reason(pg_env, workdir) -> None:
     from ccm_mail_core.testing.pgserver import free_port
+
     port = free_port()
     url = f"postgresql://ccm@127.0.0.1:{port}/ccm_mail"
     (workdir / "ccm-mail.yaml").write_text(pg_config(url), encoding="utf-8")
@@ -223,13 +259,21 @@ def test_hosts_racing_for_one_reference_queue_it_once(pg_env) -> None:
         for n in range(20):
             barrier.wait()
             try:
-                j.create(message_id=f"<{n}.{host}@codicon.de>", purpose="invoice", account="R", account_type="pickup",
-                         reference=f"RE-{n}", recipients=["k@example.de"], subject="s")
+                j.create(
+                    message_id=f"<{n}.{host}@codicon.de>",
+                    purpose="invoice",
+                    account="R",
+                    account_type="pickup",
+                    reference=f"RE-{n}",
+                    recipients=["k@example.de"],
+                    subject="s",
+                )
                 result = "queued"
             except DuplicateSend:
                 result = "duplicate"
             with lock:
                 outcomes[result] += 1
+
     threads = [threading.Thread(target=race, args=(j, i)) for i, j in enumerate(journals)]
     for t in threads:
         t.start()
@@ -263,10 +307,16 @@ def test_a_row_held_by_a_dead_host_is_looked_up_after_its_lease(pg_env, workdir,
     mailer = make_mailer(pg_config(url))
     preview = mailer.compose("invoice", to=["k@example.de"], data=INVOICE, assume_yes=True)
     from ccm_mail_core.journal import row_fields
+
     row = mailer.journal.create(**row_fields(preview.message, preview.context))
     env = {**os.environ, "CCM_MAIL_HOST_ID": "absys-server-2", PG_PASSWORD_ENV: pg_env.password}
-    other = subprocess.Popen([sys.executable, "-c", CLAIM_AND_DIE.replace("{env}", PG_PASSWORD_ENV), url, str(row)],
-                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    other = subprocess.Popen(
+        [sys.executable, "-c", CLAIM_AND_DIE.replace("{env}", PG_PASSWORD_ENV), url, str(row)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         holder = other.stdout.readline().strip()  # type: ignore[union-attr]
         assert holder.startswith("absys-server-2:"), holder
@@ -345,8 +395,10 @@ class StopDatabase:
 def test_database_stopped_mid_batch_stops_at_once_then_resumes_exactly_once(pg_env, workdir, make_mailer) -> None:
     url = fresh_url(pg_env)
     PostgresJournal(url, password=pg_env.password, migrate=True).close()
-    config = pg_config(url).replace("    from_name: codicon GmbH\n", "    from_name: codicon GmbH\n    limits:\n"
-                                    "      messages: 1000\n      per_seconds: 1\n      concurrency: 1\n")
+    config = pg_config(url).replace(
+        "    from_name: codicon GmbH\n",
+        "    from_name: codicon GmbH\n    limits:\n      messages: 1000\n      per_seconds: 1\n      concurrency: 1\n",
+    )
     config += "outbox:\n  grace_seconds: 0\n"
     stopper = StopDatabase(pg_env, after=3)
     mailer = make_mailer(config, plugins={"stopper": stopper})
@@ -371,6 +423,7 @@ def test_database_stopped_mid_batch_stops_at_once_then_resumes_exactly_once(pg_e
 
 def test_sqlite_journal_object_is_still_what_journal_path_opens(tmp_path) -> None:
     from ccm_mail_core.journal import Journal
+
     journal = Journal(tmp_path / "j.sqlite")
     try:
         assert isinstance(journal, SQLiteJournal) and not journal.shared
@@ -379,8 +432,10 @@ def test_sqlite_journal_object_is_still_what_journal_path_opens(tmp_path) -> Non
 
 
 def test_help_does_not_import_the_postgresql_driver() -> None:
-    code = ("import sys\nfrom ccm_mail_core.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "from ccm_mail_core import Mailer, journal, batch, outbox\n"
-            "assert not [m for m in sys.modules if m.startswith('psycopg')], sorted(sys.modules)\n")
+    code = (
+        "import sys\nfrom ccm_mail_core.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "from ccm_mail_core import Mailer, journal, batch, outbox\n"
+        "assert not [m for m in sys.modules if m.startswith('psycopg')], sorted(sys.modules)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

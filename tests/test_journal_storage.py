@@ -29,9 +29,19 @@ from host_support import BASE_CONFIG, INVOICE, run_cli
 
 
 def write_rows(path: Path, n: int) -> Path:
-    path.write_text("".join(json.dumps({"to": f"kunde{i}@example.de", "data": dict(
-        INVOICE, extRechnungsNr=f"RE-{i:05d}", Anrede="Sehr geehrte Damen und Herren " * 8)}) + "\n"
-        for i in range(n)), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "to": f"kunde{i}@example.de",
+                    "data": dict(INVOICE, extRechnungsNr=f"RE-{i:05d}", Anrede="Sehr geehrte Damen und Herren " * 8),
+                }
+            )
+            + "\n"
+            for i in range(n)
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -59,8 +69,10 @@ def test_file_size_limit_mid_batch_stops_at_once_with_one_message(workdir) -> No
     too): one clear message, a summary, no traceback flood, nothing sent without a claim on disk."""
     # grace 0: a row claimed but never sent is found missing at once and sent on the re-run;
     # no pacing: a pickup folder has no Exchange limits
-    config = BASE_CONFIG.replace("    from_name: codicon GmbH\n", "    from_name: codicon GmbH\n    limits:\n"
-                                 "      messages: 1000\n      per_seconds: 1\n")
+    config = BASE_CONFIG.replace(
+        "    from_name: codicon GmbH\n",
+        "    from_name: codicon GmbH\n    limits:\n      messages: 1000\n      per_seconds: 1\n",
+    )
     (workdir / "ccm-mail.yaml").write_text(config + "outbox:\n  grace_seconds: 0\n", encoding="utf-8")
     write_rows(workdir / "b.jsonl", 60)
     limit = 400_000  # the queued rows fit; a few sends later the journal cannot grow any more
@@ -69,9 +81,15 @@ def test_file_size_limit_mid_batch_stops_at_once_with_one_message(workdir) -> No
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     env = {**os.environ, "CCM_MAIL_LOAD_PLUGINS": ""}
-    proc = subprocess.run([sys.executable, "-m", "ccm_mail_core.cli", "batch", "b.jsonl", "--purpose", "invoice",
-                           "--yes"], cwd=workdir, env=env, capture_output=True, text=True, timeout=120,
-                          preexec_fn=limited)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ccm_mail_core.cli", "batch", "b.jsonl", "--purpose", "invoice", "--yes"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limited,
+    )
     rows = journal_rows(workdir / "journal.sqlite")
     states = Counter(r["status"] for r in rows)
     assert states["sent"] >= 1 and states["queued"] >= 1, (states, proc.stderr)  # it did stop mid-run
@@ -85,8 +103,14 @@ def test_file_size_limit_mid_batch_stops_at_once_with_one_message(workdir) -> No
     claimed = {safe(r["message_id"]) for r in rows if r["status"] in ("sent", "sending")}
     assert recorded <= set(left) <= claimed and set(left.values()) == {1}
     # without the limit the same command finishes the batch and sends nothing twice
-    again = subprocess.run([sys.executable, "-m", "ccm_mail_core.cli", "batch", "b.jsonl", "--purpose", "invoice",
-                            "--yes"], cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "ccm_mail_core.cli", "batch", "b.jsonl", "--purpose", "invoice", "--yes"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode in (0, 4), again.stderr
     assert len(eml_ids(workdir / "out")) == 60 and set(eml_ids(workdir / "out").values()) == {1}
 
@@ -115,8 +139,9 @@ class Vanish:
 def test_journal_deleted_or_replaced_mid_run_stops_the_run(make_mailer, workdir, how) -> None:
     """Defect 8: the run notices before its next claim and stops with a clear error, instead of
     reporting ok into a journal nobody will read (and sending everything again next time)."""
-    one_at_a_time = BASE_CONFIG.replace("    from_name: codicon GmbH\n", "    from_name: codicon GmbH\n    limits:\n"
-                                                                   "      concurrency: 1\n")
+    one_at_a_time = BASE_CONFIG.replace(
+        "    from_name: codicon GmbH\n", "    from_name: codicon GmbH\n    limits:\n      concurrency: 1\n"
+    )
     mailer = make_mailer(one_at_a_time, plugins={"vanish": Vanish(workdir / "journal.sqlite", how)})
     plan = batch.plan(mailer, write_rows(workdir / "b.jsonl", 5), "invoice")
     batch.queue_plan(mailer, plan)

@@ -37,8 +37,15 @@ journal:
 
 def ccm(workdir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring", LOAD_PLUGINS: "office365"}
-    return subprocess.run([sys.executable, "-m", "ccm_mail_core.cli", *args], cwd=workdir, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "ccm_mail_core.cli", *args],
+        cwd=workdir,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -49,12 +56,19 @@ def configured(workdir: Path) -> Path:
 
 def test_secret_set_from_stdin_is_used_and_never_shown(configured: Path) -> None:
     missing = ccm(configured, "config", "check")
-    assert missing.returncode == 2 and "Im Schlüsselbund fehlt ccm-mail/Rechnungsversand/client_secret" in missing.stderr
+    assert (
+        missing.returncode == 2 and "Im Schlüsselbund fehlt ccm-mail/Rechnungsversand/client_secret" in missing.stderr
+    )
     assert "ccm-mail secrets set Rechnungsversand" in missing.stderr
     stored = ccm(configured, "secrets", "set", "Rechnungsversand", "--stdin", "--json", stdin=SECRET + "\n")
     assert stored.returncode == 0, stored.stderr
-    assert json.loads(stored.stdout) == {"ok": True, "account": "Rechnungsversand", "field": "client_secret",
-                                         "keyring": "ccm-mail/Rechnungsversand/client_secret", "config_uses_it": True}
+    assert json.loads(stored.stdout) == {
+        "ok": True,
+        "account": "Rechnungsversand",
+        "field": "client_secret",
+        "keyring": "ccm-mail/Rechnungsversand/client_secret",
+        "config_uses_it": True,
+    }
     check = ccm(configured, "config", "check")
     assert check.returncode == 0, check.stderr
     listing = ccm(configured, "accounts", "list", "--json")
@@ -64,15 +78,22 @@ def test_secret_set_from_stdin_is_used_and_never_shown(configured: Path) -> None
 
 
 def test_secret_set_tells_where_to_point_the_config(configured: Path) -> None:
-    (configured / "ccm-mail.yaml").write_text(CONFIG.replace(
-        "{keyring: ccm-mail/Rechnungsversand/client_secret}", "{env: NOT_SET_ANYWHERE}"), encoding="utf-8")
+    (configured / "ccm-mail.yaml").write_text(
+        CONFIG.replace("{keyring: ccm-mail/Rechnungsversand/client_secret}", "{env: NOT_SET_ANYWHERE}"),
+        encoding="utf-8",
+    )
     stored = ccm(configured, "secrets", "set", "Rechnungsversand", "--stdin", stdin=SECRET + "\n")
     assert stored.returncode == 0, stored.stderr
     assert "client_secret: {keyring: ccm-mail/Rechnungsversand/client_secret}" in stored.stdout
 
 
-@pytest.mark.parametrize(("args", "text"), [(("Nirgends",), "Unbekanntes Konto 'Nirgends'"),
-                                            (("Rechnungsversand", "--field", "mailbox"), "kein geheimes Feld mailbox")])
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (("Nirgends",), "Unbekanntes Konto 'Nirgends'"),
+        (("Rechnungsversand", "--field", "mailbox"), "kein geheimes Feld mailbox"),
+    ],
+)
 def test_secret_set_refuses_what_is_not_a_secret_field(configured: Path, args: tuple[str, ...], text: str) -> None:
     proc = ccm(configured, "secrets", "set", *args, "--stdin", stdin="x\n")
     assert proc.returncode == 2 and text in proc.stderr

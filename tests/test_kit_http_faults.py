@@ -37,9 +37,15 @@ class Probe(Transport):
         redaction.remember(TOKEN, f"Bearer {TOKEN}")
 
     def post(self, message: Message) -> tuple[Any, Any]:
-        return attempt(lambda: self.session.post(
-            self.endpoint.url + "/send", json={"id": message.message_id}, verify=str(self.endpoint.ca_file),
-            timeout=self.endpoint.timeout, allow_redirects=False))
+        return attempt(
+            lambda: self.session.post(
+                self.endpoint.url + "/send",
+                json={"id": message.message_id},
+                verify=str(self.endpoint.ca_file),
+                timeout=self.endpoint.timeout,
+                allow_redirects=False,
+            )
+        )
 
     def send(self, message: Message) -> Receipt:
         verdict, response = self.post(message)
@@ -77,8 +83,9 @@ class ReceiptForAnyAnswer(Probe):
 
 class CopiesTheEcho(Probe):
     def send(self, message: Message) -> Receipt:
-        response = self.session.post(self.endpoint.url + "/send", json={}, verify=str(self.endpoint.ca_file),
-                                     timeout=self.endpoint.timeout)
+        response = self.session.post(
+            self.endpoint.url + "/send", json={}, verify=str(self.endpoint.ca_file), timeout=self.endpoint.timeout
+        )
         raise TransportError(T(response.text, response.text))  # the provider's text, unfiltered
 
 
@@ -106,8 +113,9 @@ class NoCapfd:
 
 def run(transport: type[Probe], fault: str, tmp_path: Path) -> None:
     with capture_logs() as capture:
-        Suite().test_http_fault(fault, transport, Address("rechnung@firma.example"), [TOKEN], tmp_path,
-                                capture, NoCapfd())  # type: ignore[arg-type]
+        Suite().test_http_fault(
+            fault, transport, Address("rechnung@firma.example"), [TOKEN], tmp_path, capture, NoCapfd()
+        )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("fault", fault_ids())
@@ -120,22 +128,36 @@ def test_retrying_what_was_not_sent_is_allowed(fault: str, tmp_path: Path) -> No
     run(RetriesThrottling, fault, tmp_path)
 
 
-@pytest.mark.parametrize(("transport", "fault", "message"), [
-    (RetriesOnce, "reset_after_request",
-     r"\[reset_after_request\] the request reached the server 2 times: .*never retry an unknown outcome"),
-    (RetriesOnce, "status_502_from_proxy", r"reached the server 2 times"),
-    (RaisesBuiltin, "reset_after_request",
-     r"expected UnknownOutcomeError: the request body had been written when the connection reset, so the "
-     r"provider may have the message; got builtins\.RuntimeError: probe failed: reset — send\(\) must raise "
-     r"only ccm-mail errors"),
-    (RaisesBuiltin, "tls_untrusted_certificate", r"expected NetworkError: .*got builtins\.RuntimeError"),
-    (ReceiptForAnyAnswer, "status_500",
-     r"expected UnknownOutcomeError: 500 Internal Server Error.*got a Receipt, i\.e\. send\(\) reported the "
-     r"message as sent"),
-    (ReceiptForAnyAnswer, "status_429_retry_after", r"expected ThrottledError: .*got a Receipt"),
-], ids=["retry-reset", "retry-502", "builtin-reset", "builtin-tls", "receipt-500", "receipt-429"])
-def test_each_mistake_fails_with_a_readable_message(transport: type[Probe], fault: str, message: str,
-                                                    tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("transport", "fault", "message"),
+    [
+        (
+            RetriesOnce,
+            "reset_after_request",
+            r"\[reset_after_request\] the request reached the server 2 times: .*never retry an unknown outcome",
+        ),
+        (RetriesOnce, "status_502_from_proxy", r"reached the server 2 times"),
+        (
+            RaisesBuiltin,
+            "reset_after_request",
+            r"expected UnknownOutcomeError: the request body had been written when the connection reset, so the "
+            r"provider may have the message; got builtins\.RuntimeError: probe failed: reset — send\(\) must raise "
+            r"only ccm-mail errors",
+        ),
+        (RaisesBuiltin, "tls_untrusted_certificate", r"expected NetworkError: .*got builtins\.RuntimeError"),
+        (
+            ReceiptForAnyAnswer,
+            "status_500",
+            r"expected UnknownOutcomeError: 500 Internal Server Error.*got a Receipt, i\.e\. send\(\) reported the "
+            r"message as sent",
+        ),
+        (ReceiptForAnyAnswer, "status_429_retry_after", r"expected ThrottledError: .*got a Receipt"),
+    ],
+    ids=["retry-reset", "retry-502", "builtin-reset", "builtin-tls", "receipt-500", "receipt-429"],
+)
+def test_each_mistake_fails_with_a_readable_message(
+    transport: type[Probe], fault: str, message: str, tmp_path: Path
+) -> None:
     with pytest.raises(pytest.fail.Exception, match=message) as info:
         run(transport, fault, tmp_path)
     assert "DID NOT RAISE" not in str(info.value)
@@ -153,8 +175,13 @@ def test_the_fault_server_reads_chunked_and_expect_continue_requests(tmp_path: P
     ca = pki.write_ca(tmp_path)
     with FaultServer(Behaviour("respond", 202), pki.trusted) as server:
         chunks = iter([b"erster ", b"zweiter"])
-        response = requests.post(server.url + "/x", data=chunks, verify=str(ca), timeout=5,
-                                 headers={"Expect": "100-continue", "X-Api-Key": "key-1234567"})
+        response = requests.post(
+            server.url + "/x",
+            data=chunks,
+            verify=str(ca),
+            timeout=5,
+            headers={"Expect": "100-continue", "X-Api-Key": "key-1234567"},
+        )
         assert response.status_code == 202
         [request] = server.requests
     assert request.body == b"erster zweiter"
@@ -162,9 +189,16 @@ def test_the_fault_server_reads_chunked_and_expect_continue_requests(tmp_path: P
 
 
 def test_credentials_found_on_the_wire() -> None:
-    request = RawRequest("POST", "/send?sig=abcd1234&page=2", (
-        ("Authorization", "Basic dXNlcjpzM2NyM3Qtc2VjcmV0"), ("Ocp-Apim-Subscription-Key", "sub-key-99"),
-        ("Content-Type", "application/json")), b"")
+    request = RawRequest(
+        "POST",
+        "/send?sig=abcd1234&page=2",
+        (
+            ("Authorization", "Basic dXNlcjpzM2NyM3Qtc2VjcmV0"),
+            ("Ocp-Apim-Subscription-Key", "sub-key-99"),
+            ("Content-Type", "application/json"),
+        ),
+        b"",
+    )
     found = request.credentials()
     assert {"dXNlcjpzM2NyM3Qtc2VjcmV0", "user:s3cr3t-secret", "s3cr3t-secret", "sub-key-99", "abcd1234"} <= found
     assert "application/json" not in found and "2" not in found
@@ -172,7 +206,7 @@ def test_credentials_found_on_the_wire() -> None:
 
 # -- how a subclass switches the fault tests on (an inner pytest run) -------------------------------
 
-_CONFTEST = '''
+_CONFTEST = """
 import pytest
 from ccm_mail_core.testing import TransportConformance
 
@@ -184,7 +218,7 @@ class Base(TransportConformance):
 
     @pytest.fixture
     def sender(self): return Address("rechnung@firma.example")
-'''
+"""
 
 
 def test_a_transport_without_http_gets_one_skip(pytester: pytest.Pytester) -> None:
@@ -197,7 +231,8 @@ def test_a_transport_without_http_gets_one_skip(pytester: pytest.Pytester) -> No
 
 def test_known_failures_are_strict_and_checked(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(_CONFTEST)
-    pytester.makepyfile(test_probe=textwrap.dedent(f'''
+    pytester.makepyfile(
+        test_probe=textwrap.dedent(f"""
         import pytest
         from conftest import Base
         from test_kit_http_faults import Probe
@@ -210,7 +245,8 @@ def test_known_failures_are_strict_and_checked(pytester: pytest.Pytester) -> Non
 
             @pytest.fixture
             def http_transport(self): return Probe
-        '''))
+        """)
+    )
     pytester.syspathinsert(Path(__file__).parent)
     result = pytester.runpytest("-q", "-k", "status_500 or status_502", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
@@ -219,7 +255,7 @@ def test_known_failures_are_strict_and_checked(pytester: pytest.Pytester) -> Non
 
 def test_a_misspelt_known_failure_is_refused(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(_CONFTEST)
-    pytester.makepyfile('''
+    pytester.makepyfile("""
         import pytest
         from conftest import Base
 
@@ -228,7 +264,7 @@ def test_a_misspelt_known_failure_is_refused(pytester: pytest.Pytester) -> None:
 
             @pytest.fixture
             def http_transport(self): return None
-        ''')
+        """)
     result = pytester.runpytest("-q")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*http_fault_known_failures names no fault: ?'status_5OO'?*"])

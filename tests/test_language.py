@@ -15,8 +15,19 @@ from ccm_mail_hookspecs import Address, Message, Status, Transport, hookimpl
 from host_support import BASE_CONFIG, run_cli
 
 ENGLISH = BASE_CONFIG.replace("language: de", "language: en")
-SEND = ("send", "--purpose", "invoice", "--to", "kunde@example.de", "--field", "extRechnungsNr=RE-1",
-        "--field", "Anrede=Hallo", "--field", "Betrag=1 €")
+SEND = (
+    "send",
+    "--purpose",
+    "invoice",
+    "--to",
+    "kunde@example.de",
+    "--field",
+    "extRechnungsNr=RE-1",
+    "--field",
+    "Anrede=Hallo",
+    "--field",
+    "Betrag=1 €",
+)
 
 
 def test_config_language_is_the_clis_language(write_config, workdir) -> None:
@@ -61,8 +72,15 @@ def test_the_german_dialog_names_the_purpose(make_mailer, workdir) -> None:
 def test_outbox_resolve_speaks_the_configs_language(make_mailer, workdir) -> None:
     """Defect 29: states and history notes are German under ``language: de``."""
     mailer = make_mailer()
-    row = mailer.journal.create(message_id="<x@codicon.de>", purpose="invoice", account="Rechnungsversand",
-                                account_type="pickup", reference="RE-9", recipients=["a@example.de"], subject="s")
+    row = mailer.journal.create(
+        message_id="<x@codicon.de>",
+        purpose="invoice",
+        account="Rechnungsversand",
+        account_type="pickup",
+        reference="RE-9",
+        recipients=["a@example.de"],
+        subject="s",
+    )
     mailer.journal.transition(row, Status.SENDING, expect=(Status.QUEUED,))
     mailer.journal.transition(row, Status.UNKNOWN, error="weg", error_kind="interrupted")
     mailer.close()
@@ -83,16 +101,23 @@ class NoLookup:
         class Blind(PickupTransport):
             def lookup(self, message):  # type: ignore[no-untyped-def]
                 return Transport.lookup(self, message)
+
         register(dataclasses.replace(ACCOUNT_TYPE, id="blind", create_transport=Blind))
 
 
 def test_interrupted_send_that_cannot_be_looked_up_asks_the_operator(make_mailer, workdir) -> None:
     """Defect 29: nothing will "check the outcome" for a transport without lookup: say what to do."""
     mailer = make_mailer(BASE_CONFIG.replace("type: pickup", "type: blind"), plugins={"blind": NoLookup()})
-    row = mailer.journal.create(message_id="<y@codicon.de>", purpose="invoice", account="Rechnungsversand",
-                                account_type="blind", reference="RE-8", recipients=["a@example.de"], subject="s",
-                                payload=message_to_json(Message("s", [Address("a@example.de")], text="t",
-                                                                message_id="<y@codicon.de>")))
+    row = mailer.journal.create(
+        message_id="<y@codicon.de>",
+        purpose="invoice",
+        account="Rechnungsversand",
+        account_type="blind",
+        reference="RE-8",
+        recipients=["a@example.de"],
+        subject="s",
+        payload=message_to_json(Message("s", [Address("a@example.de")], text="t", message_id="<y@codicon.de>")),
+    )
     mailer.journal.transition(row, Status.SENDING, owner="somehost-gone:1:1.00", expect=(Status.QUEUED,))
     mailer.journal.transition(row, Status.SENDING, owner=f"{owner.current().host}:999999999:1.00")
     summary = Outbox(mailer).check()

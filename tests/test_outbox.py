@@ -10,8 +10,17 @@ from datetime import datetime, timezone
 import pytest
 
 from ccm_mail_core.outbox import Outbox
-from ccm_mail_hookspecs import (Found, Lookup, Receipt, Status, T, ThrottledError, Transport,
-                                UnknownOutcomeError, hookimpl)
+from ccm_mail_hookspecs import (
+    Found,
+    Lookup,
+    Receipt,
+    Status,
+    T,
+    ThrottledError,
+    Transport,
+    UnknownOutcomeError,
+    hookimpl,
+)
 from ccm_mail_hookspecs import AccountType, Field
 
 from host_support import BASE_CONFIG, INVOICE
@@ -57,12 +66,17 @@ class ScriptedPlugin:
         def create(settings):  # type: ignore[no-untyped-def]
             self.transport = Scripted(settings)
             return self.transport
-        register(AccountType("scripted", T("Skript", "Scripted"), (Field("sender", T("Absender", "Sender"),
-                                                                         kind="email"),), create))
+
+        register(
+            AccountType(
+                "scripted", T("Skript", "Scripted"), (Field("sender", T("Absender", "Sender"), kind="email"),), create
+            )
+        )
 
 
-CONFIG = BASE_CONFIG.replace("    type: pickup\n    folder: out\n", "    type: scripted\n") + \
-    "outbox:\n  grace_seconds: 0\n"
+CONFIG = (
+    BASE_CONFIG.replace("    type: pickup\n    folder: out\n", "    type: scripted\n") + "outbox:\n  grace_seconds: 0\n"
+)
 
 
 @pytest.fixture
@@ -110,7 +124,7 @@ def test_unknown_outcome_not_found_after_grace_is_resent_once(scripted) -> None:
     transport.script = ["lost-before-delivery"]
     result = send(mailer)
     outbox = Outbox(mailer)
-    assert outbox.check(grace_seconds=3600).waiting == [result.journal_id]   # too early to tell
+    assert outbox.check(grace_seconds=3600).waiting == [result.journal_id]  # too early to tell
     assert mailer.journal.get(result.journal_id).status is Status.UNKNOWN
     assert outbox.check(grace_seconds=0).requeued == [result.journal_id]
     (sent,) = outbox.send_queued()
@@ -119,8 +133,9 @@ def test_unknown_outcome_not_found_after_grace_is_resent_once(scripted) -> None:
     assert statuses(mailer, result.journal_id) == ["queued", "sending", "unknown", "queued", "sending", "sent"]
 
 
-@pytest.mark.parametrize("action, final, delivered", [("sent", "sent", 0), ("resend", "sent", 1),
-                                                       ("drop", "cancelled", 0)])
+@pytest.mark.parametrize(
+    "action, final, delivered", [("sent", "sent", 0), ("resend", "sent", 1), ("drop", "cancelled", 0)]
+)
 def test_without_lookup_the_operator_decides(scripted, action, final, delivered) -> None:
     mailer, transport = scripted
     transport.lookup_answer = Found.UNSUPPORTED
@@ -138,6 +153,7 @@ def test_without_lookup_the_operator_decides(scripted, action, final, delivered)
 
 def test_resolve_refuses_a_sent_message(scripted) -> None:
     from ccm_mail_hookspecs import ConfigError
+
     mailer, _ = scripted
     result = send(mailer)
     with pytest.raises(ConfigError, match="'resend'"):
@@ -146,14 +162,22 @@ def test_resolve_refuses_a_sent_message(scripted) -> None:
 
 def test_only_one_claim_wins(scripted) -> None:
     mailer, _ = scripted
-    row = mailer.journal.create(message_id="<x@y>", purpose="invoice", account="Rechnungsversand",
-                                account_type="scripted", reference="R", recipients=["a@b.de"], subject="s")
+    row = mailer.journal.create(
+        message_id="<x@y>",
+        purpose="invoice",
+        account="Rechnungsversand",
+        account_type="scripted",
+        reference="R",
+        recipients=["a@b.de"],
+        subject="s",
+    )
     wins = []
     barrier = threading.Barrier(8)
 
     def claim() -> None:
         barrier.wait()
         wins.append(mailer.journal.transition(row, Status.SENDING, expect=(Status.QUEUED,), owner="me"))
+
     threads = [threading.Thread(target=claim) for _ in range(8)]
     for t in threads:
         t.start()
@@ -164,16 +188,34 @@ def test_only_one_claim_wins(scripted) -> None:
 
 def test_sending_row_of_a_dead_process_is_settled(scripted) -> None:
     mailer, transport = scripted
-    row = mailer.journal.create(message_id="<dead@codicon.de>", purpose="invoice", account="Rechnungsversand",
-                                account_type="scripted", reference="R-dead", recipients=["a@b.de"], subject="s",
-                                payload={"subject": "s", "sender": ["rechnung@codicon.de", ""], "to": [["a@b.de", ""]],
-                                         "cc": [], "bcc": [], "reply_to": [], "text": "t", "html": None, "headers": {},
-                                         "message_id": "<dead@codicon.de>", "attachments": []})
+    row = mailer.journal.create(
+        message_id="<dead@codicon.de>",
+        purpose="invoice",
+        account="Rechnungsversand",
+        account_type="scripted",
+        reference="R-dead",
+        recipients=["a@b.de"],
+        subject="s",
+        payload={
+            "subject": "s",
+            "sender": ["rechnung@codicon.de", ""],
+            "to": [["a@b.de", ""]],
+            "cc": [],
+            "bcc": [],
+            "reply_to": [],
+            "text": "t",
+            "html": None,
+            "headers": {},
+            "message_id": "<dead@codicon.de>",
+            "attachments": [],
+        },
+    )
     shared = mailer.journal.shared
     mailer.journal.transition(row, Status.SENDING, owner="nohost-really:1", expect=(Status.QUEUED,))
     # another host's process: cannot be checked (SQLite), or holds a running lease (PostgreSQL): left alone
     assert Outbox(mailer).check().busy == [row]
     from ccm_mail_core import owner
+
     me = owner.current()
     # this very process is alive: its row is left alone
     mailer.journal.transition(row, Status.SENDING, owner=me.format())
@@ -193,6 +235,7 @@ def test_sending_row_of_a_dead_process_is_settled(scripted) -> None:
 @pytest.mark.parametrize("journal_engine", ["sqlite"], indirect=True)  # looks at processes, no journal
 def test_dead_process_is_recognised_without_signalling_anything() -> None:
     from ccm_mail_core import owner
+
     me = owner.current()
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
@@ -208,11 +251,13 @@ def test_dead_process_is_recognised_without_signalling_anything() -> None:
 
 def test_daily_recipient_limit_fails_single_send_without_sending(make_mailer) -> None:
     plugin = ScriptedPlugin()
-    cfg = CONFIG.replace("    from_name: codicon GmbH\n", "    from_name: codicon GmbH\n    limits:\n"
-                                                             "      recipients_per_day: 2\n")
+    cfg = CONFIG.replace(
+        "    from_name: codicon GmbH\n", "    from_name: codicon GmbH\n    limits:\n      recipients_per_day: 2\n"
+    )
     mailer = make_mailer(cfg, plugins={"scripted": plugin})
     assert send(mailer, "RE-1").status is Status.SENT
-    second = mailer.send("invoice", to=["a@example.de", "b@example.de"], data=dict(INVOICE, extRechnungsNr="RE-2"),
-                         assume_yes=True)
+    second = mailer.send(
+        "invoice", to=["a@example.de", "b@example.de"], data=dict(INVOICE, extRechnungsNr="RE-2"), assume_yes=True
+    )
     assert second.status is Status.FAILED and "Tageslimit" in second.error.render("de")
     assert plugin.transport.delivered == [mailer.journal.query(reference="RE-1")[0].message_id]

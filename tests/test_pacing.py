@@ -40,8 +40,9 @@ def test_daily_budget_rolls_over_after_a_day() -> None:
 
 def test_sends_from_the_journal_count_until_a_day_after_them() -> None:
     clock = Clock()
-    pacer = Pacer("R", Limits(recipients_per_day=10), sent=[(clock.now - DAY + 60, 8), (clock.now - 30, 1)],
-                  clock=clock)
+    pacer = Pacer(
+        "R", Limits(recipients_per_day=10), sent=[(clock.now - DAY + 60, 8), (clock.now - 30, 1)], clock=clock
+    )
     with pytest.raises(DailyLimitReached):
         pacer.acquire(2)
     clock.now += 61  # the 8 recipients of almost a day ago drop out of the window
@@ -74,11 +75,20 @@ def test_message_window_with_an_injected_clock() -> None:
 
 def test_mailer_open_past_midnight_counts_today_only(make_mailer) -> None:
     """A Mailer's pacer starts from the journal's last day and forgets each send a day after it."""
-    mailer = make_mailer(BASE_CONFIG.replace("    from_name: codicon GmbH\n", "    from_name: codicon GmbH\n"
-                                             "    limits:\n      recipients_per_day: 2\n"))
-    old = mailer.journal.create(message_id="<old@codicon.de>", purpose="invoice", account="Rechnungsversand",
-                                account_type="pickup", reference="RE-0", recipients=["a@example.de", "b@example.de"],
-                                subject="s")
+    mailer = make_mailer(
+        BASE_CONFIG.replace(
+            "    from_name: codicon GmbH\n", "    from_name: codicon GmbH\n    limits:\n      recipients_per_day: 2\n"
+        )
+    )
+    old = mailer.journal.create(
+        message_id="<old@codicon.de>",
+        purpose="invoice",
+        account="Rechnungsversand",
+        account_type="pickup",
+        reference="RE-0",
+        recipients=["a@example.de", "b@example.de"],
+        subject="s",
+    )
     mailer.journal.transition(old, Status.SENT, sent_at=now() - timedelta(hours=23))
     with mailer.journal._tx() as db:  # sent 23 hours ago
         db.execute("UPDATE messages SET updated_at=? WHERE id=?", ((now() - timedelta(hours=23)).isoformat(), old))

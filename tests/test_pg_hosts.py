@@ -32,8 +32,11 @@ pytest.importorskip("ccm_mail_office365_sandbox")
 
 SECRET = "Hosts~Sandbox.Geheimnis-nicht-produktiv"
 SECRET_ENV = "CCM_TEST_O365_SECRET"
-TEMPLATE = {"subject": "codicon GmbH / Rg. #extRechnungsNr#", "body": "#Anrede#, anbei Rechnung #extRechnungsNr#.",
-            "reference": "#extRechnungsNr#"}
+TEMPLATE = {
+    "subject": "codicon GmbH / Rg. #extRechnungsNr#",
+    "body": "#Anrede#, anbei Rechnung #extRechnungsNr#.",
+    "reference": "#extRechnungsNr#",
+}
 #: hard bounds: no loop here runs longer than this
 RUN_SECONDS = 240
 
@@ -41,8 +44,17 @@ RUN_SECONDS = 240
 class Site:
     """A sandbox tenant with mailboxes, a migrated PostgreSQL journal and a config for the workers."""
 
-    def __init__(self, sandbox: Any, pg_server: Any, tmp: Path, mailboxes: int, *, limits: dict[str, Any],
-                 grace: float, lease: float) -> None:
+    def __init__(
+        self,
+        sandbox: Any,
+        pg_server: Any,
+        tmp: Path,
+        mailboxes: int,
+        *,
+        limits: dict[str, Any],
+        grace: float,
+        lease: float,
+    ) -> None:
         self.sandbox, self.pg, self.tmp = sandbox, pg_server, tmp
         tenant, client = str(uuid.uuid4()), str(uuid.uuid4())
         sandbox.add_tenant(tenant)
@@ -51,36 +63,81 @@ class Site:
         accounts = {}
         for i, mb in enumerate(self.mailboxes):
             sandbox.add_mailbox(tenant, mb)
-            accounts[f"R{i}"] = {"type": "office365", "tenant_id": tenant, "client_id": client, "mailbox": mb,
-                                 "client_secret": {"env": SECRET_ENV}, "authority_host": sandbox.authority_host,
-                                 "graph_endpoint": sandbox.graph_endpoint, "ca_bundle": sandbox.ca_pem,
-                                 "limits": limits}
+            accounts[f"R{i}"] = {
+                "type": "office365",
+                "tenant_id": tenant,
+                "client_id": client,
+                "mailbox": mb,
+                "client_secret": {"env": SECRET_ENV},
+                "authority_host": sandbox.authority_host,
+                "graph_endpoint": sandbox.graph_endpoint,
+                "ca_bundle": sandbox.ca_pem,
+                "limits": limits,
+            }
         section = yaml.safe_load(pg_journal_section(pg_server, lease_seconds=lease))["journal"]
         self.url = section["url"]
-        config = {"language": "de", "accounts": accounts, "purposes": {"invoice": list(accounts)},
-                  "templates": {"invoice": TEMPLATE}, "journal": section, "state_dir": str(tmp / "state"),
-                  "outbox": {"grace_seconds": grace}, "logging": {"level": "warning"}}
+        config = {
+            "language": "de",
+            "accounts": accounts,
+            "purposes": {"invoice": list(accounts)},
+            "templates": {"invoice": TEMPLATE},
+            "journal": section,
+            "state_dir": str(tmp / "state"),
+            "outbox": {"grace_seconds": grace},
+            "logging": {"level": "warning"},
+        }
         self.config = tmp / "ccm-mail.yaml"
         self.config.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         self.config.chmod(0o600)
 
     def batch(self, n: int, tag: str) -> Path:
         path = self.tmp / f"{tag}.jsonl"
-        path.write_text("".join(json.dumps({"to": f"kunde{i}@example.de", "data": {
-            "extRechnungsNr": f"{tag}-{i:05d}", "Anrede": "Hallo"}}) + "\n" for i in range(n)), encoding="utf-8")
+        path.write_text(
+            "".join(
+                json.dumps(
+                    {"to": f"kunde{i}@example.de", "data": {"extRechnungsNr": f"{tag}-{i:05d}", "Anrede": "Hallo"}}
+                )
+                + "\n"
+                for i in range(n)
+            ),
+            encoding="utf-8",
+        )
         return path
 
     def env(self, host: str) -> dict[str, str]:
-        return {**os.environ, "CCM_MAIL_CONFIG": str(self.config), SECRET_ENV: SECRET, PG_PASSWORD_ENV: self.pg.password,
-                "CCM_MAIL_HOST_ID": host, LOAD_PLUGINS: "office365", "PYTHONUNBUFFERED": "1"}
+        return {
+            **os.environ,
+            "CCM_MAIL_CONFIG": str(self.config),
+            SECRET_ENV: SECRET,
+            PG_PASSWORD_ENV: self.pg.password,
+            "CCM_MAIL_HOST_ID": host,
+            LOAD_PLUGINS: "office365",
+            "PYTHONUNBUFFERED": "1",
+        }
 
     def worker(self, host: str, batch: Path, log: Any) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "ccm_mail_core.cli", "batch", str(batch), "--purpose", "invoice",
-                                 "--yes", "--log-level", "warning"], cwd=self.tmp, env=self.env(host),
-                                stdout=log, stderr=log)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ccm_mail_core.cli",
+                "batch",
+                str(batch),
+                "--purpose",
+                "invoice",
+                "--yes",
+                "--log-level",
+                "warning",
+            ],
+            cwd=self.tmp,
+            env=self.env(host),
+            stdout=log,
+            stderr=log,
+        )
 
     def statuses(self) -> Counter[str]:
         import psycopg
+
         try:
             with psycopg.connect(self.url, password=self.pg.password, connect_timeout=2) as conn:
                 return Counter({s: n for s, n in conn.execute("SELECT status, count(*) FROM messages GROUP BY status")})
@@ -95,6 +152,7 @@ class Site:
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Any:
     from ccm_mail_office365_sandbox import Sandbox
+
     with Sandbox(state_dir=tmp_path / "sandbox") as sb:
         yield sb
 
@@ -109,8 +167,15 @@ def stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
 @pytest.mark.slow
 def test_three_hosts_share_a_batch_exactly_once_through_kills_and_a_database_stop(sandbox, pg_server, tmp_path) -> None:
     n, kills_wanted = 1000, 20
-    site = Site(sandbox, pg_server, tmp_path, 1, limits={"messages": 100_000, "per_seconds": 1, "concurrency": 4},
-                grace=3, lease=3)
+    site = Site(
+        sandbox,
+        pg_server,
+        tmp_path,
+        1,
+        limits={"messages": 100_000, "per_seconds": 1, "concurrency": 4},
+        grace=3,
+        lease=3,
+    )
     sandbox.set_rate(site.mailboxes[0], 100_000, 1)  # Exchange's 30/min would make this test take half an hour
     batch = site.batch(n, "RE")
     seed = int(os.environ.get("CCM_TEST_SEED", str(int(time.time()))))
@@ -166,8 +231,12 @@ def test_three_hosts_share_a_batch_exactly_once_through_kills_and_a_database_sto
     assert len(received) == n, f"seed {seed}: {n - len(received)} invoices never arrived"
     twice = {k: v for k, v in received.items() if v > 1}
     assert not twice, f"seed {seed}: sent more than once: {twice}"
-    outbox = run_cli("outbox", "--json", cwd=tmp_path, env={k: v for k, v in site.env("absys-check").items()
-                                                             if k not in os.environ or os.environ[k] != v})
+    outbox = run_cli(
+        "outbox",
+        "--json",
+        cwd=tmp_path,
+        env={k: v for k, v in site.env("absys-check").items() if k not in os.environ or os.environ[k] != v},
+    )
     assert outbox.returncode == 0 and json.loads(outbox.stdout)["entries"] == [], outbox.stdout + outbox.stderr
 
 
@@ -175,8 +244,9 @@ def test_three_hosts_share_a_batch_exactly_once_through_kills_and_a_database_sto
 def test_three_hosts_on_one_mailbox_never_exceed_its_rate(sandbox, pg_server, tmp_path) -> None:
     """A compressed window (8 messages per 2 s, 2 at a time): the sandbox enforces the same limits
     and answers 429 above them; over all three hosts it never has to."""
-    site = Site(sandbox, pg_server, tmp_path, 1, limits={"messages": 8, "per_seconds": 2, "concurrency": 2},
-                grace=3, lease=3)
+    site = Site(
+        sandbox, pg_server, tmp_path, 1, limits={"messages": 8, "per_seconds": 2, "concurrency": 2}, grace=3, lease=3
+    )
     sandbox.set_rate(site.mailboxes[0], 8, 2)
     n = 48
     batch = site.batch(n, "PACE")

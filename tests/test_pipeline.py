@@ -30,8 +30,15 @@ def parse(path: Path) -> email.message.EmailMessage:
 @pytest.mark.usefixtures("journal_engine")
 def test_invoice_is_sent_recorded_and_parses_back(make_mailer, workdir, pdf) -> None:
     mailer = make_mailer()
-    result = mailer.send("invoice", to=["Kunde Weiß <kunde@example.de>"], cc=["buchhaltung@example.de"],
-                         bcc=["archiv@codicon.de"], data=INVOICE, attachments=[pdf], assume_yes=True)
+    result = mailer.send(
+        "invoice",
+        to=["Kunde Weiß <kunde@example.de>"],
+        cc=["buchhaltung@example.de"],
+        bcc=["archiv@codicon.de"],
+        data=INVOICE,
+        attachments=[pdf],
+        assume_yes=True,
+    )
     assert result.status is Status.SENT and result.exit_code == ExitCode.OK
     files = eml_files(workdir / "out")
     assert len(files) == 1 and not list((workdir / "out").glob(".tmp-*"))
@@ -57,7 +64,8 @@ def test_invoice_is_sent_recorded_and_parses_back(make_mailer, workdir, pdf) -> 
 
 def test_html_template_escapes_values(make_mailer, workdir) -> None:
     cfg = BASE_CONFIG.replace("    reference:", "    format: html\n    reference:").replace(
-        "#Anrede#,", "<p>#Anrede#,</p>")
+        "#Anrede#,", "<p>#Anrede#,</p>"
+    )
     mailer = make_mailer(cfg)
     data = dict(INVOICE, Anrede="Hallo <script>alert(1)</script> & Co")
     mailer.send("invoice", to=["kunde@example.de"], data=data, assume_yes=True)
@@ -127,6 +135,7 @@ def test_confirm_that_crashes_counts_as_no(make_mailer, workdir) -> None:
         @hookimpl
         def ccm_mail_confirm(self, preview):  # type: ignore[no-untyped-def]
             raise RuntimeError("dialog crashed")
+
     mailer = make_mailer(plugins={"broken": Broken()})
     assert mailer.send("invoice", to=["kunde@example.de"], data=INVOICE).status is Status.CANCELLED
     assert eml_files(workdir / "out") == []
@@ -204,7 +213,7 @@ def test_versanddatum_is_timezone_aware_and_now(make_mailer) -> None:
     mailer = make_mailer(plugins={"erp": recorder})
     before = datetime.now(timezone.utc)
     mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
-    (_, sent_at), = recorder.sent
+    ((_, sent_at),) = recorder.sent
     assert sent_at.tzinfo is not None and before <= sent_at <= datetime.now(timezone.utc)
 
 
@@ -249,13 +258,20 @@ def test_journal_is_a_plain_sqlite_file_with_one_row_per_message(make_mailer, wo
 
 def test_inline_image_and_html_alternative(make_mailer, workdir) -> None:
     from ccm_mail_hookspecs import Attachment
+
     cfg = BASE_CONFIG.replace("    reference:", "    format: html\n    reference:").replace(
-        "#Anrede#,", '<img src="cid:logo.png"> #Anrede#,')
+        "#Anrede#,", '<img src="cid:logo.png"> #Anrede#,'
+    )
     logo = workdir / "logo.png"
     logo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
     mailer = make_mailer(cfg)
-    mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True,
-                attachments=[Attachment(logo, inline=True, content_id="logo.png")])
+    mailer.send(
+        "invoice",
+        to=["kunde@example.de"],
+        data=INVOICE,
+        assume_yes=True,
+        attachments=[Attachment(logo, inline=True, content_id="logo.png")],
+    )
     msg = parse(eml_files(workdir / "out")[0])
     related = [p for p in msg.walk() if p.get_content_type() == "image/png"]
     assert related and related[0]["Content-ID"] == "<logo.png>" and related[0].get_content() == logo.read_bytes()
@@ -263,15 +279,17 @@ def test_inline_image_and_html_alternative(make_mailer, workdir) -> None:
 
 def test_data_field_declared_in_yaml_is_a_placeholder_like_the_builtins(make_mailer, workdir) -> None:
     cfg = BASE_CONFIG.replace("über #Betrag#.", "über #Betrag# (Projekt #Projekt#).") + (
-        "placeholders:\n  Projekt:\n    description: Projektname\n    example: Umbau Halle 3\n"
-        "    purposes: [invoice]\n")
+        "placeholders:\n  Projekt:\n    description: Projektname\n    example: Umbau Halle 3\n    purposes: [invoice]\n"
+    )
     mailer = make_mailer(cfg)
     listed = {p.name: p for p in mailer.placeholders("invoice")}
     assert listed["Projekt"].example == "Umbau Halle 3" and "Projekt" not in {
-        p.name for p in mailer.placeholders("eservice")}
+        p.name for p in mailer.placeholders("eservice")
+    }
     mailer.send("invoice", to=["kunde@example.de"], data=dict(INVOICE, Projekt="Umbau Halle 3"), assume_yes=True)
     assert "(Projekt Umbau Halle 3)" in parse(eml_files(workdir / "out")[0]).get_body(("plain",)).get_content()
     from ccm_mail_hookspecs import TemplateError
+
     with pytest.raises(TemplateError, match="#Projekt#"):
         mailer.send("invoice", to=["kunde@example.de"], data=dict(INVOICE, extRechnungsNr="RE-2"), assume_yes=True)
 
@@ -316,10 +334,12 @@ class Crashes:
 def test_failing_prepare_hook_stops_before_the_journal_naming_the_plugin(make_mailer, workdir) -> None:
     """Field defect 22: what spec.py and docs/hooks.md say is what happens."""
     from ccm_mail_hookspecs import PluginError
+
     mailer = make_mailer(plugins={"archiver": Crashes()})
     with pytest.raises(PluginError) as err:
         mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
     assert "'archiver'" in err.value.render("de") and "archive offline" in err.value.render("en")
     assert mailer.journal.query() == [] and eml_files(workdir / "out") == []
     from ccm_mail_hookspecs import spec
+
     assert "before anything is journaled" in spec.ccm_mail_prepare.__doc__

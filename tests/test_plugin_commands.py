@@ -16,7 +16,7 @@ from ccm_mail_hookspecs import Command, T, hookimpl
 
 from host_support import BASE_CONFIG, cli_json, make_dist, run_cli
 
-HELLO = '''
+HELLO = """
 import json, pathlib
 from ccm_mail_hookspecs import CcmMailError, Command, T, hookimpl
 CCM_MAIL_API = 1
@@ -35,25 +35,25 @@ def _run(args, out):
 @hookimpl
 def ccm_mail_commands(register):
     register(Command("hello", T("grüßen", "greet"), _arguments, _run))
-'''
-CLASH = '''
+"""
+CLASH = """
 from ccm_mail_hookspecs import Command, T, hookimpl
 CCM_MAIL_API = 1
 
 @hookimpl
 def ccm_mail_commands(register):
     register(Command("send", T("kapert send", "hijacks send"), lambda p, h: None, lambda a, o: 0))
-'''
-BROKEN = '''
+"""
+BROKEN = """
 from ccm_mail_hookspecs import hookimpl
 CCM_MAIL_API = 1
 
 @hookimpl
 def ccm_mail_commands(register):
     raise RuntimeError("kaputt")
-'''
+"""
 # a plugin whose module says so when it is imported: proves when the host loads it
-NOISY = '''
+NOISY = """
 import os, pathlib
 pathlib.Path(os.environ["CCM_TEST_MARK"]).write_text("imported")
 from ccm_mail_hookspecs import Command, T, hookimpl
@@ -62,7 +62,7 @@ CCM_MAIL_API = 1
 @hookimpl
 def ccm_mail_commands(register):
     register(Command("noisy", T("laut", "noisy"), lambda p, h: None, lambda a, o: 0))
-'''
+"""
 
 
 class InlineCommands:
@@ -91,8 +91,13 @@ def test_an_error_of_a_plugin_command_is_shown_like_any_other(workdir: Path, tmp
     make_dist(site, "ccm-mail-hello", "ccm_mail_hello", HELLO, entry_name="hello")
     code, data = cli_json("hello", "--fail", cwd=workdir, site=site)
     assert code == 2
-    assert data["error"] == {"kind": "error", "sent": False, "message": "absichtlich gescheitert", "hint": "Hinweis",
-                             "details": {}}
+    assert data["error"] == {
+        "kind": "error",
+        "sent": False,
+        "message": "absichtlich gescheitert",
+        "hint": "Hinweis",
+        "details": {},
+    }
 
 
 def test_a_command_may_not_take_a_built_in_name(workdir: Path, tmp_path: Path) -> None:
@@ -132,6 +137,7 @@ def test_plugins_disable_keeps_a_plugins_commands_out(workdir: Path, tmp_path: P
 
 def test_a_plugin_object_registers_its_command() -> None:
     from ccm_mail_core.plugins import collect_commands, make_plugin_manager
+
     pm = make_plugin_manager(load_entrypoints=False, extra=[("inline", InlineCommands())])
     assert [c.name for c in collect_commands(pm, taken=CORE_COMMANDS)] == ["inline"]
     with pytest.raises(Exception, match="'inline'"):
@@ -144,24 +150,34 @@ def test_the_list_of_built_in_commands_is_the_parsers() -> None:
     assert set(sub.choices) == CORE_COMMANDS  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("argv", "word"), [
-    (["send", "--to", "x"], "send"), (["--config", "send", "journal"], "journal"), (["--lang=en", "serve"], "serve"),
-    (["-c", "a.yaml", "--json", "outbox"], "outbox"), (["--help"], None), ([], None),
-    (["--server", "http://h", "--api-key-file", "k", "send"], "send"),
-])
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["send", "--to", "x"], "send"),
+        (["--config", "send", "journal"], "journal"),
+        (["--lang=en", "serve"], "serve"),
+        (["-c", "a.yaml", "--json", "outbox"], "outbox"),
+        (["--help"], None),
+        ([], None),
+        (["--server", "http://h", "--api-key-file", "k", "send"], "send"),
+    ],
+)
 def test_the_command_word_is_found_before_parsing(argv: list[str], word: str | None) -> None:
     assert command_word(argv) == word
 
 
 def test_help_does_not_import_msal_or_requests_with_every_plugin_installed(tmp_path: Path) -> None:
     """With the plugins installed in this environment (the server plugin adds ``serve``)."""
-    code = ("import sys, io, contextlib\nfrom ccm_mail_core.cli import main\nbuf = io.StringIO()\n"
-            "with contextlib.redirect_stdout(buf):\n    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
-            "import json\nprint(json.dumps({'help': buf.getvalue(), 'heavy': [m for m in ('msal', 'requests', 'flask', "
-            "'waitress') if m in sys.modules]}))")
+    code = (
+        "import sys, io, contextlib\nfrom ccm_mail_core.cli import main\nbuf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf):\n    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+        "import json\nprint(json.dumps({'help': buf.getvalue(), 'heavy': [m for m in ('msal', 'requests', 'flask', "
+        "'waitress') if m in sys.modules]}))"
+    )
     env = {k: v for k, v in __import__("os").environ.items() if k != "CCM_MAIL_LOAD_PLUGINS"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=60, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
     result = json.loads(proc.stdout)
     assert "serve" in result["help"]
     assert result["heavy"] == []

@@ -70,6 +70,7 @@ def test_duplicate_account_type_fails_loudly_naming_both() -> None:
         @hookimpl
         def ccm_mail_account_types(self, register):  # type: ignore[no-untyped-def]
             register(AccountType("pickup", T("Zwilling", "Twin"), (Field("x", T("x", "x")),), lambda s: None))
+
     host = get_plugin_manager(load_entrypoints=False, extra=[("twin", Twin())])
     with pytest.raises(PluginError) as err:
         collect(host)
@@ -83,6 +84,7 @@ def test_duplicate_placeholder_fails_loudly() -> None:
         @hookimpl
         def ccm_mail_placeholders(self):  # type: ignore[no-untyped-def]
             return [data_field("Datum", T("d", "d"), "1")]
+
     host = get_plugin_manager(load_entrypoints=False, extra=[("twin", Twin())])
     with pytest.raises(PluginError, match="Datum"):
         collect(host)
@@ -95,6 +97,7 @@ def test_hook_with_unknown_name_is_rejected_at_start() -> None:
         @hookimpl
         def ccm_mail_sentt(self):  # type: ignore[no-untyped-def]
             pass
+
     with pytest.raises(PluginValidationError):
         get_plugin_manager(load_entrypoints=False, extra=[("typo", Typo())])
 
@@ -106,6 +109,7 @@ class Settings:
     @hookimpl
     def ccm_mail_configure(self, settings, lang):  # type: ignore[no-untyped-def]
         from ccm_mail_hookspecs import ConfigError
+
         if "archive" in settings and "@" not in settings["archive"]:
             raise ConfigError(T("archive muss eine Adresse sein", "archive must be an address"))
         self.got = (dict(settings), lang)
@@ -114,11 +118,16 @@ class Settings:
 def test_plugin_receives_its_own_settings_and_validates_them(make_mailer) -> None:
     from host_support import BASE_CONFIG
     from ccm_mail_core.config import ConfigProblems
+
     plugin = Settings()
-    make_mailer(BASE_CONFIG + "plugins:\n  settings:\n    archiver:\n      archive: a@codicon.de\n",
-                plugins={"archiver": plugin})
+    make_mailer(
+        BASE_CONFIG + "plugins:\n  settings:\n    archiver:\n      archive: a@codicon.de\n",
+        plugins={"archiver": plugin},
+    )
     assert plugin.got == ({"archive": "a@codicon.de"}, "de")
     with pytest.raises(ConfigProblems) as err:
-        make_mailer(BASE_CONFIG + "plugins:\n  settings:\n    archiver:\n      archive: nope\n"
-                    "    ghost: {}\n", plugins={"archiver": Settings()})
+        make_mailer(
+            BASE_CONFIG + "plugins:\n  settings:\n    archiver:\n      archive: nope\n    ghost: {}\n",
+            plugins={"archiver": Settings()},
+        )
     assert sorted(p.key for p in err.value.problems) == ["plugins.settings.archiver", "plugins.settings.ghost"]

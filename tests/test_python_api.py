@@ -24,9 +24,14 @@ with Mailer.from_config("ccm-mail.yaml") as mailer:
 
 
 def run(workdir: Path, before: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT.format(before=before)), json.dumps(INVOICE)],
-                          cwd=workdir, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "CCM_MAIL_LOAD_PLUGINS": ""})
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(SCRIPT.format(before=before)), json.dumps(INVOICE)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CCM_MAIL_LOAD_PLUGINS": ""},
+    )
 
 
 def test_the_configs_logging_applies_and_stdout_stays_empty(workdir) -> None:
@@ -39,8 +44,9 @@ def test_the_configs_logging_applies_and_stdout_stays_empty(workdir) -> None:
 
 
 def test_a_log_file_from_the_config(workdir) -> None:
-    (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG + "logging:\n  format: json\n  file: logs/ccm-mail.log\n",
-                                           encoding="utf-8")
+    (workdir / "ccm-mail.yaml").write_text(
+        BASE_CONFIG + "logging:\n  format: json\n  file: logs/ccm-mail.log\n", encoding="utf-8"
+    )
     proc = run(workdir)
     assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == "", proc.stderr
     (line,) = (workdir / "logs" / "ccm-mail.log").read_text(encoding="utf-8").splitlines()

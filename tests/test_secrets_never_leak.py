@@ -13,7 +13,7 @@ from host_support import BASE_CONFIG, INVOICE, make_dist, run_cli
 SECRET = "Qx7~s3cr3t-Wert.NICHT-zeigen"
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 
-LEAKY = f'''
+LEAKY = f"""
 import logging
 import structlog
 from datetime import datetime, timezone
@@ -40,13 +40,16 @@ def ccm_mail_account_types(register):
         Field("sender", T("Absender", "Sender"), kind="email"),
         Field("mode", T("Modus", "Mode")),
         Field("api_key", T("Schlüssel", "Key"), secret=True)), Leaky))
-'''
+"""
 
 
 def config(mode: str, secret_ref: str) -> str:
-    return BASE_CONFIG.replace(
-        "    type: pickup\n    folder: out\n",
-        f"    type: leaky\n    mode: {mode}\n    api_key: {secret_ref}\n") + "logging:\n  level: debug\n"
+    return (
+        BASE_CONFIG.replace(
+            "    type: pickup\n    folder: out\n", f"    type: leaky\n    mode: {mode}\n    api_key: {secret_ref}\n"
+        )
+        + "logging:\n  level: debug\n"
+    )
 
 
 @pytest.mark.parametrize(("how", "mode"), [("env", "fail"), ("file", "ok"), ("plain", "fail"), ("plain", "ok")])
@@ -61,9 +64,13 @@ def test_secret_never_appears_anywhere(workdir, tmp_path, mode, how) -> None:
     (workdir / "invoice.json").write_text(json.dumps(INVOICE))
     env = {"LEAKY_KEY": SECRET}
     outputs = []
-    for args in (("config", "check"), ("accounts", "list"), ("accounts", "test", "Rechnungsversand"),
-                 ("send", "-p", "invoice", "--to", "k@example.de", "--data", "invoice.json", "--yes"),
-                 ("journal", "--id", "1")):
+    for args in (
+        ("config", "check"),
+        ("accounts", "list"),
+        ("accounts", "test", "Rechnungsversand"),
+        ("send", "-p", "invoice", "--to", "k@example.de", "--data", "invoice.json", "--yes"),
+        ("journal", "--id", "1"),
+    ):
         for extra in ((), ("--json",), ("--log-format", "json")) if args[0] == "send" else ((), ("--json",)):
             proc = run_cli(*args, *extra, cwd=workdir, env=env, site=site)
             outputs.append((args, extra, proc.returncode, proc.stdout + proc.stderr))
@@ -71,7 +78,7 @@ def test_secret_never_appears_anywhere(workdir, tmp_path, mode, how) -> None:
     assert send_rc == (0 if mode == "ok" else 1)
     everything = "\n".join(text for *_, text in outputs)
     assert "using key" in everything  # the plugin's log lines did reach the output ...
-    assert "***" in everything        # ... with the secret blanked
+    assert "***" in everything  # ... with the secret blanked
     assert SECRET not in everything
     assert TOKEN not in everything
     assert SECRET.encode() not in (workdir / "journal.sqlite").read_bytes()
@@ -82,6 +89,7 @@ def test_secret_never_appears_anywhere(workdir, tmp_path, mode, how) -> None:
 def test_account_settings_repr_hides_secrets() -> None:
     from pathlib import Path
     from ccm_mail_hookspecs import AccountSettings
+
     s = AccountSettings("a", "leaky", {"api_key": SECRET, "mode": "x"}, Path("."), secret_fields=frozenset({"api_key"}))
     assert SECRET not in repr(s) and "'mode': 'x'" in repr(s)
 
@@ -89,6 +97,7 @@ def test_account_settings_repr_hides_secrets() -> None:
 def test_stdlib_log_records_are_scrubbed(capsys) -> None:
     from ccm_mail_core import logging_setup
     from ccm_mail_hookspecs import redaction
+
     redaction.remember(SECRET)
     logging_setup.configure(fmt="json", level="info")
     logging.getLogger("msal.test").warning("client_secret=%s", SECRET)

@@ -51,29 +51,51 @@ def config(workdir: Path) -> Path:
 
 
 def _changed_lines(before: str, after: str) -> list[str]:
-    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return [
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
 
 
 def test_a_template_change_keeps_everything_else_byte_for_byte(config: Path, workdir: Path) -> None:
-    code, data = cli_json("templates", "set", "invoice", "--subject", "Rechnung #extRechnungsNr# von codicon",
-                          cwd=workdir)
+    code, data = cli_json(
+        "templates", "set", "invoice", "--subject", "Rechnung #extRechnungsNr# von codicon", cwd=workdir
+    )
     assert code == 0, data
     assert data["action"] == "templates.set" and data["changes"] == {"subject": "Rechnung #extRechnungsNr# von codicon"}
     after = config.read_text(encoding="utf-8")
     assert _changed_lines(ADMIN_FILE, after) == [
         '-        subject: "codicon GmbH / Rg. #extRechnungsNr#"',
-        '+        subject: "Rechnung #extRechnungsNr# von codicon"']
+        '+        subject: "Rechnung #extRechnungsNr# von codicon"',
+    ]
     check, _ = cli_json("config", "check", cwd=workdir)
     assert check == 0
 
 
 def test_a_new_account_with_a_secret_goes_to_the_keyring_never_into_the_file(config: Path, workdir: Path) -> None:
     env = {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring", "CCM_MAIL_LOAD_PLUGINS": "smtp"}
-    code, data = cli_json("accounts", "set", "Versand", "--type", "smtp", "--set", "host=smtp.codicon.de",
-                          "--set", "sender=versand@codicon.de", "--set", "auth=password",
-                          "--secret", "password", "--stdin", "--store", "keyring", cwd=workdir, env=env,
-                          stdin=SECRET + "\n")
+    code, data = cli_json(
+        "accounts",
+        "set",
+        "Versand",
+        "--type",
+        "smtp",
+        "--set",
+        "host=smtp.codicon.de",
+        "--set",
+        "sender=versand@codicon.de",
+        "--set",
+        "auth=password",
+        "--secret",
+        "password",
+        "--stdin",
+        "--store",
+        "keyring",
+        cwd=workdir,
+        env=env,
+        stdin=SECRET + "\n",
+    )
     assert code == 0, data
     assert data["changes"]["password"] == {"secret": "set", "keyring": "ccm-mail/Versand/password"}
     text = config.read_text(encoding="utf-8")
@@ -93,9 +115,25 @@ def test_a_new_account_with_a_secret_goes_to_the_keyring_never_into_the_file(con
 
 def test_a_secret_without_a_keyring_goes_to_a_0600_file(config: Path, workdir: Path) -> None:
     env = {"CCM_MAIL_LOAD_PLUGINS": "smtp"}
-    code, data = cli_json("accounts", "set", "Versand", "--type", "smtp", "--set", "host=smtp.codicon.de",
-                          "--set", "sender=versand@codicon.de", "--secret", "password", "--stdin", "--store", "file",
-                          cwd=workdir, env=env, stdin=SECRET + "\n")
+    code, data = cli_json(
+        "accounts",
+        "set",
+        "Versand",
+        "--type",
+        "smtp",
+        "--set",
+        "host=smtp.codicon.de",
+        "--set",
+        "sender=versand@codicon.de",
+        "--secret",
+        "password",
+        "--stdin",
+        "--store",
+        "file",
+        cwd=workdir,
+        env=env,
+        stdin=SECRET + "\n",
+    )
     assert code == 0, data
     secret_file = workdir / "ccm-mail-secrets" / "Versand.password"
     assert secret_file.read_text(encoding="utf-8").strip() == SECRET
@@ -108,13 +146,32 @@ def test_a_secret_without_a_keyring_goes_to_a_0600_file(config: Path, workdir: P
 def test_a_change_with_errors_changes_nothing_and_lists_every_problem(config: Path, workdir: Path) -> None:
     before = config.read_bytes()
     env = {"CCM_MAIL_LOAD_PLUGINS": "smtp"}
-    code, data = cli_json("accounts", "set", "Versand", "--type", "smtp", "--set", "port=fünfhundert",
-                          "--set", "sender=keine-adresse", "--set", "password=" + SECRET, "--set", "colour=blau",
-                          cwd=workdir, env=env)
+    code, data = cli_json(
+        "accounts",
+        "set",
+        "Versand",
+        "--type",
+        "smtp",
+        "--set",
+        "port=fünfhundert",
+        "--set",
+        "sender=keine-adresse",
+        "--set",
+        "password=" + SECRET,
+        "--set",
+        "colour=blau",
+        cwd=workdir,
+        env=env,
+    )
     assert code == 2
     keys = {p["key"] for p in data["problems"]}
-    assert {"accounts.Versand.password", "accounts.Versand.port", "accounts.Versand.sender",
-            "accounts.Versand.host", "accounts.Versand.colour"} <= keys, keys
+    assert {
+        "accounts.Versand.password",
+        "accounts.Versand.port",
+        "accounts.Versand.sender",
+        "accounts.Versand.host",
+        "accounts.Versand.colour",
+    } <= keys, keys
     assert config.read_bytes() == before
     assert not (workdir / "ccm-mail.yaml.audit.jsonl").exists()
     assert SECRET not in json.dumps(data)
@@ -129,8 +186,21 @@ def test_removing_an_account_a_purpose_still_uses_is_refused(config: Path, workd
 
 
 def test_a_purpose_pool_and_a_template_body_are_saved(config: Path, workdir: Path) -> None:
-    assert cli_json("accounts", "set", "Zweitkonto", "--type", "pickup", "--set", "folder=out2",
-                    "--set", "sender=zwei@codicon.de", cwd=workdir)[0] == 0
+    assert (
+        cli_json(
+            "accounts",
+            "set",
+            "Zweitkonto",
+            "--type",
+            "pickup",
+            "--set",
+            "folder=out2",
+            "--set",
+            "sender=zwei@codicon.de",
+            cwd=workdir,
+        )[0]
+        == 0
+    )
     code, data = cli_json("purposes", "set", "invoice", "Rechnungsversand", "Zweitkonto", cwd=workdir)
     assert code == 0, data
     body = workdir / "body.txt"
@@ -165,6 +235,7 @@ def test_a_mailer_picks_up_a_saved_change_without_a_restart(config: Path, workdi
     from ccm_mail_core import Mailer
     from ccm_mail_core.config import ConfigProblems
     from host_support import INVOICE
+
     with Mailer.from_config(config, load_entrypoints=False) as mailer:
         pacer, transport = mailer.pacer("Rechnungsversand"), mailer.transport("Rechnungsversand")
         assert mailer.reload() is False  # nothing changed

@@ -14,13 +14,24 @@ from ccm_mail_core.journal import Journal, JournalError
 
 Part = namedtuple("Part", "device mountpoint fstype opts")
 
-LINUX = [Part("/dev/vda", "/", "ext4", "rw"), Part("//nas/absys", "/mnt/absys", "cifs", "rw,vers=3.0"),
-         Part("nas:/export", "/srv/nfs", "nfs4", "rw"), Part("tmpfs", "/mnt/absys/tmp", "tmpfs", "rw")]
+LINUX = [
+    Part("/dev/vda", "/", "ext4", "rw"),
+    Part("//nas/absys", "/mnt/absys", "cifs", "rw,vers=3.0"),
+    Part("nas:/export", "/srv/nfs", "nfs4", "rw"),
+    Part("tmpfs", "/mnt/absys/tmp", "tmpfs", "rw"),
+]
 
 
-@pytest.mark.parametrize(("path", "kind"), [("/mnt/absys/journal.sqlite", "cifs"), ("/srv/nfs/x/y", "nfs4"),
-                                            ("/mnt/absys/tmp/j.sqlite", None), ("/home/absys/j.sqlite", None),
-                                            ("/mnt/absysfoo/j.sqlite", None)])
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/mnt/absys/journal.sqlite", "cifs"),
+        ("/srv/nfs/x/y", "nfs4"),
+        ("/mnt/absys/tmp/j.sqlite", None),
+        ("/home/absys/j.sqlite", None),
+        ("/mnt/absysfoo/j.sqlite", None),
+    ],
+)
 def test_network_file_systems_are_recognised(path: str, kind: str | None) -> None:
     assert storage.network_filesystem(Path(path), LINUX) == kind
 
@@ -39,8 +50,9 @@ def test_a_journal_here_is_local(tmp_path: Path) -> None:
 def test_a_journal_on_a_share_is_refused_with_the_way_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The decision is taken from the partition table; here the table says: a CIFS share."""
     share = tmp_path / "share"
-    monkeypatch.setattr(storage.psutil, "disk_partitions",
-                        lambda all=True: [Part("//nas/absys", str(share), "cifs", "rw")])  # noqa: A002
+    monkeypatch.setattr(
+        storage.psutil, "disk_partitions", lambda all=True: [Part("//nas/absys", str(share), "cifs", "rw")]
+    )  # noqa: A002
     with pytest.raises(JournalError) as err:
         Journal(share / "journal.sqlite")
     assert "Netzlaufwerk (cifs)" in err.value.render("de") and "ccm-mail serve" in err.value.render("de")

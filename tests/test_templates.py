@@ -51,5 +51,6 @@ def test_missing_values_are_all_named() -> None:
 @pytest.mark.parametrize("subject", ["a\r\nBcc: x@evil.example", "a\nb", "a\rb", "a\0b"])
 def test_subject_with_line_break_or_nul_is_rejected(subject: str) -> None:
     from ccm_mail_hookspecs import Address, Message
+
     with pytest.raises(TemplateError):
         Message(subject=subject, to=[Address("a@example.de")], text="x").check()

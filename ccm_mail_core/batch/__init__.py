@@ -41,8 +41,8 @@ class Plan:
     purpose: str
     path: Path
     encoding: str = "utf-8"
-    new: list[tuple[int, Preview]] = field(default_factory=list)       #: rows to queue now
-    resumed: list[Entry] = field(default_factory=list)                  #: rows a previous run queued
+    new: list[tuple[int, Preview]] = field(default_factory=list)  #: rows to queue now
+    resumed: list[Entry] = field(default_factory=list)  #: rows a previous run queued
     skipped: list[tuple[int, str, Entry]] = field(default_factory=list)  #: reference already sent elsewhere
     cancelled: list[tuple[int, Preview, T]] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
@@ -57,7 +57,7 @@ class Summary:
     batch_id: str
     counts: Counter[str]
     skipped: int
-    stopped: list[str] = field(default_factory=list)   #: why sending stopped early (daily limit, journal…)
+    stopped: list[str] = field(default_factory=list)  #: why sending stopped early (daily limit, journal…)
     operator: list[int] = field(default_factory=list)  #: unknown rows the transport cannot settle
     seconds: float = 0.0
 
@@ -70,9 +70,15 @@ class Summary:
         return ExitCode.OK
 
     def to_dict(self) -> dict[str, object]:
-        return {"batch": self.batch_id, **{s.value: self.counts.get(s.value, 0) for s in Status if s is not Status.SENDING},
-                "sending": self.counts.get("sending", 0), "skipped": self.skipped, "stopped": self.stopped,
-                "needs_operator": self.operator, "seconds": round(self.seconds, 2)}
+        return {
+            "batch": self.batch_id,
+            **{s.value: self.counts.get(s.value, 0) for s in Status if s is not Status.SENDING},
+            "sending": self.counts.get("sending", 0),
+            "skipped": self.skipped,
+            "stopped": self.stopped,
+            "needs_operator": self.operator,
+            "seconds": round(self.seconds, 2),
+        }
 
 
 def batch_id_for(path: Path, purpose: str) -> str:
@@ -85,13 +91,23 @@ def plan(mailer: Mailer, path: Path, purpose: str, *, resend: bool = False, enco
     try:
         rows, problems, used = batch_file.read(path, encoding)
     except OSError as exc:
-        raise ConfigError(T(f"Stapeldatei {path} nicht lesbar ({exc.strerror}).",
-                            f"batch file {path} cannot be read ({exc.strerror}).")) from exc
+        raise ConfigError(
+            T(
+                f"Stapeldatei {path} nicht lesbar ({exc.strerror}).",
+                f"batch file {path} cannot be read ({exc.strerror}).",
+            )
+        ) from exc
     except (UnicodeDecodeError, LookupError) as exc:
-        raise ConfigError(T(f"Stapeldatei {path} lässt sich nicht als {encoding} lesen: {exc}",
-                            f"batch file {path} cannot be read as {encoding}: {exc}"),
-                          hint=T("Kodierung mit --encoding angeben (z. B. utf-8 oder cp1252).",
-                                 "Give the encoding with --encoding (e.g. utf-8 or cp1252).")) from exc
+        raise ConfigError(
+            T(
+                f"Stapeldatei {path} lässt sich nicht als {encoding} lesen: {exc}",
+                f"batch file {path} cannot be read as {encoding}: {exc}",
+            ),
+            hint=T(
+                "Kodierung mit --encoding angeben (z. B. utf-8 oder cp1252).",
+                "Give the encoding with --encoding (e.g. utf-8 or cp1252).",
+            ),
+        ) from exc
     pool = mailer.config.pool_for(purpose)
     if not pool:
         raise ConfigError(T(f"Zweck {purpose!r} ist keinem Konto zugeordnet.", f"purpose {purpose!r} has no account."))
@@ -107,22 +123,42 @@ def plan(mailer: Mailer, path: Path, purpose: str, *, resend: bool = False, enco
         account = pool[(row.number - 1) % len(pool)]
         domain = mailer.sender_of(account).address.rpartition("@")[2]
         try:
-            preview = mailer.compose(purpose, to=row.to, cc=row.cc, bcc=row.bcc, reply_to=row.reply_to, data=row.data,
-                                     attachments=row.attachments, reference=row.reference, account=account,
-                                     message_id=f"<ccm.{bid}.{row.number}@{domain}>", assume_yes=True)
+            preview = mailer.compose(
+                purpose,
+                to=row.to,
+                cc=row.cc,
+                bcc=row.bcc,
+                reply_to=row.reply_to,
+                data=row.data,
+                attachments=row.attachments,
+                reference=row.reference,
+                account=account,
+                message_id=f"<ccm.{bid}.{row.number}@{domain}>",
+                assume_yes=True,
+            )
         except CcmMailError as exc:
             result.problems.append(RowProblem(row.number, _with_hint(exc)))
             continue
         ref = preview.context.reference
         if ref and ref in seen_refs:
-            result.problems.append(RowProblem(row.number, T(f"Referenz {ref} steht schon in Zeile {seen_refs[ref]}",
-                                                            f"reference {ref} is already in row {seen_refs[ref]}")))
+            result.problems.append(
+                RowProblem(
+                    row.number,
+                    T(
+                        f"Referenz {ref} steht schon in Zeile {seen_refs[ref]}",
+                        f"reference {ref} is already in row {seen_refs[ref]}",
+                    ),
+                )
+            )
             continue
         if ref:
             seen_refs[ref] = row.number
         fresh.append((row.number, preview))
-    taken = {} if resend else mailer.journal.references_taken(
-        purpose, [p.context.reference for _, p in fresh], except_batch=bid)
+    taken = (
+        {}
+        if resend
+        else mailer.journal.references_taken(purpose, [p.context.reference for _, p in fresh], except_batch=bid)
+    )
     for number, preview in fresh:
         entry = taken.get(preview.context.reference)
         if entry is not None:
@@ -142,7 +178,9 @@ def plan(mailer: Mailer, path: Path, purpose: str, *, resend: bool = False, enco
 
 
 def _with_hint(exc: CcmMailError) -> T:
-    return exc.message if exc.hint is None else T(f"{exc.message.de} → {exc.hint.de}", f"{exc.message.en} → {exc.hint.en}")
+    return (
+        exc.message if exc.hint is None else T(f"{exc.message.de} → {exc.hint.de}", f"{exc.message.en} → {exc.hint.en}")
+    )
 
 
 def confirm(mailer: Mailer, p: Plan, *, assume_yes: bool, interactive: bool) -> None:
@@ -150,30 +188,46 @@ def confirm(mailer: Mailer, p: Plan, *, assume_yes: bool, interactive: bool) -> 
     if not p.new:
         return  # nothing new; resumed rows were confirmed when they were queued
     sample = p.new[0][1]
-    preview = Preview(sample.message, dataclasses.replace(sample.context, assume_yes=assume_yes, interactive=interactive),
-                      sample.account_label, {"count": len(p.new), "batch": p.batch_id})
+    preview = Preview(
+        sample.message,
+        dataclasses.replace(sample.context, assume_yes=assume_yes, interactive=interactive),
+        sample.account_label,
+        {"count": len(p.new), "batch": p.batch_id},
+    )
     answer = mailer.confirm(preview)
     if answer is None:
-        raise Unconfirmed(T("Keine Bestätigung für den Stapel; nichts gesendet.", "batch not confirmed; nothing sent."),
-                          hint=T("Im Terminal ausführen oder --yes angeben.", "Run it in a terminal or pass --yes."))
+        raise Unconfirmed(
+            T("Keine Bestätigung für den Stapel; nichts gesendet.", "batch not confirmed; nothing sent."),
+            hint=T("Im Terminal ausführen oder --yes angeben.", "Run it in a terminal or pass --yes."),
+        )
     if answer is False:
         raise Cancelled(T("Stapel abgelehnt; nichts gesendet.", "batch declined; nothing sent."))
 
 
 def queue_plan(mailer: Mailer, p: Plan) -> int:
     """Queue the new rows in one transaction and record the cancelled ones; returns how many are new."""
-    added = mailer.journal.create_batch([
-        {**row_fields(preview.message, preview.context), "batch": p.batch_id, "batch_row": number}
-        for number, preview in p.new])
+    added = mailer.journal.create_batch(
+        [
+            {**row_fields(preview.message, preview.context), "batch": p.batch_id, "batch_row": number}
+            for number, preview in p.new
+        ]
+    )
     for number, preview, reason in p.cancelled:
-        mailer.journal.create(**row_fields(preview.message, preview.context), status=Status.CANCELLED,
-                              allow_duplicate=True, batch=p.batch_id, batch_row=number, error=reason.get(mailer.lang),
-                              error_kind="cancelled")
+        mailer.journal.create(
+            **row_fields(preview.message, preview.context),
+            status=Status.CANCELLED,
+            allow_duplicate=True,
+            batch=p.batch_id,
+            batch_row=number,
+            error=reason.get(mailer.lang),
+            error_kind="cancelled",
+        )
     return added
 
 
-def send(mailer: Mailer, p: Plan, *, stream: TextIO | None = None, grace_seconds: float | None = None,
-         as_log: bool = False) -> Summary:
+def send(
+    mailer: Mailer, p: Plan, *, stream: TextIO | None = None, grace_seconds: float | None = None, as_log: bool = False
+) -> Summary:
     """Settle what an earlier run left open, send every queued row of the batch, then settle
     what ended unknown (found → sent, not found after the grace period → sent again)."""
     started = time.monotonic()
@@ -252,11 +306,16 @@ def _send_all(mailer: Mailer, entries: list[Entry], progress: Progress) -> list[
         # hosts sharing the journal start at different rows, so they rarely reach for the same one
         # (a row another host took is skipped before any pacing slot is taken for it)
         start = zlib.crc32(owner.current().format().encode())
-        by_account = {a: items[start % len(items):] + items[:start % len(items)] for a, items in by_account.items()}
-    pools = [concurrent.futures.ThreadPoolExecutor(max_workers=mailer.config.accounts[account].limits.concurrency,
-                                                   thread_name_prefix=f"ccm-mail-{account}")
-             for account in by_account]
-    futures = [pool.submit(one, entry) for pool, items in zip(pools, by_account.values(), strict=True) for entry in items]
+        by_account = {a: items[start % len(items) :] + items[: start % len(items)] for a, items in by_account.items()}
+    pools = [
+        concurrent.futures.ThreadPoolExecutor(
+            max_workers=mailer.config.accounts[account].limits.concurrency, thread_name_prefix=f"ccm-mail-{account}"
+        )
+        for account in by_account
+    ]
+    futures = [
+        pool.submit(one, entry) for pool, items in zip(pools, by_account.values(), strict=True) for entry in items
+    ]
     try:
         pending = set(futures)
         while pending:  # waiting in slices: Ctrl+C reaches a waiting main thread on Windows too

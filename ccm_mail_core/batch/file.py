@@ -31,7 +31,7 @@ RESERVED = (*ADDRESS_KEYS, "attachments", "reference", "data")
 
 @dataclass(slots=True)
 class Row:
-    number: int                 #: 1-based line (JSONL) or data row (CSV, header = row 0)
+    number: int  #: 1-based line (JSONL) or data row (CSV, header = row 0)
     to: list[Address] = field(default_factory=list)
     cc: list[Address] = field(default_factory=list)
     bcc: list[Address] = field(default_factory=list)
@@ -115,10 +115,15 @@ def _jsonl(text: str, base: Path) -> tuple[list[Row], list[RowProblem]]:
             continue
         extra = {k: v for k, v in obj.items() if k not in RESERVED}
         try:
-            rows.append(Row(number, **{k: _addresses(obj.get(k), k) for k in ADDRESS_KEYS},
-                            attachments=_files(obj.get("attachments"), base),
-                            reference=str(obj["reference"]) if obj.get("reference") not in (None, "") else None,
-                            data={**extra, **data}))
+            rows.append(
+                Row(
+                    number,
+                    **{k: _addresses(obj.get(k), k) for k in ADDRESS_KEYS},
+                    attachments=_files(obj.get("attachments"), base),
+                    reference=str(obj["reference"]) if obj.get("reference") not in (None, "") else None,
+                    data={**extra, **data},
+                )
+            )
         except _CellError as exc:
             problems.append(RowProblem(number, exc.message, exc.column))
     return rows, problems
@@ -137,10 +142,15 @@ def _csv(text: str, base: Path) -> tuple[list[Row], list[RowProblem]]:
             continue
         rec = {k.strip(): (v or "").strip() for k, v in raw.items()}
         try:
-            rows.append(Row(number, **{k: _addresses(rec.get(k), k) for k in ADDRESS_KEYS},
-                            attachments=_files(rec.get("attachments"), base),
-                            reference=rec.get("reference") or None,
-                            data={k: v for k, v in rec.items() if k not in RESERVED}))
+            rows.append(
+                Row(
+                    number,
+                    **{k: _addresses(rec.get(k), k) for k in ADDRESS_KEYS},
+                    attachments=_files(rec.get("attachments"), base),
+                    reference=rec.get("reference") or None,
+                    data={k: v for k, v in rec.items() if k not in RESERVED},
+                )
+            )
         except _CellError as exc:
             problems.append(RowProblem(number, exc.message, exc.column))
     return rows, problems

@@ -15,9 +15,11 @@ from ccm_mail_hookspecs import T
 
 log = structlog.get_logger("ccm_mail.batch")
 
+
 class Progress:
-    def __init__(self, total: int, *, lang: str = "de", stream: TextIO | None = None,
-                 interval: float = 5.0, as_log: bool = False) -> None:
+    def __init__(
+        self, total: int, *, lang: str = "de", stream: TextIO | None = None, interval: float = 5.0, as_log: bool = False
+    ) -> None:
         self.total = total
         self.lang = lang
         self.stream = stream or sys.stderr
@@ -50,8 +52,14 @@ class Progress:
         sent = self.counts.get("sent", 0)
         other = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()) if k != "sent")
         if self.as_log:
-            log.info("progress", done=self.done, total=self.total, per_minute=round(rate, 1), eta=eta_text,
-                     **dict(self.counts))
+            log.info(
+                "progress",
+                done=self.done,
+                total=self.total,
+                per_minute=round(rate, 1),
+                eta=eta_text,
+                **dict(self.counts),
+            )
             return
         if self.tty:
             width = 30
@@ -63,6 +71,8 @@ class Progress:
                 self.stream.write("\n")
         else:
             label = T("gesendet", "sent").get(self.lang)
-            self.stream.write(f"{self.done}/{self.total} ({label} {sent}{', ' + other if other else ''}) "
-                              f"{rate:.1f}/min ETA {eta_text}\n")
+            self.stream.write(
+                f"{self.done}/{self.total} ({label} {sent}{', ' + other if other else ''}) "
+                f"{rate:.1f}/min ETA {eta_text}\n"
+            )
         self.stream.flush()

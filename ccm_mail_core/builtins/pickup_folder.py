@@ -4,8 +4,9 @@ For trying ccm-mail and for test installations that must never reach a customer:
 the machine. What an SMTP transport would put on the envelope is written as headers, for
 inspection: ``X-Envelope-Bcc``, ``X-Envelope-From`` (the account's address, when the message is
 sent as another one) and ``X-Envelope-Notify: SUCCESS,FAILURE`` for a requested delivery report;
-a read receipt is the ``Disposition-Notification-To`` header every transport writes. Files appear atomically (written to a temporary name, fsynced, then renamed), so a
-program watching the folder never sees half a message.
+a read receipt is the ``Disposition-Notification-To`` header every transport writes. Files
+appear atomically (written to a temporary name, fsynced, then renamed), so a program watching
+the folder never sees half a message.
 """
 
 from __future__ import annotations
@@ -18,8 +19,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ccm_mail_hookspecs import (
-    AccountSettings, AccountType, CheckResult, Field, Found, Lookup, Message, Receipt, T, Transport, TransportError,
-    build_mime, hookimpl,
+    AccountSettings,
+    AccountType,
+    CheckResult,
+    Field,
+    Found,
+    Lookup,
+    Message,
+    Receipt,
+    T,
+    Transport,
+    TransportError,
+    build_mime,
+    hookimpl,
 )
 
 CCM_MAIL_API = 1
@@ -58,9 +70,12 @@ class PickupTransport(Transport):
                 raise
         except OSError as exc:
             raise TransportError(
-                T(f"Abholordner {self.folder} nicht beschreibbar: {exc.strerror}",
-                  f"pickup folder {self.folder} is not writable: {exc.strerror}"),
-                hint=T("Ordner anlegen bzw. Schreibrechte geben.", "Create the folder or grant write access.")) from exc
+                T(
+                    f"Abholordner {self.folder} nicht beschreibbar: {exc.strerror}",
+                    f"pickup folder {self.folder} is not writable: {exc.strerror}",
+                ),
+                hint=T("Ordner anlegen bzw. Schreibrechte geben.", "Create the folder or grant write access."),
+            ) from exc
         return Receipt(sent_at=sent_at, transport_ids={"file": str(target)}, mime=data)
 
     def lookup(self, message: Message) -> Lookup:
@@ -77,8 +92,11 @@ class PickupTransport(Transport):
             ok = os.access(self.folder, os.W_OK)
         except OSError:
             ok = False
-        text = (T(f"Ordner {self.folder} ist beschreibbar.", f"folder {self.folder} is writable.") if ok else
-                T(f"Ordner {self.folder} ist nicht beschreibbar.", f"folder {self.folder} is not writable."))
+        text = (
+            T(f"Ordner {self.folder} ist beschreibbar.", f"folder {self.folder} is writable.")
+            if ok
+            else T(f"Ordner {self.folder} ist nicht beschreibbar.", f"folder {self.folder} is not writable.")
+        )
         return CheckResult(ok, (("folder", ok, text),))
 
 
@@ -89,13 +107,23 @@ def _safe(text: str) -> str:
 ACCOUNT_TYPE = AccountType(
     id="pickup",
     label=T("Abholordner (.eml-Dateien)", "Pickup folder (.eml files)"),
-    description=T("Schreibt jede Mail als .eml-Datei in einen Ordner; nichts verlässt den Rechner.",
-                  "Writes each mail as an .eml file into a folder; nothing leaves the machine."),
+    description=T(
+        "Schreibt jede Mail als .eml-Datei in einen Ordner; nichts verlässt den Rechner.",
+        "Writes each mail as an .eml file into a folder; nothing leaves the machine.",
+    ),
     fields=(
-        Field("folder", T("Ordner", "Folder"), kind="path",
-              help=T("Pfad des Ordners; relativ zur Konfigurationsdatei.", "Folder path; relative to the config file.")),
-        Field("sender", T("Absenderadresse", "Sender address"), kind="email",
-              help=T("Adresse, die im From-Kopf steht.", "Address written into the From header.")),
+        Field(
+            "folder",
+            T("Ordner", "Folder"),
+            kind="path",
+            help=T("Pfad des Ordners; relativ zur Konfigurationsdatei.", "Folder path; relative to the config file."),
+        ),
+        Field(
+            "sender",
+            T("Absenderadresse", "Sender address"),
+            kind="email",
+            help=T("Adresse, die im From-Kopf steht.", "Address written into the From header."),
+        ),
     ),
     create_transport=PickupTransport,
 )

@@ -20,12 +20,19 @@ from .parser import Help
 def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
     cfg = sub.add_parser("config", help=h("Konfiguration prüfen", "check the configuration"))
     cfg_sub = cfg.add_subparsers(dest="sub", required=True, metavar=h("BEFEHL", "COMMAND"))
-    cfg_sub.add_parser("check", parents=[common], help=h("alle Probleme mit Datei, Zeile und Schlüssel anzeigen",
-                                                         "show every problem with file, line and key")
-                       ).set_defaults(func=config_check)
-    sub.add_parser("plugins", parents=[common], help=h("geladene Plugins mit Version und Hooks",
-                                                       "loaded plugins with version and hooks")).set_defaults(func=plugins)
-    ph = sub.add_parser("placeholders", parents=[common], help=h("Platzhalter für Vorlagen", "placeholders for templates"))
+    cfg_sub.add_parser(
+        "check",
+        parents=[common],
+        help=h("alle Probleme mit Datei, Zeile und Schlüssel anzeigen", "show every problem with file, line and key"),
+    ).set_defaults(func=config_check)
+    sub.add_parser(
+        "plugins",
+        parents=[common],
+        help=h("geladene Plugins mit Version und Hooks", "loaded plugins with version and hooks"),
+    ).set_defaults(func=plugins)
+    ph = sub.add_parser(
+        "placeholders", parents=[common], help=h("Platzhalter für Vorlagen", "placeholders for templates")
+    )
     ph.add_argument("--purpose", "-p", help=h("nur für diesen Zweck", "only for this purpose"))
     ph.set_defaults(func=placeholders)
 
@@ -36,11 +43,20 @@ def config_check(args: argparse.Namespace, out: Out) -> int:
         mailer = Mailer.from_config(path, lang=lang_override(args))
     except ConfigProblems as exc:
         if out.json:
-            out.emit({"ok": False, "exit_code": ExitCode.CONFIG, "file": str(path),
-                      "problems": [p.to_dict(out.lang) for p in exc.problems]}, "")
+            out.emit(
+                {
+                    "ok": False,
+                    "exit_code": ExitCode.CONFIG,
+                    "file": str(path),
+                    "problems": [p.to_dict(out.lang) for p in exc.problems],
+                },
+                "",
+            )
         else:
             for p in exc.problems:
-                out.note(f"{out.t('Warnung', 'warning') if p.warning else out.t('Fehler', 'error')}: {p.render(out.lang)}")
+                out.note(
+                    f"{out.t('Warnung', 'warning') if p.warning else out.t('Fehler', 'error')}: {p.render(out.lang)}"
+                )
             n = sum(1 for p in exc.problems if not p.warning)
             out.note(out.t(f"{n} Fehler in {path}.", f"{n} errors in {path}."))
         return ExitCode.CONFIG
@@ -54,36 +70,65 @@ def config_check(args: argparse.Namespace, out: Out) -> int:
                 return out.error(exc, ExitCode.CONFIG)
         purposes = {p: cfg.account_for(p) for p in cfg.purposes}
         now = datetime.now(timezone.utc)
-        expiries = {name: expiry_mod.to_dict(name, mailer.credential_expiry(name), now, cfg.lang) for name in cfg.accounts}
-        archives = {p: {"folder": str(s.archive.folder), "retention_years": s.archive.retention_years}
-                    for p, s in cfg.purpose_settings.items() if s.archive is not None}
+        expiries = {
+            name: expiry_mod.to_dict(name, mailer.credential_expiry(name), now, cfg.lang) for name in cfg.accounts
+        }
+        archives = {
+            p: {"folder": str(s.archive.folder), "retention_years": s.archive.retention_years}
+            for p, s in cfg.purpose_settings.items()
+            if s.archive is not None
+        }
         expired = [e["message"] for e in expiries.values() if e and e["state"] == "expired"]
-        data = {"ok": not expired, "file": str(cfg.path), "accounts": list(cfg.accounts), "purposes": purposes,
-                "journal": mailer.journal.where if cfg.journal_url else str(cfg.journal_path), "warnings": [p.to_dict(cfg.lang) for p in cfg.warnings],
-                "plugin_failures": [{"name": f.name, "reason": f.reason.get(cfg.lang)} for f in mailer.pm.failures],
-                "expiry": {k: v for k, v in expiries.items() if v}, "archive": archives}
+        data = {
+            "ok": not expired,
+            "file": str(cfg.path),
+            "accounts": list(cfg.accounts),
+            "purposes": purposes,
+            "journal": mailer.journal.where if cfg.journal_url else str(cfg.journal_path),
+            "warnings": [p.to_dict(cfg.lang) for p in cfg.warnings],
+            "plugin_failures": [{"name": f.name, "reason": f.reason.get(cfg.lang)} for f in mailer.pm.failures],
+            "expiry": {k: v for k, v in expiries.items() if v},
+            "archive": archives,
+        }
         if expired:
             data["exit_code"] = ExitCode.CONFIG
 
         def human() -> str:
             lines = [f"{out.t('Warnung', 'warning')}: {p.render(cfg.lang)}" for p in cfg.warnings]
-            lines += [f"{out.t('Plugin nicht geladen', 'plugin not loaded')}: {f.name}: {f.reason.get(cfg.lang)}"
-                      for f in mailer.pm.failures]
-            lines += [f"{out.t('Fehler', 'error') if e['state'] == 'expired' else out.t('Warnung', 'warning')}: "
-                      f"{e['message']}" for e in expiries.values() if e and e["message"]]
-            lines.append(out.t(f"{cfg.path}: in Ordnung ({len(cfg.accounts)} Konten).",
-                               f"{cfg.path}: OK ({len(cfg.accounts)} accounts).") if not expired else
-                         out.t(f"{cfg.path}: {len(expired)} Konto/Konten mit abgelaufenem Zugang; damit wird nicht "
-                               "gesendet.",
-                               f"{cfg.path}: {len(expired)} account(s) with an expired credential; they do not send."))
+            lines += [
+                f"{out.t('Plugin nicht geladen', 'plugin not loaded')}: {f.name}: {f.reason.get(cfg.lang)}"
+                for f in mailer.pm.failures
+            ]
+            lines += [
+                f"{out.t('Fehler', 'error') if e['state'] == 'expired' else out.t('Warnung', 'warning')}: "
+                f"{e['message']}"
+                for e in expiries.values()
+                if e and e["message"]
+            ]
+            lines.append(
+                out.t(
+                    f"{cfg.path}: in Ordnung ({len(cfg.accounts)} Konten).",
+                    f"{cfg.path}: OK ({len(cfg.accounts)} accounts).",
+                )
+                if not expired
+                else out.t(
+                    f"{cfg.path}: {len(expired)} Konto/Konten mit abgelaufenem Zugang; damit wird nicht gesendet.",
+                    f"{cfg.path}: {len(expired)} account(s) with an expired credential; they do not send.",
+                )
+            )
             for p, a in purposes.items():
                 lines.append(f"  {purpose_label(p, cfg.lang)} → {a or '-'}")
                 if p in archives:
-                    lines.append(out.t(f"      Archivkopie (GoBD): {archives[p]['folder']}, aufzubewahren "
-                                       f"{archives[p]['retention_years']} Jahre",
-                                       f"      archive copy (GoBD): {archives[p]['folder']}, kept "
-                                       f"{archives[p]['retention_years']} years"))
+                    lines.append(
+                        out.t(
+                            f"      Archivkopie (GoBD): {archives[p]['folder']}, aufzubewahren "
+                            f"{archives[p]['retention_years']} Jahre",
+                            f"      archive copy (GoBD): {archives[p]['folder']}, kept "
+                            f"{archives[p]['retention_years']} years",
+                        )
+                    )
             return "\n".join(lines)
+
         out.emit(data, human)
     return ExitCode.OK if not expired else ExitCode.CONFIG
 
@@ -91,10 +136,21 @@ def config_check(args: argparse.Namespace, out: Out) -> int:
 def plugins(args: argparse.Namespace, out: Out) -> int:
     pm, _, _ = listing(args, out)
     infos = pm.infos()
-    data = {"plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version,
-                         "builtin": i.builtin, "hooks": list(i.hooks)} for i in infos],
-            "failed": [{"name": f.name, "distribution": f.distribution, "reason": f.reason.get(out.lang)}
-                       for f in pm.failures]}
+    data = {
+        "plugins": [
+            {
+                "name": i.name,
+                "distribution": i.distribution,
+                "version": i.version,
+                "builtin": i.builtin,
+                "hooks": list(i.hooks),
+            }
+            for i in infos
+        ],
+        "failed": [
+            {"name": f.name, "distribution": f.distribution, "reason": f.reason.get(out.lang)} for f in pm.failures
+        ],
+    }
 
     def human() -> str:
         lines = []
@@ -103,8 +159,11 @@ def plugins(args: argparse.Namespace, out: Out) -> int:
             tag = out.t(" (eingebaut)", " (built-in)") if i.builtin else ""
             lines.append(f"{i.name}  {origin}{tag}\n    hooks: {', '.join(i.hooks)}")
         for f in pm.failures:
-            lines.append(f"{f.name}  {f.distribution}  {out.t('NICHT GELADEN', 'NOT LOADED')}: {f.reason.get(out.lang)}")
+            lines.append(
+                f"{f.name}  {f.distribution}  {out.t('NICHT GELADEN', 'NOT LOADED')}: {f.reason.get(out.lang)}"
+            )
         return "\n".join(lines)
+
     out.emit(data, human)
     return ExitCode.OK
 
@@ -121,7 +180,10 @@ def placeholders(args: argparse.Namespace, out: Out) -> int:
         lines = []
         for purpose, items in data.items():
             lines.append(f"[{purpose_label(purpose, out.lang)}]")
-            lines += [f"  {d['token']:<22} {d['description']}  ({out.t('z. B.', 'e.g.')} {d['example']})" for d in items]
+            lines += [
+                f"  {d['token']:<22} {d['description']}  ({out.t('z. B.', 'e.g.')} {d['example']})" for d in items
+            ]
         return "\n".join(lines)
+
     out.emit({"placeholders": data}, human)
     return ExitCode.OK

@@ -11,8 +11,23 @@ import os
 from collections.abc import Sequence
 
 #: the built-in commands (a test checks this against the parser)
-CORE_COMMANDS = frozenset({"config", "plugins", "placeholders", "accounts", "secrets", "preview", "send", "batch",
-                           "journal", "outbox", "purposes", "templates", "archive"})
+CORE_COMMANDS = frozenset(
+    {
+        "config",
+        "plugins",
+        "placeholders",
+        "accounts",
+        "secrets",
+        "preview",
+        "send",
+        "batch",
+        "journal",
+        "outbox",
+        "purposes",
+        "templates",
+        "archive",
+    }
+)
 #: the commands ``--server`` sends to the service; the others always run here
 CLIENT_COMMANDS = frozenset({"send", "preview"})
 #: global options that take a value (the value is not the command word)

@@ -49,12 +49,16 @@ class ServiceError(CcmMailError):
 
 def build_parser(lang: str, *, json_errors: bool) -> Parser:
     from . import common_options
+
     h = helper(lang)
     parser = Parser(prog="ccm-mail", parents=[common_options(h, suppress=False)], lang=lang, json_errors=json_errors)
     sub = parser.add_subparsers(dest="command", required=True, metavar=h("BEFEHL", "COMMAND"))
     common = common_options(h, suppress=True)
-    pv = sub.add_parser("preview", parents=[common], help=h("zeigen, was der Bestätigungsdialog zeigt",
-                                                            "show what the confirmation dialog shows"))
+    pv = sub.add_parser(
+        "preview",
+        parents=[common],
+        help=h("zeigen, was der Bestätigungsdialog zeigt", "show what the confirmation dialog shows"),
+    )
     add_send_arguments(pv, h)
     sd = sub.add_parser("send", parents=[common], help=h("eine Mail senden", "send one mail"))
     add_send_arguments(sd, h)
@@ -69,8 +73,11 @@ def main(argv: list[str], url: str) -> int:
     try:
         return run(args, out, url.rstrip("/"), lang)
     except CcmMailError as exc:
-        code = ExitCode.UNKNOWN if exc.sent is None else (ExitCode.SEND_FAILED if isinstance(exc, ServiceError)
-                                                          else ExitCode.CONFIG)
+        code = (
+            ExitCode.UNKNOWN
+            if exc.sent is None
+            else (ExitCode.SEND_FAILED if isinstance(exc, ServiceError) else ExitCode.CONFIG)
+        )
         return out.error(exc, code)
     except KeyboardInterrupt:
         out.note(out.t("Abgebrochen.", "Interrupted."))
@@ -79,12 +86,16 @@ def main(argv: list[str], url: str) -> int:
 
 def run(args: argparse.Namespace, out: Out, url: str, lang: str | None) -> int:
     kwargs = send_kwargs(args)
-    body: dict[str, Any] = {"purpose": args.purpose, **kwargs,
-                            "attachments": [_upload(path) for path in kwargs["attachments"]]}
+    body: dict[str, Any] = {
+        "purpose": args.purpose,
+        **kwargs,
+        "attachments": [_upload(path) for path in kwargs["attachments"]],
+    }
     if args.command == "send":
         body.update(yes=args.yes, resend=args.resend)
-    status, answer, answer_lang = request(url, f"/api/v1/{args.command}", body, lang=lang, key=api_key(args),
-                                          may_send=args.command == "send")
+    status, answer, answer_lang = request(
+        url, f"/api/v1/{args.command}", body, lang=lang, key=api_key(args), may_send=args.command == "send"
+    )
     out.lang = lang or answer_lang or out.lang
     if status >= 400:
         if out.json:
@@ -94,6 +105,7 @@ def run(args: argparse.Namespace, out: Out, url: str, lang: str | None) -> int:
         return int(answer.get("exit_code", ExitCode.CONFIG))
     if args.command == "preview":
         from ..preview_text import render_preview_dict
+
         if out.json:
             out.document(answer)
         else:
@@ -123,8 +135,11 @@ def _upload(path: str) -> dict[str, Any]:
     """An attachment as the API takes it: its bytes, checked here as a local send checks them."""
     attachment = Attachment(Path(path))
     attachment.check()
-    return {"filename": attachment.filename, "content_type": attachment.content_type,
-            "content_base64": base64.b64encode(attachment.path.read_bytes()).decode("ascii")}
+    return {
+        "filename": attachment.filename,
+        "content_type": attachment.content_type,
+        "content_base64": base64.b64encode(attachment.path.read_bytes()).decode("ascii"),
+    }
 
 
 def api_key(args: argparse.Namespace) -> str:
@@ -138,23 +153,31 @@ def api_key(args: argparse.Namespace) -> str:
         path = Path(given)
     else:
         from ..storage import data_dir
+
         path = data_dir() / "server" / "send.key"
     try:
         key = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise CcmMailError(T(f"Kein API-Schlüssel für den Dienst: {path} nicht lesbar ({exc}); nichts gesendet.",
-                             f"no API key for the service: {path} cannot be read ({exc}); nothing sent."),
-                           hint=T(f"{API_KEY_ENV} setzen oder --api-key-file angeben (der Sende-Schlüssel aus "
-                                  "'ccm-mail serve --show-keys' auf dem Rechner des Dienstes).",
-                                  f"Set {API_KEY_ENV} or give --api-key-file (the send key from "
-                                  "'ccm-mail serve --show-keys' on the service's machine).")) from None
+        raise CcmMailError(
+            T(
+                f"Kein API-Schlüssel für den Dienst: {path} nicht lesbar ({exc}); nichts gesendet.",
+                f"no API key for the service: {path} cannot be read ({exc}); nothing sent.",
+            ),
+            hint=T(
+                f"{API_KEY_ENV} setzen oder --api-key-file angeben (der Sende-Schlüssel aus "
+                "'ccm-mail serve --show-keys' auf dem Rechner des Dienstes).",
+                f"Set {API_KEY_ENV} or give --api-key-file (the send key from "
+                "'ccm-mail serve --show-keys' on the service's machine).",
+            ),
+        ) from None
     if not key:
         raise CcmMailError(T(f"{path} ist leer; nichts gesendet.", f"{path} is empty; nothing sent."))
     return key
 
 
-def request(url: str, path: str, body: dict[str, Any], *, lang: str | None, key: str,
-            may_send: bool) -> tuple[int, dict[str, Any], str | None]:
+def request(
+    url: str, path: str, body: dict[str, Any], *, lang: str | None, key: str, may_send: bool
+) -> tuple[int, dict[str, Any], str | None]:
     """POST ``body`` as JSON; the status, the JSON answer and its language. A failure before the
     service has the request says "not sent"; after, when ``may_send``, "outcome unknown"."""
     data = json.dumps(body, ensure_ascii=True).encode("ascii")
@@ -172,14 +195,19 @@ def request(url: str, path: str, body: dict[str, Any], *, lang: str | None, key:
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, (ConnectionRefusedError, socket.gaierror, ssl.SSLError, OSError)) and not isinstance(
-                reason, (TimeoutError, ConnectionResetError)):
+            reason, (TimeoutError, ConnectionResetError)
+        ):
             raise _unreachable(url, reason) from None
         raise _no_answer(url, reason, may_send) from None
     except (TimeoutError, ConnectionResetError, http.client.RemoteDisconnected, http.client.IncompleteRead) as exc:
         raise _no_answer(url, exc, may_send) from None
     except ValueError as exc:  # not an http(s) URL
-        raise CcmMailError(T(f"{SERVER_ENV}/--server: {url!r} ist keine http(s)-Adresse ({exc}).",
-                             f"{SERVER_ENV}/--server: {url!r} is not an http(s) address ({exc}).")) from None
+        raise CcmMailError(
+            T(
+                f"{SERVER_ENV}/--server: {url!r} ist keine http(s)-Adresse ({exc}).",
+                f"{SERVER_ENV}/--server: {url!r} is not an http(s) address ({exc}).",
+            )
+        ) from None
 
 
 def _json(raw: bytes, status: int, may_send: bool) -> dict[str, Any]:
@@ -190,29 +218,44 @@ def _json(raw: bytes, status: int, may_send: bool) -> dict[str, Any]:
     if isinstance(answer, dict):
         return answer
     start = raw[:200].decode("utf-8", errors="replace")
-    error = ServiceError(T(f"Unerwartete Antwort des Dienstes (HTTP {status}): {start!r}",
-                           f"unexpected answer from the service (HTTP {status}): {start!r}"),
-                         hint=T("Läuft unter der Adresse wirklich 'ccm-mail serve' (kein Proxy dazwischen)?",
-                                "Is 'ccm-mail serve' really at that address (no proxy in between)?"))
+    error = ServiceError(
+        T(
+            f"Unerwartete Antwort des Dienstes (HTTP {status}): {start!r}",
+            f"unexpected answer from the service (HTTP {status}): {start!r}",
+        ),
+        hint=T(
+            "Läuft unter der Adresse wirklich 'ccm-mail serve' (kein Proxy dazwischen)?",
+            "Is 'ccm-mail serve' really at that address (no proxy in between)?",
+        ),
+    )
     if may_send and status >= 500:
         error.sent = None
     raise error
 
 
 def _unreachable(url: str, reason: object) -> ServiceError:
-    return ServiceError(T(f"Dienst {url} nicht erreichbar ({reason}); nichts gesendet.",
-                          f"service {url} cannot be reached ({reason}); nothing sent."),
-                        hint=T(f"Läuft 'ccm-mail serve' dort? {SERVER_ENV} und die Firewall prüfen.",
-                               f"Is 'ccm-mail serve' running there? Check {SERVER_ENV} and the firewall."))
+    return ServiceError(
+        T(
+            f"Dienst {url} nicht erreichbar ({reason}); nichts gesendet.",
+            f"service {url} cannot be reached ({reason}); nothing sent.",
+        ),
+        hint=T(
+            f"Läuft 'ccm-mail serve' dort? {SERVER_ENV} und die Firewall prüfen.",
+            f"Is 'ccm-mail serve' running there? Check {SERVER_ENV} and the firewall.",
+        ),
+    )
 
 
 def _no_answer(url: str, reason: object, may_send: bool) -> ServiceError:
     error = ServiceError(
         T(f"Keine Antwort vom Dienst {url} ({reason}).", f"no answer from the service {url} ({reason})."),
-        hint=T("Der Dienst hat die Anfrage vielleicht ausgeführt: nicht blind anders senden. Derselbe Aufruf noch "
-               "einmal ist sicher, wenn der Zweck eine Referenz hat (er meldet dann den ersten Versand).",
-               "The service may have carried the request out: do not send it another way. The same call again is "
-               "safe when the purpose has a reference (it then reports the first send)."))
+        hint=T(
+            "Der Dienst hat die Anfrage vielleicht ausgeführt: nicht blind anders senden. Derselbe Aufruf noch "
+            "einmal ist sicher, wenn der Zweck eine Referenz hat (er meldet dann den ersten Versand).",
+            "The service may have carried the request out: do not send it another way. The same call again is "
+            "safe when the purpose has a reference (it then reports the first send).",
+        ),
+    )
     if may_send:
         error.sent = None
     return error

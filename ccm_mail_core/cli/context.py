@@ -24,9 +24,11 @@ def open_mailer(args: argparse.Namespace, out: Out) -> Mailer:
     """The Mailer for the command's config, logging as the config says unless the command line
     says otherwise; ``out`` speaks the config's language from here on."""
     mailer = Mailer.from_config(config_path(args), lang=lang_override(args))
-    logging_setup.configure(fmt=args.log_format or mailer.config.log_format,
-                            level=args.log_level or mailer.config.log_level,
-                            file=None if args.log_format or args.log_level else mailer.config.log_file)
+    logging_setup.configure(
+        fmt=args.log_format or mailer.config.log_format,
+        level=args.log_level or mailer.config.log_level,
+        file=None if args.log_format or args.log_level else mailer.config.log_file,
+    )
     out.lang = mailer.lang
     return mailer
 
@@ -43,8 +45,10 @@ def listing(args: argparse.Namespace, out: Out) -> tuple[PluginManager, Registri
     path = config_path(args)
     blocked: tuple[str, ...] = ()
     raw = None
-    note = out.t(f"Hinweis: {path} ist fehlerhaft ('ccm-mail config check'); gezeigt wird ohne sie.",
-                 f"note: {path} has errors ('ccm-mail config check'); shown without it.")
+    note = out.t(
+        f"Hinweis: {path} ist fehlerhaft ('ccm-mail config check'); gezeigt wird ohne sie.",
+        f"note: {path} has errors ('ccm-mail config check'); shown without it.",
+    )
     if path.exists():
         try:
             raw = read_raw(path)

@@ -65,6 +65,7 @@ class Out:
 
     def error(self, exc: CcmMailError, code: int, **extra: Any) -> int:
         from ..config import ConfigProblems  # here: the service's client prints errors without the config machinery
+
         if self.json:
             payload: dict[str, Any] = {"ok": False, "exit_code": code, "error": exc.to_dict(self.lang), **extra}
             if isinstance(exc, ConfigProblems):

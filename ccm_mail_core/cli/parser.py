@@ -55,8 +55,13 @@ class Parser(argparse.ArgumentParser):
         self._positionals.title = T("Argumente", "positional arguments").get(lang)
         self._optionals.title = T("Optionen", "options").get(lang)
         if add_help:
-            self.add_argument("-h", "--help", action="help", default=argparse.SUPPRESS,
-                              help=T("diese Hilfe zeigen", "show this help and exit").get(lang))
+            self.add_argument(
+                "-h",
+                "--help",
+                action="help",
+                default=argparse.SUPPRESS,
+                help=T("diese Hilfe zeigen", "show this help and exit").get(lang),
+            )
 
     def add_subparsers(self, **kwargs: Any) -> Any:
         kwargs.setdefault("parser_class", functools.partial(Parser, lang=self.lang, json_errors=self.json_errors))
@@ -65,9 +70,23 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         text = translate(message, self.lang)
         if self.json_errors:
-            print(json.dumps({"ok": False, "exit_code": 2, "error": {
-                "kind": "usage", "sent": False, "message": text, "hint": self.format_usage().strip(), "details": {}}},
-                ensure_ascii=True, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "ok": False,
+                        "exit_code": 2,
+                        "error": {
+                            "kind": "usage",
+                            "sent": False,
+                            "message": text,
+                            "hint": self.format_usage().strip(),
+                            "details": {},
+                        },
+                    },
+                    ensure_ascii=True,
+                    indent=2,
+                )
+            )
             self.exit(2)
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: {T('Fehler', 'error').get(self.lang)}: {text}\n")

@@ -16,8 +16,11 @@ __all__ = ["add_parsers", "add_send_arguments", "preview", "send", "send_kwargs"
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, h: Help) -> None:
-    pv = sub.add_parser("preview", parents=[common], help=h("zeigen, was der Bestätigungsdialog zeigt",
-                                                            "show what the confirmation dialog shows"))
+    pv = sub.add_parser(
+        "preview",
+        parents=[common],
+        help=h("zeigen, was der Bestätigungsdialog zeigt", "show what the confirmation dialog shows"),
+    )
     add_send_arguments(pv, h)
     pv.set_defaults(func=preview)
     sd = sub.add_parser("send", parents=[common], help=h("eine Mail senden", "send one mail"))
@@ -36,8 +39,9 @@ def preview(args: argparse.Namespace, out: Out) -> int:
 def send(args: argparse.Namespace, out: Out) -> int:
     with open_mailer(args, out) as mailer:
         interactive = sys.stdin.isatty() and not out.json and args.data != "-"
-        result = mailer.send(args.purpose, resend=args.resend, assume_yes=args.yes, interactive=interactive,
-                             **send_kwargs(args))
+        result = mailer.send(
+            args.purpose, resend=args.resend, assume_yes=args.yes, interactive=interactive, **send_kwargs(args)
+        )
         data = {"ok": result.status.value == "sent", "exit_code": result.exit_code, **result.to_dict(out.lang)}
         line = not_sent_line(data, out.lang)
         if line is not None and not out.json:

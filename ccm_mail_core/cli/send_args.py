@@ -18,31 +18,62 @@ from .parser import Help
 
 
 def add_send_arguments(p: argparse.ArgumentParser, h: Help) -> None:
-    p.add_argument("--purpose", "-p", required=True, help=h("Zweck, z. B. invoice, eservice", "purpose, e.g. invoice, eservice"))
-    p.add_argument("--to", action="append", metavar="ADDR", help=h("Empfänger (mehrfach möglich)", "recipient (repeatable)"))
+    p.add_argument(
+        "--purpose", "-p", required=True, help=h("Zweck, z. B. invoice, eservice", "purpose, e.g. invoice, eservice")
+    )
+    p.add_argument(
+        "--to", action="append", metavar="ADDR", help=h("Empfänger (mehrfach möglich)", "recipient (repeatable)")
+    )
     p.add_argument("--cc", action="append", metavar="ADDR", help=h("Kopie an", "carbon copy"))
     p.add_argument("--bcc", action="append", metavar="ADDR", help=h("Blindkopie an", "blind carbon copy"))
     p.add_argument("--reply-to", action="append", metavar="ADDR", help=h("Antwort an", "reply to"))
-    p.add_argument("--data", metavar="JSON", help=h("Sendedaten (Rechnungsfelder) als JSON-Datei; '-' liest "
-                                                    "UTF-8-JSON von der Standardeingabe",
-                                                    "send data (invoice fields) as a JSON file; '-' reads UTF-8 JSON "
-                                                    "from standard input"))
-    p.add_argument("--field", action="append", metavar="NAME=VALUE", help=h("einzelnes Datenfeld", "a single data field"))
-    p.add_argument("--attach", "-a", action="append", metavar="FILE", help=h("Anhang (mehrfach möglich)",
-                                                                             "attachment (repeatable)"))
-    p.add_argument("--reference", "-r", help=h("Referenz, z. B. Rechnungsnummer (sonst aus der Vorlage)",
-                                               "reference, e.g. the invoice number (else from the template)"))
-    p.add_argument("--header", action="append", metavar="X-NAME:VALUE", help=h("zusätzliche Kopfzeile X-…",
-                                                                               "extra header X-…"))
+    p.add_argument(
+        "--data",
+        metavar="JSON",
+        help=h(
+            "Sendedaten (Rechnungsfelder) als JSON-Datei; '-' liest UTF-8-JSON von der Standardeingabe",
+            "send data (invoice fields) as a JSON file; '-' reads UTF-8 JSON from standard input",
+        ),
+    )
+    p.add_argument(
+        "--field", action="append", metavar="NAME=VALUE", help=h("einzelnes Datenfeld", "a single data field")
+    )
+    p.add_argument(
+        "--attach",
+        "-a",
+        action="append",
+        metavar="FILE",
+        help=h("Anhang (mehrfach möglich)", "attachment (repeatable)"),
+    )
+    p.add_argument(
+        "--reference",
+        "-r",
+        help=h(
+            "Referenz, z. B. Rechnungsnummer (sonst aus der Vorlage)",
+            "reference, e.g. the invoice number (else from the template)",
+        ),
+    )
+    p.add_argument(
+        "--header", action="append", metavar="X-NAME:VALUE", help=h("zusätzliche Kopfzeile X-…", "extra header X-…")
+    )
 
 
 def add_confirm_arguments(p: argparse.ArgumentParser, h: Help) -> None:
     """``send`` only."""
-    p.add_argument("--yes", "-y", action="store_true", help=h("Bestätigung vorab erteilen (Stapelbetrieb)",
-                                                               "confirm in advance (batch use)"))
-    p.add_argument("--resend", action="store_true", help=h("bewusst erneut senden, auch wenn die Referenz schon "
-                                                            "gesendet ist",
-                                                            "send again on purpose, even if the reference was sent"))
+    p.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help=h("Bestätigung vorab erteilen (Stapelbetrieb)", "confirm in advance (batch use)"),
+    )
+    p.add_argument(
+        "--resend",
+        action="store_true",
+        help=h(
+            "bewusst erneut senden, auch wenn die Referenz schon gesendet ist",
+            "send again on purpose, even if the reference was sent",
+        ),
+    )
 
 
 def read_data(source: str | None) -> dict[str, Any]:
@@ -53,14 +84,21 @@ def read_data(source: str | None) -> dict[str, Any]:
         raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
         data = json.loads(raw.decode("utf-8-sig"))
     except OSError as exc:
-        raise CcmMailError(T(f"{name.de} nicht lesbar ({exc.strerror}).", f"{name.en} cannot be read ({exc.strerror}).")
-                           ) from exc
+        raise CcmMailError(
+            T(f"{name.de} nicht lesbar ({exc.strerror}).", f"{name.en} cannot be read ({exc.strerror}).")
+        ) from exc
     except UnicodeDecodeError as exc:
-        raise CcmMailError(T(f"{name.de}: kein UTF-8 (Byte {exc.start}).", f"{name.en}: not UTF-8 (byte {exc.start})."),
-                           hint=T("JSON als UTF-8 übergeben.", "Pass the JSON as UTF-8.")) from exc
+        raise CcmMailError(
+            T(f"{name.de}: kein UTF-8 (Byte {exc.start}).", f"{name.en}: not UTF-8 (byte {exc.start})."),
+            hint=T("JSON als UTF-8 übergeben.", "Pass the JSON as UTF-8."),
+        ) from exc
     except json.JSONDecodeError as exc:
-        raise CcmMailError(T(f"{name.de}: kein gültiges JSON (Zeile {exc.lineno}: {exc.msg}).",
-                             f"{name.en}: not valid JSON (line {exc.lineno}: {exc.msg}).")) from exc
+        raise CcmMailError(
+            T(
+                f"{name.de}: kein gültiges JSON (Zeile {exc.lineno}: {exc.msg}).",
+                f"{name.en}: not valid JSON (line {exc.lineno}: {exc.msg}).",
+            )
+        ) from exc
     if not isinstance(data, dict):
         raise CcmMailError(T(f"{name.de} muss ein JSON-Objekt sein.", f"{name.en} must hold a JSON object."))
     return data
@@ -71,14 +109,24 @@ def send_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     for item in args.field or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise CcmMailError(T(f"--field erwartet NAME=WERT, nicht {item!r}", f"--field expects NAME=VALUE, not {item!r}"))
+            raise CcmMailError(
+                T(f"--field erwartet NAME=WERT, nicht {item!r}", f"--field expects NAME=VALUE, not {item!r}")
+            )
         data[key] = value
     headers = {}
     for item in args.header or []:
         key, _, value = item.partition(":")
         headers[key.strip()] = value.strip()
-    return {"to": args.to or [], "cc": args.cc or [], "bcc": args.bcc or [], "reply_to": args.reply_to or [],
-            "data": data, "attachments": args.attach or [], "reference": args.reference, "headers": headers}
+    return {
+        "to": args.to or [],
+        "cc": args.cc or [],
+        "bcc": args.bcc or [],
+        "reply_to": args.reply_to or [],
+        "data": data,
+        "attachments": args.attach or [],
+        "reference": args.reference,
+        "headers": headers,
+    }
 
 
 def render_error(error: dict[str, Any], lang: str) -> str:
@@ -95,8 +143,11 @@ def render_error(error: dict[str, Any], lang: str) -> str:
 
 
 #: what people read for a send that did not end as sent
-_NOT_SENT = {"failed": T("NICHT gesendet", "NOT sent"), "unknown": T("Ausgang UNBEKANNT", "outcome UNKNOWN"),
-             "cancelled": T("abgebrochen", "cancelled")}
+_NOT_SENT = {
+    "failed": T("NICHT gesendet", "NOT sent"),
+    "unknown": T("Ausgang UNBEKANNT", "outcome UNKNOWN"),
+    "cancelled": T("abgebrochen", "cancelled"),
+}
 
 
 def sent_lines(result: dict[str, Any], lang: str) -> str:
@@ -104,12 +155,20 @@ def sent_lines(result: dict[str, Any], lang: str) -> str:
     if not result.get("sent_at"):
         return ""
     when = datetime.fromisoformat(result["sent_at"]).astimezone()
-    lines = [T(f"Gesendet am {when:%d.%m.%Y %H:%M:%S} (Journal-Eintrag {result['journal_id']}).",
-               f"Sent at {when:%Y-%m-%d %H:%M:%S} (journal entry {result['journal_id']}).").get(lang)]
+    lines = [
+        T(
+            f"Gesendet am {when:%d.%m.%Y %H:%M:%S} (Journal-Eintrag {result['journal_id']}).",
+            f"Sent at {when:%Y-%m-%d %H:%M:%S} (journal entry {result['journal_id']}).",
+        ).get(lang)
+    ]
     lines += [f"  {k}: {v}" for k, v in (result.get("transport_ids") or {}).items()]
-    lines += [T(f"Warnung: Aufzeichnung durch {f['plugin']} fehlgeschlagen: {f['error']}",
-                f"warning: recording by {f['plugin']} failed: {f['error']}").get(lang)
-              for f in result.get("recorder_failures") or []]
+    lines += [
+        T(
+            f"Warnung: Aufzeichnung durch {f['plugin']} fehlgeschlagen: {f['error']}",
+            f"warning: recording by {f['plugin']} failed: {f['error']}",
+        ).get(lang)
+        for f in result.get("recorder_failures") or []
+    ]
     return "\n".join(lines)
 
 
@@ -120,5 +179,7 @@ def not_sent_line(result: dict[str, Any], lang: str) -> str | None:
         return None
     status = str(result.get("status"))
     label = _NOT_SENT.get(status, T(status, status)).get(lang)
-    return f"{label} ({T('Journal-Eintrag', 'journal entry').get(lang)} {result.get('journal_id')}): " \
-           f"{render_error(error, lang)}"
+    return (
+        f"{label} ({T('Journal-Eintrag', 'journal entry').get(lang)} {result.get('journal_id')}): "
+        f"{render_error(error, lang)}"
+    )

@@ -43,8 +43,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in result:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
     return result
@@ -75,27 +74,71 @@ def read_raw(path: Path, text: str | None = None) -> LineDict:
     try:
         raw = load(path) if text is None else yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     except FileNotFoundError:
-        raise ConfigProblems([Problem(name, 0, "", T("Konfigurationsdatei nicht gefunden.", "configuration file not found."),
-                                      T("Pfad mit --config angeben; Vorlage: config.example.yaml.",
-                                        "Give the path with --config; see config.example.yaml."))]) from None
+        raise ConfigProblems(
+            [
+                Problem(
+                    name,
+                    0,
+                    "",
+                    T("Konfigurationsdatei nicht gefunden.", "configuration file not found."),
+                    T(
+                        "Pfad mit --config angeben; Vorlage: config.example.yaml.",
+                        "Give the path with --config; see config.example.yaml.",
+                    ),
+                )
+            ]
+        ) from None
     except OSError as exc:
-        raise ConfigProblems([Problem(name, 0, "", T(f"nicht lesbar: {exc.strerror}", f"cannot be read: {exc.strerror}"))]) from None
+        raise ConfigProblems(
+            [Problem(name, 0, "", T(f"nicht lesbar: {exc.strerror}", f"cannot be read: {exc.strerror}"))]
+        ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigProblems([Problem(name, 0, "", T(f"ist kein UTF-8 (Byte {exc.start})", f"is not UTF-8 (byte {exc.start})"),
-                                      T("Im Editor als UTF-8 speichern.", "Save it as UTF-8 in the editor."))]) from None
+        raise ConfigProblems(
+            [
+                Problem(
+                    name,
+                    0,
+                    "",
+                    T(f"ist kein UTF-8 (Byte {exc.start})", f"is not UTF-8 (byte {exc.start})"),
+                    T("Im Editor als UTF-8 speichern.", "Save it as UTF-8 in the editor."),
+                )
+            ]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 0
         what = f"{getattr(exc, 'problem', '') or exc}"
-        raise ConfigProblems([Problem(name, line, "", T(f"YAML-Syntaxfehler: {what}", f"YAML syntax error: {what}"),
-                                      T("Einrückung (Leerzeichen, keine Tabs) und Doppelpunkte prüfen.",
-                                        "Check indentation (spaces, no tabs) and colons."))]) from None
+        raise ConfigProblems(
+            [
+                Problem(
+                    name,
+                    line,
+                    "",
+                    T(f"YAML-Syntaxfehler: {what}", f"YAML syntax error: {what}"),
+                    T(
+                        "Einrückung (Leerzeichen, keine Tabs) und Doppelpunkte prüfen.",
+                        "Check indentation (spaces, no tabs) and colons.",
+                    ),
+                )
+            ]
+        ) from None
     if raw is None:
         raw = LineDict()
         raw.key_lines = {}
     if not isinstance(raw, LineDict):
-        raise ConfigProblems([Problem(name, 1, "", T("Oberste Ebene muss eine Zuordnung (key: value) sein.",
-                                                     "the top level must be a mapping (key: value)."))])
+        raise ConfigProblems(
+            [
+                Problem(
+                    name,
+                    1,
+                    "",
+                    T(
+                        "Oberste Ebene muss eine Zuordnung (key: value) sein.",
+                        "the top level must be a mapping (key: value).",
+                    ),
+                )
+            ]
+        )
     return raw
 
 

@@ -45,9 +45,14 @@ class Problem:
         return text
 
     def to_dict(self, lang: str) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "key": self.key, "message": self.message.get(lang),
-                "hint": self.hint.get(lang) if self.hint else None,
-                "severity": "warning" if self.warning else "error"}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "key": self.key,
+            "message": self.message.get(lang),
+            "hint": self.hint.get(lang) if self.hint else None,
+            "severity": "warning" if self.warning else "error",
+        }
 
 
 class ConfigProblems(ConfigError):
@@ -56,12 +61,16 @@ class ConfigProblems(ConfigError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         errors = [p for p in problems if not p.warning]
-        super().__init__(T(f"Konfiguration fehlerhaft ({len(errors)} Fehler):\n" +
-                           "\n".join(p.render("de") for p in errors),
-                           f"Configuration is invalid ({len(errors)} errors):\n" +
-                           "\n".join(p.render("en") for p in errors)),
-                         hint=T("Jeden Punkt beheben, dann 'ccm-mail config check'.",
-                                "Fix each point, then run 'ccm-mail config check'."))
+        super().__init__(
+            T(
+                f"Konfiguration fehlerhaft ({len(errors)} Fehler):\n" + "\n".join(p.render("de") for p in errors),
+                f"Configuration is invalid ({len(errors)} errors):\n" + "\n".join(p.render("en") for p in errors),
+            ),
+            hint=T(
+                "Jeden Punkt beheben, dann 'ccm-mail config check'.",
+                "Fix each point, then run 'ccm-mail config check'.",
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)

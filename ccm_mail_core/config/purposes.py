@@ -23,8 +23,18 @@ from .. import templates
 if TYPE_CHECKING:
     from .load import LineDict
 
-PURPOSE_KEYS = ("account", "reply_to", "cc", "bcc", "from", "save_to_sent", "request_read_receipt",
-                "request_delivery_receipt", "einvoice", "archive")
+PURPOSE_KEYS = (
+    "account",
+    "reply_to",
+    "cc",
+    "bcc",
+    "from",
+    "save_to_sent",
+    "request_read_receipt",
+    "request_delivery_receipt",
+    "einvoice",
+    "archive",
+)
 ADDRESS_KEYS = ("reply_to", "cc", "bcc", "from")
 FLAG_KEYS = ("save_to_sent", "request_read_receipt", "request_delivery_receipt")
 EINVOICE_CHOICES = ("required", "optional")
@@ -75,19 +85,33 @@ def pool_of(value: Any) -> Any:
 def parse(purpose: str, value: Any, add: Add, relative: Callable[[str], Path]) -> PurposeConfig:
     """The settings of a mapping entry; every problem is reported through ``add(line, key, text, hint)``."""
     from .load import LineDict  # here: .load imports the model, which imports this module
+
     if not isinstance(value, LineDict):
         return PurposeConfig(purpose)
     key = f"purposes.{purpose}"
     for name in value:
         if name not in PURPOSE_KEYS:
             from .validate import did_you_mean
-            add(value.line_of(name), f"{key}.{name}", T("unbekannter Schlüssel", "unknown key"),
-                did_you_mean(name, PURPOSE_KEYS, known=T("Erlaubt", "allowed")))
+
+            add(
+                value.line_of(name),
+                f"{key}.{name}",
+                T("unbekannter Schlüssel", "unknown key"),
+                did_you_mean(name, PURPOSE_KEYS, known=T("Erlaubt", "allowed")),
+            )
     if "account" not in value:
-        add(value.line, f"{key}.account", T("'account' fehlt: welches Konto (oder welcher Pool) sendet?",
-                                            "'account' is missing: which account (or pool) sends it?"),
-            T("z. B. 'invoice: {account: Rechnungsversand, bcc: archiv@firma.de}'",
-              "e.g. 'invoice: {account: Rechnungsversand, bcc: archive@company.com}'"))
+        add(
+            value.line,
+            f"{key}.account",
+            T(
+                "'account' fehlt: welches Konto (oder welcher Pool) sendet?",
+                "'account' is missing: which account (or pool) sends it?",
+            ),
+            T(
+                "z. B. 'invoice: {account: Rechnungsversand, bcc: archiv@firma.de}'",
+                "e.g. 'invoice: {account: Rechnungsversand, bcc: archive@company.com}'",
+            ),
+        )
     parsed: dict[str, templates.Template | None] = {}
     for name in ADDRESS_KEYS:
         parsed[name] = _address_template(value, name, key, add)
@@ -96,15 +120,29 @@ def parse(purpose: str, value: Any, add: Add, relative: Callable[[str], Path]) -
         flags[name] = _flag(value, name, key, add, default=name == "save_to_sent")
     einvoice = str(value.get("einvoice", "optional")).strip().lower()
     if einvoice not in EINVOICE_CHOICES:
-        add(value.line_of("einvoice"), f"{key}.einvoice",
+        add(
+            value.line_of("einvoice"),
+            f"{key}.einvoice",
             T(f"{value.get('einvoice')!r} ist nicht erlaubt", f"{value.get('einvoice')!r} is not allowed"),
-            T("required (ohne E-Rechnung wird nicht gesendet) oder optional",
-              "required (no send without an e-invoice) or optional"))
+            T(
+                "required (ohne E-Rechnung wird nicht gesendet) oder optional",
+                "required (no send without an e-invoice) or optional",
+            ),
+        )
         einvoice = "optional"
-    return PurposeConfig(purpose, parsed["reply_to"], parsed["cc"], parsed["bcc"], parsed["from"],
-                         flags["save_to_sent"], flags["request_read_receipt"], flags["request_delivery_receipt"],
-                         einvoice, _archive(value, key, add, relative),
-                         {n: value.line_of(n) for n in ADDRESS_KEYS if n in value})
+    return PurposeConfig(
+        purpose,
+        parsed["reply_to"],
+        parsed["cc"],
+        parsed["bcc"],
+        parsed["from"],
+        flags["save_to_sent"],
+        flags["request_read_receipt"],
+        flags["request_delivery_receipt"],
+        einvoice,
+        _archive(value, key, add, relative),
+        {n: value.line_of(n) for n in ADDRESS_KEYS if n in value},
+    )
 
 
 def _address_template(section: LineDict, name: str, key: str, add: Add) -> templates.Template | None:
@@ -114,8 +152,12 @@ def _address_template(section: LineDict, name: str, key: str, add: Add) -> templ
     line, fkey = section.line_of(name), f"{key}.{name}"
     if isinstance(raw, list):
         if name == "from":
-            add(line, fkey, T("'from' ist genau eine Adresse, keine Liste", "'from' is exactly one address, not a list"),
-                T("Eine Adresse, z. B. from: buchhaltung@firma.de", "One address, e.g. from: accounts@company.com"))
+            add(
+                line,
+                fkey,
+                T("'from' ist genau eine Adresse, keine Liste", "'from' is exactly one address, not a list"),
+                T("Eine Adresse, z. B. from: buchhaltung@firma.de", "One address, e.g. from: accounts@company.com"),
+            )
             return None
         raw = ", ".join(str(item) for item in raw)
     source = str(raw)
@@ -144,20 +186,30 @@ def render_addresses(name: str, tpl: templates.Template, resolve: Callable[[str]
     parts = [templates.parse(item) for item in _split(tpl.source)]
     if name == "from" and len(parts) != 1:
         raise AddressError(
-            T(f"Absender ('from') {tpl.source!r} ist nicht genau eine Adresse.",
-              f"the sender ('from') {tpl.source!r} is not exactly one address."),
-            hint=T("Genau eine Adresse angeben (Senden als: ein freigegebenes Postfach).",
-                   "Give exactly one address (send-as: one shared mailbox)."))
+            T(
+                f"Absender ('from') {tpl.source!r} ist nicht genau eine Adresse.",
+                f"the sender ('from') {tpl.source!r} is not exactly one address.",
+            ),
+            hint=T(
+                "Genau eine Adresse angeben (Senden als: ein freigegebenes Postfach).",
+                "Give exactly one address (send-as: one shared mailbox).",
+            ),
+        )
     found = []
     for part in parts:
         text = part.render(resolve)
         many = Address.parse_list(text)
         if len(many) != 1:
             raise AddressError(
-                T(f"{name}: {text!r} ist nicht genau eine Adresse (Wert aus den Sendedaten?); nichts gesendet.",
-                  f"{name}: {text!r} is not exactly one address (a value from the send data?); nothing sent."),
-                hint=T("Im Platzhalterwert genau eine Adresse angeben, ohne Komma oder Semikolon.",
-                       "Give exactly one address in the placeholder's value, without a comma or semicolon."))
+                T(
+                    f"{name}: {text!r} ist nicht genau eine Adresse (Wert aus den Sendedaten?); nichts gesendet.",
+                    f"{name}: {text!r} is not exactly one address (a value from the send data?); nothing sent.",
+                ),
+                hint=T(
+                    "Im Platzhalterwert genau eine Adresse angeben, ohne Komma oder Semikolon.",
+                    "Give exactly one address in the placeholder's value, without a comma or semicolon.",
+                ),
+            )
         found.append(Address.parse(text))
     return found
 
@@ -201,6 +253,7 @@ def _flag(section: LineDict, name: str, key: str, add: Add, *, default: bool) ->
 
 def _archive(section: LineDict, key: str, add: Add, relative: Callable[[str], Path]) -> ArchiveConfig | None:
     from .load import LineDict
+
     value = section.get("archive")
     if value is None:
         return None
@@ -209,22 +262,39 @@ def _archive(section: LineDict, key: str, add: Add, relative: Callable[[str], Pa
         value = LineDict({"folder": value})
         value.line, value.key_lines = line, {"folder": line}
     if not isinstance(value, LineDict):
-        add(line, akey, T("muss eine Zuordnung sein: {folder: …, retention_years: 10}",
-                          "must be a mapping: {folder: …, retention_years: 10}"))
+        add(
+            line,
+            akey,
+            T(
+                "muss eine Zuordnung sein: {folder: …, retention_years: 10}",
+                "must be a mapping: {folder: …, retention_years: 10}",
+            ),
+        )
         return None
     for name in value:
         if name not in ARCHIVE_KEYS:
             from .validate import did_you_mean
-            add(value.line_of(name), f"{akey}.{name}", T("unbekannter Schlüssel", "unknown key"),
-                did_you_mean(name, ARCHIVE_KEYS, known=T("Erlaubt", "allowed")))
+
+            add(
+                value.line_of(name),
+                f"{akey}.{name}",
+                T("unbekannter Schlüssel", "unknown key"),
+                did_you_mean(name, ARCHIVE_KEYS, known=T("Erlaubt", "allowed")),
+            )
     folder = value.get("folder")
     if not folder or not str(folder).strip():
-        add(value.line, f"{akey}.folder", T("'folder' fehlt: wohin kommen die Archivkopien?",
-                                            "'folder' is missing: where do the archive copies go?"))
+        add(
+            value.line,
+            f"{akey}.folder",
+            T("'folder' fehlt: wohin kommen die Archivkopien?", "'folder' is missing: where do the archive copies go?"),
+        )
         return None
     years = value.get("retention_years", DEFAULT_RETENTION_YEARS)
     if isinstance(years, bool) or not isinstance(years, int) or years < 1:
-        add(value.line_of("retention_years"), f"{akey}.retention_years",
-            T(f"{years!r} ist keine ganze Zahl ≥ 1 (Jahre)", f"{years!r} is not a whole number ≥ 1 (years)"))
+        add(
+            value.line_of("retention_years"),
+            f"{akey}.retention_years",
+            T(f"{years!r} ist keine ganze Zahl ≥ 1 (Jahre)", f"{years!r} is not a whole number ≥ 1 (years)"),
+        )
         years = DEFAULT_RETENTION_YEARS
     return ArchiveConfig(relative(str(folder)), int(years))

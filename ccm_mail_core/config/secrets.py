@@ -42,24 +42,34 @@ def store_in_keyring(reference: str, value: str) -> None:
     try:
         _keyring().set_password(service, user, value)
     except Exception as exc:  # keyring backends raise their own types
-        raise SecretProblem(T(f"Schlüsselbund: {reference} lässt sich nicht speichern ({type(exc).__name__}: {exc}).",
-                              f"keyring: {reference} cannot be stored ({type(exc).__name__}: {exc})."),
-                            hint=_KEYRING_HINT) from exc
+        raise SecretProblem(
+            T(
+                f"Schlüsselbund: {reference} lässt sich nicht speichern ({type(exc).__name__}: {exc}).",
+                f"keyring: {reference} cannot be stored ({type(exc).__name__}: {exc}).",
+            ),
+            hint=_KEYRING_HINT,
+        ) from exc
 
 
-_KEYRING_HINT = T("Unter Windows die Anmeldeinformationsverwaltung des Dienstkontos verwenden; sonst ein "
-                  "Schlüsselbund-Backend einrichten (keyring --list-backends).",
-                  "On Windows, use the service account's Credential Manager; elsewhere set up a keyring backend "
-                  "(keyring --list-backends).")
+_KEYRING_HINT = T(
+    "Unter Windows die Anmeldeinformationsverwaltung des Dienstkontos verwenden; sonst ein "
+    "Schlüsselbund-Backend einrichten (keyring --list-backends).",
+    "On Windows, use the service account's Credential Manager; elsewhere set up a keyring backend "
+    "(keyring --list-backends).",
+)
 
 
 def _keyring_parts(reference: str) -> tuple[str, str]:
     service, _, user = str(reference).partition("/")
     if not service or not user:
-        raise SecretProblem(T(f"Schlüsselbund-Angabe {reference!r}: erwartet DIENST/BENUTZER, z. B. "
-                              "ccm-mail/Rechnungsversand/client_secret.",
-                              f"keyring reference {reference!r}: expected SERVICE/USER, e.g. "
-                              "ccm-mail/Rechnungsversand/client_secret."))
+        raise SecretProblem(
+            T(
+                f"Schlüsselbund-Angabe {reference!r}: erwartet DIENST/BENUTZER, z. B. "
+                "ccm-mail/Rechnungsversand/client_secret.",
+                f"keyring reference {reference!r}: expected SERVICE/USER, e.g. "
+                "ccm-mail/Rechnungsversand/client_secret.",
+            )
+        )
     return service, user
 
 
@@ -67,8 +77,10 @@ def _keyring() -> Any:
     try:
         import keyring
     except ImportError as exc:
-        raise SecretProblem(T("Für {keyring: …} fehlt das Paket keyring.", "{keyring: …} needs the keyring package."),
-                            hint=T("pip install ccm-mail-core[keyring]", "pip install ccm-mail-core[keyring]")) from exc
+        raise SecretProblem(
+            T("Für {keyring: …} fehlt das Paket keyring.", "{keyring: …} needs the keyring package."),
+            hint=T("pip install ccm-mail-core[keyring]", "pip install ccm-mail-core[keyring]"),
+        ) from exc
     return keyring
 
 
@@ -78,8 +90,12 @@ def resolve(value: Any, base_dir: Path) -> tuple[str, list[T]]:
     if isinstance(value, str):
         return value, warnings
     if not is_reference(value):
-        raise SecretProblem(T("Geheimnis muss Text, {env: VARIABLE}, {file: PFAD} oder {keyring: DIENST/BENUTZER} sein.",
-                              "a secret must be text, {env: VARIABLE}, {file: PATH} or {keyring: SERVICE/USER}."))
+        raise SecretProblem(
+            T(
+                "Geheimnis muss Text, {env: VARIABLE}, {file: PFAD} oder {keyring: DIENST/BENUTZER} sein.",
+                "a secret must be text, {env: VARIABLE}, {file: PATH} or {keyring: SERVICE/USER}.",
+            )
+        )
     kind, ref = next(iter(value.items()))
     if kind == "keyring":
         service, user = _keyring_parts(ref)
@@ -88,22 +104,30 @@ def resolve(value: Any, base_dir: Path) -> tuple[str, list[T]]:
         except SecretProblem:
             raise
         except Exception as exc:  # no backend, a locked store: each backend has its own error types
-            raise SecretProblem(T(f"Schlüsselbund nicht lesbar für {ref} ({type(exc).__name__}: {exc}).",
-                                  f"keyring cannot be read for {ref} ({type(exc).__name__}: {exc})."),
-                                hint=_KEYRING_HINT) from exc
+            raise SecretProblem(
+                T(
+                    f"Schlüsselbund nicht lesbar für {ref} ({type(exc).__name__}: {exc}).",
+                    f"keyring cannot be read for {ref} ({type(exc).__name__}: {exc}).",
+                ),
+                hint=_KEYRING_HINT,
+            ) from exc
         if not got:
             account = user.partition("/")[0]
-            raise SecretProblem(T(f"Im Schlüsselbund fehlt {ref}.", f"the keyring has no {ref}."),
-                                hint=T(f"Mit 'ccm-mail secrets set {account}' hinterlegen (als der Benutzer, unter "
-                                       "dem ccm-mail läuft).",
-                                       f"Store it with 'ccm-mail secrets set {account}' (as the user ccm-mail runs as)."))
+            raise SecretProblem(
+                T(f"Im Schlüsselbund fehlt {ref}.", f"the keyring has no {ref}."),
+                hint=T(
+                    f"Mit 'ccm-mail secrets set {account}' hinterlegen (als der Benutzer, unter dem ccm-mail läuft).",
+                    f"Store it with 'ccm-mail secrets set {account}' (as the user ccm-mail runs as).",
+                ),
+            )
         return got, warnings
     if kind == "env":
         got = os.environ.get(str(ref))
         if not got:
             raise SecretProblem(
                 T(f"Umgebungsvariable {ref} ist nicht gesetzt.", f"environment variable {ref} is not set."),
-                hint=T(f"{ref} setzen oder den Wert als Datei angeben.", f"Set {ref} or give the value as a file."))
+                hint=T(f"{ref} setzen oder den Wert als Datei angeben.", f"Set {ref} or give the value as a file."),
+            )
         return got, warnings
     path = Path(str(ref)).expanduser()
     if not path.is_absolute():
@@ -111,9 +135,13 @@ def resolve(value: Any, base_dir: Path) -> tuple[str, list[T]]:
     try:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise SecretProblem(T(f"Geheimnis-Datei {path} nicht lesbar ({exc.strerror}).",
-                              f"secret file {path} cannot be read ({exc.strerror})."),
-                            hint=T("Pfad und Rechte prüfen.", "Check the path and permissions.")) from exc
+        raise SecretProblem(
+            T(
+                f"Geheimnis-Datei {path} nicht lesbar ({exc.strerror}).",
+                f"secret file {path} cannot be read ({exc.strerror}).",
+            ),
+            hint=T("Pfad und Rechte prüfen.", "Check the path and permissions."),
+        ) from exc
     if not text:
         raise SecretProblem(T(f"Geheimnis-Datei {path} ist leer.", f"secret file {path} is empty."))
     warnings.extend(loose_permissions(path))
@@ -126,6 +154,10 @@ def loose_permissions(path: Path) -> list[T]:
         return []
     mode = path.stat().st_mode
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        return [T(f"{path} enthält ein Geheimnis und ist für Gruppe/andere lesbar; 'chmod 600 {path}'.",
-                  f"{path} holds a secret and is readable by group/others; run 'chmod 600 {path}'.")]
+        return [
+            T(
+                f"{path} enthält ein Geheimnis und ist für Gruppe/andere lesbar; 'chmod 600 {path}'.",
+                f"{path} holds a secret and is readable by group/others; run 'chmod 600 {path}'.",
+            )
+        ]
     return []

@@ -22,8 +22,18 @@ from . import secrets
 from .load import LineDict
 from .model import LANGS, AccountConfig, Config, ConfigProblems, Problem, TemplateConfig
 
-TOP_KEYS = ("language", "accounts", "purposes", "templates", "placeholders", "journal", "state_dir",
-            "plugins", "logging", "outbox")
+TOP_KEYS = (
+    "language",
+    "accounts",
+    "purposes",
+    "templates",
+    "placeholders",
+    "journal",
+    "state_dir",
+    "plugins",
+    "logging",
+    "outbox",
+)
 ACCOUNT_COMMON_KEYS = ("type", "from_name", "limits")
 JOURNAL_KEYS = ("path", "url", "password", "lease_seconds", "pool_size")
 LIMIT_KEYS = ("messages", "per_seconds", "recipients_per_day", "concurrency", "recipients_per_message")
@@ -35,15 +45,18 @@ DEFAULT_REFERENCE = {"invoice": "#extRechnungsNr#"}
 NO_REFERENCE = "none"
 
 
-def did_you_mean(word: object, choices: list[str] | tuple[str, ...], *, known: T = T("Bekannt", "known"),
-                 fmt: str = "'{}'") -> T:
+def did_you_mean(
+    word: object, choices: list[str] | tuple[str, ...], *, known: T = T("Bekannt", "known"), fmt: str = "'{}'"
+) -> T:
     """The hint for a misspelt name: the closest choice, then all of them."""
     names = [str(c) for c in choices]
     close = difflib.get_close_matches(str(word), names, n=1, cutoff=0.6)
     listed = ", ".join(fmt.format(n) for n in names) or "-"
     guess = fmt.format(close[0]) if close else ""
-    return T((f"Meinten Sie {guess}? " if close else "") + f"{known.de}: {listed}",
-             (f"Did you mean {guess}? " if close else "") + f"{known.en}: {listed}")
+    return T(
+        (f"Meinten Sie {guess}? " if close else "") + f"{known.de}: {listed}",
+        (f"Did you mean {guess}? " if close else "") + f"{known.en}: {listed}",
+    )
 
 
 class _Collector:
@@ -57,8 +70,12 @@ class _Collector:
     def unknown_keys(self, mapping: LineDict, allowed: tuple[str, ...] | list[str], prefix: str) -> None:
         for key in mapping:
             if key not in allowed:
-                self.add(mapping.line_of(key), f"{prefix}{key}", T("unbekannter Schlüssel", "unknown key"),
-                         did_you_mean(key, allowed, known=T("Erlaubt", "allowed")))
+                self.add(
+                    mapping.line_of(key),
+                    f"{prefix}{key}",
+                    T("unbekannter Schlüssel", "unknown key"),
+                    did_you_mean(key, allowed, known=T("Erlaubt", "allowed")),
+                )
 
 
 def build(path: Path, raw: LineDict, registries: Registries, *, lang_override: str | None = None) -> Config:
@@ -72,8 +89,12 @@ def build(path: Path, raw: LineDict, registries: Registries, *, lang_override: s
 
     lang = raw.get("language", "de")
     if lang not in LANGS:
-        c.add(raw.line_of("language"), "language", T(f"Sprache {lang!r} unbekannt", f"unknown language {lang!r}"),
-              T("de oder en", "de or en"))
+        c.add(
+            raw.line_of("language"),
+            "language",
+            T(f"Sprache {lang!r} unbekannt", f"unknown language {lang!r}"),
+            T("de oder en", "de or en"),
+        )
         lang = "de"
     cfg.lang = lang_override or lang
 
@@ -114,14 +135,20 @@ def _plugins(raw: LineDict, c: _Collector, cfg: Config) -> None:
     c.unknown_keys(plugins, ("disable", "settings"), "plugins.")
     disable = plugins.get("disable", [])
     if not isinstance(disable, list) or not all(isinstance(x, str) for x in disable):
-        c.add(plugins.line_of("disable"), "plugins.disable", T("muss eine Liste von Plugin-Namen sein",
-                                                               "must be a list of plugin names"))
+        c.add(
+            plugins.line_of("disable"),
+            "plugins.disable",
+            T("muss eine Liste von Plugin-Namen sein", "must be a list of plugin names"),
+        )
     else:
         cfg.plugins_disable = tuple(disable)
     settings = plugins.get("settings", {})
     if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in settings.values()):
-        c.add(plugins.line_of("settings"), "plugins.settings",
-              T("muss je Plugin-Name eine Zuordnung sein", "must map each plugin name to a mapping"))
+        c.add(
+            plugins.line_of("settings"),
+            "plugins.settings",
+            T("muss je Plugin-Name eine Zuordnung sein", "must map each plugin name to a mapping"),
+        )
     else:
         cfg.plugin_settings = dict(settings)
 
@@ -135,14 +162,22 @@ def _logging(raw: LineDict, c: _Collector, cfg: Config, base: Path) -> None:
         cfg.log_file = _relative(base, str(section["file"]))
     fmt = section.get("format", "console")
     if fmt not in ("console", "json"):
-        c.add(section.line_of("format"), "logging.format", T(f"{fmt!r} unbekannt", f"unknown {fmt!r}"),
-              T("console oder json", "console or json"))
+        c.add(
+            section.line_of("format"),
+            "logging.format",
+            T(f"{fmt!r} unbekannt", f"unknown {fmt!r}"),
+            T("console oder json", "console or json"),
+        )
     else:
         cfg.log_format = fmt
     level = str(section.get("level", "info")).lower()
     if level not in ("debug", "info", "warning", "error"):
-        c.add(section.line_of("level"), "logging.level", T(f"{level!r} unbekannt", f"unknown {level!r}"),
-              T("debug, info, warning oder error", "debug, info, warning or error"))
+        c.add(
+            section.line_of("level"),
+            "logging.level",
+            T(f"{level!r} unbekannt", f"unknown {level!r}"),
+            T("debug, info, warning oder error", "debug, info, warning or error"),
+        )
     else:
         cfg.log_level = level
 
@@ -167,21 +202,38 @@ def _journal_url(journal: LineDict, c: _Collector, cfg: Config, base: Path) -> N
     """``journal: {url: postgresql://user@host:port/db, password: {env: VAR}}``: the password from
     the usual secret sources, never in the URL that logs and messages show."""
     from urllib.parse import urlsplit
+
     url = str(journal["url"]).strip()
     line = journal.line_of("url")
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-        c.add(line, "journal.url", T("muss eine PostgreSQL-Adresse sein", "must be a PostgreSQL address"),
-              T("z. B. postgresql://ccm_mail@db.example.local:5432/ccm_mail", "e.g. postgresql://ccm_mail@db.example.local:5432/ccm_mail"))
+        c.add(
+            line,
+            "journal.url",
+            T("muss eine PostgreSQL-Adresse sein", "must be a PostgreSQL address"),
+            T(
+                "z. B. postgresql://ccm_mail@db.example.local:5432/ccm_mail",
+                "e.g. postgresql://ccm_mail@db.example.local:5432/ccm_mail",
+            ),
+        )
         return
     if journal.get("path"):
-        c.add(journal.line_of("path"), "journal.path", T("entweder path (SQLite) oder url (PostgreSQL)",
-                                                         "give either path (SQLite) or url (PostgreSQL)"))
+        c.add(
+            journal.line_of("path"),
+            "journal.path",
+            T("entweder path (SQLite) oder url (PostgreSQL)", "give either path (SQLite) or url (PostgreSQL)"),
+        )
     if parts.password:
         remember(parts.password)
-        c.add(line, "journal.url", T("das Passwort gehört nicht in die Adresse", "the password does not belong in the URL"),
-              T("journal.password: {env: VARIABLE} oder {file: PFAD} angeben.",
-                "Give journal.password: {env: VARIABLE} or {file: PATH}."))
+        c.add(
+            line,
+            "journal.url",
+            T("das Passwort gehört nicht in die Adresse", "the password does not belong in the URL"),
+            T(
+                "journal.password: {env: VARIABLE} oder {file: PFAD} angeben.",
+                "Give journal.password: {env: VARIABLE} or {file: PATH}.",
+            ),
+        )
         return
     cfg.journal_url = url
     if journal.get("password") is not None:
@@ -199,7 +251,11 @@ def _journal_url(journal: LineDict, c: _Collector, cfg: Config, base: Path) -> N
             continue
         value = _number(journal[key])
         if value is None or value < low or (kind is int and value != int(value)):
-            c.add(journal.line_of(key), f"journal.{key}", T(f"muss eine Zahl ≥ {low:g} sein", f"must be a number ≥ {low:g}"))
+            c.add(
+                journal.line_of(key),
+                f"journal.{key}",
+                T(f"muss eine Zahl ≥ {low:g} sein", f"must be a number ≥ {low:g}"),
+            )
         else:
             setattr(cfg, f"journal_{key}", kind(value))
 
@@ -211,8 +267,11 @@ def _outbox(raw: LineDict, c: _Collector, cfg: Config) -> None:
     c.unknown_keys(section, ("grace_seconds",), "outbox.")
     grace = section.get("grace_seconds", cfg.outbox_grace_seconds)
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
-        c.add(section.line_of("grace_seconds"), "outbox.grace_seconds",
-              T("muss eine Zahl ≥ 0 sein (Sekunden)", "must be a number ≥ 0 (seconds)"))
+        c.add(
+            section.line_of("grace_seconds"),
+            "outbox.grace_seconds",
+            T("muss eine Zahl ≥ 0 sein (Sekunden)", "must be a number ≥ 0 (seconds)"),
+        )
     else:
         cfg.outbox_grace_seconds = float(grace)
 
@@ -232,9 +291,15 @@ def _required_section(raw: LineDict, key: str, c: _Collector, missing: T, hint: 
 
 def _accounts(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: Path) -> None:
     accounts = _required_section(
-        raw, "accounts", c, T("kein E-Mail-Konto eingerichtet", "no mail account configured"),
-        T("Unter 'accounts:' mindestens ein Konto anlegen (siehe config.example.yaml).",
-          "Add at least one account under 'accounts:' (see config.example.yaml)."))
+        raw,
+        "accounts",
+        c,
+        T("kein E-Mail-Konto eingerichtet", "no mail account configured"),
+        T(
+            "Unter 'accounts:' mindestens ein Konto anlegen (siehe config.example.yaml).",
+            "Add at least one account under 'accounts:' (see config.example.yaml).",
+        ),
+    )
     if not accounts:
         return
     plain_secret_in_config = False
@@ -251,8 +316,16 @@ def _accounts(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: 
         plain_secret_in_config |= any(isinstance(acc.get(f), str) for f in account.secret_fields)
     if plain_secret_in_config:
         for w in secrets.loose_permissions(cfg.path):
-            c.add(0, "accounts", w, T("Oder Geheimnisse als {env: VAR} / {file: PFAD} angeben.",
-                                      "Or give secrets as {env: VAR} / {file: PATH}."), warning=True)
+            c.add(
+                0,
+                "accounts",
+                w,
+                T(
+                    "Oder Geheimnisse als {env: VAR} / {file: PFAD} angeben.",
+                    "Or give secrets as {env: VAR} / {file: PATH}.",
+                ),
+                warning=True,
+            )
 
 
 def _account_type(acc: LineDict, key: str, c: _Collector, reg: Registries) -> AccountType | None:
@@ -260,20 +333,34 @@ def _account_type(acc: LineDict, key: str, c: _Collector, reg: Registries) -> Ac
     atype = reg.account_types.get(str(type_id)) if type_id else None
     if atype is not None:
         return atype
-    hint = did_you_mean(type_id, sorted(reg.account_types),
-                        known=T("Bekannte Typen (weitere kommen als Plugins)", "known types (more come as plugins)"))
+    hint = did_you_mean(
+        type_id,
+        sorted(reg.account_types),
+        known=T("Bekannte Typen (weitere kommen als Plugins)", "known types (more come as plugins)"),
+    )
     misspelt = difflib.get_close_matches("type", [str(k) for k in acc], n=1, cutoff=0.6)
     if not type_id and misspelt:
-        c.add(acc.line_of(misspelt[0]), f"{key}.{misspelt[0]}", T("unbekannter Schlüssel", "unknown key"),
-              T(f"Meinten Sie 'type'? {hint.de}", f"Did you mean 'type'? {hint.en}"))
+        c.add(
+            acc.line_of(misspelt[0]),
+            f"{key}.{misspelt[0]}",
+            T("unbekannter Schlüssel", "unknown key"),
+            T(f"Meinten Sie 'type'? {hint.de}", f"Did you mean 'type'? {hint.en}"),
+        )
     else:
-        c.add(acc.line_of("type"), f"{key}.type", T("'type' fehlt", "'type' is missing") if not type_id else
-              T(f"unbekannter Kontotyp {type_id!r}", f"unknown account type {type_id!r}"), hint)
+        c.add(
+            acc.line_of("type"),
+            f"{key}.type",
+            T("'type' fehlt", "'type' is missing")
+            if not type_id
+            else T(f"unbekannter Kontotyp {type_id!r}", f"unknown account type {type_id!r}"),
+            hint,
+        )
     return None
 
 
-def _account(name: str, acc: LineDict, atype: AccountType, key: str, line: int, c: _Collector,
-             base: Path) -> AccountConfig:
+def _account(
+    name: str, acc: LineDict, atype: AccountType, key: str, line: int, c: _Collector, base: Path
+) -> AccountConfig:
     """One account: each field checked by its declared kind, then the type's own checks; every
     problem is reported, the type's own only for fields that have none yet."""
     c.unknown_keys(acc, [*ACCOUNT_COMMON_KEYS, *(f.name for f in atype.fields)], f"{key}.")
@@ -285,8 +372,12 @@ def _account(name: str, acc: LineDict, atype: AccountType, key: str, line: int, 
         if fld.name not in acc or acc[fld.name] in (None, ""):
             if fld.required:
                 failed.add(fld.name)
-                c.add(line, fkey, T(f"Pflichtfeld '{fld.label.de}' fehlt", f"required field '{fld.label.en}' is missing"),
-                      fld.help)
+                c.add(
+                    line,
+                    fkey,
+                    T(f"Pflichtfeld '{fld.label.de}' fehlt", f"required field '{fld.label.en}' is missing"),
+                    fld.help,
+                )
             elif fld.default is not None:
                 values[fld.name] = fld.default
             continue
@@ -314,10 +405,17 @@ def _account(name: str, acc: LineDict, atype: AccountType, key: str, line: int, 
                 if fname not in failed:  # a field with a problem already: the type would only echo it
                     c.add(acc.line_of(fname), f"{key}.{fname}" if fname else key, message)
         except Exception as exc:  # a broken validator must still show up as a readable problem
-            c.add(line, key, T(f"Prüfung des Typs {atype.id} gescheitert: {type(exc).__name__}: {exc}",
-                               f"validation of type {atype.id} failed: {type(exc).__name__}: {exc}"))
-    return AccountConfig(name, atype.id, values, frozenset(secret_fields), str(acc.get("from_name", "")),
-                         _limits(acc, c, key))
+            c.add(
+                line,
+                key,
+                T(
+                    f"Prüfung des Typs {atype.id} gescheitert: {type(exc).__name__}: {exc}",
+                    f"validation of type {atype.id} failed: {type(exc).__name__}: {exc}",
+                ),
+            )
+    return AccountConfig(
+        name, atype.id, values, frozenset(secret_fields), str(acc.get("from_name", "")), _limits(acc, c, key)
+    )
 
 
 def _limits(acc: LineDict, c: _Collector, key: str) -> Limits:
@@ -334,8 +432,11 @@ def _limits(acc: LineDict, c: _Collector, key: str) -> Limits:
             continue
         value = _number(section[name])
         if value is None or value <= 0 or (name != "per_seconds" and value != int(value)):
-            c.add(section.line_of(name), f"{key}.limits.{name}", T(f"{section[name]!r} ist keine positive Zahl",
-                                                                   f"{section[name]!r} is not a positive number"))
+            c.add(
+                section.line_of(name),
+                f"{key}.limits.{name}",
+                T(f"{section[name]!r} ist keine positive Zahl", f"{section[name]!r} is not a positive number"),
+            )
             continue
         values[name] = value if name == "per_seconds" else int(value)
     return dataclasses.replace(DEFAULT_LIMITS, **values)
@@ -347,8 +448,10 @@ def _check_value(kind: str, choices: tuple[str, ...], value: Any, base: Path, *,
     secret's value is never repeated in the text."""
     de, en = (repr(value), repr(value)) if shown else ("Der Wert", "the value")
     if choices and str(value) not in choices:
-        return T(f"{de} ist nicht erlaubt; möglich: {', '.join(choices)}",
-                 f"{en} is not allowed; choose one of: {', '.join(choices)}")
+        return T(
+            f"{de} ist nicht erlaubt; möglich: {', '.join(choices)}",
+            f"{en} is not allowed; choose one of: {', '.join(choices)}",
+        )
     if isinstance(value, (dict, list)):
         return T("muss ein einfacher Wert sein", "must be a plain value")
     if kind != "date" and not isinstance(value, (str, int, float, bool)):
@@ -356,8 +459,11 @@ def _check_value(kind: str, choices: tuple[str, ...], value: Any, base: Path, *,
     if kind in ("int", "float"):
         number = _number(value)
         if number is None or (kind == "int" and number != int(number)):
-            return (T(f"{de} ist keine ganze Zahl", f"{en} is not a whole number") if kind == "int" else
-                    T(f"{de} ist keine Zahl", f"{en} is not a number"))
+            return (
+                T(f"{de} ist keine ganze Zahl", f"{en} is not a whole number")
+                if kind == "int"
+                else T(f"{de} ist keine Zahl", f"{en} is not a number")
+            )
         return int(number) if kind == "int" else number
     if kind == "bool":
         truth = {"true": True, "false": False, "ja": True, "nein": False, "yes": True, "no": False}
@@ -375,9 +481,12 @@ def _check_value(kind: str, choices: tuple[str, ...], value: Any, base: Path, *,
         return str(_relative(base, str(value)))
     if kind == "date":
         from ..expiry import parse_date
+
         when = parse_date(value)
         if when is None:
-            return T(f"{de} ist kein Datum (JJJJ-MM-TT oder TT.MM.JJJJ)", f"{en} is not a date (YYYY-MM-DD or DD.MM.YYYY)")
+            return T(
+                f"{de} ist kein Datum (JJJJ-MM-TT oder TT.MM.JJJJ)", f"{en} is not a date (YYYY-MM-DD or DD.MM.YYYY)"
+            )
         return when
     return value if isinstance(value, str) else str(value)
 
@@ -395,9 +504,15 @@ def _number(value: Any) -> float | None:
 
 def _purposes(raw: LineDict, c: _Collector, cfg: Config, base: Path) -> None:
     purposes = _required_section(
-        raw, "purposes", c, T("keine Zuordnung von Zwecken zu Konten", "no purposes mapped to accounts"),
-        T("z. B. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'",
-          "e.g. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'"))
+        raw,
+        "purposes",
+        c,
+        T("keine Zuordnung von Zwecken zu Konten", "no purposes mapped to accounts"),
+        T(
+            "z. B. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'",
+            "e.g. 'purposes: {eservice: E-Service, invoice: Rechnungsversand}'",
+        ),
+    )
     if not purposes:
         return
     declared: dict[Any, Any] = raw["accounts"] if isinstance(raw.get("accounts"), dict) else {}
@@ -406,28 +521,43 @@ def _purposes(raw: LineDict, c: _Collector, cfg: Config, base: Path) -> None:
         settings = purposes_mod.parse(str(purpose), value, c.add, lambda v: _relative(base, v))
         cfg.purpose_settings[str(purpose)] = settings
         if not settings.save_to_sent:
-            c.add(value.line_of("save_to_sent"), f"purposes.{purpose}.save_to_sent",
-                  T("ohne Kopie in 'Gesendete Elemente' lässt sich ein unklarer Ausgang (Verbindung nach dem Senden "
+            c.add(
+                value.line_of("save_to_sent"),
+                f"purposes.{purpose}.save_to_sent",
+                T(
+                    "ohne Kopie in 'Gesendete Elemente' lässt sich ein unklarer Ausgang (Verbindung nach dem Senden "
                     "abgebrochen) nicht dort nachsehen: er bleibt 'unklar', bis jemand entscheidet",
                     "without a copy in Sent Items an unknown outcome (connection lost after sending) cannot be "
-                    "looked up there: it stays 'unknown' until someone decides"),
-                  T("'ccm-mail outbox' zeigt solche Fälle; 'outbox resolve ID sent|resend|drop' entscheidet.",
-                    "'ccm-mail outbox' lists them; 'outbox resolve ID sent|resend|drop' decides."), warning=True)
+                    "looked up there: it stays 'unknown' until someone decides",
+                ),
+                T(
+                    "'ccm-mail outbox' zeigt solche Fälle; 'outbox resolve ID sent|resend|drop' entscheidet.",
+                    "'ccm-mail outbox' lists them; 'outbox resolve ID sent|resend|drop' decides.",
+                ),
+                warning=True,
+            )
         accounts = purposes_mod.pool_of(value)
         if isinstance(value, dict) and accounts is None:
             continue  # reported by purposes_mod.parse
         pool = [str(a) for a in accounts] if isinstance(accounts, list) else [str(accounts)]
         if not pool or len(set(pool)) != len(pool):
-            c.add(line, f"purposes.{purpose}", T("leerer oder doppelter Konten-Pool",
-                                                 "empty pool or an account listed twice"))
+            c.add(
+                line,
+                f"purposes.{purpose}",
+                T("leerer oder doppelter Konten-Pool", "empty pool or an account listed twice"),
+            )
             continue
         ok = True
         for account in pool:
             if account in declared:
                 continue  # the account itself may have a problem: reported there
             ok = False
-            c.add(line, f"purposes.{purpose}", T(f"unbekanntes Konto {account!r}", f"unknown account {account!r}"),
-                  did_you_mean(account, list(declared), known=T("Konten", "accounts")))
+            c.add(
+                line,
+                f"purposes.{purpose}",
+                T(f"unbekanntes Konto {account!r}", f"unknown account {account!r}"),
+                did_you_mean(account, list(declared), known=T("Konten", "accounts")),
+            )
         if ok:
             cfg.pools[str(purpose)] = pool
 
@@ -438,9 +568,12 @@ def _purpose_placeholders(c: _Collector, cfg: Config, reg: Registries) -> None:
         known = list(cfg.placeholders_for(reg, purpose))
         for name, tpl in settings.address_templates().items():
             for missing in templates.unknown_names(tpl, {n: 1 for n in known}):
-                c.add(settings.lines.get(name, 0), f"purposes.{purpose}.{name}",
-                      T(f"unbekannter Platzhalter #{missing}#", f"unknown placeholder #{missing}#"),
-                      did_you_mean(missing, known, fmt="#{}#"))
+                c.add(
+                    settings.lines.get(name, 0),
+                    f"purposes.{purpose}.{name}",
+                    T(f"unbekannter Platzhalter #{missing}#", f"unknown placeholder #{missing}#"),
+                    did_you_mean(missing, known, fmt="#{}#"),
+                )
 
 
 def _data_placeholders(raw: LineDict, c: _Collector, cfg: Config, reg: Registries) -> None:
@@ -456,8 +589,14 @@ def _data_placeholders(raw: LineDict, c: _Collector, cfg: Config, reg: Registrie
             spec.line = line
         c.unknown_keys(spec, PLACEHOLDER_KEYS, f"{key}.")
         if name in reg.placeholders:
-            c.add(line, key, T(f"#{name}# gibt es schon (von {reg.placeholder_plugin[name]!r})",
-                               f"#{name}# already exists (from {reg.placeholder_plugin[name]!r})"))
+            c.add(
+                line,
+                key,
+                T(
+                    f"#{name}# gibt es schon (von {reg.placeholder_plugin[name]!r})",
+                    f"#{name}# already exists (from {reg.placeholder_plugin[name]!r})",
+                ),
+            )
             continue
         if not templates.is_valid_name(str(name)):
             c.add(line, key, T("ungültiger Name (Buchstaben, Ziffern, _ . -)", "invalid name (letters, digits, _ . -)"))
@@ -465,8 +604,11 @@ def _data_placeholders(raw: LineDict, c: _Collector, cfg: Config, reg: Registrie
         purposes = spec.get("purposes", [])
         description = str(spec.get("description", ""))
         cfg.data_placeholders[str(name)] = data_field(
-            str(name), T(description, description), str(spec.get("example", "")),
-            purposes=frozenset(str(p) for p in purposes) if isinstance(purposes, list) else frozenset())
+            str(name),
+            T(description, description),
+            str(spec.get("example", "")),
+            purposes=frozenset(str(p) for p in purposes) if isinstance(purposes, list) else frozenset(),
+        )
 
 
 def _templates(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base: Path) -> None:
@@ -482,24 +624,37 @@ def _templates(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base:
         c.unknown_keys(spec, TEMPLATE_KEYS, f"{key}.")
         mapped = isinstance(raw.get("purposes"), dict) and purpose in raw["purposes"]
         if not mapped and cfg.account_for(str(purpose)) is None and "purposes" in raw:
-            c.add(line, key, T(f"Zweck {purpose!r} ist keinem Konto zugeordnet",
-                               f"purpose {purpose!r} is not mapped to an account"),
-                  T(f"Unter 'purposes:' '{purpose}: <Konto>' ergänzen", f"Add '{purpose}: <account>' under 'purposes:'"))
+            c.add(
+                line,
+                key,
+                T(f"Zweck {purpose!r} ist keinem Konto zugeordnet", f"purpose {purpose!r} is not mapped to an account"),
+                T(f"Unter 'purposes:' '{purpose}: <Konto>' ergänzen", f"Add '{purpose}: <account>' under 'purposes:'"),
+            )
         fmt = spec.get("format", "text")
         if fmt not in ("text", "html"):
-            c.add(spec.line_of("format"), f"{key}.format", T(f"{fmt!r} unbekannt", f"unknown {fmt!r}"),
-                  T("text oder html", "text or html"))
+            c.add(
+                spec.line_of("format"),
+                f"{key}.format",
+                T(f"{fmt!r} unbekannt", f"unknown {fmt!r}"),
+                T("text oder html", "text or html"),
+            )
         body_src = spec.get("body")
         if "body_file" in spec:
             if body_src is not None:
-                c.add(spec.line_of("body_file"), f"{key}.body_file",
-                      T("entweder body oder body_file", "give either body or body_file"))
+                c.add(
+                    spec.line_of("body_file"),
+                    f"{key}.body_file",
+                    T("entweder body oder body_file", "give either body or body_file"),
+                )
             body_path = _relative(base, str(spec["body_file"]))
             try:
                 body_src = body_path.read_text(encoding="utf-8")
             except OSError as exc:
-                c.add(spec.line_of("body_file"), f"{key}.body_file",
-                      T(f"{body_path} nicht lesbar ({exc.strerror})", f"{body_path} cannot be read ({exc.strerror})"))
+                c.add(
+                    spec.line_of("body_file"),
+                    f"{key}.body_file",
+                    T(f"{body_path} nicht lesbar ({exc.strerror})", f"{body_path} cannot be read ({exc.strerror})"),
+                )
                 continue
         parsed: dict[str, templates.Template] = {}
         known = list(cfg.placeholders_for(reg, str(purpose)))
@@ -516,15 +671,19 @@ def _templates(raw: LineDict, c: _Collector, cfg: Config, reg: Registries, base:
                 c.add(pline, f"{key}.{part}", exc.message, exc.hint)
                 continue
             if part in ("subject", "reference") and any(ch in tpl.source for ch in "\r\n\0"):
-                c.add(pline, f"{key}.{part}", T("darf keinen Zeilenumbruch enthalten",
-                                                "must not contain a line break"))
+                c.add(pline, f"{key}.{part}", T("darf keinen Zeilenumbruch enthalten", "must not contain a line break"))
             for name in templates.unknown_names(tpl, {n: 1 for n in known}):
-                c.add(pline, f"{key}.{part}", T(f"unbekannter Platzhalter #{name}#", f"unknown placeholder #{name}#"),
-                      did_you_mean(name, known, fmt="#{}#"))
+                c.add(
+                    pline,
+                    f"{key}.{part}",
+                    T(f"unbekannter Platzhalter #{name}#", f"unknown placeholder #{name}#"),
+                    did_you_mean(name, known, fmt="#{}#"),
+                )
             parsed[part] = tpl
         if "subject" in parsed and "body" in parsed:
-            cfg.templates[str(purpose)] = TemplateConfig(str(purpose), parsed["subject"], parsed["body"],
-                                                         fmt == "html", parsed.get("reference"))
+            cfg.templates[str(purpose)] = TemplateConfig(
+                str(purpose), parsed["subject"], parsed["body"], fmt == "html", parsed.get("reference")
+            )
 
 
 def _reference_source(spec: LineDict, purpose: str, key: str, line: int, c: _Collector) -> str | None:
@@ -533,20 +692,34 @@ def _reference_source(spec: LineDict, purpose: str, key: str, line: int, c: _Col
     if "reference" not in spec:
         default = DEFAULT_REFERENCE.get(purpose)
         if default is None:
-            c.add(line, f"{key}.reference",
-                  T("keine Referenz: ohne sie schützt nichts davor, dieselbe Mail zweimal zu senden",
-                    "no reference: without one nothing stops the same mail from being sent twice"),
-                  T("z. B. 'reference: \"#Kundennummer#-#Datum#\"' angeben, oder 'reference: none', wenn "
+            c.add(
+                line,
+                f"{key}.reference",
+                T(
+                    "keine Referenz: ohne sie schützt nichts davor, dieselbe Mail zweimal zu senden",
+                    "no reference: without one nothing stops the same mail from being sent twice",
+                ),
+                T(
+                    "z. B. 'reference: \"#Kundennummer#-#Datum#\"' angeben, oder 'reference: none', wenn "
                     "Wiederholungen gewollt sind.",
                     "Give e.g. 'reference: \"#Kundennummer#-#Datum#\"', or 'reference: none' when repeats "
-                    "are intended."), warning=True)
+                    "are intended.",
+                ),
+                warning=True,
+            )
         return default
     value = spec["reference"]
     if value is None or str(value).strip().lower() == NO_REFERENCE:
         return None
     if not str(value).strip():
-        c.add(spec.line_of("reference"), f"{key}.reference", T("ist leer", "is empty"),
-              T("Eine Referenz wie '#extRechnungsNr#' angeben, oder 'reference: none'.",
-                "Give a reference such as '#extRechnungsNr#', or 'reference: none'."))
+        c.add(
+            spec.line_of("reference"),
+            f"{key}.reference",
+            T("ist leer", "is empty"),
+            T(
+                "Eine Referenz wie '#extRechnungsNr#' angeben, oder 'reference: none'.",
+                "Give a reference such as '#extRechnungsNr#', or 'reference: none'.",
+            ),
+        )
         return None
     return str(value)

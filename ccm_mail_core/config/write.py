@@ -68,8 +68,14 @@ class Written:
     warnings: list[Problem] = field(default_factory=list)
 
     def to_dict(self, lang: str) -> dict[str, Any]:
-        return {"ok": True, "file": str(self.path), "action": self.action, "target": self.target,
-                "changes": self.changes, "warnings": [w.to_dict(lang) for w in self.warnings]}
+        return {
+            "ok": True,
+            "file": str(self.path),
+            "action": self.action,
+            "target": self.target,
+            "changes": self.changes,
+            "warnings": [w.to_dict(lang) for w in self.warnings],
+        }
 
 
 def who_am_i() -> str:
@@ -103,16 +109,28 @@ class Settings:
     :param store: where entered secrets go: ``"keyring"`` or ``"file"`` (default: :func:`default_store`).
     """
 
-    def __init__(self, path: Path, registries: Registries, *, who: str, via: str = "cli",
-                 store: str | None = None, lang_override: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        registries: Registries,
+        *,
+        who: str,
+        via: str = "cli",
+        store: str | None = None,
+        lang_override: str | None = None,
+    ) -> None:
         self.path = Path(path).resolve()
         self.registries = registries
         self.who = who
         self.via = via
         self.store = store or default_store()
         if self.store not in STORES:
-            raise SettingsError(T(f"Unbekannter Ablageort {self.store!r} für Geheimnisse: keyring oder file.",
-                                  f"unknown secret store {self.store!r}: keyring or file."))
+            raise SettingsError(
+                T(
+                    f"Unbekannter Ablageort {self.store!r} für Geheimnisse: keyring oder file.",
+                    f"unknown secret store {self.store!r}: keyring or file.",
+                )
+            )
         self.lang_override = lang_override
 
     @property
@@ -120,48 +138,91 @@ class Settings:
         return self.path.with_name(self.path.name + ".audit.jsonl")
 
     # ---- the changes --------------------------------------------------------------------------
-    def set_account(self, name: str, *, type: str | None = None, values: Mapping[str, Any] | None = None,
-                    secrets: Mapping[str, str] | None = None, from_name: str | None = None,
-                    limits: Mapping[str, Any] | None = None) -> Written:
+    def set_account(
+        self,
+        name: str,
+        *,
+        type: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        from_name: str | None = None,
+        limits: Mapping[str, Any] | None = None,
+    ) -> Written:
         """Create or change the account ``name``: the given fields replace the ones there, the
         others stay. Secret fields (the account type says which) only through ``secrets``."""
         values, secrets = dict(values or {}), dict(secrets or {})
         if not str(name).strip() or "/" in name:
-            raise SettingsError(T(f"Ungültiger Kontoname {name!r}.", f"invalid account name {name!r}."),
-                                hint=T("Ein nicht leerer Name ohne '/'.", "A non-empty name without '/'."))
+            raise SettingsError(
+                T(f"Ungültiger Kontoname {name!r}.", f"invalid account name {name!r}."),
+                hint=T("Ein nicht leerer Name ohne '/'.", "A non-empty name without '/'."),
+            )
 
         def apply(doc: Any, pre: list[Problem]) -> dict[str, tuple[str, str]]:
             accounts = _mapping(doc, "accounts")
             acc = accounts.get(name)
             if acc is None:
                 if type is None:
-                    pre.append(Problem(str(self.path), 0, f"accounts.{name}.type",
-                                       T("neues Konto: 'type' fehlt", "new account: 'type' is missing"),
-                                       T(f"Kontotypen: {', '.join(sorted(self.registries.account_types))}",
-                                         f"account types: {', '.join(sorted(self.registries.account_types))}")))
+                    pre.append(
+                        Problem(
+                            str(self.path),
+                            0,
+                            f"accounts.{name}.type",
+                            T("neues Konto: 'type' fehlt", "new account: 'type' is missing"),
+                            T(
+                                f"Kontotypen: {', '.join(sorted(self.registries.account_types))}",
+                                f"account types: {', '.join(sorted(self.registries.account_types))}",
+                            ),
+                        )
+                    )
                 accounts[name] = acc = _new_map()
             type_id = type if type is not None else str(acc.get("type", ""))
             atype = self.registries.account_types.get(type_id)
             secret_fields = {f.name for f in atype.fields if f.secret} if atype else set()
             for key in values:
                 if key in secret_fields:
-                    pre.append(Problem(str(self.path), 0, f"accounts.{name}.{key}",
-                                       T("ein Geheimnis steht nie im Klartext in der Konfiguration",
-                                         "a secret is never written into the configuration as plain text"),
-                                       T("Als Geheimnis übergeben (API: 'secrets', CLI: --secret); es kommt in den "
-                                         "Schlüsselbund oder eine 0600-Datei.",
-                                         "Give it as a secret (API: 'secrets', CLI: --secret); it goes to the keyring "
-                                         "or a 0600 file.")))
+                    pre.append(
+                        Problem(
+                            str(self.path),
+                            0,
+                            f"accounts.{name}.{key}",
+                            T(
+                                "ein Geheimnis steht nie im Klartext in der Konfiguration",
+                                "a secret is never written into the configuration as plain text",
+                            ),
+                            T(
+                                "Als Geheimnis übergeben (API: 'secrets', CLI: --secret); es kommt in den "
+                                "Schlüsselbund oder eine 0600-Datei.",
+                                "Give it as a secret (API: 'secrets', CLI: --secret); it goes to the keyring "
+                                "or a 0600 file.",
+                            ),
+                        )
+                    )
             for key, value in secrets.items():
                 if not isinstance(value, str) or not value.strip() or "\n" in value or "\r" in value:
-                    pre.append(Problem(str(self.path), 0, f"accounts.{name}.{key}",
-                                       T("ein Geheimnis muss eine nicht leere Zeile Text sein",
-                                         "a secret must be one non-empty line of text")))
+                    pre.append(
+                        Problem(
+                            str(self.path),
+                            0,
+                            f"accounts.{name}.{key}",
+                            T(
+                                "ein Geheimnis muss eine nicht leere Zeile Text sein",
+                                "a secret must be one non-empty line of text",
+                            ),
+                        )
+                    )
                 elif atype is not None and key not in secret_fields:
-                    pre.append(Problem(str(self.path), 0, f"accounts.{name}.{key}",
-                                       T(f"kein geheimes Feld des Typs {type_id}", f"not a secret field of type {type_id}"),
-                                       T(f"Geheime Felder: {', '.join(sorted(secret_fields)) or '-'}",
-                                         f"secret fields: {', '.join(sorted(secret_fields)) or '-'}")))
+                    pre.append(
+                        Problem(
+                            str(self.path),
+                            0,
+                            f"accounts.{name}.{key}",
+                            T(f"kein geheimes Feld des Typs {type_id}", f"not a secret field of type {type_id}"),
+                            T(
+                                f"Geheime Felder: {', '.join(sorted(secret_fields)) or '-'}",
+                                f"secret fields: {', '.join(sorted(secret_fields)) or '-'}",
+                            ),
+                        )
+                    )
             if type is not None:
                 acc["type"] = type
             if from_name is not None:
@@ -186,26 +247,33 @@ class Settings:
                 acc[key] = _flow_map(refs[key])
             return refs
 
-        summary = {**{k: v for k, v in values.items()}, **({"type": type} if type is not None else {}),
-                   **({"from_name": from_name} if from_name is not None else {}),
-                   **({"limits": dict(limits)} if limits is not None else {})}
+        summary = {
+            **{k: v for k, v in values.items()},
+            **({"type": type} if type is not None else {}),
+            **({"from_name": from_name} if from_name is not None else {}),
+            **({"limits": dict(limits)} if limits is not None else {}),
+        }
         return self._change("accounts.set", name, apply, summary, secrets=secrets, account=name)
 
     def remove_account(self, name: str) -> Written:
         """Remove the account; a purpose that still names it is an error (listed, nothing written)."""
+
         def apply(doc: Any, pre: list[Problem]) -> dict[str, tuple[str, str]]:
             accounts = doc.get("accounts")
             if not isinstance(accounts, dict) or name not in accounts:
                 known = ", ".join(accounts or {}) if isinstance(accounts, dict) else "-"
-                raise SettingsError(T(f"Unbekanntes Konto {name!r}; nichts geändert.",
-                                      f"unknown account {name!r}; nothing changed."),
-                                    hint=T(f"Konten: {known}", f"accounts: {known}"))
+                raise SettingsError(
+                    T(f"Unbekanntes Konto {name!r}; nichts geändert.", f"unknown account {name!r}; nothing changed."),
+                    hint=T(f"Konten: {known}", f"accounts: {known}"),
+                )
             del accounts[name]
             return {}
+
         return self._change("accounts.remove", name, apply, {})
 
-    def set_purpose(self, purpose: str, accounts: Sequence[str], *,
-                    options: Mapping[str, Any] | None = None) -> Written:
+    def set_purpose(
+        self, purpose: str, accounts: Sequence[str], *, options: Mapping[str, Any] | None = None
+    ) -> Written:
         """Assign the account (or the pool of accounts) that sends ``purpose``; ``options`` sets the
         purpose's defaults (``reply_to``, ``bcc``, ``from``, ``archive``…; None removes one). A
         purpose written as a mapping stays one, with its other keys and comments; the short form
@@ -215,12 +283,19 @@ class Settings:
             raise SettingsError(T("Mindestens ein Konto angeben.", "give at least one account."))
         options = dict(options or {})
         from .purposes import PURPOSE_KEYS
+
         unknown = sorted(set(options) - set(PURPOSE_KEYS) | ({"account"} & set(options)))
         if unknown:
-            raise SettingsError(T(f"Unbekannte Einstellung für einen Zweck: {', '.join(unknown)}; nichts geändert.",
-                                  f"unknown purpose setting: {', '.join(unknown)}; nothing changed."),
-                                hint=T(f"Möglich: {', '.join(k for k in PURPOSE_KEYS if k != 'account')}",
-                                       f"possible: {', '.join(k for k in PURPOSE_KEYS if k != 'account')}"))
+            raise SettingsError(
+                T(
+                    f"Unbekannte Einstellung für einen Zweck: {', '.join(unknown)}; nichts geändert.",
+                    f"unknown purpose setting: {', '.join(unknown)}; nothing changed.",
+                ),
+                hint=T(
+                    f"Möglich: {', '.join(k for k in PURPOSE_KEYS if k != 'account')}",
+                    f"possible: {', '.join(k for k in PURPOSE_KEYS if k != 'account')}",
+                ),
+            )
 
         def apply(doc: Any, pre: list[Problem]) -> dict[str, tuple[str, str]]:
             section = _mapping(doc, "purposes")
@@ -244,25 +319,40 @@ class Settings:
                 else:
                     entry[key] = value
             return {}
+
         summary: dict[str, Any] = {"accounts": pool, **({"options": options} if options else {})}
         return self._change("purposes.set", purpose, apply, summary)
 
     def remove_purpose(self, purpose: str) -> Written:
         """Take away the purpose's own account (or pool): invoices then go through the E-Service
         account (:data:`.model.PURPOSE_FALLBACK`), as the seed's dialog did without an entry."""
+
         def apply(doc: Any, pre: list[Problem]) -> dict[str, tuple[str, str]]:
             section = doc.get("purposes")
             if not isinstance(section, dict) or purpose not in section:
-                raise SettingsError(T(f"Zweck {purpose!r} hat kein eigenes Konto; nichts geändert.",
-                                      f"purpose {purpose!r} has no account of its own; nothing changed."))
+                raise SettingsError(
+                    T(
+                        f"Zweck {purpose!r} hat kein eigenes Konto; nichts geändert.",
+                        f"purpose {purpose!r} has no account of its own; nothing changed.",
+                    )
+                )
             del section[purpose]
             return {}
+
         return self._change("purposes.remove", purpose, apply, {})
 
-    def set_template(self, purpose: str, *, subject: str | None = None, body: str | None = None,
-                     format: str | None = None, reference: str | None = None) -> Written:
+    def set_template(
+        self,
+        purpose: str,
+        *,
+        subject: str | None = None,
+        body: str | None = None,
+        format: str | None = None,
+        reference: str | None = None,
+    ) -> Written:
         """Change (or create) the template of ``purpose``: the given parts replace the ones there.
         A body given here replaces a ``body_file``."""
+
         def apply(doc: Any, pre: list[Problem]) -> dict[str, tuple[str, str]]:
             section = _mapping(doc, "templates")
             tpl = section.get(purpose)
@@ -278,30 +368,52 @@ class Settings:
             if reference is not None:
                 tpl["reference"] = reference
             return {}
-        summary = {k: v for k, v in (("subject", subject), ("body", body), ("format", format),
-                                     ("reference", reference)) if v is not None}
+
+        summary = {
+            k: v
+            for k, v in (("subject", subject), ("body", body), ("format", format), ("reference", reference))
+            if v is not None
+        }
         return self._change("templates.set", purpose, apply, summary)
 
     # ---- the one way a change is made ---------------------------------------------------------
-    def _change(self, action: str, target: str, apply: Callable[[Any, list[Problem]], dict[str, tuple[str, str]]],
-                summary: Mapping[str, Any], *, secrets: Mapping[str, str] | None = None,
-                account: str | None = None) -> Written:
+    def _change(
+        self,
+        action: str,
+        target: str,
+        apply: Callable[[Any, list[Problem]], dict[str, tuple[str, str]]],
+        summary: Mapping[str, Any],
+        *,
+        secrets: Mapping[str, str] | None = None,
+        account: str | None = None,
+    ) -> Written:
         from filelock import FileLock, Timeout
+
         lock = FileLock(str(self.path) + ".lock")
         try:
             lock.acquire(timeout=LOCK_TIMEOUT)
         except Timeout:
-            raise SettingsError(T(f"{self.path} wird gerade von jemand anderem gespeichert; nichts geändert.",
-                                  f"{self.path} is being saved by someone else; nothing changed."),
-                                hint=T("Gleich noch einmal versuchen.", "Try again in a moment.")) from None
+            raise SettingsError(
+                T(
+                    f"{self.path} wird gerade von jemand anderem gespeichert; nichts geändert.",
+                    f"{self.path} is being saved by someone else; nothing changed.",
+                ),
+                hint=T("Gleich noch einmal versuchen.", "Try again in a moment."),
+            ) from None
         try:
             return self._change_locked(action, target, apply, summary, dict(secrets or {}), account)
         finally:
             lock.release()
 
-    def _change_locked(self, action: str, target: str,
-                       apply: Callable[[Any, list[Problem]], dict[str, tuple[str, str]]], summary: Mapping[str, Any],
-                       secrets: dict[str, str], account: str | None) -> Written:
+    def _change_locked(
+        self,
+        action: str,
+        target: str,
+        apply: Callable[[Any, list[Problem]], dict[str, tuple[str, str]]],
+        summary: Mapping[str, Any],
+        secrets: dict[str, str],
+        account: str | None,
+    ) -> Written:
         before = self._read_bytes()
         text, style = _decode(before, self.path)
         yaml = _yaml(text)
@@ -314,8 +426,9 @@ class Settings:
             doc = _new_map()
         if not isinstance(doc, dict):
             read_raw(self.path)  # raises: the top level must be a mapping
-            raise SettingsError(T(f"{self.path}: oberste Ebene ist keine Zuordnung.",
-                                  f"{self.path}: the top level is not a mapping."))
+            raise SettingsError(
+                T(f"{self.path}: oberste Ebene ist keine Zuordnung.", f"{self.path}: the top level is not a mapping.")
+            )
         pre: list[Problem] = []
         refs = apply(doc, pre)
         new_text = _dump(yaml, doc)
@@ -326,9 +439,13 @@ class Settings:
         changes = _audit_changes(summary, secrets, refs)
         after = _encode(new_text, style)
         if self._read_bytes() != before:  # an edit by hand while we worked: never overwrite it
-            raise SettingsError(T(f"{self.path} wurde während des Speicherns geändert; nichts geändert.",
-                                  f"{self.path} was changed while saving; nothing changed."),
-                                hint=T("Die Änderung noch einmal vornehmen.", "Make the change again."))
+            raise SettingsError(
+                T(
+                    f"{self.path} wurde während des Speicherns geändert; nichts geändert.",
+                    f"{self.path} was changed while saving; nothing changed.",
+                ),
+                hint=T("Die Änderung noch einmal vornehmen.", "Make the change again."),
+            )
         for fld, value in secrets.items():
             self._store_secret(refs[fld], value)
         _replace(self.path, after)
@@ -384,14 +501,27 @@ class Settings:
         except FileNotFoundError:
             return b""
         except OSError as exc:
-            raise SettingsError(T(f"{self.path} nicht lesbar ({exc.strerror}); nichts geändert.",
-                                  f"{self.path} cannot be read ({exc.strerror}); nothing changed.")) from exc
+            raise SettingsError(
+                T(
+                    f"{self.path} nicht lesbar ({exc.strerror}); nichts geändert.",
+                    f"{self.path} cannot be read ({exc.strerror}); nothing changed.",
+                )
+            ) from exc
 
     def _audit(self, action: str, target: str, changes: dict[str, Any], before: bytes, after: bytes) -> None:
         from ..journal import now
-        entry = {"at": now().isoformat(), "who": self.who, "via": self.via, "action": action, "target": target,
-                 "changes": changes, "file": str(self.path), "sha256_before": hashlib.sha256(before).hexdigest(),
-                 "sha256_after": hashlib.sha256(after).hexdigest()}
+
+        entry = {
+            "at": now().isoformat(),
+            "who": self.who,
+            "via": self.via,
+            "action": action,
+            "target": target,
+            "changes": changes,
+            "file": str(self.path),
+            "sha256_before": hashlib.sha256(before).hexdigest(),
+            "sha256_after": hashlib.sha256(after).hexdigest(),
+        }
         line = (json.dumps(entry, ensure_ascii=True) + "\n").encode("ascii")
         fd = os.open(self.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         try:
@@ -435,6 +565,7 @@ def _encode(text: str, style: _Style) -> bytes:
 def _yaml(text: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.util import load_yaml_guess_indent
+
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap an admin's long line
@@ -455,12 +586,14 @@ def _dump(yaml: Any, doc: Any) -> str:
 
 def _new_map() -> Any:
     from ruamel.yaml.comments import CommentedMap
+
     return CommentedMap()
 
 
 def _flow_map(ref: tuple[str, str]) -> Any:
     """``{keyring: ccm-mail/Konto/client_secret}`` on one line, as the docs write it."""
     from ruamel.yaml.comments import CommentedMap
+
     node = CommentedMap([ref])
     node.fa.set_flow_style()
     return node
@@ -468,6 +601,7 @@ def _flow_map(ref: tuple[str, str]) -> Any:
 
 def _flow_seq(items: list[str]) -> Any:
     from ruamel.yaml.comments import CommentedSeq
+
     node = CommentedSeq(items)
     node.fa.set_flow_style()
     return node
@@ -476,6 +610,7 @@ def _flow_seq(items: list[str]) -> Any:
 def _block(text: str) -> Any:
     """A multi-line text as a literal block (``|``), as admins write template bodies."""
     from ruamel.yaml.scalarstring import LiteralScalarString
+
     return LiteralScalarString(text) if "\n" in text else text
 
 
@@ -486,8 +621,9 @@ def _mapping(doc: Any, key: str) -> Any:
     return section
 
 
-def _audit_changes(summary: Mapping[str, Any], secrets: Mapping[str, str],
-                   refs: Mapping[str, tuple[str, str]]) -> dict[str, Any]:
+def _audit_changes(
+    summary: Mapping[str, Any], secrets: Mapping[str, str], refs: Mapping[str, tuple[str, str]]
+) -> dict[str, Any]:
     """What changed, for the audit log and the answer: values as given (long ones summarised),
     secrets only as where they went."""
     out: dict[str, Any] = {}

@@ -12,15 +12,35 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .base import (
-    BLOCKING, DuplicateSend, Entry, Journal, JournalError, message_from_json, message_to_json, now, row_fields,
+    BLOCKING,
+    DuplicateSend,
+    Entry,
+    Journal,
+    JournalError,
+    message_from_json,
+    message_to_json,
+    now,
+    row_fields,
 )
 from .sqlite import SCHEMA_VERSION, SQLiteJournal
 
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["BLOCKING", "SCHEMA_VERSION", "DuplicateSend", "Entry", "Journal", "JournalError", "SQLiteJournal",
-           "message_from_json", "message_to_json", "now", "open_journal", "row_fields"]
+__all__ = [
+    "BLOCKING",
+    "SCHEMA_VERSION",
+    "DuplicateSend",
+    "Entry",
+    "Journal",
+    "JournalError",
+    "SQLiteJournal",
+    "message_from_json",
+    "message_to_json",
+    "now",
+    "open_journal",
+    "row_fields",
+]
 
 
 def open_journal(config: Config, *, readonly: bool = False, migrate: bool = False) -> Journal:
@@ -29,7 +49,13 @@ def open_journal(config: Config, *, readonly: bool = False, migrate: bool = Fals
     PostgreSQL schema to be created or upgraded; without it an outdated schema is refused."""
     if config.journal_url:
         from .postgres import PostgresJournal
-        return PostgresJournal(config.journal_url, password=config.journal_password,
-                               lease_seconds=config.journal_lease_seconds, pool_size=config.journal_pool_size,
-                               migrate=migrate, readonly=readonly)
+
+        return PostgresJournal(
+            config.journal_url,
+            password=config.journal_password,
+            lease_seconds=config.journal_lease_seconds,
+            pool_size=config.journal_pool_size,
+            migrate=migrate,
+            readonly=readonly,
+        )
     return SQLiteJournal(config.journal_path, readonly=readonly)

@@ -25,8 +25,10 @@ from ..pacing import Limits, Pacer, Pacing
 
 #: statuses that mean "this reference is taken": sent, on its way, or possibly sent
 BLOCKING = (Status.QUEUED.value, Status.SENDING.value, Status.SENT.value, Status.UNKNOWN.value)
-_BLOCKING_SQL = (f"SELECT * FROM messages WHERE purpose=? AND reference=? AND status IN ({','.join('?' * len(BLOCKING))})"
-                 " ORDER BY id DESC LIMIT 1")
+_BLOCKING_SQL = (
+    f"SELECT * FROM messages WHERE purpose=? AND reference=? AND status IN ({','.join('?' * len(BLOCKING))})"
+    " ORDER BY id DESC LIMIT 1"
+)
 
 
 def now() -> datetime:
@@ -74,12 +76,15 @@ class DuplicateSend(CcmMailError):
     def __init__(self, existing: Entry) -> None:
         when = existing.sent_at or existing.created_at
         super().__init__(
-            T(f"{existing.reference} ({existing.purpose}) ist bereits im Journal: Status {existing.status.value}, "
-              f"{when} (Eintrag {existing.id}); nichts gesendet.",
-              f"{existing.reference} ({existing.purpose}) is already in the journal: status {existing.status.value}, "
-              f"{when} (entry {existing.id}); nothing sent."),
+            T(
+                f"{existing.reference} ({existing.purpose}) ist bereits im Journal: Status {existing.status.value}, "
+                f"{when} (Eintrag {existing.id}); nichts gesendet.",
+                f"{existing.reference} ({existing.purpose}) is already in the journal: status {existing.status.value}, "
+                f"{when} (entry {existing.id}); nothing sent.",
+            ),
             hint=T("Mit --resend bewusst erneut senden.", "Use --resend to send it again on purpose."),
-            details={"journal_id": existing.id, "status": existing.status.value})
+            details={"journal_id": existing.id, "status": existing.status.value},
+        )
         self.existing = existing
 
 
@@ -125,6 +130,7 @@ class Journal(ABC):
     def __new__(cls, *args: Any, **kwargs: Any) -> Journal:
         if cls is Journal:
             from .sqlite import SQLiteJournal
+
             return super().__new__(SQLiteJournal)
         return super().__new__(cls)
 
@@ -169,6 +175,7 @@ class Journal(ABC):
     def owner_alive(self, owner_text: str | None) -> bool:
         """Whether the owner recorded in a ``sending`` row still holds its claim."""
         from .. import owner
+
         return owner.alive(owner_text)
 
     def integrity_ok(self) -> bool:
@@ -182,11 +189,25 @@ class Journal(ABC):
         """``ccm-mail journal migrate``: (schema version found, version now)."""
 
     # ---- shared behaviour --------------------------------------------------------------------
-    def create(self, *, message_id: str, purpose: str, account: str, account_type: str, reference: str,
-               recipients: Sequence[str], subject: str, status: Status = Status.QUEUED,
-               allow_duplicate: bool = False, batch: str | None = None, batch_row: int | None = None,
-               payload: dict[str, Any] | None = None, detail: str | None = None, error: str | None = None,
-               error_kind: str | None = None) -> int:
+    def create(
+        self,
+        *,
+        message_id: str,
+        purpose: str,
+        account: str,
+        account_type: str,
+        reference: str,
+        recipients: Sequence[str],
+        subject: str,
+        status: Status = Status.QUEUED,
+        allow_duplicate: bool = False,
+        batch: str | None = None,
+        batch_row: int | None = None,
+        payload: dict[str, Any] | None = None,
+        detail: str | None = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+    ) -> int:
         """Insert a message row; raises :class:`DuplicateSend` when the reference is taken for
         this purpose (sent, queued, sending or unknown) and ``allow_duplicate`` is False."""
         stamp = self._stamp(now())
@@ -197,21 +218,53 @@ class Journal(ABC):
                 row = db.execute(_BLOCKING_SQL, (purpose, reference, *BLOCKING)).fetchone()
                 if row is not None:
                     raise DuplicateSend(self._entry(row))
-            row_id = self._insert(
-                db, "INSERT INTO messages (message_id, purpose, account, account_type, reference, recipients, subject,"
+            row_id = (
+                self._insert(
+                    db,
+                    "INSERT INTO messages (message_id, purpose, account, account_type, reference, recipients, subject,"
                     " status, created_at, updated_at, batch, batch_row, payload, error, error_kind)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (message_id, purpose, account, account_type, reference, json.dumps(list(recipients)), subject,
-                 status.value, stamp, stamp, batch, batch_row, json.dumps(payload) if payload is not None else None,
-                 error, error_kind)) or 0
-            db.execute("INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
-                       (row_id, stamp, status.value, detail or error))
+                    (
+                        message_id,
+                        purpose,
+                        account,
+                        account_type,
+                        reference,
+                        json.dumps(list(recipients)),
+                        subject,
+                        status.value,
+                        stamp,
+                        stamp,
+                        batch,
+                        batch_row,
+                        json.dumps(payload) if payload is not None else None,
+                        error,
+                        error_kind,
+                    ),
+                )
+                or 0
+            )
+            db.execute(
+                "INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
+                (row_id, stamp, status.value, detail or error),
+            )
         return row_id
 
-    def transition(self, row_id: int, status: Status, *, error: str | None = None, error_kind: str | None = None,
-                   sent_at: datetime | None = None, transport_ids: dict[str, str] | None = None,
-                   count_attempt: bool = False, detail: str | None = None, owner: str | None = None,
-                   expect: Sequence[Status] | None = None, archive: tuple[str, str] | None = None) -> bool:
+    def transition(
+        self,
+        row_id: int,
+        status: Status,
+        *,
+        error: str | None = None,
+        error_kind: str | None = None,
+        sent_at: datetime | None = None,
+        transport_ids: dict[str, str] | None = None,
+        count_attempt: bool = False,
+        detail: str | None = None,
+        owner: str | None = None,
+        expect: Sequence[Status] | None = None,
+        archive: tuple[str, str] | None = None,
+    ) -> bool:
         """Move a row to ``status``. With ``expect``, only when it is in one of those states (a
         compare-and-set, so two processes never both claim a message); returns whether it moved."""
         stamp = self._stamp(now())
@@ -241,14 +294,18 @@ class Journal(ABC):
             where = "id=?"
             if expect:
                 where += f" AND status IN ({','.join('?' * len(expect))})"
-            cur = db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE {where}",
-                             (*args, row_id, *[e.value for e in (expect or ())]))
+            cur = db.execute(
+                f"UPDATE messages SET {', '.join(sets)} WHERE {where}",
+                (*args, row_id, *[e.value for e in (expect or ())]),
+            )
             if cur.rowcount == 0:
                 return False
             if status is Status.SENDING:
                 self._claimed(db, owner)
-            db.execute("INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
-                       (row_id, stamp, status.value, detail or error))
+            db.execute(
+                "INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
+                (row_id, stamp, status.value, detail or error),
+            )
         return True
 
     def create_batch(self, rows: Sequence[dict[str, Any]]) -> int:
@@ -260,16 +317,32 @@ class Journal(ABC):
         with self._tx() as db:
             for r in rows:
                 row_id = self._insert(
-                    db, "INSERT INTO messages (message_id, purpose, account, account_type, reference, recipients,"
-                        " subject, status, created_at, updated_at, batch, batch_row, payload)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                    (r["message_id"], r["purpose"], r["account"], r["account_type"], r["reference"],
-                     json.dumps(list(r["recipients"])), r["subject"], Status.QUEUED.value, stamp, stamp, r["batch"],
-                     r["batch_row"], json.dumps(r["payload"])))
+                    db,
+                    "INSERT INTO messages (message_id, purpose, account, account_type, reference, recipients,"
+                    " subject, status, created_at, updated_at, batch, batch_row, payload)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                    (
+                        r["message_id"],
+                        r["purpose"],
+                        r["account"],
+                        r["account_type"],
+                        r["reference"],
+                        json.dumps(list(r["recipients"])),
+                        r["subject"],
+                        Status.QUEUED.value,
+                        stamp,
+                        stamp,
+                        r["batch"],
+                        r["batch_row"],
+                        json.dumps(r["payload"]),
+                    ),
+                )
                 if row_id is not None:
                     new += 1
-                    db.execute("INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
-                               (row_id, stamp, Status.QUEUED.value, f"batch {r['batch']} row {r['batch_row']}"))
+                    db.execute(
+                        "INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
+                        (row_id, stamp, Status.QUEUED.value, f"batch {r['batch']} row {r['batch_row']}"),
+                    )
         return new
 
     def blocking(self, purpose: str, reference: str) -> Entry | None:
@@ -278,16 +351,20 @@ class Journal(ABC):
             row = db.execute(_BLOCKING_SQL, (purpose, reference, *BLOCKING)).fetchone()
         return self._entry(row) if row else None
 
-    def references_taken(self, purpose: str, references: Sequence[str], *, except_batch: str | None = None) -> dict[str, Entry]:
+    def references_taken(
+        self, purpose: str, references: Sequence[str], *, except_batch: str | None = None
+    ) -> dict[str, Entry]:
         """Which of ``references`` the journal already has as sent/queued/sending/unknown."""
         taken: dict[str, Entry] = {}
         refs = [r for r in references if r]
         with self._read() as db:
             for i in range(0, len(refs), 500):
-                chunk = refs[i:i + 500]
+                chunk = refs[i : i + 500]
                 rows = db.execute(
                     f"SELECT * FROM messages WHERE purpose=? AND reference IN ({','.join('?' * len(chunk))})"
-                    f" AND status IN ({','.join('?' * len(BLOCKING))})", (purpose, *chunk, *BLOCKING)).fetchall()
+                    f" AND status IN ({','.join('?' * len(BLOCKING))})",
+                    (purpose, *chunk, *BLOCKING),
+                ).fetchall()
                 for row in rows:
                     if except_batch is None or row["batch"] != except_batch:
                         taken[row["reference"]] = self._entry(row)
@@ -297,9 +374,11 @@ class Journal(ABC):
         """When the account sent to how many recipients since ``since`` (Exchange counts
         recipients over a rolling day), oldest first."""
         with self._read() as db:
-            rows = db.execute("SELECT updated_at, recipients FROM messages WHERE account=?"
-                              " AND status IN ('sent','sending','unknown') AND updated_at>=? ORDER BY updated_at",
-                              (account, self._stamp(since))).fetchall()
+            rows = db.execute(
+                "SELECT updated_at, recipients FROM messages WHERE account=?"
+                " AND status IN ('sent','sending','unknown') AND updated_at>=? ORDER BY updated_at",
+                (account, self._stamp(since)),
+            ).fetchall()
         return [(datetime.fromisoformat(_text(r["updated_at"])), len(_json(r["recipients"]))) for r in rows]
 
     def get(self, row_id: int) -> Entry | None:
@@ -318,9 +397,17 @@ class Journal(ABC):
             row = db.execute("SELECT status FROM messages WHERE id=?", (row_id,)).fetchone()
         return Status(row["status"]) if row else None
 
-    def query(self, *, reference: str | None = None, status: str | Sequence[str] | None = None,
-              purpose: str | None = None, since: str | None = None, until: str | None = None,
-              batch: str | None = None, limit: int = 100) -> list[Entry]:
+    def query(
+        self,
+        *,
+        reference: str | None = None,
+        status: str | Sequence[str] | None = None,
+        purpose: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        batch: str | None = None,
+        limit: int = 100,
+    ) -> list[Entry]:
         """Rows newest first. ``since``/``until`` are ISO dates or datetimes compared with created_at."""
         where, args = [], []
         if reference is not None:
@@ -359,24 +446,40 @@ class Journal(ABC):
         with self._read() as db:
             rows = db.execute("SELECT * FROM messages ORDER BY id").fetchall()
             for row in rows:
-                events = db.execute("SELECT at, status, detail FROM events WHERE message=? ORDER BY id",
-                                    (row["id"],)).fetchall()
-                yield ({k: row[k] for k in row.keys()},
-                       [{"at": _text(e["at"]), "status": e["status"], "detail": e["detail"]} for e in events])
+                events = db.execute(
+                    "SELECT at, status, detail FROM events WHERE message=? ORDER BY id", (row["id"],)
+                ).fetchall()
+                yield (
+                    {k: row[k] for k in row.keys()},
+                    [{"at": _text(e["at"]), "status": e["status"], "detail": e["detail"]} for e in events],
+                )
 
     def _entry(self, row: Any) -> Entry:
         return Entry(
-            id=row["id"], message_id=row["message_id"], purpose=row["purpose"], account=row["account"],
-            account_type=row["account_type"], reference=row["reference"], recipients=_json(row["recipients"]),
-            subject=row["subject"], status=Status(row["status"]), attempts=row["attempts"],
-            created_at=_text(row["created_at"]), updated_at=_text(row["updated_at"]),
+            id=row["id"],
+            message_id=row["message_id"],
+            purpose=row["purpose"],
+            account=row["account"],
+            account_type=row["account_type"],
+            reference=row["reference"],
+            recipients=_json(row["recipients"]),
+            subject=row["subject"],
+            status=Status(row["status"]),
+            attempts=row["attempts"],
+            created_at=_text(row["created_at"]),
+            updated_at=_text(row["updated_at"]),
             sent_at=_text(row["sent_at"]) if row["sent_at"] is not None else None,
-            transport_ids=_json(row["transport_ids"]) or {}, error=row["error"], error_kind=row["error_kind"],
-            batch=row["batch"], batch_row=row["batch_row"], owner=row["owner"],
+            transport_ids=_json(row["transport_ids"]) or {},
+            error=row["error"],
+            error_kind=row["error_kind"],
+            batch=row["batch"],
+            batch_row=row["batch_row"],
+            owner=row["owner"],
             payload=_json(row["payload"]) if row["payload"] else None,
             # a read-only journal of an older schema has no archive columns
             archive_sha256=row["archive_sha256"] if "archive_sha256" in row.keys() else None,
-            archive_file=row["archive_file"] if "archive_file" in row.keys() else None)
+            archive_file=row["archive_file"] if "archive_file" in row.keys() else None,
+        )
 
 
 def _text(value: Any) -> str:
@@ -391,39 +494,75 @@ def _json(value: Any) -> Any:
 
 def row_fields(message: Message, ctx: SendContext) -> dict[str, Any]:
     """The journal columns of a message about to be queued (everything but state and batch)."""
-    return dict(message_id=message.message_id, purpose=ctx.purpose, account=ctx.account,
-                account_type=ctx.account_type, reference=ctx.reference,
-                recipients=[a.address for a in message.recipients()], subject=message.subject,
-                payload=message_to_json(message))
+    return dict(
+        message_id=message.message_id,
+        purpose=ctx.purpose,
+        account=ctx.account,
+        account_type=ctx.account_type,
+        reference=ctx.reference,
+        recipients=[a.address for a in message.recipients()],
+        subject=message.subject,
+        payload=message_to_json(message),
+    )
 
 
 def message_to_json(message: Message) -> dict[str, Any]:
     """The message as JSON for the journal, so the outbox can send it again later unchanged."""
+
     def addrs(items: Sequence[Address]) -> list[list[str]]:
         return [[a.address, a.name] for a in items]
+
     return {
-        "subject": message.subject, "sender": [message.sender.address, message.sender.name] if message.sender else None,
-        "to": addrs(message.to), "cc": addrs(message.cc), "bcc": addrs(message.bcc), "reply_to": addrs(message.reply_to),
-        "text": message.text, "html": message.html, "headers": dict(message.headers), "message_id": message.message_id,
-        "attachments": [{"path": str(a.path), "filename": a.filename, "content_type": a.content_type,
-                         "inline": a.inline, "content_id": a.content_id} for a in message.attachments],
-        "save_to_sent": message.save_to_sent, "request_read_receipt": message.request_read_receipt,
-        "request_delivery_receipt": message.request_delivery_receipt, "archive": message.archive,
+        "subject": message.subject,
+        "sender": [message.sender.address, message.sender.name] if message.sender else None,
+        "to": addrs(message.to),
+        "cc": addrs(message.cc),
+        "bcc": addrs(message.bcc),
+        "reply_to": addrs(message.reply_to),
+        "text": message.text,
+        "html": message.html,
+        "headers": dict(message.headers),
+        "message_id": message.message_id,
+        "attachments": [
+            {
+                "path": str(a.path),
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "inline": a.inline,
+                "content_id": a.content_id,
+            }
+            for a in message.attachments
+        ],
+        "save_to_sent": message.save_to_sent,
+        "request_read_receipt": message.request_read_receipt,
+        "request_delivery_receipt": message.request_delivery_receipt,
+        "archive": message.archive,
     }
 
 
 def message_from_json(payload: Mapping[str, Any]) -> Message:
     def addrs(items: Sequence[Sequence[str]]) -> list[Address]:
         return [Address(a, n) for a, n in items]
+
     sender = payload.get("sender")
     return Message(
-        subject=payload["subject"], to=addrs(payload["to"]), cc=addrs(payload["cc"]), bcc=addrs(payload["bcc"]),
-        reply_to=addrs(payload["reply_to"]), sender=Address(*sender) if sender else None,
-        text=payload["text"], html=payload["html"], headers=dict(payload["headers"]), message_id=payload["message_id"],
-        attachments=[Attachment(Path(a["path"]), a["filename"], a["content_type"], a["inline"], a["content_id"])
-                     for a in payload["attachments"]],
+        subject=payload["subject"],
+        to=addrs(payload["to"]),
+        cc=addrs(payload["cc"]),
+        bcc=addrs(payload["bcc"]),
+        reply_to=addrs(payload["reply_to"]),
+        sender=Address(*sender) if sender else None,
+        text=payload["text"],
+        html=payload["html"],
+        headers=dict(payload["headers"]),
+        message_id=payload["message_id"],
+        attachments=[
+            Attachment(Path(a["path"]), a["filename"], a["content_type"], a["inline"], a["content_id"])
+            for a in payload["attachments"]
+        ],
         # rows queued before plugin API 1.4 have none of these: the defaults they were sent with
         save_to_sent=bool(payload.get("save_to_sent", True)),
         request_read_receipt=bool(payload.get("request_read_receipt", False)),
         request_delivery_receipt=bool(payload.get("request_delivery_receipt", False)),
-        archive=bool(payload.get("archive", False)))
+        archive=bool(payload.get("archive", False)),
+    )

@@ -42,9 +42,12 @@ try:
     from psycopg_pool import ConnectionPool, PoolTimeout
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise JournalError(
-        T("journal.url nennt PostgreSQL, aber psycopg ist nicht installiert.",
-          "journal.url names PostgreSQL, but psycopg is not installed."),
-        hint=T("pip install \"ccm-mail-core[postgresql]\"", "pip install \"ccm-mail-core[postgresql]\"")) from exc
+        T(
+            "journal.url nennt PostgreSQL, aber psycopg ist nicht installiert.",
+            "journal.url names PostgreSQL, but psycopg is not installed.",
+        ),
+        hint=T('pip install "ccm-mail-core[postgresql]"', 'pip install "ccm-mail-core[postgresql]"'),
+    ) from exc
 
 log = structlog.get_logger("ccm_mail.journal")
 
@@ -52,7 +55,9 @@ SCHEMA_VERSION = 2
 
 #: version → (what it does, its SQL); applied in order by ``ccm-mail journal migrate``
 MIGRATIONS: dict[int, tuple[str, str]] = {
-    1: ("messages, events, owners (claim leases), pacing slots", """
+    1: (
+        "messages, events, owners (claim leases), pacing slots",
+        """
 CREATE TABLE messages (
     id            bigserial PRIMARY KEY,
     message_id    text NOT NULL UNIQUE,
@@ -105,11 +110,15 @@ CREATE TABLE pacing_slots (
     sent        boolean
 );
 CREATE INDEX pacing_slots_account ON pacing_slots (account, started);
-"""),
-    2: ("archive copy: SHA-256 and file of the .eml each sent message was archived as", """
+""",
+    ),
+    2: (
+        "archive copy: SHA-256 and file of the .eml each sent message was archived as",
+        """
 ALTER TABLE messages ADD COLUMN archive_sha256 text;
 ALTER TABLE messages ADD COLUMN archive_file text;
-"""),
+""",
+    ),
 }
 
 #: advisory lock keys (two-int form, class 0x63636d = "ccm"): migrations, per reference, per account
@@ -121,26 +130,31 @@ def display_url(url: str) -> str:
     """The URL as messages show it: never a password."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    netloc = (f"{parts.username}@" if parts.username else "") + (f"[{host}]" if ":" in host else host) + \
-        (f":{parts.port}" if parts.port else "")
+    netloc = (
+        (f"{parts.username}@" if parts.username else "")
+        + (f"[{host}]" if ":" in host else host)
+        + (f":{parts.port}" if parts.port else "")
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _reason(exc: BaseException) -> T:
     """libpq's reason (English) with a German explanation of the usual ones."""
     text = scrub(" ".join(str(exc).split())) or type(exc).__name__
-    known = (("Connection refused", "Verbindung abgelehnt (läuft der Server, stimmt der Port?)"),
-             ("timeout expired", "Zeitüberschreitung beim Verbinden"),
-             ("couldn't get a connection", "keine Verbindung in der Wartezeit (Server nicht erreichbar?)"),
-             ("password authentication failed", "Anmeldung abgelehnt (Benutzer oder Passwort falsch)"),
-             ("no password supplied", "kein Passwort angegeben (journal.password)"),
-             ("does not exist", "gibt es auf dem Server nicht"),
-             ("could not translate host name", "Rechnername unbekannt"),
-             ("terminating connection", "Verbindung vom Server beendet (Neustart?)"),
-             ("server closed the connection", "Verbindung vom Server beendet (Neustart?)"),
-             ("the database system is shutting down", "Datenbank fährt herunter"),
-             ("the database system is starting up", "Datenbank startet gerade"),
-             ("No space left", "Datenträger des Servers voll"))
+    known = (
+        ("Connection refused", "Verbindung abgelehnt (läuft der Server, stimmt der Port?)"),
+        ("timeout expired", "Zeitüberschreitung beim Verbinden"),
+        ("couldn't get a connection", "keine Verbindung in der Wartezeit (Server nicht erreichbar?)"),
+        ("password authentication failed", "Anmeldung abgelehnt (Benutzer oder Passwort falsch)"),
+        ("no password supplied", "kein Passwort angegeben (journal.password)"),
+        ("does not exist", "gibt es auf dem Server nicht"),
+        ("could not translate host name", "Rechnername unbekannt"),
+        ("terminating connection", "Verbindung vom Server beendet (Neustart?)"),
+        ("server closed the connection", "Verbindung vom Server beendet (Neustart?)"),
+        ("the database system is shutting down", "Datenbank fährt herunter"),
+        ("the database system is starting up", "Datenbank startet gerade"),
+        ("No space left", "Datenträger des Servers voll"),
+    )
     for needle, german in known:
         if needle.lower() in text.lower():
             return T(f"{german}: {text}", text)
@@ -155,10 +169,20 @@ class PostgresJournal(Journal):
     def pacer(self, account: str, limits: Limits) -> Pacing:
         """Counts in the database: every host sharing it shares the mailbox's budget."""
         from .postgres_pacer import SharedPacer  # it imports this module (LOCK_CLASS)
+
         return SharedPacer(self, account, limits)
 
-    def __init__(self, url: str, *, password: str | None = None, lease_seconds: float = 30.0, pool_size: int = 10,
-                 migrate: bool = False, readonly: bool = False, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str | None = None,
+        lease_seconds: float = 30.0,
+        pool_size: int = 10,
+        migrate: bool = False,
+        readonly: bool = False,
+        connect_timeout: float = 10.0,
+    ) -> None:
         parts = urlsplit(url)
         self.url = url
         self.where = display_url(url)
@@ -171,8 +195,13 @@ class PostgresJournal(Journal):
         self._down = False
         #: pacing slots whose release has not reached the database yet → sent or not
         self.unfinished: dict[int, bool] = {}
-        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row, "application_name": "ccm-mail",
-                                  "options": "-c TimeZone=UTC", "connect_timeout": max(1, int(connect_timeout))}
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "row_factory": dict_row,
+            "application_name": "ccm-mail",
+            "options": "-c TimeZone=UTC",
+            "connect_timeout": max(1, int(connect_timeout)),
+        }
         if password:
             kwargs["password"] = password
         self._kwargs = kwargs
@@ -186,9 +215,16 @@ class PostgresJournal(Journal):
             raise self._error(exc, connecting=True) from None
         self._check_version(self._found)
         self._pool: ConnectionPool[Any] = ConnectionPool(
-            url, kwargs=kwargs, min_size=1, max_size=max(2, pool_size), open=False, name="ccm-mail-journal",
+            url,
+            kwargs=kwargs,
+            min_size=1,
+            max_size=max(2, pool_size),
+            open=False,
+            name="ccm-mail-journal",
             # a connection broken by a server restart is replaced, not handed to a send
-            check=ConnectionPool.check_connection, timeout=5.0)
+            check=ConnectionPool.check_connection,
+            timeout=5.0,
+        )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
         except (psycopg.Error, PoolTimeout) as exc:
@@ -200,20 +236,31 @@ class PostgresJournal(Journal):
         where = f"{self.where} ({self.host}:{self.port})"
         if connecting or isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
             return JournalError(
-                T(f"PostgreSQL-Journal {where} nicht erreichbar: {reason.de}",
-                  f"PostgreSQL journal {where} cannot be reached: {reason.en}"),
-                hint=T("Server, Port, Firewall, Benutzer und journal.password prüfen, dann erneut starten: bereits "
-                       "Gesendetes wird nicht noch einmal gesendet.",
-                       "Check the server, port, firewall, user and journal.password, then run again: what was sent "
-                       "is not sent twice."),
-                details={"code": type(exc).__name__, "host": self.host, "port": self.port})
-        return JournalError(T(f"PostgreSQL-Journal {where} nicht nutzbar: {reason.de}",
-                              f"PostgreSQL journal {where} cannot be used: {reason.en}"),
-                            hint=T("Rechte des Benutzers und freien Platz auf dem Server prüfen; dann erneut starten: "
-                                   "bereits Gesendetes wird nicht noch einmal gesendet.",
-                                   "Check the user's privileges and the server's free space, then run again: what "
-                                   "was sent is not sent twice."),
-                            details={"code": type(exc).__name__, "host": self.host, "port": self.port})
+                T(
+                    f"PostgreSQL-Journal {where} nicht erreichbar: {reason.de}",
+                    f"PostgreSQL journal {where} cannot be reached: {reason.en}",
+                ),
+                hint=T(
+                    "Server, Port, Firewall, Benutzer und journal.password prüfen, dann erneut starten: bereits "
+                    "Gesendetes wird nicht noch einmal gesendet.",
+                    "Check the server, port, firewall, user and journal.password, then run again: what was sent "
+                    "is not sent twice.",
+                ),
+                details={"code": type(exc).__name__, "host": self.host, "port": self.port},
+            )
+        return JournalError(
+            T(
+                f"PostgreSQL-Journal {where} nicht nutzbar: {reason.de}",
+                f"PostgreSQL journal {where} cannot be used: {reason.en}",
+            ),
+            hint=T(
+                "Rechte des Benutzers und freien Platz auf dem Server prüfen; dann erneut starten: "
+                "bereits Gesendetes wird nicht noch einmal gesendet.",
+                "Check the user's privileges and the server's free space, then run again: what "
+                "was sent is not sent twice.",
+            ),
+            details={"code": type(exc).__name__, "host": self.host, "port": self.port},
+        )
 
     # ---- schema ----------------------------------------------------------------------------------
     @staticmethod
@@ -227,8 +274,10 @@ class PostgresJournal(Journal):
     def _migrate(self, conn: psycopg.Connection[Any]) -> int:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, _MIGRATE_KEY))
-            conn.execute("CREATE TABLE IF NOT EXISTS ccm_schema (version integer PRIMARY KEY, "
-                         "applied_at timestamptz NOT NULL DEFAULT now(), note text NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS ccm_schema (version integer PRIMARY KEY, "
+                "applied_at timestamptz NOT NULL DEFAULT now(), note text NOT NULL)"
+            )
             found = self._version(conn)
             self._check_version(found, migrating=True)
             for version in range(found + 1, SCHEMA_VERSION + 1):
@@ -241,21 +290,35 @@ class PostgresJournal(Journal):
 
     def _check_version(self, found: int, *, migrating: bool = False) -> None:
         if found > SCHEMA_VERSION:
-            raise JournalError(T(f"PostgreSQL-Journal {self.where} stammt von einem neueren ccm-mail "
-                                 f"(Schema {found} > {SCHEMA_VERSION}).",
-                                 f"PostgreSQL journal {self.where} was written by a newer ccm-mail "
-                                 f"(schema {found} > {SCHEMA_VERSION})."),
-                               hint=T("ccm-mail auf diesem Rechner aktualisieren.", "Update ccm-mail on this machine."))
+            raise JournalError(
+                T(
+                    f"PostgreSQL-Journal {self.where} stammt von einem neueren ccm-mail "
+                    f"(Schema {found} > {SCHEMA_VERSION}).",
+                    f"PostgreSQL journal {self.where} was written by a newer ccm-mail "
+                    f"(schema {found} > {SCHEMA_VERSION}).",
+                ),
+                hint=T("ccm-mail auf diesem Rechner aktualisieren.", "Update ccm-mail on this machine."),
+            )
         if found < SCHEMA_VERSION and not migrating:
-            what = (T("hat noch kein ccm-mail-Schema", "has no ccm-mail schema yet") if found == 0 else
-                    T(f"hat Schema {found}, dieses ccm-mail braucht {SCHEMA_VERSION}",
-                      f"has schema {found}, this ccm-mail needs {SCHEMA_VERSION}"))
-            raise JournalError(T(f"PostgreSQL-Journal {self.where} {what.de}; nichts gesendet.",
-                                 f"PostgreSQL journal {self.where} {what.en}; nothing sent."),
-                               hint=T("Einmal 'ccm-mail journal migrate' ausführen (mit einem Benutzer, der Tabellen "
-                                      "anlegen darf).",
-                                      "Run 'ccm-mail journal migrate' once (as a user allowed to create tables)."),
-                               details={"schema": found, "needed": SCHEMA_VERSION})
+            what = (
+                T("hat noch kein ccm-mail-Schema", "has no ccm-mail schema yet")
+                if found == 0
+                else T(
+                    f"hat Schema {found}, dieses ccm-mail braucht {SCHEMA_VERSION}",
+                    f"has schema {found}, this ccm-mail needs {SCHEMA_VERSION}",
+                )
+            )
+            raise JournalError(
+                T(
+                    f"PostgreSQL-Journal {self.where} {what.de}; nichts gesendet.",
+                    f"PostgreSQL journal {self.where} {what.en}; nothing sent.",
+                ),
+                hint=T(
+                    "Einmal 'ccm-mail journal migrate' ausführen (mit einem Benutzer, der Tabellen anlegen darf).",
+                    "Run 'ccm-mail journal migrate' once (as a user allowed to create tables).",
+                ),
+                details={"schema": found, "needed": SCHEMA_VERSION},
+            )
 
     def schema_version(self) -> int:
         with self._read() as db:
@@ -324,13 +387,16 @@ class PostgresJournal(Journal):
     def renew(self, db: Conn, owner: str | None = None) -> None:
         """Renew (or take) the lease of ``owner`` (default: this process) inside ``db``'s transaction."""
         from .. import owner as owner_mod
+
         me = owner_mod.current()  # looked up each time: the process identity, as claims record it
         text = owner or me.format()
         who = owner_mod.Owner.parse(text) or me
-        db.execute("INSERT INTO owners (owner, host, pid, started, lease_until)"
-                   " VALUES (?, ?, ?, ?, now() + make_interval(secs => ?))"
-                   " ON CONFLICT (owner) DO UPDATE SET lease_until = EXCLUDED.lease_until",
-                   (text, who.host, who.pid, who.started, self.lease_seconds))
+        db.execute(
+            "INSERT INTO owners (owner, host, pid, started, lease_until)"
+            " VALUES (?, ?, ?, ?, now() + make_interval(secs => ?))"
+            " ON CONFLICT (owner) DO UPDATE SET lease_until = EXCLUDED.lease_until",
+            (text, who.host, who.pid, who.started, self.lease_seconds),
+        )
 
     def _start_heartbeat(self) -> None:
         with self._lock:
@@ -364,8 +430,10 @@ class PostgresJournal(Journal):
         for slot, sent in done.items():
             # clock_timestamp(), not now(): the transaction may have started (and waited for a lock)
             # before the send ended, and a finish stamped too early would open the window too soon
-            db.execute("UPDATE pacing_slots SET finished=clock_timestamp(), sent=? WHERE id=? AND finished IS NULL",
-                       (sent, slot))
+            db.execute(
+                "UPDATE pacing_slots SET finished=clock_timestamp(), sent=? WHERE id=? AND finished IS NULL",
+                (sent, slot),
+            )
         return list(done)
 
     def forget_slots(self, slots: list[int]) -> None:

@@ -50,7 +50,8 @@ STALE_SECONDS = 900.0
 _STATE = """
 WITH s AS (
   SELECT s.recipients, s.sent, s.started,
-         (s.finished IS NULL AND o.lease_until > clock_timestamp() AND s.started > clock_timestamp() - make_interval(secs => ?)) AS flying,
+         (s.finished IS NULL AND o.lease_until > clock_timestamp()
+          AND s.started > clock_timestamp() - make_interval(secs => ?)) AS flying,
          coalesce(s.finished, least(coalesce(o.lease_until, s.started), s.started + make_interval(secs => ?))) AS ended
   FROM pacing_slots s LEFT JOIN owners o ON o.owner = s.owner
   WHERE s.account = ? AND s.started > clock_timestamp() - interval '1 day' - make_interval(secs => ?)
@@ -68,8 +69,9 @@ FROM s
 class SharedPacer:
     """Admits sends for one mailbox across hosts (see the module docstring). Thread-safe."""
 
-    def __init__(self, journal: PostgresJournal, account: str, limits: Limits, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, journal: PostgresJournal, account: str, limits: Limits, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.journal = journal
         self.account = account
         self.limits = limits
@@ -97,23 +99,33 @@ class SharedPacer:
                 state = self._state(db)
                 if int(state["day"]) + recipients > self.limits.recipients_per_day:
                     raise DailyLimitReached(
-                        T(f"Konto {self.account}: Tageslimit von {self.limits.recipients_per_day} Empfängern erreicht "
-                          "(über alle Rechner); der Rest bleibt in der Warteschlange.",
-                          f"account {self.account}: daily limit of {self.limits.recipients_per_day} recipients reached "
-                          "(over all hosts); the rest stays queued."),
-                        hint=T("Morgen fortsetzen ('ccm-mail outbox --retry') oder weitere Postfächer in einen Pool "
-                               "nehmen.", "Continue tomorrow ('ccm-mail outbox --retry') or add mailboxes to a pool."))
+                        T(
+                            f"Konto {self.account}: Tageslimit von {self.limits.recipients_per_day} Empfängern erreicht "
+                            "(über alle Rechner); der Rest bleibt in der Warteschlange.",
+                            f"account {self.account}: daily limit of {self.limits.recipients_per_day} recipients reached "
+                            "(over all hosts); the rest stays queued.",
+                        ),
+                        hint=T(
+                            "Morgen fortsetzen ('ccm-mail outbox --retry') oder weitere Postfächer in einen Pool "
+                            "nehmen.",
+                            "Continue tomorrow ('ccm-mail outbox --retry') or add mailboxes to a pool.",
+                        ),
+                    )
                 if int(state["in_flight"]) < self.limits.concurrency and int(state["busy"]) < self.limits.messages:
                     self.journal.renew(db)  # the slot counts as in flight while this process's lease runs
-                    row = db.execute("INSERT INTO pacing_slots (account, owner, recipients, started)"
-                                     " VALUES (?, ?, ?, clock_timestamp())"
-                                     " RETURNING id", (self.account, owner.current().format(), recipients)
-                                     ).fetchone()
+                    row = db.execute(
+                        "INSERT INTO pacing_slots (account, owner, recipients, started)"
+                        " VALUES (?, ?, ?, clock_timestamp())"
+                        " RETURNING id",
+                        (self.account, owner.current().format(), recipients),
+                    ).fetchone()
                     slot = int(row["id"])
                     self._admitted += 1
                     if self._admitted % 500 == 1:
-                        db.execute("DELETE FROM pacing_slots WHERE account=? AND started < now() - interval '" + KEEP
-                                   + "'", (self.account,))
+                        db.execute(
+                            "DELETE FROM pacing_slots WHERE account=? AND started < now() - interval '" + KEEP + "'",
+                            (self.account,),
+                        )
                     break
                 frees_in = state["frees_in"]
             self.journal.forget_slots(released)

@@ -83,14 +83,20 @@ CREATE INDEX IF NOT EXISTS events_message ON events (message);
 def _storage_error(path: Path, exc: Exception) -> JournalError:
     text = str(exc)
     full = any(w in text for w in ("disk is full", "disk I/O error", "too big", "file is not a database"))
-    cause = T(" (Datenträger voll oder Dateigrößenlimit erreicht?)", " (disk full or file-size limit reached?)") \
-        if full else T("", "")
-    return JournalError(T(f"Journal {path} nicht nutzbar: {text}{cause.de}", f"journal {path} cannot be used: {text}{cause.en}"),
-                        hint=T("Pfad (journal.path), Rechte und freien Platz prüfen; dann erneut starten: bereits "
-                               "Gesendetes wird nicht noch einmal gesendet.",
-                               "Check journal.path, permissions and free disk space, then run again: what was sent "
-                               "is not sent twice."),
-                        details={"code": type(exc).__name__})
+    cause = (
+        T(" (Datenträger voll oder Dateigrößenlimit erreicht?)", " (disk full or file-size limit reached?)")
+        if full
+        else T("", "")
+    )
+    return JournalError(
+        T(f"Journal {path} nicht nutzbar: {text}{cause.de}", f"journal {path} cannot be used: {text}{cause.en}"),
+        hint=T(
+            "Pfad (journal.path), Rechte und freien Platz prüfen; dann erneut starten: bereits "
+            "Gesendetes wird nicht noch einmal gesendet.",
+            "Check journal.path, permissions and free disk space, then run again: what was sent is not sent twice.",
+        ),
+        details={"code": type(exc).__name__},
+    )
 
 
 class SQLiteJournal(Journal):
@@ -112,8 +118,10 @@ class SQLiteJournal(Journal):
 
     def _open_readonly(self) -> sqlite3.Connection:
         if not self.path.is_file():
-            raise JournalError(T(f"Kein Journal unter {self.path}.", f"no journal at {self.path}."),
-                               hint=T("journal.path prüfen.", "Check journal.path."))
+            raise JournalError(
+                T(f"Kein Journal unter {self.path}.", f"no journal at {self.path}."),
+                hint=T("journal.path prüfen.", "Check journal.path."),
+            )
         uri = "file:" + quote(str(self.path.resolve()).replace(os.sep, "/"))
         try:
             db = sqlite3.connect(uri + "?mode=ro", uri=True, check_same_thread=False)
@@ -129,14 +137,19 @@ class SQLiteJournal(Journal):
         remote = network_filesystem(self.path.parent)
         if remote is not None:
             raise JournalError(
-                T(f"Das Journal {self.path} liegt auf einem Netzlaufwerk ({remote}). Dort kann SQLite den "
-                  "Dublettenschutz nicht zuverlässig halten; es wird nicht geöffnet.",
-                  f"the journal {self.path} is on a network file system ({remote}), where SQLite cannot keep the "
-                  "duplicate check reliable; it is not opened."),
-                hint=T("journal.path auf ein lokales Laufwerk legen. Mehrere Arbeitsplätze teilen ein Journal über "
-                       "den Dienst 'ccm-mail serve' oder über PostgreSQL (docs/absys.md).",
-                       "Put journal.path on a local disk. Several workstations share one journal through the "
-                       "'ccm-mail serve' service or PostgreSQL (docs/absys.md)."))
+                T(
+                    f"Das Journal {self.path} liegt auf einem Netzlaufwerk ({remote}). Dort kann SQLite den "
+                    "Dublettenschutz nicht zuverlässig halten; es wird nicht geöffnet.",
+                    f"the journal {self.path} is on a network file system ({remote}), where SQLite cannot keep the "
+                    "duplicate check reliable; it is not opened.",
+                ),
+                hint=T(
+                    "journal.path auf ein lokales Laufwerk legen. Mehrere Arbeitsplätze teilen ein Journal über "
+                    "den Dienst 'ccm-mail serve' oder über PostgreSQL (docs/absys.md).",
+                    "Put journal.path on a local disk. Several workstations share one journal through the "
+                    "'ccm-mail serve' service or PostgreSQL (docs/absys.md).",
+                ),
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             # recipients and bodies: owner-only from the first byte (SQLite gives its -wal and
@@ -155,11 +168,13 @@ class SQLiteJournal(Journal):
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             self._found_version = int(version)
             if version > SCHEMA_VERSION:
-                raise JournalError(T(f"Journal {self.path} stammt von einem neueren ccm-mail "
-                                     f"(Schema {version} > {SCHEMA_VERSION}).",
-                                     f"journal {self.path} was written by a newer ccm-mail "
-                                     f"(schema {version} > {SCHEMA_VERSION})."),
-                                   hint=T("ccm-mail aktualisieren.", "Update ccm-mail."))
+                raise JournalError(
+                    T(
+                        f"Journal {self.path} stammt von einem neueren ccm-mail (Schema {version} > {SCHEMA_VERSION}).",
+                        f"journal {self.path} was written by a newer ccm-mail (schema {version} > {SCHEMA_VERSION}).",
+                    ),
+                    hint=T("ccm-mail aktualisieren.", "Update ccm-mail."),
+                )
             self._upgrade(version)
         return db
 
@@ -169,8 +184,13 @@ class SQLiteJournal(Journal):
         existing = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
         missing = [(name, kind) for name, kind in _ADDED_COLUMNS if existing and name not in existing]
         if missing:
-            log.warning("journal_schema_upgraded", journal=str(self.path), from_version=version or 1,
-                        to_version=SCHEMA_VERSION, added=[name for name, _ in missing])
+            log.warning(
+                "journal_schema_upgraded",
+                journal=str(self.path),
+                from_version=version or 1,
+                to_version=SCHEMA_VERSION,
+                added=[name for name, _ in missing],
+            )
         for name, kind in missing:
             self._db.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
         for stmt in _SCHEMA.split(";"):
@@ -233,12 +253,17 @@ class SQLiteJournal(Journal):
         a run writing into a journal nobody will read would send everything again next time."""
         if _identity(self.path) != self._identity:
             raise JournalError(
-                T(f"Die Journal-Datei {self.path} wurde während des Laufs gelöscht oder ersetzt; angehalten, "
-                  "damit nichts doppelt gesendet wird.",
-                  f"the journal file {self.path} was deleted or replaced while running; stopped so that "
-                  "nothing is sent twice."),
-                hint=T("Die ursprüngliche Datei zurückholen oder das Verschieben/Löschen abstellen, dann erneut starten.",
-                       "Restore the original file or stop whatever moved/deleted it, then run again."))
+                T(
+                    f"Die Journal-Datei {self.path} wurde während des Laufs gelöscht oder ersetzt; angehalten, "
+                    "damit nichts doppelt gesendet wird.",
+                    f"the journal file {self.path} was deleted or replaced while running; stopped so that "
+                    "nothing is sent twice.",
+                ),
+                hint=T(
+                    "Die ursprüngliche Datei zurückholen oder das Verschieben/Löschen abstellen, dann erneut starten.",
+                    "Restore the original file or stop whatever moved/deleted it, then run again.",
+                ),
+            )
 
     def integrity_ok(self) -> bool:
         with self._read() as db:
@@ -251,5 +276,3 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_dev, info.st_ino
-
-

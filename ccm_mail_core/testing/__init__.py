@@ -16,8 +16,9 @@ from __future__ import annotations
 import pytest
 
 # detailed assertion messages in the suite's own module (it is not a test file pytest rewrites)
-pytest.register_assert_rewrite("ccm_mail_core.testing.conformance", "ccm_mail_core.testing.logcapture",
-                               "ccm_mail_core.testing.http_faults")
+pytest.register_assert_rewrite(
+    "ccm_mail_core.testing.conformance", "ccm_mail_core.testing.logcapture", "ccm_mail_core.testing.http_faults"
+)
 
 from .conformance import FailureCase, TransportConformance, normalized_text
 from .http_faults import HttpEndpoint, HttpFault, http_faults
@@ -29,6 +30,16 @@ from .logcapture import (
     find_secrets,
 )
 
-__all__ = ["FailureCase", "HttpEndpoint", "HttpFault", "LogCapture", "TransportConformance",
-           "assert_no_secrets", "capture_logs", "exception_texts", "find_secrets", "http_faults",
-           "normalized_text"]
+__all__ = [
+    "FailureCase",
+    "HttpEndpoint",
+    "HttpFault",
+    "LogCapture",
+    "TransportConformance",
+    "assert_no_secrets",
+    "capture_logs",
+    "exception_texts",
+    "find_secrets",
+    "http_faults",
+    "normalized_text",
+]

@@ -219,18 +219,36 @@ class TransportConformance:
         cls = metafunc.cls
         defined_by = next((k for k in cls.__mro__ if "http_transport" in vars(k)), None) if cls else None
         if defined_by in (None, TransportConformance):
-            metafunc.parametrize("http_fault", [pytest.param("", id="not-http", marks=pytest.mark.skip(
-                reason="not an HTTP transport: define an http_transport fixture to run the HTTP fault tests"))])
+            metafunc.parametrize(
+                "http_fault",
+                [
+                    pytest.param(
+                        "",
+                        id="not-http",
+                        marks=pytest.mark.skip(
+                            reason="not an HTTP transport: define an http_transport fixture to run the HTTP fault tests"
+                        ),
+                    )
+                ],
+            )
             return
         assert cls is not None
         known = dict(cls.http_fault_known_failures)
         unknown = sorted(set(known) - set(fault_ids()))
         if unknown:
-            raise pytest.UsageError(f"{cls.__name__}.http_fault_known_failures names no fault: {unknown}; "
-                                    f"the faults are {list(fault_ids())}")
-        metafunc.parametrize("http_fault", [
-            pytest.param(fid, id=fid, marks=[pytest.mark.xfail(reason=known[fid], strict=True)] if fid in known else [])
-            for fid in fault_ids()])
+            raise pytest.UsageError(
+                f"{cls.__name__}.http_fault_known_failures names no fault: {unknown}; "
+                f"the faults are {list(fault_ids())}"
+            )
+        metafunc.parametrize(
+            "http_fault",
+            [
+                pytest.param(
+                    fid, id=fid, marks=[pytest.mark.xfail(reason=known[fid], strict=True)] if fid in known else []
+                )
+                for fid in fault_ids()
+            ],
+        )
 
     # -- machinery -----------------------------------------------------------------------------
 
@@ -242,8 +260,9 @@ class TransportConformance:
 
     def log_texts(self, capture: LogCapture, capfd: pytest.CaptureFixture[str]) -> dict[str, list[str]]:
         out, err = capfd.readouterr()
-        kept = LogCapture(capture.events, [r for r in capture.records
-                                           if not r.name.startswith(self.log_ignore or ("\0",))])
+        kept = LogCapture(
+            capture.events, [r for r in capture.records if not r.name.startswith(self.log_ignore or ("\0",))]
+        )
         return {"log": kept.texts(), "stdout": [out], "stderr": [err]}
 
     def address(self, local: str, name: str = "") -> Address:
@@ -264,8 +283,11 @@ class TransportConformance:
     # -- what arrives ----------------------------------------------------------------------------
 
     def test_plain_text(self, transport: Transport, sender: Address, received: Received) -> None:
-        msg = self.message(sender, subject="Rechnung 4711", text="Sehr geehrte Damen und Herren,\n\n"
-                           "anbei die Rechnung 4711.\n\nMit freundlichen Grüßen\n")
+        msg = self.message(
+            sender,
+            subject="Rechnung 4711",
+            text="Sehr geehrte Damen und Herren,\n\nanbei die Rechnung 4711.\n\nMit freundlichen Grüßen\n",
+        )
         receipt = self.send(transport, msg)
         got = received(msg.message_id)
         assert got["Subject"] == "Rechnung 4711"
@@ -295,8 +317,9 @@ class TransportConformance:
         assert plain is not None and rich is not None, "text and HTML must both arrive"
         assert normalized_text(plain) == "Ihre Rechnung 4711"
         assert "<b>Rechnung</b>" in normalized_text(rich)
-        assert any(p.get_content_type() == "multipart/alternative" for p in got.walk()), \
+        assert any(p.get_content_type() == "multipart/alternative" for p in got.walk()), (
             "text and HTML must be alternatives (multipart/alternative)"
+        )
 
     def test_html_only(self, transport: Transport, sender: Address, received: Received) -> None:
         msg = self.message(sender, text=None, html="<p>Nur <i>HTML</i></p>")
@@ -304,8 +327,9 @@ class TransportConformance:
         rich = received(msg.message_id).get_body(("html",))
         assert rich is not None and "<i>HTML</i>" in normalized_text(rich)
 
-    def test_attachments_byte_for_byte(self, transport: Transport, sender: Address, received: Received,
-                                       tmp_path: Path) -> None:
+    def test_attachments_byte_for_byte(
+        self, transport: Transport, sender: Address, received: Received, tmp_path: Path
+    ) -> None:
         blobs = {
             "daten.bin": bytes(range(256)) * 64 + b"\r\n.\r\n\x00end",  # CR/LF and a lone dot
             "Rechnung 4711 – Müller.pdf": b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(range(255, -1, -1)) * 16,
@@ -314,8 +338,11 @@ class TransportConformance:
         attachments = []
         for name, data in blobs.items():
             (tmp_path / name).write_bytes(data)
-            attachments.append(Attachment(tmp_path / name, content_type="application/octet-stream"
-                                          if name.endswith((".bin", ".txt")) else ""))
+            attachments.append(
+                Attachment(
+                    tmp_path / name, content_type="application/octet-stream" if name.endswith((".bin", ".txt")) else ""
+                )
+            )
         msg = self.message(sender, attachments=attachments)
         self.send(transport, msg)
         got = {part.get_filename(): part for part in received(msg.message_id).iter_attachments()}
@@ -324,12 +351,17 @@ class TransportConformance:
             assert got[name].get_payload(decode=True) == data, f"attachment {name!r} changed on the way"
         assert got["Rechnung 4711 – Müller.pdf"].get_content_type() == "application/pdf"
 
-    def test_inline_image_with_cid(self, transport: Transport, sender: Address, received: Received,
-                                   tmp_path: Path) -> None:
+    def test_inline_image_with_cid(
+        self, transport: Transport, sender: Address, received: Received, tmp_path: Path
+    ) -> None:
         (tmp_path / "logo.png").write_bytes(PNG_1X1)
         html = '<p>Logo: <img src="cid:logo@ccm-mail.test" alt="Logo"></p>'
-        msg = self.message(sender, text="Logo", html=html, attachments=[
-            Attachment(tmp_path / "logo.png", inline=True, content_id="logo@ccm-mail.test")])
+        msg = self.message(
+            sender,
+            text="Logo",
+            html=html,
+            attachments=[Attachment(tmp_path / "logo.png", inline=True, content_id="logo@ccm-mail.test")],
+        )
         self.send(transport, msg)
         got = received(msg.message_id)
         images = [p for p in got.walk() if p.get("Content-ID", "").strip("<>") == "logo@ccm-mail.test"]
@@ -337,12 +369,14 @@ class TransportConformance:
         assert images[0].get_content_type() == "image/png"
         assert images[0].get_payload(decode=True) == PNG_1X1
         assert "cid:logo@ccm-mail.test" in normalized_text(got.get_body(("html",)))
-        assert not [p for p in got.iter_attachments() if p.get("Content-ID", "").strip("<>")
-                    == "logo@ccm-mail.test" and p.get_content_disposition() == "attachment"], \
-            "the inline image must not arrive as a regular attachment"
+        assert not [
+            p
+            for p in got.iter_attachments()
+            if p.get("Content-ID", "").strip("<>") == "logo@ccm-mail.test"
+            and p.get_content_disposition() == "attachment"
+        ], "the inline image must not arrive as a regular attachment"
 
-    def test_unicode_subject_body_and_names(self, transport: Transport, sender: Address,
-                                            received: Received) -> None:
+    def test_unicode_subject_body_and_names(self, transport: Transport, sender: Address, received: Received) -> None:
         subject = f"Rechnung für Jürgen Größe – {UMLAUTS} 100 €"
         text = f"Grüße aus Köln: {UMLAUTS}\nSumme: 1.234,56 €\n"
         html = f"<p>Grüße aus Köln: {UMLAUTS}</p>"
@@ -357,8 +391,13 @@ class TransportConformance:
         assert [(a.display_name, a.addr_spec) for a in got["To"].addresses] == [(a.name, a.address) for a in to]
         assert [(a.display_name, a.addr_spec) for a in got["Cc"].addresses] == [(cc.name, cc.address)]
 
-    def test_cc_and_bcc(self, transport: Transport, sender: Address, received: Received,
-                        delivered_to: Callable[[str], Collection[str]] | None) -> None:
+    def test_cc_and_bcc(
+        self,
+        transport: Transport,
+        sender: Address,
+        received: Received,
+        delivered_to: Callable[[str], Collection[str]] | None,
+    ) -> None:
         to, cc = self.address("kunde", "Kunde"), self.address("kopie", "Kopie")
         bcc = [self.address("archiv", "Archiv"), self.address("geheim")]
         msg = self.message(sender, to=[to], cc=[cc], bcc=bcc)
@@ -380,8 +419,7 @@ class TransportConformance:
         msg = self.message(sender, reply_to=reply)
         self.send(transport, msg)
         got = received(msg.message_id)
-        assert [(a.display_name, a.addr_spec) for a in got["Reply-To"].addresses] == \
-            [(reply[0].name, reply[0].address)]
+        assert [(a.display_name, a.addr_spec) for a in got["Reply-To"].addresses] == [(reply[0].name, reply[0].address)]
 
     def test_x_headers(self, transport: Transport, sender: Address, received: Received) -> None:
         headers = {"X-AbSys-Rechnung": "RG-4711", "X-Ccm-Purpose": "invoice"}
@@ -396,29 +434,35 @@ class TransportConformance:
         self.send(transport, msg)
         assert received(msg.message_id)["Message-ID"].strip() == msg.message_id
 
-    def test_archive_copy_is_the_message_sent(self, transport: Transport, sender: Address,
-                                              received: Received) -> None:
+    def test_archive_copy_is_the_message_sent(self, transport: Transport, sender: Address, received: Received) -> None:
         """Plugin API 1.4: for ``message.archive`` the transport returns the exact RFC 5322 bytes
         it handed over (``Receipt.mime``: the host keeps them as the GoBD archive copy), or
         refuses the message before anything leaves."""
         from email import policy
         from email.parser import BytesParser
-        msg = self.message(sender, subject="Rechnung 4713 (Archivkopie)", archive=True,
-                           text="Sehr geehrte Damen und Herren,\nanbei die Rechnung 4713.\n")
+
+        msg = self.message(
+            sender,
+            subject="Rechnung 4713 (Archivkopie)",
+            archive=True,
+            text="Sehr geehrte Damen und Herren,\nanbei die Rechnung 4713.\n",
+        )
         try:
             receipt = self.send(transport, msg)
         except CcmMailError as exc:
             assert exc.sent is False, "a transport that cannot keep the bytes sent must refuse before sending"
             return
-        assert isinstance(receipt.mime, bytes) and receipt.mime, \
+        assert isinstance(receipt.mime, bytes) and receipt.mime, (
             "message.archive is set: Receipt.mime must hold the bytes handed to the provider"
+        )
         copy = BytesParser(policy=policy.default).parsebytes(receipt.mime)
         got = received(msg.message_id)
         assert str(copy["Message-ID"]).strip() == msg.message_id, "the archive copy is another message"
         assert copy["Subject"] == got["Subject"] == msg.subject
         plain = copy.get_body(("plain",))
-        assert plain is not None and normalized_text(plain) == normalized_text(got.get_body(("plain",))), \
+        assert plain is not None and normalized_text(plain) == normalized_text(got.get_body(("plain",))), (
             "the archive copy's text is not the text that arrived"
+        )
 
     def test_concurrent_sends(self, transport: Transport, sender: Address, received: Received) -> None:
         if not self.supports_concurrent_send:
@@ -441,8 +485,9 @@ class TransportConformance:
         for message in messages:
             assert received(message.message_id)["Subject"] == message.subject
 
-    def test_send_delivers_exactly_once(self, transport: Transport, sender: Address, received: Received,
-                                        arrivals: Callable[[str], int] | None) -> None:
+    def test_send_delivers_exactly_once(
+        self, transport: Transport, sender: Address, received: Received, arrivals: Callable[[str], int] | None
+    ) -> None:
         """One ``send`` call, one message at the provider: a transport must never send twice."""
         msg = self.message(sender, subject="genau einmal gesendet")
         receipt = self.send(transport, msg)
@@ -455,40 +500,52 @@ class TransportConformance:
         result = transport.check()
         assert isinstance(result, CheckResult)
         assert result.ok, "check() failed on a working account: " + "; ".join(
-            f"{name}: {text.en}" for name, ok, text in result.steps if not ok)
+            f"{name}: {text.en}" for name, ok, text in result.steps if not ok
+        )
         for name, ok, text in result.steps:
             assert isinstance(name, str) and isinstance(ok, bool) and isinstance(text, T)
             assert text.de and text.en
 
     # -- errors ----------------------------------------------------------------------------------
 
-    def test_missing_attachment_is_attachment_error(self, transport: Transport, sender: Address,
-                                                    tmp_path: Path) -> None:
+    def test_missing_attachment_is_attachment_error(
+        self, transport: Transport, sender: Address, tmp_path: Path
+    ) -> None:
         msg = self.message(sender, attachments=[Attachment(tmp_path / "fehlt.pdf")])
         result = outcome_of(transport, msg)
-        wrong = wrong_outcome(result, (AttachmentError,), "the attached file does not exist; check every "
-                              "attachment (attachment.check()) before anything goes on the wire")
+        wrong = wrong_outcome(
+            result,
+            (AttachmentError,),
+            "the attached file does not exist; check every "
+            "attachment (attachment.check()) before anything goes on the wire",
+        )
         if wrong:
             pytest.fail(wrong, pytrace=False)
         assert isinstance(result, AttachmentError)
         self.check_error_texts(result)
 
-    def test_failure_is_public_error(self, failing_transport: FailureCase, sender: Address,
-                                     secrets: Sequence[str], _ccm_mail_capture: LogCapture,
-                                     capfd: pytest.CaptureFixture[str]) -> None:
+    def test_failure_is_public_error(
+        self,
+        failing_transport: FailureCase,
+        sender: Address,
+        secrets: Sequence[str],
+        _ccm_mail_capture: LogCapture,
+        capfd: pytest.CaptureFixture[str],
+    ) -> None:
         case = failing_transport
         result = outcome_of(case.transport, self.message(sender))
-        wrong = wrong_outcome(result, (case.expected,), case.description or "the failing_transport case",
-                              secrets=secrets)
+        wrong = wrong_outcome(
+            result, (case.expected,), case.description or "the failing_transport case", secrets=secrets
+        )
         if wrong:
             pytest.fail(wrong, pytrace=False)
         error = result
         assert isinstance(error, CcmMailError)
-        assert isinstance(error, (TransportError, UnknownOutcomeError)), \
+        assert isinstance(error, (TransportError, UnknownOutcomeError)), (
             "send() failures must be TransportError (not sent) or UnknownOutcomeError (maybe sent)"
+        )
         self.check_error_texts(error)
-        assert_no_secrets(secrets, {"error": exception_texts(error),
-                                    **self.log_texts(_ccm_mail_capture, capfd)})
+        assert_no_secrets(secrets, {"error": exception_texts(error), **self.log_texts(_ccm_mail_capture, capfd)})
 
     def check_error_texts(self, error: CcmMailError) -> None:
         """Every error a person may see has a German and an English text."""
@@ -500,22 +557,41 @@ class TransportConformance:
 
     # -- secrets ---------------------------------------------------------------------------------
 
-    def test_no_secret_in_logs_when_sending(self, transport: Transport, sender: Address, received: Received,
-                                            secrets: Sequence[str], _ccm_mail_capture: LogCapture,
-                                            capfd: pytest.CaptureFixture[str]) -> None:
+    def test_no_secret_in_logs_when_sending(
+        self,
+        transport: Transport,
+        sender: Address,
+        received: Received,
+        secrets: Sequence[str],
+        _ccm_mail_capture: LogCapture,
+        capfd: pytest.CaptureFixture[str],
+    ) -> None:
         msg = self.message(sender, bcc=[self.address("archiv")])
         receipt = self.send(transport, msg)
         received(msg.message_id)
         check = transport.check()
-        assert_no_secrets(secrets, {
-            "receipt": [repr(receipt)], "check": [repr(check)], "transport": [repr(transport)],
-            **self.log_texts(_ccm_mail_capture, capfd)})
+        assert_no_secrets(
+            secrets,
+            {
+                "receipt": [repr(receipt)],
+                "check": [repr(check)],
+                "transport": [repr(transport)],
+                **self.log_texts(_ccm_mail_capture, capfd),
+            },
+        )
 
     # -- HTTP faults -----------------------------------------------------------------------------
 
-    def test_http_fault(self, http_fault: str, http_transport: Callable[[HttpEndpoint], Transport] | None,
-                        sender: Address, secrets: Sequence[str], tmp_path: Path,
-                        _ccm_mail_capture: LogCapture, capfd: pytest.CaptureFixture[str]) -> None:
+    def test_http_fault(
+        self,
+        http_fault: str,
+        http_transport: Callable[[HttpEndpoint], Transport] | None,
+        sender: Address,
+        secrets: Sequence[str],
+        tmp_path: Path,
+        _ccm_mail_capture: LogCapture,
+        capfd: pytest.CaptureFixture[str],
+    ) -> None:
         """One send against the kit's fault server: the right outcome class, no second request after
         an outcome that may have delivered the message, no secret in the error or the logs."""
         if http_transport is None:
@@ -539,5 +615,10 @@ class TransportConformance:
             self.check_receipt(result)
         elif isinstance(result, CcmMailError):
             self.check_error_texts(result)
-        assert_no_secrets(known, {"error" if isinstance(result, BaseException) else "receipt": texts,
-                                  **self.log_texts(_ccm_mail_capture, capfd)})
+        assert_no_secrets(
+            known,
+            {
+                "error" if isinstance(result, BaseException) else "receipt": texts,
+                **self.log_texts(_ccm_mail_capture, capfd),
+            },
+        )

@@ -37,8 +37,16 @@ if TYPE_CHECKING:
 Action = Literal["reset_in_handshake", "reset_after_request", "hang", "respond", "garbage"]
 
 #: header names whose values are credentials
-_SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key",
-                   "x-auth-token", "x-access-token", "ocp-apim-subscription-key"}
+_SECRET_HEADERS = {
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "api-key",
+    "x-auth-token",
+    "x-access-token",
+    "ocp-apim-subscription-key",
+}
 _SECRET_NAME = re.compile(r"(?i)(^|[-_])(key|token|secret|password|signature|sig)$")
 #: the longest a handler waits for a client that neither sends nor closes
 _IDLE_CAP = 30.0
@@ -119,8 +127,7 @@ class FaultServer:
         self._counts = _Counts()
         self._closing = threading.Event()
         self._handlers: list[threading.Thread] = []
-        self._acceptor = threading.Thread(target=self._accept_loop, name=f"fault-server-{self.port}",
-                                          daemon=True)
+        self._acceptor = threading.Thread(target=self._accept_loop, name=f"fault-server-{self.port}", daemon=True)
         self._acceptor.start()
 
     # -- what arrived ----------------------------------------------------------------------------
@@ -153,8 +160,7 @@ class FaultServer:
     def __enter__(self) -> FaultServer:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     # -- serving ---------------------------------------------------------------------------------
@@ -304,9 +310,16 @@ class _Reader:
         return out
 
 
-_REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 429: "Too Many Requests",
-            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-            504: "Gateway Timeout"}
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 def _response(status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> bytes:
@@ -319,6 +332,7 @@ def _response(status: int, headers: tuple[tuple[str, str], ...], body: bytes) ->
 
 
 # -- certificates ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FaultPKI:
@@ -344,8 +358,11 @@ def fault_pki() -> FaultPKI:
         raise RuntimeError("the HTTP fault tests need trustme: pip install 'ccm-mail-core[kit]'") from exc
     ca = trustme.CA(organization_name="ccm-mail conformance kit")
     stranger = trustme.CA(organization_name="a CA the transport does not trust")
-    return FaultPKI(ca.cert_pem.bytes().decode("ascii"), ca.issue_cert("127.0.0.1", "localhost"),
-                    stranger.issue_cert("127.0.0.1", "localhost"))
+    return FaultPKI(
+        ca.cert_pem.bytes().decode("ascii"),
+        ca.issue_cert("127.0.0.1", "localhost"),
+        stranger.issue_cert("127.0.0.1", "localhost"),
+    )
 
 
 class RefusingPort:

@@ -80,8 +80,11 @@ def _json(code: str, message: str) -> bytes:
 
 def _echo_credentials(request: RawRequest) -> bytes:
     """An error text that quotes the credentials back, as a careless provider might."""
-    quoted = "; ".join(f"{name}: {value}" for name, value in request.headers
-                       if any(value == c or value.endswith(c) for c in request.credentials()))
+    quoted = "; ".join(
+        f"{name}: {value}"
+        for name, value in request.headers
+        if any(value == c or value.endswith(c) for c in request.credentials())
+    )
     return _json("InvalidRequest", f"Request rejected, it carried {quoted or 'no credentials'}.")
 
 
@@ -97,65 +100,124 @@ def http_faults() -> tuple[HttpFault, ...]:
     """The kit's faults, built fresh (the HTTP-date in one of them is "one hour from now")."""
     unknown, network, throttled = (UnknownOutcomeError,), (NetworkError,), (ThrottledError,)
     return (
-        HttpFault("connection_refused", network, arrives=False,
-                  why="nobody listens on the port, so nothing can have been sent; a NetworkError tells the host "
-                      "it may send again"),
-        HttpFault("tls_untrusted_certificate", network, Behaviour("respond", 202), untrusted=True, arrives=False,
-                  why="the server's certificate comes from a CA the transport does not trust: the TLS handshake "
-                      "failed before any byte of the request could leave"),
-        HttpFault("reset_in_tls_handshake", network, Behaviour("reset_in_handshake"), arrives=False,
-                  why="the connection was reset before any answer, during the TLS handshake, so before any byte "
-                      "of the request could leave"),
-        HttpFault("reset_after_request", unknown, Behaviour("reset_after_request"), single_attempt=True,
-                  why="the request body had been written when the connection reset, so the provider may have "
-                      "the message"),
-        HttpFault("no_answer_within_timeout", unknown, Behaviour("hang"), single_attempt=True,
-                  why="the whole request had arrived and no answer came within the read timeout; the provider "
-                      "may still be sending the message"),
-        HttpFault("status_429_retry_after", throttled,
-                  Behaviour("respond", 429, (*_JSON, ("Retry-After", "3600")), _json("TooManyRequests", "Slow down.")),
-                  why="429 Too Many Requests with Retry-After: 3600, longer than the wait budget: the provider did "
-                      "not process the request"),
-        HttpFault("status_429_no_retry_after", throttled,
-                  Behaviour("respond", 429, _JSON, _json("TooManyRequests", "Slow down.")),
-                  why="429 Too Many Requests without Retry-After: throttled, not processed, and the wait budget "
-                      "is 0 s"),
-        HttpFault("status_503_retry_after", throttled,
-                  Behaviour("respond", 503, (*_JSON, ("Retry-After", _retry_after_date())),
-                            _json("ServiceUnavailable", "Maintenance.")),
-                  why="503 Service Unavailable with Retry-After (an HTTP-date an hour ahead): the server says it "
-                      "did not handle the request and when to come back"),
-        HttpFault("status_500", unknown,
-                  Behaviour("respond", 500, _JSON, _json("InternalServerError", "Something went wrong.")),
-                  single_attempt=True,
-                  why="500 Internal Server Error: the server failed while processing the request, and what it had "
-                      "done by then (queued the mail?) is unknown"),
-        HttpFault("status_502_from_proxy", unknown,
-                  Behaviour("respond", 502, _HTML, b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
-                  single_attempt=True,
-                  why="502 Bad Gateway: a gateway had forwarded the request and got no valid answer from upstream, "
-                      "which may have processed it"),
-        HttpFault("status_504_from_gateway", unknown,
-                  Behaviour("respond", 504, _HTML, b"<html><body><h1>504 Gateway Timeout</h1></body></html>"),
-                  single_attempt=True,
-                  why="504 Gateway Timeout: a gateway had forwarded the request and the upstream did not answer in "
-                      "time; it may still send the message"),
-        HttpFault("garbage_answer", unknown,
-                  Behaviour("garbage", body=b"220 mail.provider.example ESMTP ready\r\n"), single_attempt=True,
-                  why="the request had arrived and the answer was not HTTP at all"),
-        HttpFault("status_200_garbage_body", unknown,
-                  Behaviour("respond", 200, _JSON, b"<html>this is not the JSON the API documents"),
-                  receipt_ok=True, single_attempt=True,
-                  why="200 OK says the provider accepted the request, even though the body is not what the API "
-                      "documents: a Receipt or an unknown outcome are honest, a not-sent error is not"),
-        HttpFault("status_400_html_body", (TransportError,),
-                  Behaviour("respond", 400, _HTML, b"<html><body>Bad Request</body></html>"),
-                  why="400 Bad Request: the provider refused the request; the body is an HTML page, not the API's "
-                      "error JSON, and still needs a ccm-mail error with German and English text"),
-        HttpFault("error_echoes_credentials", (TransportError,),
-                  Behaviour("respond", 400, _JSON, _echo_credentials),
-                  why="400 Bad Request whose error text quotes the request's credentials back: the refusal is a "
-                      "TransportError, and no credential may reach the error text or a log line"),
+        HttpFault(
+            "connection_refused",
+            network,
+            arrives=False,
+            why="nobody listens on the port, so nothing can have been sent; a NetworkError tells the host "
+            "it may send again",
+        ),
+        HttpFault(
+            "tls_untrusted_certificate",
+            network,
+            Behaviour("respond", 202),
+            untrusted=True,
+            arrives=False,
+            why="the server's certificate comes from a CA the transport does not trust: the TLS handshake "
+            "failed before any byte of the request could leave",
+        ),
+        HttpFault(
+            "reset_in_tls_handshake",
+            network,
+            Behaviour("reset_in_handshake"),
+            arrives=False,
+            why="the connection was reset before any answer, during the TLS handshake, so before any byte "
+            "of the request could leave",
+        ),
+        HttpFault(
+            "reset_after_request",
+            unknown,
+            Behaviour("reset_after_request"),
+            single_attempt=True,
+            why="the request body had been written when the connection reset, so the provider may have the message",
+        ),
+        HttpFault(
+            "no_answer_within_timeout",
+            unknown,
+            Behaviour("hang"),
+            single_attempt=True,
+            why="the whole request had arrived and no answer came within the read timeout; the provider "
+            "may still be sending the message",
+        ),
+        HttpFault(
+            "status_429_retry_after",
+            throttled,
+            Behaviour("respond", 429, (*_JSON, ("Retry-After", "3600")), _json("TooManyRequests", "Slow down.")),
+            why="429 Too Many Requests with Retry-After: 3600, longer than the wait budget: the provider did "
+            "not process the request",
+        ),
+        HttpFault(
+            "status_429_no_retry_after",
+            throttled,
+            Behaviour("respond", 429, _JSON, _json("TooManyRequests", "Slow down.")),
+            why="429 Too Many Requests without Retry-After: throttled, not processed, and the wait budget is 0 s",
+        ),
+        HttpFault(
+            "status_503_retry_after",
+            throttled,
+            Behaviour(
+                "respond",
+                503,
+                (*_JSON, ("Retry-After", _retry_after_date())),
+                _json("ServiceUnavailable", "Maintenance."),
+            ),
+            why="503 Service Unavailable with Retry-After (an HTTP-date an hour ahead): the server says it "
+            "did not handle the request and when to come back",
+        ),
+        HttpFault(
+            "status_500",
+            unknown,
+            Behaviour("respond", 500, _JSON, _json("InternalServerError", "Something went wrong.")),
+            single_attempt=True,
+            why="500 Internal Server Error: the server failed while processing the request, and what it had "
+            "done by then (queued the mail?) is unknown",
+        ),
+        HttpFault(
+            "status_502_from_proxy",
+            unknown,
+            Behaviour("respond", 502, _HTML, b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
+            single_attempt=True,
+            why="502 Bad Gateway: a gateway had forwarded the request and got no valid answer from upstream, "
+            "which may have processed it",
+        ),
+        HttpFault(
+            "status_504_from_gateway",
+            unknown,
+            Behaviour("respond", 504, _HTML, b"<html><body><h1>504 Gateway Timeout</h1></body></html>"),
+            single_attempt=True,
+            why="504 Gateway Timeout: a gateway had forwarded the request and the upstream did not answer in "
+            "time; it may still send the message",
+        ),
+        HttpFault(
+            "garbage_answer",
+            unknown,
+            Behaviour("garbage", body=b"220 mail.provider.example ESMTP ready\r\n"),
+            single_attempt=True,
+            why="the request had arrived and the answer was not HTTP at all",
+        ),
+        HttpFault(
+            "status_200_garbage_body",
+            unknown,
+            Behaviour("respond", 200, _JSON, b"<html>this is not the JSON the API documents"),
+            receipt_ok=True,
+            single_attempt=True,
+            why="200 OK says the provider accepted the request, even though the body is not what the API "
+            "documents: a Receipt or an unknown outcome are honest, a not-sent error is not",
+        ),
+        HttpFault(
+            "status_400_html_body",
+            (TransportError,),
+            Behaviour("respond", 400, _HTML, b"<html><body>Bad Request</body></html>"),
+            why="400 Bad Request: the provider refused the request; the body is an HTML page, not the API's "
+            "error JSON, and still needs a ccm-mail error with German and English text",
+        ),
+        HttpFault(
+            "error_echoes_credentials",
+            (TransportError,),
+            Behaviour("respond", 400, _JSON, _echo_credentials),
+            why="400 Bad Request whose error text quotes the request's credentials back: the refusal is a "
+            "TransportError, and no credential may reach the error text or a log line",
+        ),
     )
 
 
@@ -170,13 +232,16 @@ def judge(fault: HttpFault, result: object, *, requests: int, secrets: list[str]
     if wrong:
         problems.append(wrong)
     if fault.arrives and requests == 0:
-        problems.append("the fault server never received a request: does the transport your http_transport "
-                        "fixture builds send to endpoint.url?")
+        problems.append(
+            "the fault server never received a request: does the transport your http_transport "
+            "fixture builds send to endpoint.url?"
+        )
     if fault.single_attempt and requests > 1:
         problems.append(
             f"the request reached the server {requests} times: the transport sent it again after an answer "
             "(or no answer) that means the provider may already have the message; never retry an unknown "
-            "outcome")
+            "outcome"
+        )
     return problems
 
 

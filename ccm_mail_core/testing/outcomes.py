@@ -24,8 +24,14 @@ def outcome_of(transport: Transport, message: Message) -> Outcome:
         return exc
 
 
-def wrong_outcome(result: object, expected: tuple[type[CcmMailError], ...], why: str, *,
-                  receipt_ok: bool = False, secrets: Iterable[str] = ()) -> str | None:
+def wrong_outcome(
+    result: object,
+    expected: tuple[type[CcmMailError], ...],
+    why: str,
+    *,
+    receipt_ok: bool = False,
+    secrets: Iterable[str] = (),
+) -> str | None:
     """None if ``result`` is one of ``expected`` (or a Receipt where that is fine), else the
     sentence for the author. Secrets are masked in whatever error text it quotes."""
     names = " or ".join(c.__name__ for c in expected)
@@ -34,9 +40,11 @@ def wrong_outcome(result: object, expected: tuple[type[CcmMailError], ...], why:
         return None if receipt_ok else f"{head}; got a Receipt, i.e. send() reported the message as sent"
     if not isinstance(result, CcmMailError):
         kind = type(result)
-        return (f"{head}; got {kind.__module__}.{kind.__qualname__}: {masked(str(result), secrets)[:300]} — "
-                "send() must raise only ccm-mail errors: a TransportError subclass when nothing was sent, "
-                "UnknownOutcomeError when the provider may have the message")
+        return (
+            f"{head}; got {kind.__module__}.{kind.__qualname__}: {masked(str(result), secrets)[:300]} — "
+            "send() must raise only ccm-mail errors: a TransportError subclass when nothing was sent, "
+            "UnknownOutcomeError when the provider may have the message"
+        )
     if not isinstance(result, expected):
         return f"{head}; got {type(result).__name__}: {masked(result.render('en'), secrets)[:300]}"
     return None

@@ -64,8 +64,9 @@ class PgServer:
         return self.root / "sock"
 
     def _run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self._runas, *args], capture_output=True, text=True, check=check, timeout=timeout,
-                              cwd=self.root)
+        return subprocess.run(
+            [*self._runas, *args], capture_output=True, text=True, check=check, timeout=timeout, cwd=self.root
+        )
 
     def init(self) -> None:
         if getattr(os, "geteuid", lambda: -1)() == 0:  # PostgreSQL refuses to run as root
@@ -79,25 +80,68 @@ class PgServer:
         if self._runas:
             shutil.chown(pwfile, "nobody")
         pwfile.chmod(0o600)
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user, "--pwfile", str(pwfile),
-                  "-A", "scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "--pwfile",
+            str(pwfile),
+            "-A",
+            "scram-sha-256",
+            "--auth-local=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         pwfile.unlink()
-        conf = [f"port = {self.port}", "listen_addresses = '127.0.0.1'", f"unix_socket_directories = '{self.sockets}'",
-                f"fsync = {'on' if self.fsync else 'off'}", "max_connections = 200", "shared_buffers = 64MB",
-                "log_min_messages = warning", "logging_collector = off"]
+        conf = [
+            f"port = {self.port}",
+            "listen_addresses = '127.0.0.1'",
+            f"unix_socket_directories = '{self.sockets}'",
+            f"fsync = {'on' if self.fsync else 'off'}",
+            "max_connections = 200",
+            "shared_buffers = 64MB",
+            "log_min_messages = warning",
+            "logging_collector = off",
+        ]
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as fh:
             fh.write("\n".join(conf) + "\n")
 
     def start(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-w",
-                  "-t", "60", "start")
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
 
     def psql(self, sql: str, db: str = "postgres") -> str:
-        return self._run(str(self.bin / "psql"), "-h", str(self.sockets), "-p", str(self.port), "-U", self.user,
-                         "-d", db, "-v", "ON_ERROR_STOP=1", "-qAtc", sql).stdout
+        return self._run(
+            str(self.bin / "psql"),
+            "-h",
+            str(self.sockets),
+            "-p",
+            str(self.port),
+            "-U",
+            self.user,
+            "-d",
+            db,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qAtc",
+            sql,
+        ).stdout
 
     def url(self, db: str, *, with_password: bool = False) -> str:
         auth = f"{self.user}:{self.password}" if with_password else self.user

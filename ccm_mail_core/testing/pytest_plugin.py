@@ -33,9 +33,11 @@ def ccm_mail_log_capture() -> Iterator[LogCapture]:
 @pytest.fixture
 def ccm_mail_secret_scan(ccm_mail_log_capture: LogCapture) -> Callable[..., None]:
     """``scan(secrets, **places)``: fail if a secret occurs in a place; no places: the test's logs."""
+
     def scan(secrets: Iterable[str], **places: str | Iterable[str]) -> None:
         normalized = {k: [v] if isinstance(v, str) else list(v) for k, v in places.items()}
         if not normalized:
             normalized = {"log": ccm_mail_log_capture.texts()}
         assert_no_secrets(secrets, normalized)
+
     return scan

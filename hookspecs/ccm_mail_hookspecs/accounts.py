@@ -36,9 +36,14 @@ class Field:
 
     def to_dict(self, lang: str) -> dict[str, Any]:
         return {
-            "name": self.name, "label": self.label.get(lang), "required": self.required,
-            "secret": self.secret, "help": self.help.get(lang) if self.help else None,
-            "default": self.default, "choices": list(self.choices), "kind": self.kind,
+            "name": self.name,
+            "label": self.label.get(lang),
+            "required": self.required,
+            "secret": self.secret,
+            "help": self.help.get(lang) if self.help else None,
+            "default": self.default,
+            "choices": list(self.choices),
+            "kind": self.kind,
         }
 
 
@@ -105,7 +110,9 @@ class AccountType:
 
     def to_dict(self, lang: str) -> dict[str, Any]:
         return {
-            "id": self.id, "label": self.label.get(lang),
+            "id": self.id,
+            "label": self.label.get(lang),
             "description": self.description.get(lang) if self.description else None,
-            "fields": [f.to_dict(lang) for f in self.fields], "actions": sorted(self.actions),
+            "fields": [f.to_dict(lang) for f in self.fields],
+            "actions": sorted(self.actions),
         }

@@ -53,15 +53,22 @@ class Placeholder:
         return not self.purposes or purpose in self.purposes
 
     def to_dict(self, lang: str) -> dict[str, Any]:
-        return {"name": self.name, "token": f"#{self.name}#", "description": self.description.get(lang),
-                "example": self.example, "purposes": sorted(self.purposes)}
+        return {
+            "name": self.name,
+            "token": f"#{self.name}#",
+            "description": self.description.get(lang),
+            "example": self.example,
+            "purposes": sorted(self.purposes),
+        }
 
 
 def data_field(name: str, description: T, example: str, *, purposes: frozenset[str] = frozenset()) -> Placeholder:
     """A placeholder filled from the send data field of the same name."""
+
     def resolve(ctx: SendContext) -> str | None:
         value = ctx.data.get(name)
         return None if value is None or value == "" else str(value)
+
     return Placeholder(name, description, example, resolve, purposes)
 
 

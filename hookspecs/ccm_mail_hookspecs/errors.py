@@ -28,8 +28,9 @@ class CcmMailError(Exception):
     #: The host decides ``failed`` or ``unknown`` from this alone. (since 1.2)
     sent: bool | None = False
 
-    def __init__(self, message: T | str, *, hint: T | str | None = None,
-                 details: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: T | str, *, hint: T | str | None = None, details: Mapping[str, Any] | None = None
+    ) -> None:
         self.message = message if isinstance(message, T) else T(message, message)
         self.hint = hint if (hint is None or isinstance(hint, T)) else T(hint, hint)
         self.details = dict(details or {})
@@ -56,8 +57,16 @@ class CcmMailError(Exception):
 
 
 #: details keys shown to people because support asks for them
-SUPPORT_ID_KEYS = ("code", "status", "request_id", "client_request_id", "trace_id",
-                   "correlation_id", "timestamp", "smtp_reply")
+SUPPORT_ID_KEYS = (
+    "code",
+    "status",
+    "request_id",
+    "client_request_id",
+    "trace_id",
+    "correlation_id",
+    "timestamp",
+    "smtp_reply",
+)
 
 
 class ConfigError(CcmMailError):

@@ -87,9 +87,9 @@ R = TypeVar("R")
 class Outcome(str, enum.Enum):
     """What one HTTP attempt means for the message."""
 
-    SENT = "sent"            #: the provider accepted it
-    NOT_SENT = "not_sent"    #: it cannot have reached the provider, or the provider refused it
-    UNKNOWN = "unknown"      #: the provider may have it: never retry, record ``unknown``
+    SENT = "sent"  #: the provider accepted it
+    NOT_SENT = "not_sent"  #: it cannot have reached the provider, or the provider refused it
+    UNKNOWN = "unknown"  #: the provider may have it: never retry, record ``unknown``
 
 
 #: why an attempt was classified so (stable codes; ``details["code"]`` is ``"http_" + reason``)
@@ -102,16 +102,21 @@ _WHY: dict[str, T] = {
     "proxy": T("der Proxy hat die Verbindung nicht aufgebaut", "the proxy did not open the connection"),
     "invalid_request": T("die Anfrage ließ sich nicht bilden", "the request could not be built"),
     "ca_bundle": T("das CA-Bündel fehlt oder ist nicht lesbar", "the CA bundle is missing or unreadable"),
-    "reset": T("die Verbindung brach ab, bevor eine Antwort kam",
-               "the connection broke before an answer came"),
-    "read_timeout": T("nach dem Senden der Anfrage kam keine Antwort in der Wartezeit",
-                      "no answer came within the timeout after the request was sent"),
-    "broken_answer": T("die Antwort war kein gültiges HTTP oder brach ab",
-                       "the answer was not valid HTTP or broke off"),
-    "tls_after_handshake": T("die TLS-Verbindung brach nach dem Aufbau ab",
-                             "the TLS connection failed after it was set up"),
-    "unrecognised": T("ein unerwarteter Fehler, bei dem nicht feststeht, dass nichts gesendet wurde",
-                      "an unexpected error that does not show that nothing was sent"),
+    "reset": T("die Verbindung brach ab, bevor eine Antwort kam", "the connection broke before an answer came"),
+    "read_timeout": T(
+        "nach dem Senden der Anfrage kam keine Antwort in der Wartezeit",
+        "no answer came within the timeout after the request was sent",
+    ),
+    "broken_answer": T(
+        "die Antwort war kein gültiges HTTP oder brach ab", "the answer was not valid HTTP or broke off"
+    ),
+    "tls_after_handshake": T(
+        "die TLS-Verbindung brach nach dem Aufbau ab", "the TLS connection failed after it was set up"
+    ),
+    "unrecognised": T(
+        "ein unerwarteter Fehler, bei dem nicht feststeht, dass nichts gesendet wurde",
+        "an unexpected error that does not show that nothing was sent",
+    ),
 }
 
 #: failures after which the attempt may be repeated (nothing was sent and it may pass next time)
@@ -146,8 +151,7 @@ class Verdict:
     def may_retry(self) -> bool:
         """Nothing was sent and the same attempt may succeed later: throttling, 408, and
         connection failures (not TLS: a certificate does not fix itself)."""
-        return self.outcome is Outcome.NOT_SENT and (
-            self.throttled or self.status == 408 or self.reason in _RETRYABLE)
+        return self.outcome is Outcome.NOT_SENT and (self.throttled or self.status == 408 or self.reason in _RETRYABLE)
 
     @property
     def why(self) -> T:
@@ -157,14 +161,21 @@ class Verdict:
         name = _STATUS_NAMES.get(self.status, "")
         label = f"HTTP {self.status} {name}".rstrip()
         if self.retry_after is not None:
-            return T(f"{label}, erneut versuchen in {self.retry_after:.0f} s",
-                     f"{label}, retry in {self.retry_after:.0f} s")
+            return T(
+                f"{label}, erneut versuchen in {self.retry_after:.0f} s", f"{label}, retry in {self.retry_after:.0f} s"
+            )
         return T(label, label)
 
-    def error(self, provider: str, *, host: str = "", message: T | None = None, hint: T | None = None,
-              details: Mapping[str, Any] | None = None,
-              cls: type[TransportError] | type[UnknownOutcomeError] | None = None,
-              ) -> TransportError | UnknownOutcomeError:
+    def error(
+        self,
+        provider: str,
+        *,
+        host: str = "",
+        message: T | None = None,
+        hint: T | None = None,
+        details: Mapping[str, Any] | None = None,
+        cls: type[TransportError] | type[UnknownOutcomeError] | None = None,
+    ) -> TransportError | UnknownOutcomeError:
         """The public error to raise for this attempt (not for a sent one).
 
         :param provider: the provider's name for people, e.g. ``"Acme Mail"``.
@@ -182,29 +193,41 @@ class Verdict:
         chosen = cls or self._error_class()
         wanted: type[CcmMailError] = TransportError if self.outcome is Outcome.NOT_SENT else UnknownOutcomeError
         if not issubclass(chosen, wanted):
-            raise TypeError(f"{chosen.__name__} does not fit the outcome {self.outcome.value!r}; "
-                            f"use {wanted.__name__} or a subclass")
+            raise TypeError(
+                f"{chosen.__name__} does not fit the outcome {self.outcome.value!r}; "
+                f"use {wanted.__name__} or a subclass"
+            )
         where = f" ({host})" if host else ""
         if message is None:
             if self.outcome is Outcome.UNKNOWN and self.status is None:
-                message = T(f"Keine Antwort von {provider}{where}: {self.why.de}. Die Nachricht ist "
-                            "vielleicht angekommen, vielleicht nicht.",
-                            f"No answer from {provider}{where}: {self.why.en}. The message may or may not "
-                            "have arrived.")
+                message = T(
+                    f"Keine Antwort von {provider}{where}: {self.why.de}. Die Nachricht ist "
+                    "vielleicht angekommen, vielleicht nicht.",
+                    f"No answer from {provider}{where}: {self.why.en}. The message may or may not have arrived.",
+                )
             elif self.outcome is Outcome.UNKNOWN:
-                message = T(f"{provider}{where} antwortete {self.why.de}: die Nachricht ist vielleicht "
-                            "angekommen, vielleicht nicht.",
-                            f"{provider}{where} answered {self.why.en}: the message may or may not have "
-                            "arrived.")
+                message = T(
+                    f"{provider}{where} antwortete {self.why.de}: die Nachricht ist vielleicht "
+                    "angekommen, vielleicht nicht.",
+                    f"{provider}{where} answered {self.why.en}: the message may or may not have arrived.",
+                )
             elif self.status is None:
-                message = T(f"{provider}{where} ist nicht erreichbar: {self.why.de}. Es wurde nichts gesendet.",
-                            f"{provider}{where} cannot be reached: {self.why.en}. Nothing was sent.")
+                message = T(
+                    f"{provider}{where} ist nicht erreichbar: {self.why.de}. Es wurde nichts gesendet.",
+                    f"{provider}{where} cannot be reached: {self.why.en}. Nothing was sent.",
+                )
             else:
-                message = T(f"{provider}{where} hat die Nachricht nicht angenommen: {self.why.de}.",
-                            f"{provider}{where} did not accept the message: {self.why.en}.")
-        merged: dict[str, Any] = {"code": f"http_{self.reason}" if self.status is None else None,
-                                  "status": self.status, "host": host or None, "cause": self.cause or None,
-                                  "retry_after": self.retry_after}
+                message = T(
+                    f"{provider}{where} hat die Nachricht nicht angenommen: {self.why.de}.",
+                    f"{provider}{where} did not accept the message: {self.why.en}.",
+                )
+        merged: dict[str, Any] = {
+            "code": f"http_{self.reason}" if self.status is None else None,
+            "status": self.status,
+            "host": host or None,
+            "cause": self.cause or None,
+            "retry_after": self.retry_after,
+        }
         merged.update({k: v for k, v in (details or {}).items() if v is not None})
         clean = {k: (redaction.redact(v) if isinstance(v, str) else v) for k, v in merged.items() if v is not None}
         return chosen(_redacted(message), hint=_redacted(hint or self._hint()), details=clean)
@@ -218,46 +241,81 @@ class Verdict:
 
     def _hint(self) -> T:
         if self.outcome is Outcome.UNKNOWN:
-            return T("Nicht blind erneut senden: erst beim Anbieter nachsehen, ob die Nachricht angekommen ist "
-                     "(ccm-mail outbox zeigt sie mit ihrer Message-ID).",
-                     "Do not resend blindly: first check with the provider whether the message arrived "
-                     "(ccm-mail outbox shows it with its Message-ID).")
+            return T(
+                "Nicht blind erneut senden: erst beim Anbieter nachsehen, ob die Nachricht angekommen ist "
+                "(ccm-mail outbox zeigt sie mit ihrer Message-ID).",
+                "Do not resend blindly: first check with the provider whether the message arrived "
+                "(ccm-mail outbox shows it with its Message-ID).",
+            )
         if self.throttled:
             later = f" frühestens in {self.retry_after:.0f} s" if self.retry_after is not None else " später"
             later_en = f" in {self.retry_after:.0f} s at the earliest" if self.retry_after is not None else " later"
-            return T(f"Der Anbieter drosselt; die Nachricht{later} erneut senden.",
-                     f"The provider is throttling; send the message again{later_en}.")
+            return T(
+                f"Der Anbieter drosselt; die Nachricht{later} erneut senden.",
+                f"The provider is throttling; send the message again{later_en}.",
+            )
         if self.reason == "tls":
-            return T("Zertifikat und CA-Bündel prüfen, die Uhrzeit des Rechners und ob ein TLS-prüfender Proxy "
-                     "dazwischen sitzt.",
-                     "Check the certificate and the CA bundle, this computer's clock, and whether a "
-                     "TLS-inspecting proxy sits in between.")
+            return T(
+                "Zertifikat und CA-Bündel prüfen, die Uhrzeit des Rechners und ob ein TLS-prüfender Proxy "
+                "dazwischen sitzt.",
+                "Check the certificate and the CA bundle, this computer's clock, and whether a "
+                "TLS-inspecting proxy sits in between.",
+            )
         if self.status is None:
-            return T("Adresse des Dienstes, Netzwerk, DNS, Firewall und Proxy prüfen; danach erneut senden.",
-                     "Check the service address, network, DNS, firewall and proxy; then send again.")
-        return _STATUS_HINTS.get(self.status, T(
-            "Die Meldung und die Kennungen in eckigen Klammern an den Support des Anbieters geben.",
-            "Give the message and the ids in square brackets to the provider's support."))
+            return T(
+                "Adresse des Dienstes, Netzwerk, DNS, Firewall und Proxy prüfen; danach erneut senden.",
+                "Check the service address, network, DNS, firewall and proxy; then send again.",
+            )
+        return _STATUS_HINTS.get(
+            self.status,
+            T(
+                "Die Meldung und die Kennungen in eckigen Klammern an den Support des Anbieters geben.",
+                "Give the message and the ids in square brackets to the provider's support.",
+            ),
+        )
 
 
 _NOT_SENT_CLASSES: dict[int, type[TransportError]] = {
-    401: AuthenticationError, 403: AccessDeniedError, 408: NetworkError, 413: MessageTooLargeError,
-    429: ThrottledError, 503: ThrottledError,
+    401: AuthenticationError,
+    403: AccessDeniedError,
+    408: NetworkError,
+    413: MessageTooLargeError,
+    429: ThrottledError,
+    503: ThrottledError,
 }
 _STATUS_HINTS: dict[int, T] = {
-    401: T("Zugangsdaten (API-Schlüssel, Geheimnis) im Konto prüfen.",
-           "Check the account's credentials (API key, secret)."),
+    401: T(
+        "Zugangsdaten (API-Schlüssel, Geheimnis) im Konto prüfen.", "Check the account's credentials (API key, secret)."
+    ),
     403: T("Berechtigungen des Zugangs beim Anbieter prüfen.", "Check the access's permissions with the provider."),
     408: T("Netzwerk prüfen und erneut senden.", "Check the network and send again."),
     413: T("Anhänge verkleinern oder aufteilen.", "Make attachments smaller or split them."),
 }
 _STATUS_NAMES: dict[int, str] = {
-    300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other", 307: "Temporary Redirect",
-    308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Content Too Large",
-    415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
-    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
-    504: "Gateway Timeout", 505: "HTTP Version Not Supported", 511: "Network Authentication Required",
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+    511: "Network Authentication Required",
 }
 
 
@@ -267,8 +325,8 @@ def _redacted(text: T) -> T:
 
 # -- answers ---------------------------------------------------------------------------------------
 
-def classify_status(status: int, headers: Any = None, *,
-                    now: datetime | None = None) -> Verdict:
+
+def classify_status(status: int, headers: Any = None, *, now: datetime | None = None) -> Verdict:
     """Classify an HTTP answer by its status (and ``Retry-After``), as in the module's table.
 
     :param headers: the answer's headers: a requests ``CaseInsensitiveDict``, an ``http.client``
@@ -331,6 +389,7 @@ def _header(headers: Any, name: str) -> str | None:
 
 # -- exceptions ------------------------------------------------------------------------------------
 
+
 def classify_exception(exc: BaseException) -> Verdict:
     """Classify a failed attempt by its exception, as in the module's table.
 
@@ -341,8 +400,10 @@ def classify_exception(exc: BaseException) -> Verdict:
     chain = list(_causes(exc))
     names = {name for e in chain for name in _class_names(e)}
     # the first error that is not a library's wrapper says most: ConnectionResetError, not ProtocolError
-    cause = next((type(e).__name__ for e in chain
-                  if not type(e).__module__.startswith(("requests", "urllib3"))), type(exc).__name__)
+    cause = next(
+        (type(e).__name__ for e in chain if not type(e).__module__.startswith(("requests", "urllib3"))),
+        type(exc).__name__,
+    )
 
     def verdict(outcome: Outcome, reason: str) -> Verdict:
         return Verdict(outcome, reason, cause=cause)
@@ -359,8 +420,9 @@ def classify_exception(exc: BaseException) -> Verdict:
         return verdict(Outcome.NOT_SENT, "proxy")
     if names & _CERTIFICATE or any(_raised_in_tls_setup(e) for e in chain):
         return verdict(Outcome.NOT_SENT, "tls")
-    if names & _CONNECT_TIMEOUT or ("urllib3.exceptions.ConnectTimeoutError" in names
-                                     and "urllib3.exceptions.NewConnectionError" not in names):
+    if names & _CONNECT_TIMEOUT or (
+        "urllib3.exceptions.ConnectTimeoutError" in names and "urllib3.exceptions.NewConnectionError" not in names
+    ):
         return verdict(Outcome.NOT_SENT, "connect_timeout")
     if "urllib3.exceptions.NewConnectionError" in names or any(_raised_in_connect(e) for e in chain):
         return verdict(Outcome.NOT_SENT, "connect_failed")
@@ -397,34 +459,66 @@ def is_network_error(exc: BaseException) -> bool:
     """Does ``exc`` come from the network or an HTTP library (``OSError``, ``http.client``,
     ``requests``, ``urllib3``), rather than from a bug?"""
     return isinstance(exc, OSError) or any(
-        name.startswith(("http.client.", "requests.exceptions.", "urllib3.exceptions."))
-        for name in _class_names(exc))
+        name.startswith(("http.client.", "requests.exceptions.", "urllib3.exceptions.")) for name in _class_names(exc)
+    )
 
 
 # Class names (module.qualname anywhere in the MRO): no import of requests or urllib3 needed.
-_INVALID_REQUEST = {"requests.exceptions.InvalidURL", "requests.exceptions.MissingSchema",
-                    "requests.exceptions.InvalidSchema", "requests.exceptions.InvalidHeader",
-                    "requests.exceptions.URLRequired", "requests.exceptions.InvalidJSONError",
-                    "urllib3.exceptions.LocationParseError", "http.client.InvalidURL"}
+_INVALID_REQUEST = {
+    "requests.exceptions.InvalidURL",
+    "requests.exceptions.MissingSchema",
+    "requests.exceptions.InvalidSchema",
+    "requests.exceptions.InvalidHeader",
+    "requests.exceptions.URLRequired",
+    "requests.exceptions.InvalidJSONError",
+    "urllib3.exceptions.LocationParseError",
+    "http.client.InvalidURL",
+}
 _DNS = {"socket.gaierror", "urllib3.exceptions.NameResolutionError"}
 _PROXY = {"requests.exceptions.ProxyError", "urllib3.exceptions.ProxyError"}
 _CERTIFICATE = {"ssl.SSLCertVerificationError", "ssl.CertificateError"}
 _CONNECT_TIMEOUT = {"requests.exceptions.ConnectTimeout"}
-_TIMEOUT = {"builtins.TimeoutError", "socket.timeout", "requests.exceptions.ReadTimeout",
-            "urllib3.exceptions.ReadTimeoutError", "requests.exceptions.Timeout"}
-_BROKEN_ANSWER = {"http.client.BadStatusLine", "http.client.LineTooLong", "http.client.IncompleteRead",
-                  "requests.exceptions.ChunkedEncodingError", "requests.exceptions.ContentDecodingError",
-                  "urllib3.exceptions.IncompleteRead", "urllib3.exceptions.InvalidChunkLength",
-                  "urllib3.exceptions.DecodeError", "urllib3.exceptions.HeaderParsingError"}
-_RESET = {"builtins.ConnectionResetError", "builtins.ConnectionAbortedError", "builtins.BrokenPipeError",
-          "http.client.RemoteDisconnected"}
+_TIMEOUT = {
+    "builtins.TimeoutError",
+    "socket.timeout",
+    "requests.exceptions.ReadTimeout",
+    "urllib3.exceptions.ReadTimeoutError",
+    "requests.exceptions.Timeout",
+}
+_BROKEN_ANSWER = {
+    "http.client.BadStatusLine",
+    "http.client.LineTooLong",
+    "http.client.IncompleteRead",
+    "requests.exceptions.ChunkedEncodingError",
+    "requests.exceptions.ContentDecodingError",
+    "urllib3.exceptions.IncompleteRead",
+    "urllib3.exceptions.InvalidChunkLength",
+    "urllib3.exceptions.DecodeError",
+    "urllib3.exceptions.HeaderParsingError",
+}
+_RESET = {
+    "builtins.ConnectionResetError",
+    "builtins.ConnectionAbortedError",
+    "builtins.BrokenPipeError",
+    "http.client.RemoteDisconnected",
+}
 _WRAPPED = {"urllib3.exceptions.ProtocolError", "requests.exceptions.ConnectionError"}
 #: OpenSSL reasons that only occur while negotiating, never on an open connection
-_HANDSHAKE_ALERTS = {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "UNSUPPORTED_PROTOCOL",
-                     "NO_PROTOCOLS_AVAILABLE", "NO_SHARED_CIPHER", "SSLV3_ALERT_HANDSHAKE_FAILURE",
-                     "TLSV1_ALERT_PROTOCOL_VERSION", "TLSV1_ALERT_UNKNOWN_CA", "TLSV1_ALERT_INTERNAL_ERROR",
-                     "TLSV13_ALERT_CERTIFICATE_REQUIRED", "CERTIFICATE_VERIFY_FAILED",
-                     "TLSV1_UNRECOGNIZED_NAME", "SSLV3_ALERT_BAD_CERTIFICATE"}
+_HANDSHAKE_ALERTS = {
+    "WRONG_VERSION_NUMBER",
+    "UNKNOWN_PROTOCOL",
+    "UNSUPPORTED_PROTOCOL",
+    "NO_PROTOCOLS_AVAILABLE",
+    "NO_SHARED_CIPHER",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE",
+    "TLSV1_ALERT_PROTOCOL_VERSION",
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "TLSV1_ALERT_INTERNAL_ERROR",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    "CERTIFICATE_VERIFY_FAILED",
+    "TLSV1_UNRECOGNIZED_NAME",
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+}
 _SSL_FILE = ssl.__file__
 #: standard-library functions that run before any request byte is written
 _TLS_SETUP = frozenset({"wrap_socket", "_create", "do_handshake"})
@@ -441,8 +535,12 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(current))
         yield current
-        linked = [getattr(current, "reason", None), current.__cause__,
-                  None if current.__suppress_context__ else current.__context__, *current.args]
+        linked = [
+            getattr(current, "reason", None),
+            current.__cause__,
+            None if current.__suppress_context__ else current.__context__,
+            *current.args,
+        ]
         todo.extend(e for e in linked if isinstance(e, BaseException))
 
 
@@ -470,4 +568,5 @@ def _raised_in_requests_cert_check(exc: BaseException) -> bool:
 def _raised_in_connect(exc: BaseException) -> bool:
     """Raised while opening the TCP connection (``socket.create_connection``)."""
     import socket
+
     return any(filename == socket.__file__ and name == "create_connection" for filename, name in _frames(exc))

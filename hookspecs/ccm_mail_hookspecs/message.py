@@ -46,8 +46,10 @@ def _address_problem(address: str) -> T | None:
         return T("der Teil vor dem @ ist länger als 64 Zeichen", "the part before the @ is longer than 64 characters")
     labels = domain.split(".")
     if len(labels) < 2 or len(domain) > 253 or not all(_LABEL_RE.fullmatch(label) for label in labels):
-        return T("die Domain ist ungültig (Teile aus Buchstaben, Ziffern und inneren Bindestrichen)",
-                 "the domain is invalid (parts of letters, digits and inner hyphens)")
+        return T(
+            "die Domain ist ungültig (Teile aus Buchstaben, Ziffern und inneren Bindestrichen)",
+            "the domain is invalid (parts of letters, digits and inner hyphens)",
+        )
     if len(labels[-1]) < 2 or labels[-1].isdigit():
         return T("die Domain endet nicht auf eine Top-Level-Domain", "the domain does not end in a top-level domain")
     return None
@@ -64,8 +66,10 @@ class Address:
         problem = _address_problem(self.address) if isinstance(self.address, str) else T("kein Text", "not text")
         if problem is not None:
             raise AddressError(
-                T(f"Ungültige E-Mail-Adresse {self.address!r}: {problem.de}.",
-                  f"Invalid e-mail address {self.address!r}: {problem.en}."),
+                T(
+                    f"Ungültige E-Mail-Adresse {self.address!r}: {problem.de}.",
+                    f"Invalid e-mail address {self.address!r}: {problem.en}.",
+                ),
                 hint=T("Format name@domain.de, ohne Leerzeichen.", "Use the form name@domain.com, no spaces."),
             )
         if any(ch in self.name for ch in _LINE_BREAKS):
@@ -80,18 +84,24 @@ class Address:
         so data from a file can never add a recipient."""
         text = str(text).strip()
         if any(ch in text for ch in _LINE_BREAKS):
-            raise AddressError(T(f"Adresse {text!r} enthält einen Zeilenumbruch.",
-                                 f"address {text!r} contains a line break."))
+            raise AddressError(
+                T(f"Adresse {text!r} enthält einen Zeilenumbruch.", f"address {text!r} contains a line break.")
+            )
         m = re.fullmatch(r'(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<plain>[^"<>]*?))\s*<(?P<addr>[^<>]*)>', text)
         if m is None:
             return cls(text)
         plain = m.group("plain")
         if plain and _NAME_SPECIALS & set(plain):
             raise AddressError(
-                T(f"Anzeigename in {text!r} enthält Sonderzeichen wie @ , ; < > ( ).",
-                  f"the display name in {text!r} contains special characters such as @ , ; < > ( )."),
-                hint=T('Den Namen in Anführungszeichen setzen: "Name, Firma" <name@domain.de>.',
-                       'Put the name in double quotes: "Name, Company" <name@domain.com>.'))
+                T(
+                    f"Anzeigename in {text!r} enthält Sonderzeichen wie @ , ; < > ( ).",
+                    f"the display name in {text!r} contains special characters such as @ , ; < > ( ).",
+                ),
+                hint=T(
+                    'Den Namen in Anführungszeichen setzen: "Name, Firma" <name@domain.de>.',
+                    'Put the name in double quotes: "Name, Company" <name@domain.com>.',
+                ),
+            )
         quoted = m.group("quoted")
         name = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else plain.strip()
         return cls(m.group("addr").strip(), name)
@@ -162,25 +172,38 @@ class Attachment:
         blocks the send forever."""
         for label, value in (("Dateiname", self.filename), ("Content-ID", self.content_id)):
             if any(ch in value for ch in _LINE_BREAKS):
-                raise AttachmentError(T(f"{label} des Anhangs {str(self.path)!r} enthält einen Zeilenumbruch.",
-                                        f"the attachment {str(self.path)!r} has a line break in its {label}."))
+                raise AttachmentError(
+                    T(
+                        f"{label} des Anhangs {str(self.path)!r} enthält einen Zeilenumbruch.",
+                        f"the attachment {str(self.path)!r} has a line break in its {label}.",
+                    )
+                )
         if not re.fullmatch(r"[\w.+-]+/[\w.+-]+", self.content_type):
-            raise AttachmentError(T(f"Ungültiger Medientyp {self.content_type!r} für {self.filename}.",
-                                    f"invalid media type {self.content_type!r} for {self.filename}."))
+            raise AttachmentError(
+                T(
+                    f"Ungültiger Medientyp {self.content_type!r} für {self.filename}.",
+                    f"invalid media type {self.content_type!r} for {self.filename}.",
+                )
+            )
         try:
             if not stat.S_ISREG(self.path.stat().st_mode):
                 raise AttachmentError(
-                    T(f"Anhang {self.path} ist keine gewöhnliche Datei (Gerät, Pipe oder Ordner).",
-                      f"attachment {self.path} is not a regular file (a device, pipe or folder)."),
-                    hint=T("Eine Datei angeben.", "Give a file."))
+                    T(
+                        f"Anhang {self.path} ist keine gewöhnliche Datei (Gerät, Pipe oder Ordner).",
+                        f"attachment {self.path} is not a regular file (a device, pipe or folder).",
+                    ),
+                    hint=T("Eine Datei angeben.", "Give a file."),
+                )
             with self.path.open("rb"):  # stat() said regular: opening it cannot block
                 pass
         except AttachmentError:  # an OSError itself
             raise
         except OSError as exc:
             raise AttachmentError(
-                T(f"Anhang nicht lesbar: {self.path} ({exc.strerror})",
-                  f"Attachment cannot be read: {self.path} ({exc.strerror})"),
+                T(
+                    f"Anhang nicht lesbar: {self.path} ({exc.strerror})",
+                    f"Attachment cannot be read: {self.path} ({exc.strerror})",
+                ),
                 hint=T("Pfad und Zugriffsrechte prüfen.", "Check the path and permissions."),
             ) from exc
 
@@ -255,22 +278,34 @@ class Message:
             if not isinstance(address, Address):
                 raise AddressError(T(f"{address!r} ist keine Adresse (Address).", f"{address!r} is not an Address."))
         if self.request_read_receipt and self.sender is None:
-            raise AddressError(T("Eine Lesebestätigung braucht einen Absender (sender).",
-                                 "a read receipt needs a sender."))
+            raise AddressError(
+                T("Eine Lesebestätigung braucht einen Absender (sender).", "a read receipt needs a sender.")
+            )
         if any(ch in self.subject for ch in _LINE_BREAKS):
             raise TemplateError(
-                T("Der Betreff enthält einen Zeilenumbruch oder ein NUL-Zeichen (evtl. aus einem Platzhalterwert); "
-                  "nichts gesendet.",
-                  "The subject contains a line break or a NUL character (possibly from a placeholder value); "
-                  "nothing sent."),
-                hint=T("Zeilenumbrüche aus Betreff und Platzhalterwerten entfernen.",
-                       "Remove line breaks from the subject and placeholder values."))
+                T(
+                    "Der Betreff enthält einen Zeilenumbruch oder ein NUL-Zeichen (evtl. aus einem Platzhalterwert); "
+                    "nichts gesendet.",
+                    "The subject contains a line break or a NUL character (possibly from a placeholder value); "
+                    "nothing sent.",
+                ),
+                hint=T(
+                    "Zeilenumbrüche aus Betreff und Platzhalterwerten entfernen.",
+                    "Remove line breaks from the subject and placeholder values.",
+                ),
+            )
         for name, value in self.headers.items():
             if not re.fullmatch(r"[Xx]-[!-9;-~]+", name):
-                raise ConfigError(T(f"Kopfzeile {name!r} nicht erlaubt: nur X-…", f"header {name!r} not allowed: X-… only"))
+                raise ConfigError(
+                    T(f"Kopfzeile {name!r} nicht erlaubt: nur X-…", f"header {name!r} not allowed: X-… only")
+                )
             if any(ch in str(value) for ch in _LINE_BREAKS):
-                raise ConfigError(T(f"Kopfzeile {name}: der Wert enthält einen Zeilenumbruch.",
-                                    f"header {name}: the value contains a line break."))
+                raise ConfigError(
+                    T(
+                        f"Kopfzeile {name}: der Wert enthält einen Zeilenumbruch.",
+                        f"header {name}: the value contains a line break.",
+                    )
+                )
         if any(ch in self.message_id for ch in _LINE_BREAKS):
             raise ConfigError(T("Die Message-ID enthält einen Zeilenumbruch.", "the Message-ID contains a line break."))
         for attachment in self.attachments:
@@ -328,8 +363,14 @@ def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessag
             html_part.make_related()
         for att in inline:
             maintype, subtype = att.content_type.split("/", 1)
-            target.add_related(att.read_bytes(), maintype=maintype, subtype=subtype,
-                               cid=f"<{att.content_id}>", filename=att.filename, disposition="inline")
+            target.add_related(
+                att.read_bytes(),
+                maintype=maintype,
+                subtype=subtype,
+                cid=f"<{att.content_id}>",
+                filename=att.filename,
+                disposition="inline",
+            )
     for att in regular:
         maintype, subtype = att.content_type.split("/", 1)
         mime.add_attachment(att.read_bytes(), maintype=maintype, subtype=subtype, filename=att.filename)
@@ -346,6 +387,8 @@ def _policies() -> tuple[EmailPolicy[EmailMessage], EmailPolicy[EmailMessage]]:
 
     mime = policy.default.clone(cte_type="7bit", refold_source="none")
     return mime, mime.clone(utf8=True)
+
+
 _EW_OVERHEAD = len("=?utf-8?b??=")
 
 
@@ -385,7 +428,8 @@ def _set_addresses(mime: EmailMessage, name: str, addresses: list[Address]) -> N
     for n, (address, spec) in enumerate(zip(addresses, specs, strict=True)):
         if address.name.isascii():
             from email.utils import formataddr
-            words = [formataddr((address.name, "x@y"))[:-len(" <x@y>")]] if address.name else []
+
+            words = [formataddr((address.name, "x@y"))[: -len(" <x@y>")]] if address.name else []
         else:
             words = _encoded_words(address.name, 45)
         tokens += words + [f"<{spec}>" + ("," if n < len(addresses) - 1 else "")]
@@ -394,7 +438,7 @@ def _set_addresses(mime: EmailMessage, name: str, addresses: list[Address]) -> N
         if len(lines[-1]) + 1 + len(token) > 78 and lines[-1].strip() != f"{name}:":
             lines.append("")
         lines[-1] += " " + token
-    lines[0] = lines[0][len(name) + 2:]
+    lines[0] = lines[0][len(name) + 2 :]
     mime.set_raw(name, "\r\n".join(lines))
 
 
@@ -408,8 +452,12 @@ def _addr_spec(address: str) -> str:
     try:
         return f"{local}@{domain.encode('idna').decode('ascii')}"
     except UnicodeError as exc:
-        raise AddressError(T(f"Domain von {address!r} lässt sich nicht als IDNA schreiben.",
-                             f"the domain of {address!r} cannot be written as IDNA.")) from exc
+        raise AddressError(
+            T(
+                f"Domain von {address!r} lässt sich nicht als IDNA schreiben.",
+                f"the domain of {address!r} cannot be written as IDNA.",
+            )
+        ) from exc
 
 
 def _encoded_words(value: str, first_budget: int) -> list[str]:

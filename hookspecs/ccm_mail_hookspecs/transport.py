@@ -16,11 +16,11 @@ from .text import T
 class Status(str, enum.Enum):
     """The closed list of states a message can be in (journal and receipts)."""
 
-    QUEUED = "queued"        #: accepted by the host, not yet handed to a transport
-    SENDING = "sending"      #: handed to the transport; outcome not known yet
-    SENT = "sent"            #: the provider accepted the message
-    FAILED = "failed"        #: the provider refused it, or it never left; not sent
-    UNKNOWN = "unknown"      #: request left, no answer came: may or may not have been sent
+    QUEUED = "queued"  #: accepted by the host, not yet handed to a transport
+    SENDING = "sending"  #: handed to the transport; outcome not known yet
+    SENT = "sent"  #: the provider accepted the message
+    FAILED = "failed"  #: the provider refused it, or it never left; not sent
+    UNKNOWN = "unknown"  #: request left, no answer came: may or may not have been sent
     CANCELLED = "cancelled"  #: declined at confirmation or by a prepare hook; not sent
 
 
@@ -47,9 +47,9 @@ class Receipt:
 class Found(str, enum.Enum):
     """Answer of :meth:`Transport.lookup`."""
 
-    SENT = "sent"                  #: the provider has the message (e.g. in Sent Items)
-    NOT_FOUND = "not_found"        #: the provider does not have it (yet)
-    UNSUPPORTED = "unsupported"    #: this transport (or its permissions) cannot tell
+    SENT = "sent"  #: the provider has the message (e.g. in Sent Items)
+    NOT_FOUND = "not_found"  #: the provider does not have it (yet)
+    UNSUPPORTED = "unsupported"  #: this transport (or its permissions) cannot tell
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +118,9 @@ class Transport(ABC):
 
     def check(self) -> CheckResult:
         """Connection test without sending. The default only says it cannot test."""
-        return CheckResult(True, (("check", True, T("Kein Verbindungstest für diesen Typ.",
-                                                       "No connection test for this type.")),))
+        return CheckResult(
+            True, (("check", True, T("Kein Verbindungstest für diesen Typ.", "No connection test for this type.")),)
+        )
 
     def close(self) -> None:  # noqa: B027 - optional: most transports hold nothing to release
         """Release connections; called once when the host is done."""

@@ -38,8 +38,8 @@ class Step:
 
 @dataclass
 class Report:
-    setup: list[Step] = field(default_factory=list)    #: wheels, venv, installing them
-    guide: list[Step] = field(default_factory=list)    #: the guide's commands, in order
+    setup: list[Step] = field(default_factory=list)  #: wheels, venv, installing them
+    guide: list[Step] = field(default_factory=list)  #: the guide's commands, in order
     mutants: dict[str, Step] = field(default_factory=dict)
     venv: Path | None = None
     error: str = ""
@@ -90,16 +90,38 @@ class CleanVenvRun:
         shutil.copytree(REPO / "ccm_mail_core", src / "core" / "ccm_mail_core", ignore=_IGNORE)
         wheels = work / "wheels"
         venv = self.report.venv = work / "venv"
-        self._setup([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels),
-                     str(src / "hookspecs"), str(src / "core")], "build the wheels")
+        self._setup(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "-w",
+                str(wheels),
+                str(src / "hookspecs"),
+                str(src / "core"),
+            ],
+            "build the wheels",
+        )
         self._setup([sys.executable, "-m", "venv", str(venv)], "create a fresh venv")
         python = _bin(venv, "python")
         hookspecs = next(wheels.glob("ccm_mail_hookspecs-*.whl"))
         core = next(wheels.glob("ccm_mail_core-*.whl"))
-        self._setup([str(python), "-m", "pip", "install", "--quiet", str(hookspecs), f"{core}[kit]"],
-                    "install the wheels (not editable)")
-        self._setup([str(python), "-c", "import ccm_mail_core, ccm_mail_hookspecs; "
-                     "print(ccm_mail_core.__file__); print(ccm_mail_hookspecs.__file__)"], "where the packages are")
+        self._setup(
+            [str(python), "-m", "pip", "install", "--quiet", str(hookspecs), f"{core}[kit]"],
+            "install the wheels (not editable)",
+        )
+        self._setup(
+            [
+                str(python),
+                "-c",
+                "import ccm_mail_core, ccm_mail_hookspecs; "
+                "print(ccm_mail_core.__file__); print(ccm_mail_hookspecs.__file__)",
+            ],
+            "where the packages are",
+        )
         package = write_package(work)
         env = _env(venv)
         for command in commands():
@@ -114,9 +136,22 @@ class CleanVenvRun:
 
     def _mutant(self, python: Path, env: dict[str, str], mutant: Mutant, root: Path) -> Step:
         # the mutant's folder first on sys.path: it shadows the installed ccm_mail_acme
-        return self._call([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/test_acme_conformance.py", "-k", "http_fault or failure_is_public"], cwd=root,
-                          env={**env, "PYTHONPATH": str(root)}, what=f"pytest on {mutant.name}")
+        return self._call(
+            [
+                str(python),
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/test_acme_conformance.py",
+                "-k",
+                "http_fault or failure_is_public",
+            ],
+            cwd=root,
+            env={**env, "PYTHONPATH": str(root)},
+            what=f"pytest on {mutant.name}",
+        )
 
     def _setup(self, argv: list[str], what: str) -> None:
         step = self._call(argv, cwd=self.workdir, env=_env(None), what=what)
@@ -124,13 +159,22 @@ class CleanVenvRun:
         if step.returncode != 0:
             raise RuntimeError(f"{what} failed")
 
-    def _call(self, argv: list[str] | str, *, cwd: Path, env: dict[str, str], shell: bool = False,
-              what: str = "") -> Step:
+    def _call(
+        self, argv: list[str] | str, *, cwd: Path, env: dict[str, str], shell: bool = False, what: str = ""
+    ) -> Step:
         with self._lock:
             if self._stopped:
                 raise RuntimeError("stopped")
-            process = subprocess.Popen(argv, cwd=cwd, env=env, shell=shell, text=True,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, creationflags=_LOW)
+            process = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                shell=shell,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                creationflags=_LOW,
+            )
             _lower_priority(process)
             self._processes.append(process)
         try:
@@ -165,8 +209,11 @@ def _env(venv: Path | None) -> dict[str, str]:
     """This environment without the traces of the test venv: no VIRTUAL_ENV, no PYTHONPATH, no
     plugin switch of the host's tests, and the fresh venv (if any) first on PATH, as after
     ``activate``."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CCM_MAIL_LOAD_PLUGINS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CCM_MAIL_LOAD_PLUGINS")
+    }
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["PIP_NO_COMPILE"] = "1"  # byte-compiling every installed file costs more than it saves here
     if venv is not None:

@@ -90,32 +90,44 @@ class Mutant:
     name: str
     old: str
     new: str
-    expected: tuple[str, ...]   # regular expressions the kit's failure output must contain
+    expected: tuple[str, ...]  # regular expressions the kit's failure output must contain
 
 
 MUTANTS = (
-    Mutant("retries_after_unknown",
-           '            verdict, response = attempt(lambda: self._request("POST", "/v1/messages", json=payload))\n',
-           '            verdict, response = attempt(lambda: self._request("POST", "/v1/messages", json=payload))\n'
-           '            if verdict.outcome is Outcome.UNKNOWN and tries == 0:   # "it dropped: just try again"\n'
-           '                tries += 1\n'
-           '                continue\n',
-           (r"\[reset_after_request\] the request reached the server 2 times: the transport sent it again",
+    Mutant(
+        "retries_after_unknown",
+        '            verdict, response = attempt(lambda: self._request("POST", "/v1/messages", json=payload))\n',
+        '            verdict, response = attempt(lambda: self._request("POST", "/v1/messages", json=payload))\n'
+        '            if verdict.outcome is Outcome.UNKNOWN and tries == 0:   # "it dropped: just try again"\n'
+        "                tries += 1\n"
+        "                continue\n",
+        (
+            r"\[reset_after_request\] the request reached the server 2 times: the transport sent it again",
             r"\[status_500\] the request reached the server 2 times",
-            r"never retry an unknown outcome")),
-    Mutant("generic_exceptions",
-           "                raise errors.from_verdict(verdict, response, self.host)\n",
-           '                raise RuntimeError(f"Acme: {verdict.reason} {verdict.status}")\n',
-           (r"\[reset_after_request\] expected UnknownOutcomeError: the request body had been written when the "
+            r"never retry an unknown outcome",
+        ),
+    ),
+    Mutant(
+        "generic_exceptions",
+        "                raise errors.from_verdict(verdict, response, self.host)\n",
+        '                raise RuntimeError(f"Acme: {verdict.reason} {verdict.status}")\n',
+        (
+            r"\[reset_after_request\] expected UnknownOutcomeError: the request body had been written when the "
             r"connection reset, so the provider may have the message; got builtins\.RuntimeError",
             r"expected AuthenticationError: wrong API key; got builtins\.RuntimeError: Acme: status 401",
-            r"send\(\) must raise only ccm-mail errors")),
-    Mutant("receipt_after_failure",
-           "            if verdict.outcome is Outcome.SENT and response is not None:\n",
-           "            if response is not None:   # \"the provider answered, so it has it\"\n",
-           (r"\[status_500\] expected UnknownOutcomeError: 500 Internal Server Error: .*got a Receipt, i\.e\. "
+            r"send\(\) must raise only ccm-mail errors",
+        ),
+    ),
+    Mutant(
+        "receipt_after_failure",
+        "            if verdict.outcome is Outcome.SENT and response is not None:\n",
+        '            if response is not None:   # "the provider answered, so it has it"\n',
+        (
+            r"\[status_500\] expected UnknownOutcomeError: 500 Internal Server Error: .*got a Receipt, i\.e\. "
             r"send\(\) reported the message as sent",
-            r"expected AuthenticationError: wrong API key; got a Receipt")),
+            r"expected AuthenticationError: wrong API key; got a Receipt",
+        ),
+    ),
 )
 
 

@@ -65,13 +65,23 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_python_snippet_runs(snippet, package: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     script = tmp_path / "snippet.py"
     script.write_text(snippet.text, encoding="utf-8")
-    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(package)}, timeout=60)
+    run = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(package)},
+        timeout=60,
+    )
     assert run.returncode == 0, f"guide line {snippet.line}:\n{run.stdout}\n{run.stderr}"
 
 
 def test_the_example_package_is_lint_clean(package: Path) -> None:
     ruff = Path(sys.executable).with_name("ruff")
-    run = subprocess.run([str(ruff), "check", "--no-cache", "--config", str(REPO / "pyproject.toml"), str(package)],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [str(ruff), "check", "--no-cache", "--config", str(REPO / "pyproject.toml"), str(package)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stdout + run.stderr

@@ -30,5 +30,16 @@ from .faults import Fault, Faults
 from .sandbox import Sandbox
 from .state import App, Draft, Mailbox, RequestRecord, SentAttachment, SentMessage, Tenant, TokenRequest
 
-__all__ = ["App", "Draft", "Fault", "Faults", "Mailbox", "RequestRecord", "Sandbox",
-           "SentAttachment", "SentMessage", "Tenant", "TokenRequest"]
+__all__ = [
+    "App",
+    "Draft",
+    "Fault",
+    "Faults",
+    "Mailbox",
+    "RequestRecord",
+    "Sandbox",
+    "SentAttachment",
+    "SentMessage",
+    "Tenant",
+    "TokenRequest",
+]

@@ -40,6 +40,7 @@ def load_seed(path: Path) -> dict[str, Any]:
     text = path.read_text("utf-8")
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml  # type: ignore[import-untyped]  # optional: only a YAML seed needs it
+
         data = yaml.safe_load(text)
     else:
         data = json.loads(text)
@@ -54,27 +55,43 @@ def apply_seed(sb: Sandbox, seed: dict[str, Any], base: Path) -> None:
     if "token_lifetime" in seed:
         sb.token_lifetime = int(seed["token_lifetime"])
     for t in seed.get("tenants", []):
-        tenant = sb.add_tenant(t.get("tenant_id"), display_name=t.get("display_name"),
-                               domains=t.get("domains", ()), cloud=t.get("cloud", "global"))
+        tenant = sb.add_tenant(
+            t.get("tenant_id"),
+            display_name=t.get("display_name"),
+            domains=t.get("domains", ()),
+            cloud=t.get("cloud", "global"),
+        )
         for a in t.get("apps", []):
             pem = a.get("certificate_pem")
             if a.get("certificate_pem_file"):
                 pem = (base / a["certificate_pem_file"]).read_text("ascii")
-            sb.add_app(tenant.tenant_id, a.get("client_id"), secret=a.get("secret"),
-                       certificate_pem=pem, permissions=a.get("permissions", ["Mail.Send"]),
-                       consented=a.get("consented", True),
-                       secret_expired=a.get("secret_expired", False),
-                       redirect_uris=a.get("redirect_uris", ()), display_name=a.get("display_name"))
+            sb.add_app(
+                tenant.tenant_id,
+                a.get("client_id"),
+                secret=a.get("secret"),
+                certificate_pem=pem,
+                permissions=a.get("permissions", ["Mail.Send"]),
+                consented=a.get("consented", True),
+                secret_expired=a.get("secret_expired", False),
+                redirect_uris=a.get("redirect_uris", ()),
+                display_name=a.get("display_name"),
+            )
         for m in t.get("mailboxes", []):
-            sb.add_mailbox(tenant.tenant_id, m["address"], licensed=m.get("licensed", True),
-                           send_as=m.get("send_as", ()), display_name=m.get("display_name"))
+            sb.add_mailbox(
+                tenant.tenant_id,
+                m["address"],
+                licensed=m.get("licensed", True),
+                send_as=m.get("send_as", ()),
+                display_name=m.get("display_name"),
+            )
             if "rate" in m:
                 sb.set_rate(m["address"], *m["rate"])
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ccm_mail_office365_sandbox",
-                                description="Local Microsoft 365 (Entra ID + Graph mail) sandbox")
+    p = argparse.ArgumentParser(
+        prog="python -m ccm_mail_office365_sandbox", description="Local Microsoft 365 (Entra ID + Graph mail) sandbox"
+    )
     p.add_argument("--state-dir", required=True, type=Path)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="HTTPS port (default: any free port)")
@@ -82,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, help="seed file (YAML or JSON)")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests (secrets redacted)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(message)s")
-    sb = Sandbox(args.state_dir, host=args.host, port=args.port, proxy_port=args.proxy_port,
-                 write_mailbox_files=True)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
+    )
+    sb = Sandbox(args.state_dir, host=args.host, port=args.port, proxy_port=args.proxy_port, write_mailbox_files=True)
     sb.start()
     try:
         if args.config:

@@ -45,8 +45,9 @@ def thumbprints(certificate_pem: str) -> tuple[str, str]:
     return b64url(cert.fingerprint(hashes.SHA1())), b64url(cert.fingerprint(hashes.SHA256()))
 
 
-def verify(assertion: str, *, client_id: str, certificate_pem: str | None,
-           audiences: set[str], now: float | None = None) -> dict[str, Any]:
+def verify(
+    assertion: str, *, client_id: str, certificate_pem: str | None, audiences: set[str], now: float | None = None
+) -> dict[str, Any]:
     """The assertion's claims if valid, else :class:`AssertionError_`."""
     now = time.time() if now is None else now
     try:
@@ -62,46 +63,66 @@ def verify(assertion: str, *, client_id: str, certificate_pem: str | None,
     x5t, x5t256 = header.get("x5t"), header.get("x5t#S256")
     key_id = x5t256 or x5t or header.get("kid") or ""
     if certificate_pem is None:
-        raise AssertionError_(700027, "The certificate with identifier used to sign the client "
-                              f"assertion is not registered on application. [Reason - The key was not "
-                              f"found., Thumbprint of key used by client: '{key_id}', Please visit the "
-                              f"Azure Portal, Graph Explorer or directly use MS Graph to see configured "
-                              f"keys for app Id '{client_id}'.]")
+        raise AssertionError_(
+            700027,
+            "The certificate with identifier used to sign the client "
+            f"assertion is not registered on application. [Reason - The key was not "
+            f"found., Thumbprint of key used by client: '{key_id}', Please visit the "
+            f"Azure Portal, Graph Explorer or directly use MS Graph to see configured "
+            f"keys for app Id '{client_id}'.]",
+        )
     reg_x5t, reg_x5t256 = thumbprints(certificate_pem)
     # compare bytes: clients differ in base64url padding (msal keeps the '=')
     if not ((x5t256 and _same(x5t256, reg_x5t256)) or (x5t and _same(x5t, reg_x5t))):
-        raise AssertionError_(700027, "The certificate with identifier used to sign the client "
-                              f"assertion is not registered on application. [Reason - The key was not "
-                              f"found., Thumbprint of key used by client: '{key_id}', Please visit the "
-                              f"Azure Portal, Graph Explorer or directly use MS Graph to see configured "
-                              f"keys for app Id '{client_id}'.]")
+        raise AssertionError_(
+            700027,
+            "The certificate with identifier used to sign the client "
+            f"assertion is not registered on application. [Reason - The key was not "
+            f"found., Thumbprint of key used by client: '{key_id}', Please visit the "
+            f"Azure Portal, Graph Explorer or directly use MS Graph to see configured "
+            f"keys for app Id '{client_id}'.]",
+        )
     public_key = x509.load_pem_x509_certificate(certificate_pem.encode("ascii")).public_key()
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise AssertionError_(700027, "Client assertion failed signature validation.")
     pad: padding.AsymmetricPadding = (
-        padding.PKCS1v15() if alg == "RS256"
-        else padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO))
+        padding.PKCS1v15()
+        if alg == "RS256"
+        else padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+    )
     try:
         public_key.verify(signature, f"{h64}.{p64}".encode("ascii"), pad, hashes.SHA256())
     except InvalidSignature:
         raise AssertionError_(700027, "Client assertion failed signature validation.") from None
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
-        raise AssertionError_(700021, "Client assertion application identifier doesn't match "
-                              "'client_id' parameter. Review the documentation at "
-                              "https://docs.microsoft.com/en-us/azure/active-directory/develop/"
-                              "active-directory-certificate-credentials .")
+        raise AssertionError_(
+            700021,
+            "Client assertion application identifier doesn't match "
+            "'client_id' parameter. Review the documentation at "
+            "https://docs.microsoft.com/en-us/azure/active-directory/develop/"
+            "active-directory-certificate-credentials .",
+        )
     aud = claims.get("aud")
     if aud not in audiences:
-        raise AssertionError_(700212, f"Client assertion audience claim does not match Realm "
-                              f"issuer. Review the documentation at https://aka.ms/certCreds . "
-                              f"Audience: '{aud}'.")
+        raise AssertionError_(
+            700212,
+            f"Client assertion audience claim does not match Realm "
+            f"issuer. Review the documentation at https://aka.ms/certCreds . "
+            f"Audience: '{aud}'.",
+        )
     exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat"))
-    if not isinstance(exp, (int, float)) or exp + SKEW_SECONDS < now or (
-            isinstance(nbf, (int, float)) and nbf - SKEW_SECONDS > now):
-        raise AssertionError_(700024, f"Client assertion is not within its valid time range. "
-                              f"Current time: {_ts(now)}, assertion valid from "
-                              f"{_ts(nbf) if isinstance(nbf, (int, float)) else 'unknown'}, expiry "
-                              f"time of assertion {_ts(exp) if isinstance(exp, (int, float)) else 'unknown'}.")
+    if (
+        not isinstance(exp, (int, float))
+        or exp + SKEW_SECONDS < now
+        or (isinstance(nbf, (int, float)) and nbf - SKEW_SECONDS > now)
+    ):
+        raise AssertionError_(
+            700024,
+            f"Client assertion is not within its valid time range. "
+            f"Current time: {_ts(now)}, assertion valid from "
+            f"{_ts(nbf) if isinstance(nbf, (int, float)) else 'unknown'}, expiry "
+            f"time of assertion {_ts(exp) if isinstance(exp, (int, float)) else 'unknown'}.",
+        )
     return dict(claims)
 
 

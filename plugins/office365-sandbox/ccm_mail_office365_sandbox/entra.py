@@ -57,9 +57,13 @@ class Entra(AdminConsent):
                 handler: Callable[[Request, str], Response] = getattr(self, name)
                 return handler(req, m.groupdict().get("tenant", ""))
         if any(rx.match(req.path) for _, rx, _ in ROUTES):
-            return self.error(req, 400, "invalid_request", 900561,
-                              f"The endpoint only accepts POST, OPTIONS requests. Received a "
-                              f"{req.method} request.")
+            return self.error(
+                req,
+                400,
+                "invalid_request",
+                900561,
+                f"The endpoint only accepts POST, OPTIONS requests. Received a {req.method} request.",
+            )
         return Response.html(404, "<html><body>Not found</body></html>", self._headers(req))
 
     # --- discovery -------------------------------------------------------------------------
@@ -77,8 +81,7 @@ class Entra(AdminConsent):
         issuer_host = cloud.login_host if req.host in LOGIN_HOSTS else req.host_header
         config = {
             "token_endpoint": f"{base}/{tid}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
-                                                      "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
             "jwks_uri": f"{base}/{tid}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
             "subject_types_supported": ["pairwise"],
@@ -93,10 +96,27 @@ class Entra(AdminConsent):
             "http_logout_supported": True,
             "frontchannel_logout_supported": True,
             "end_session_endpoint": f"{base}/{tid}/oauth2/v2.0/logout",
-            "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name",
-                                 "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat",
-                                 "auth_time", "acr", "nonce", "preferred_username", "name", "tid",
-                                 "ver", "at_hash", "c_hash", "email"],
+            "claims_supported": [
+                "sub",
+                "iss",
+                "cloud_instance_name",
+                "cloud_instance_host_name",
+                "cloud_graph_host_name",
+                "msgraph_host",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "acr",
+                "nonce",
+                "preferred_username",
+                "name",
+                "tid",
+                "ver",
+                "at_hash",
+                "c_hash",
+                "email",
+            ],
             "kerberos_endpoint": f"{base}/{tid}/kerberos",
             "tenant_region_scope": "EU",
             "cloud_instance_name": cloud.login_host.split(".", 1)[1],
@@ -112,11 +132,15 @@ class Entra(AdminConsent):
         m = re.match(r"^https://[^/]+/(?P<tenant>[^/]+)/", endpoint)
         tenant = m.group("tenant") if m else "common"
         host = req.host_header
-        return Response.json(200, {
-            "tenant_discovery_endpoint": f"{req.base_url}/{tenant}/v2.0/.well-known/openid-configuration",
-            "api-version": "1.1",
-            "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
-        }, self._headers(req))
+        return Response.json(
+            200,
+            {
+                "tenant_discovery_endpoint": f"{req.base_url}/{tenant}/v2.0/.well-known/openid-configuration",
+                "api-version": "1.1",
+                "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+            },
+            self._headers(req),
+        )
 
     def keys(self, req: Request, _ref: str) -> Response:
         return Response.json(200, {"keys": []}, self._headers(req))
@@ -133,8 +157,7 @@ class Entra(AdminConsent):
         if basic:
             form.setdefault("client_id", basic[0])
             form.setdefault("client_secret", basic[1])
-        credential = ("assertion" if form.get("client_assertion")
-                      else "secret" if form.get("client_secret") else "none")
+        credential = "assertion" if form.get("client_assertion") else "secret" if form.get("client_secret") else "none"
         resp = self._token(req, ref, form, credential)
         code = None
         if resp.status != 200:
@@ -143,16 +166,30 @@ class Entra(AdminConsent):
             except (ValueError, KeyError, IndexError):
                 pass
         with self.state.lock:
-            self.state.token_requests.append(TokenRequest(
-                time.time(), req.host, ref, form.get("client_id"), form.get("grant_type"),
-                credential, form.get("scope"), resp.status, code))
+            self.state.token_requests.append(
+                TokenRequest(
+                    time.time(),
+                    req.host,
+                    ref,
+                    form.get("client_id"),
+                    form.get("grant_type"),
+                    credential,
+                    form.get("scope"),
+                    resp.status,
+                    code,
+                )
+            )
         return resp
 
     def _token(self, req: Request, ref: str, form: dict[str, str], credential: str) -> Response:
         if ref.lower() in TENANT_ALIASES:
-            return self.error(req, 400, "invalid_request", 50059,
-                              "No tenant-identifying information found in either the request or "
-                              "implied by any provided credentials.")
+            return self.error(
+                req,
+                400,
+                "invalid_request",
+                50059,
+                "No tenant-identifying information found in either the request or implied by any provided credentials.",
+            )
         tenant = self._tenant(req, ref)
         if tenant is None:
             return self._tenant_not_found(req, ref)
@@ -160,19 +197,25 @@ class Entra(AdminConsent):
         if not grant:
             return self._missing(req, "grant_type")
         if grant != "client_credentials":
-            return self.error(req, 400, "unsupported_grant_type", 70003,
-                              f"The app requested an unsupported grant type '{grant}'.")
+            return self.error(
+                req, 400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'."
+            )
         client_id = form.get("client_id", "").strip()
         if not client_id:
             return self._missing(req, "client_id")
         app = self.state.app(tenant.tenant_id, client_id)
         if app is None:
-            return self.error(req, 400, "unauthorized_client", 700016,
-                              f"Application with identifier '{client_id}' was not found in the "
-                              f"directory '{tenant.display_name}'. This can happen if the application "
-                              f"has not been installed by the administrator of the tenant or consented "
-                              f"to by any user in the tenant. You may have sent your authentication "
-                              f"request to the wrong tenant.")
+            return self.error(
+                req,
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the "
+                f"directory '{tenant.display_name}'. This can happen if the application "
+                f"has not been installed by the administrator of the tenant or consented "
+                f"to by any user in the tenant. You may have sent your authentication "
+                f"request to the wrong tenant.",
+            )
         failure = self._authenticate(req, ref, tenant, app, form, credential)
         if failure is not None:
             return failure
@@ -183,9 +226,14 @@ class Entra(AdminConsent):
         if isinstance(resource_or_error, Response):
             return resource_or_error
         if self._looping(tenant, app):
-            return self.error(req, 400, "invalid_request", 50196,
-                              "The server terminated an operation because it encountered a client "
-                              "request loop. Please contact your app vendor.")
+            return self.error(
+                req,
+                400,
+                "invalid_request",
+                50196,
+                "The server terminated an operation because it encountered a client "
+                "request loop. Please contact your app vendor.",
+            )
         return self._issue(req, tenant, app, resource_or_error)
 
     def _looping(self, tenant: Tenant, app: App) -> bool:
@@ -195,45 +243,71 @@ class Entra(AdminConsent):
         count, window = limit
         since = time.time() - window
         with self.state.lock:
-            recent = sum(1 for t in self.state.token_requests
-                         if t.time >= since and t.status == 200 and t.client_id is not None
-                         and t.client_id.lower() == app.client_id)
+            recent = sum(
+                1
+                for t in self.state.token_requests
+                if t.time >= since
+                and t.status == 200
+                and t.client_id is not None
+                and t.client_id.lower() == app.client_id
+            )
         return recent >= count
 
     def _missing(self, req: Request, name: str) -> Response:
-        return self.error(req, 400, "invalid_request", 900144,
-                          f"The request body must contain the following parameter: '{name}'.")
+        return self.error(
+            req, 400, "invalid_request", 900144, f"The request body must contain the following parameter: '{name}'."
+        )
 
-    def _authenticate(self, req: Request, ref: str, tenant: Tenant, app: App,
-                      form: dict[str, str], credential: str) -> Response | None:
+    def _authenticate(
+        self, req: Request, ref: str, tenant: Tenant, app: App, form: dict[str, str], credential: str
+    ) -> Response | None:
         cid = app.client_id
         if credential == "none":
-            return self.error(req, 401, "invalid_client", 7000218,
-                              "The request body must contain the following parameter: "
-                              "'client_assertion' or 'client_secret'.")
+            return self.error(
+                req,
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            )
         if credential == "secret":
             if app.secret is None or not secrets.compare_digest(form["client_secret"], app.secret):
-                return self.error(req, 401, "invalid_client", 7000215,
-                                  f"Invalid client secret provided. Ensure the secret being sent in "
-                                  f"the request is the client secret value, not the client secret "
-                                  f"ID, for a secret added to app '{cid}'.")
+                return self.error(
+                    req,
+                    401,
+                    "invalid_client",
+                    7000215,
+                    f"Invalid client secret provided. Ensure the secret being sent in "
+                    f"the request is the client secret value, not the client secret "
+                    f"ID, for a secret added to app '{cid}'.",
+                )
             if app.secret_expired:
-                return self.error(req, 401, "invalid_client", 7000222,
-                                  f"The provided client secret keys for app '{cid}' are expired. "
-                                  f"Visit the Azure portal to create new keys for your app: "
-                                  f"https://aka.ms/NewClientSecret, or consider using certificate "
-                                  f"credentials for added security: https://aka.ms/certCreds.")
+                return self.error(
+                    req,
+                    401,
+                    "invalid_client",
+                    7000222,
+                    f"The provided client secret keys for app '{cid}' are expired. "
+                    f"Visit the Azure portal to create new keys for your app: "
+                    f"https://aka.ms/NewClientSecret, or consider using certificate "
+                    f"credentials for added security: https://aka.ms/certCreds.",
+                )
             return None
         if form.get("client_assertion_type") != jwt_assertion.ASSERTION_TYPE:
-            return self.error(req, 400, "invalid_request", 700002,
-                              "Client assertion type is missing or not supported. It should be "
-                              f"'{jwt_assertion.ASSERTION_TYPE}'.")
+            return self.error(
+                req,
+                400,
+                "invalid_request",
+                700002,
+                f"Client assertion type is missing or not supported. It should be '{jwt_assertion.ASSERTION_TYPE}'.",
+            )
         base = req.base_url
         audiences = {f"{base}/{r}/oauth2/v2.0/token" for r in {ref, tenant.tenant_id}}
         audiences |= {f"{base}/{r}/oauth2/token" for r in {ref, tenant.tenant_id}}
         try:
-            jwt_assertion.verify(form["client_assertion"], client_id=cid,
-                                 certificate_pem=app.certificate_pem, audiences=audiences)
+            jwt_assertion.verify(
+                form["client_assertion"], client_id=cid, certificate_pem=app.certificate_pem, audiences=audiences
+            )
         except jwt_assertion.AssertionError_ as exc:
             return self.error(req, 401, "invalid_client", exc.code, exc.message)
         return None
@@ -244,48 +318,81 @@ class Entra(AdminConsent):
         cloud = CLOUDS[tenant.cloud]
         for s in scopes:
             if not s.endswith("/.default"):
-                return self.error(req, 400, "invalid_scope", 1002012,
-                                  f"The provided value for scope {s} is not valid. Client credential "
-                                  f"flows must have a scope value with /.default suffixed to the "
-                                  f"resource identifier (application ID URI).")
+                return self.error(
+                    req,
+                    400,
+                    "invalid_scope",
+                    1002012,
+                    f"The provided value for scope {s} is not valid. Client credential "
+                    f"flows must have a scope value with /.default suffixed to the "
+                    f"resource identifier (application ID URI).",
+                )
         resources = {s[: -len("/.default")].rstrip("/") for s in scopes}
         if len(resources) != 1:
-            return self.error(req, 400, "invalid_scope", 70011,
-                              f"The provided request must include a 'scope' input parameter. The "
-                              f"provided value for the input parameter 'scope' is not valid. The "
-                              f"scope {scope} is not valid. static scope limit exceeded.")
+            return self.error(
+                req,
+                400,
+                "invalid_scope",
+                70011,
+                f"The provided request must include a 'scope' input parameter. The "
+                f"provided value for the input parameter 'scope' is not valid. The "
+                f"scope {scope} is not valid. static scope limit exceeded.",
+            )
         resource = resources.pop()
         if resource == GRAPH_APP_ID:
             resource = cloud.graph_resources[0]
         if resource not in cloud.graph_resources and resource not in EXCHANGE_RESOURCES:
-            return self.error(req, 400, "invalid_resource", 500011,
-                              f"The resource principal named {resource} was not found in the tenant "
-                              f"named {tenant.display_name}. This can happen if the application has "
-                              f"not been installed by the administrator of the tenant or consented to "
-                              f"by any user in the tenant. You might have sent your authentication "
-                              f"request to the wrong tenant.")
+            return self.error(
+                req,
+                400,
+                "invalid_resource",
+                500011,
+                f"The resource principal named {resource} was not found in the tenant "
+                f"named {tenant.display_name}. This can happen if the application has "
+                f"not been installed by the administrator of the tenant or consented to "
+                f"by any user in the tenant. You might have sent your authentication "
+                f"request to the wrong tenant.",
+            )
         return resource
 
     def _issue(self, req: Request, tenant: Tenant, app: App, resource: str) -> Response:
         lifetime = self.state.token_lifetime
         now = int(time.time())
         roles = frozenset(app.permissions) if app.consented else frozenset()
-        header = {"typ": "JWT", "alg": "RS256", "x5t": _b64(secrets.token_bytes(20)),
-                  "kid": _b64(secrets.token_bytes(20))}
-        claims = {"aud": resource, "iss": f"https://sts.windows.net/{tenant.tenant_id}/",
-                  "iat": now, "nbf": now, "exp": now + lifetime, "appid": app.client_id,
-                  "appidacr": "1", "idp": f"https://sts.windows.net/{tenant.tenant_id}/",
-                  "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, app.client_id)),
-                  "roles": sorted(roles), "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, app.client_id)),
-                  "tid": tenant.tenant_id, "uti": _b64(secrets.token_bytes(16)), "ver": "1.0"}
-        token = ".".join([_b64(json.dumps(header).encode()), _b64(json.dumps(claims).encode()),
-                          _b64(secrets.token_bytes(256))])
+        header = {
+            "typ": "JWT",
+            "alg": "RS256",
+            "x5t": _b64(secrets.token_bytes(20)),
+            "kid": _b64(secrets.token_bytes(20)),
+        }
+        claims = {
+            "aud": resource,
+            "iss": f"https://sts.windows.net/{tenant.tenant_id}/",
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "appid": app.client_id,
+            "appidacr": "1",
+            "idp": f"https://sts.windows.net/{tenant.tenant_id}/",
+            "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, app.client_id)),
+            "roles": sorted(roles),
+            "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, app.client_id)),
+            "tid": tenant.tenant_id,
+            "uti": _b64(secrets.token_bytes(16)),
+            "ver": "1.0",
+        }
+        token = ".".join(
+            [_b64(json.dumps(header).encode()), _b64(json.dumps(claims).encode()), _b64(secrets.token_bytes(256))]
+        )
         with self.state.lock:
-            self.state.tokens[token] = TokenInfo(token, tenant.tenant_id, app.client_id, resource,
-                                                 roles, time.time() + lifetime)
-        return Response.json(200, {"token_type": "Bearer", "expires_in": lifetime,
-                                   "ext_expires_in": lifetime, "access_token": token},
-                             self._headers(req))
+            self.state.tokens[token] = TokenInfo(
+                token, tenant.tenant_id, app.client_id, resource, roles, time.time() + lifetime
+            )
+        return Response.json(
+            200,
+            {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token},
+            self._headers(req),
+        )
 
 
 def _b64(data: bytes) -> str:
@@ -300,4 +407,5 @@ def _basic_auth(value: str | None) -> tuple[str, str] | None:
     except ValueError:
         return None
     from urllib.parse import unquote_plus
+
     return unquote_plus(user), unquote_plus(pw)

@@ -20,10 +20,14 @@ class EntraCore:
         self.state = state
 
     def _headers(self, req: Request) -> dict[str, str]:
-        h = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache",
-             "x-ms-request-id": req.request_id, "x-ms-ests-server": "2.1.sandbox",
-             "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
-             "X-Content-Type-Options": "nosniff"}
+        h = {
+            "Cache-Control": "no-store, no-cache",
+            "Pragma": "no-cache",
+            "x-ms-request-id": req.request_id,
+            "x-ms-ests-server": "2.1.sandbox",
+            "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+            "X-Content-Type-Options": "nosniff",
+        }
         crid = req.header("client-request-id")
         if crid:
             h["client-request-id"] = crid
@@ -34,14 +38,15 @@ class EntraCore:
         crid = req.header("client-request-id") or ""
         return crid if GUID_RE.match(crid) else str(uuid.uuid4())
 
-    def error(self, req: Request, status: int, error: str, code: int, text: str,
-              extra_headers: dict[str, str] | None = None) -> Response:
+    def error(
+        self, req: Request, status: int, error: str, code: int, text: str, extra_headers: dict[str, str] | None = None
+    ) -> Response:
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         corr = self._correlation(req)
         body = {
             "error": error,
             "error_description": f"AADSTS{code}: {text} Trace ID: {req.request_id} "
-                                 f"Correlation ID: {corr} Timestamp: {stamp}",
+            f"Correlation ID: {corr} Timestamp: {stamp}",
             "error_codes": [code],
             "timestamp": stamp,
             "trace_id": req.request_id,
@@ -54,8 +59,9 @@ class EntraCore:
 
     def _transient(self, req: Request, status: int, retry_after: str | None) -> Response:
         extra = {"Retry-After": retry_after} if retry_after else {}
-        return self.error(req, status, "temporarily_unavailable", 90033,
-                          "A transient error has occurred. Please try again.", extra)
+        return self.error(
+            req, status, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.", extra
+        )
 
     @staticmethod
     def _login_host(req: Request) -> str:
@@ -72,8 +78,13 @@ class EntraCore:
         return tenant
 
     def _tenant_not_found(self, req: Request, ref: str, error: str = "invalid_request") -> Response:
-        return self.error(req, 400, error, 90002,
-                          f"Tenant '{ref}' not found. Check to make sure you have the correct tenant "
-                          f"ID and are signing into the correct cloud. Check with your subscription "
-                          f"administrator, this may happen if there are no active subscriptions for "
-                          f"the tenant.")
+        return self.error(
+            req,
+            400,
+            error,
+            90002,
+            f"Tenant '{ref}' not found. Check to make sure you have the correct tenant "
+            f"ID and are signing into the correct cloud. Check with your subscription "
+            f"administrator, this may happen if there are no active subscriptions for "
+            f"the tenant.",
+        )

@@ -31,9 +31,22 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-KINDS = frozenset({"429", "500", "503", "504", "drop_before_response",
-                   "drop_after_processing", "latency", "html", "truncated", "status_after_processing",
-                   "echo_request", "reset_in_handshake"})
+KINDS = frozenset(
+    {
+        "429",
+        "500",
+        "503",
+        "504",
+        "drop_before_response",
+        "drop_after_processing",
+        "latency",
+        "html",
+        "truncated",
+        "status_after_processing",
+        "echo_request",
+        "reset_in_handshake",
+    }
+)
 #: faults that act on a connection before any request was read
 CONNECTION_KINDS = frozenset({"reset_in_handshake"})
 
@@ -78,11 +91,21 @@ class Faults:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
 
-    def add(self, method: str | None = None, path_regex: str = ".*", kind: str = "503", *,
-            count: int | None = 1, retry_after: str | int | None = None, delay: float = 0.5,
-            host: str | None = None, status: int | None = None) -> Fault:
-        fault = Fault(method, path_regex, str(kind), count,
-                      None if retry_after is None else str(retry_after), delay, host, status)
+    def add(
+        self,
+        method: str | None = None,
+        path_regex: str = ".*",
+        kind: str = "503",
+        *,
+        count: int | None = 1,
+        retry_after: str | int | None = None,
+        delay: float = 0.5,
+        host: str | None = None,
+        status: int | None = None,
+    ) -> Fault:
+        fault = Fault(
+            method, path_regex, str(kind), count, None if retry_after is None else str(retry_after), delay, host, status
+        )
         with self._lock:
             self._faults.append(fault)
         return fault

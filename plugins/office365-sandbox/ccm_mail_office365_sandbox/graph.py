@@ -79,8 +79,7 @@ class Graph(GraphReading):
         except GraphBadRequest as e:
             return self.error(req, e.status, e.code, e.message)
         except BodyTooLarge:
-            return self.error(req, 413, "RequestEntityTooLarge",
-                              "The maximum request length supported is 4MB.")
+            return self.error(req, 413, "RequestEntityTooLarge", "The maximum request length supported is 4MB.")
 
     def _handle(self, req: Request) -> Response:
         fault = req.fault
@@ -106,12 +105,10 @@ class Graph(GraphReading):
         if app_match and req.method == "GET":
             return self.get_application(req, token, app_match.group("app_id"))
         if req.path == "/v1.0/me" or req.path.startswith("/v1.0/me/"):
-            raise GraphError(400, "BadRequest",
-                             "/me request is only valid with delegated authentication flow.")
+            raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
         m = USER_PATH.match(req.path)
         if not m:
-            raise GraphError(400, "BadRequest",
-                             f"Resource not found for the segment '{req.path.split('/')[2]}'.")
+            raise GraphError(400, "BadRequest", f"Resource not found for the segment '{req.path.split('/')[2]}'.")
         ref = unquote(m.group("user"))
         rest = m.group("rest") or ""
         if rest in ("", "/"):
@@ -120,8 +117,11 @@ class Graph(GraphReading):
         if mb is None:
             raise GraphError(404, "ErrorInvalidUser", f"The requested user '{ref}' is invalid.")
         if not mb.licensed:
-            raise GraphError(404, "MailboxNotEnabledForRESTAPI",
-                             "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+            raise GraphError(
+                404,
+                "MailboxNotEnabledForRESTAPI",
+                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            )
         self._policy(token, mb)
         token = self._with_rbac(token, mb)
         return self._with_slot(req, token, mb, lambda: self._route(req, token, mb, rest))
@@ -145,8 +145,13 @@ class Graph(GraphReading):
             return self.send_draft(req, token, mb, parts[1])
         if len(parts) == 3 and low[0] == "messages" and low[2] == "attachments" and method == "POST":
             return self.add_attachment(req, token, mb, parts[1])
-        if (len(parts) == 4 and low[0] == "messages" and low[2] == "attachments"
-                and low[3] == "createuploadsession" and method == "POST"):
+        if (
+            len(parts) == 4
+            and low[0] == "messages"
+            and low[2] == "attachments"
+            and low[3] == "createuploadsession"
+            and method == "POST"
+        ):
             return self.create_upload_session(req, token, mb, parts[1])
         if low and low[0].startswith("mailfolders"):
             folder = folder_name(parts)
@@ -155,5 +160,4 @@ class Graph(GraphReading):
                     return self.get_folder(req, token, mb, folder)
                 if low[-1] == "messages" and method == "GET":
                     return self.list_messages(req, token, mb, folder)
-        raise GraphError(400, "BadRequest",
-                         f"Resource not found for the segment '{parts[-1] if parts else ''}'.")
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{parts[-1] if parts else ''}'.")

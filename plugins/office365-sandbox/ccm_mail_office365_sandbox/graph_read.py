@@ -20,49 +20,69 @@ class GraphReading(GraphDrafts):
 
     def get_user(self, req: Request, token: TokenInfo, ref: str) -> Response:
         if not (token.roles & USER_ROLES):
-            raise GraphError(403, "Authorization_RequestDenied",
-                             "Insufficient privileges to complete the operation.")
+            raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
         mb = self.state.mailbox(token.tenant_id, ref)
         if mb is None:
-            raise GraphError(404, "Request_ResourceNotFound",
-                             f"Resource '{ref}' does not exist or one of its queried "
-                             f"reference-property objects are not present.")
-        return self._ok(req, 200, {
-            "@odata.context": f"{req.base_url}/v1.0/$metadata#users/$entity",
-            "businessPhones": [], "displayName": mb.display_name, "givenName": None,
-            "jobTitle": None, "mail": mb.address, "mobilePhone": None, "officeLocation": None,
-            "preferredLanguage": "de-DE", "surname": None, "userPrincipalName": mb.address,
-            "id": mb.object_id})
+            raise GraphError(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{ref}' does not exist or one of its queried reference-property objects are not present.",
+            )
+        return self._ok(
+            req,
+            200,
+            {
+                "@odata.context": f"{req.base_url}/v1.0/$metadata#users/$entity",
+                "businessPhones": [],
+                "displayName": mb.display_name,
+                "givenName": None,
+                "jobTitle": None,
+                "mail": mb.address,
+                "mobilePhone": None,
+                "officeLocation": None,
+                "preferredLanguage": "de-DE",
+                "surname": None,
+                "userPrincipalName": mb.address,
+                "id": mb.object_id,
+            },
+        )
 
     def get_message(self, req: Request, token: TokenInfo, mb: Mailbox, msg_id: str) -> Response:
         self._need(token, READ_ROLES)
         with self.state.lock:
             d = self.state.drafts.get(msg_id)
-            sent = next((s for s in self.state.sent if s.id == msg_id and s.mailbox == mb.address
-                         and self._visible(s)), None)
+            sent = next(
+                (s for s in self.state.sent if s.id == msg_id and s.mailbox == mb.address and self._visible(s)), None
+            )
         if d is not None and d.mailbox == mb.address:
             item = self._draft_json(req, mb, d)
         elif sent is not None:
-            item = message_json(sent.id, sent.message, sent.sent_at, sent.sent_at,
-                                 bool(sent.attachments), False)
+            item = message_json(sent.id, sent.message, sent.sent_at, sent.sent_at, bool(sent.attachments), False)
         else:
             raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
         return self._ok(req, 200, apply_select(item, req.query.get("$select")))
 
     def _visible(self, s: SentMessage) -> bool:
-        return s.saved_to_sent_items and (
-            (utcnow() - s.sent_at).total_seconds() >= self.state.sent_items_delay)
+        return s.saved_to_sent_items and ((utcnow() - s.sent_at).total_seconds() >= self.state.sent_items_delay)
 
     def get_folder(self, req: Request, token: TokenInfo, mb: Mailbox, folder: str) -> Response:
         self._need(token, READ_ROLES)
         items = self._folder_items(mb, folder)
-        return self._ok(req, 200, {
-            "@odata.context": f"{req.base_url}/v1.0/$metadata#users('{quote(mb.address)}')"
-                              f"/mailFolders/$entity",
-            "id": folder_id(mb, folder), "displayName": FOLDERS[folder],
-            "parentFolderId": folder_id(mb, "root"), "childFolderCount": 0,
-            "unreadItemCount": 0, "totalItemCount": len(items), "sizeInBytes": 0,
-            "isHidden": False})
+        return self._ok(
+            req,
+            200,
+            {
+                "@odata.context": f"{req.base_url}/v1.0/$metadata#users('{quote(mb.address)}')/mailFolders/$entity",
+                "id": folder_id(mb, folder),
+                "displayName": FOLDERS[folder],
+                "parentFolderId": folder_id(mb, "root"),
+                "childFolderCount": 0,
+                "unreadItemCount": 0,
+                "totalItemCount": len(items),
+                "sizeInBytes": 0,
+                "isHidden": False,
+            },
+        )
 
     def _folder_items(self, mb: Mailbox, folder: str | None) -> list[tuple[dict[str, Any], list[dict[str, str]]]]:
         out: list[tuple[dict[str, Any], list[dict[str, str]]]] = []
@@ -70,17 +90,37 @@ class GraphReading(GraphDrafts):
             if folder in (None, "sentitems"):
                 for s in self.state.sent:
                     if s.mailbox == mb.address and self._visible(s):
-                        out.append((message_json(s.id, s.message, s.sent_at, s.sent_at,
-                                                  bool(s.attachments), False,
-                                                  parent=folder_id(mb, "sentitems")),
-                                    list(s.message.get("singleValueExtendedProperties") or [])))
+                        out.append(
+                            (
+                                message_json(
+                                    s.id,
+                                    s.message,
+                                    s.sent_at,
+                                    s.sent_at,
+                                    bool(s.attachments),
+                                    False,
+                                    parent=folder_id(mb, "sentitems"),
+                                ),
+                                list(s.message.get("singleValueExtendedProperties") or []),
+                            )
+                        )
             if folder in (None, "drafts"):
                 for d in self.state.drafts.values():
                     if d.mailbox == mb.address:
-                        out.append((message_json(d.id, d.message, d.created, None,
-                                                  bool(d.attachments), True,
-                                                  parent=folder_id(mb, "drafts")),
-                                    list(d.message.get("singleValueExtendedProperties") or [])))
+                        out.append(
+                            (
+                                message_json(
+                                    d.id,
+                                    d.message,
+                                    d.created,
+                                    None,
+                                    bool(d.attachments),
+                                    True,
+                                    parent=folder_id(mb, "drafts"),
+                                ),
+                                list(d.message.get("singleValueExtendedProperties") or []),
+                            )
+                        )
         return out
 
     def list_messages(self, req: Request, token: TokenInfo, mb: Mailbox, folder: str | None) -> Response:
@@ -102,14 +142,19 @@ class GraphReading(GraphDrafts):
             out = apply_select(item, select)
             if expand is not None:
                 out["singleValueExtendedProperties"] = [
-                    p for p in props if not expand or p["id"].lower() == expand.lower()]
+                    p for p in props if not expand or p["id"].lower() == expand.lower()
+                ]
             value.append(out)
         value.sort(key=lambda i: i.get("sentDateTime") or "", reverse=True)
         where = f"mailFolders('{folder}')/messages" if folder else "messages"
-        return self._ok(req, 200, {
-            "@odata.context": f"{req.base_url}/v1.0/$metadata#users('{quote(mb.address)}')/{where}"
-                              f"({select or ''})",
-            "value": value[:max(0, top)]})
+        return self._ok(
+            req,
+            200,
+            {
+                "@odata.context": f"{req.base_url}/v1.0/$metadata#users('{quote(mb.address)}')/{where}({select or ''})",
+                "value": value[: max(0, top)],
+            },
+        )
 
 
 def folder_name(parts: list[str]) -> str | None:
@@ -126,5 +171,8 @@ def folder_name(parts: list[str]) -> str | None:
 
 
 def folder_id(mb: Mailbox, folder: str) -> str:
-    return "AAMkAG" + base64.urlsafe_b64encode(
-        uuid.uuid5(uuid.NAMESPACE_URL, mb.object_id + folder).bytes * 3).decode("ascii") + "AAA="
+    return (
+        "AAMkAG"
+        + base64.urlsafe_b64encode(uuid.uuid5(uuid.NAMESPACE_URL, mb.object_id + folder).bytes * 3).decode("ascii")
+        + "AAA="
+    )

@@ -31,8 +31,11 @@ class GraphSending(GraphCore):
             raise GraphBadRequest("RequestBodyRead", "An object was expected as request payload.")
         for k in payload:
             if k.lower() not in ("message", "savetosentitems"):
-                raise GraphBadRequest("RequestBodyRead", f"The parameter '{k}' in the request "
-                                      f"payload is not a valid parameter for the operation 'sendMail'.")
+                raise GraphBadRequest(
+                    "RequestBodyRead",
+                    f"The parameter '{k}' in the request "
+                    f"payload is not a valid parameter for the operation 'sendMail'.",
+                )
         lower = {k.lower(): v for k, v in payload.items()}
         if "message" not in lower:
             raise GraphBadRequest("ErrorInvalidParameter", "Required parameter 'Message' is missing.")
@@ -40,8 +43,9 @@ class GraphSending(GraphCore):
         if isinstance(save, str) and save.lower() in ("true", "false"):
             save = save.lower() == "true"  # Microsoft's own example sends "false" as a string
         if not isinstance(save, bool):
-            raise GraphBadRequest("RequestBodyRead", f"Cannot convert the literal '{save}' to the "
-                                  f"expected type 'Edm.Boolean'.")
+            raise GraphBadRequest(
+                "RequestBodyRead", f"Cannot convert the literal '{save}' to the expected type 'Edm.Boolean'."
+            )
         msg = lower["message"]
         atts = validate_message(msg, for_send=True)
         self._check_send_as(mb, msg)
@@ -60,9 +64,11 @@ class GraphSending(GraphCore):
         check_sendable(msg)
         self._check_send_as(mb, msg)
         if len(raw) > mb.max_message_size:  # a MIME message's size is simply its length
-            raise GraphError(400, "ErrorMessageSizeExceeded",
-                             "The message exceeds the maximum supported size., Cannot save changes "
-                             "made to an item to store.")
+            raise GraphError(
+                400,
+                "ErrorMessageSizeExceeded",
+                "The message exceeds the maximum supported size., Cannot save changes made to an item to store.",
+            )
         self._check_rate(mb)
         self._check_quota(mb, msg)
         sent = self._accept(req, mb, msg, [self._keep_inline(mb, a) for a in atts], True, "mime")
@@ -76,17 +82,22 @@ class GraphSending(GraphCore):
             if value:
                 addr = (value["emailAddress"].get("address") or "").lower()
                 if addr not in allowed:
-                    raise GraphError(403, "ErrorSendAsDenied",
-                                     "The user account which was used to submit this request does "
-                                     "not have the right to send mail on behalf of the specified "
-                                     "sending account., Cannot submit message.")
+                    raise GraphError(
+                        403,
+                        "ErrorSendAsDenied",
+                        "The user account which was used to submit this request does "
+                        "not have the right to send mail on behalf of the specified "
+                        "sending account., Cannot submit message.",
+                    )
 
     @staticmethod
     def _check_size(mb: Mailbox, body_len: int, sizes: list[int]) -> None:
         if mime_size(body_len, sizes) > mb.max_message_size:
-            raise GraphError(400, "ErrorMessageSizeExceeded",
-                             "The message exceeds the maximum supported size., Cannot save changes "
-                             "made to an item to store.")
+            raise GraphError(
+                400,
+                "ErrorMessageSizeExceeded",
+                "The message exceeds the maximum supported size., Cannot save changes made to an item to store.",
+            )
 
     def _check_quota(self, mb: Mailbox, msg: dict[str, Any]) -> None:
         """Exchange's daily recipient limit: exceeding it blocks the mailbox for 24 hours."""
@@ -100,31 +111,55 @@ class GraphSending(GraphCore):
             if not blocked:
                 mb.note_recipients(now, count)
         if blocked:
-            raise GraphError(500, "ErrorSubmissionQuotaExceeded",
-                             "The message can't be submitted because the sender's submission quota "
-                             "was exceeded. Please try again later.")
+            raise GraphError(
+                500,
+                "ErrorSubmissionQuotaExceeded",
+                "The message can't be submitted because the sender's submission quota "
+                "was exceeded. Please try again later.",
+            )
 
     def _check_rate(self, mb: Mailbox) -> None:
         wait = self.state.rate_wait(mb)
         if wait > 0:
-            raise GraphError(429, "ApplicationThrottled",
-                             "Application is over its MessageRate limit.",
-                             {"Retry-After": str(max(1, math.ceil(wait)))})
+            raise GraphError(
+                429,
+                "ApplicationThrottled",
+                "Application is over its MessageRate limit.",
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
-    def _accept(self, req: Request, mb: Mailbox, msg: dict[str, Any],
-                atts: list[SentAttachment], save: bool, route: str,
-                message_id: str | None = None) -> SentMessage:
+    def _accept(
+        self,
+        req: Request,
+        mb: Mailbox,
+        msg: dict[str, Any],
+        atts: list[SentAttachment],
+        save: bool,
+        route: str,
+        message_id: str | None = None,
+    ) -> SentMessage:
         now = utcnow()
         imid = msg.get("internetMessageId") or (
-            f"<{secrets.token_hex(12).upper()}@{secrets.token_hex(6).upper()}"
-            f".eurprd04.prod.outlook.com>")
+            f"<{secrets.token_hex(12).upper()}@{secrets.token_hex(6).upper()}.eurprd04.prod.outlook.com>"
+        )
         full = dict(msg)
-        full.update({"internetMessageId": imid, "sentDateTime": graph_time(now),
-                     "hasAttachments": bool(atts), "isDraft": False})
+        full.update(
+            {"internetMessageId": imid, "sentDateTime": graph_time(now), "hasAttachments": bool(atts), "isDraft": False}
+        )
         full.setdefault("from", {"emailAddress": {"name": mb.display_name, "address": mb.address}})
         full.setdefault("sender", full["from"])
-        sent = SentMessage(message_id or new_id(), mb.address, imid, now, full, atts, save, route,
-                           req.host, req.header("client-request-id"))
+        sent = SentMessage(
+            message_id or new_id(),
+            mb.address,
+            imid,
+            now,
+            full,
+            atts,
+            save,
+            route,
+            req.host,
+            req.header("client-request-id"),
+        )
         with self.state.lock:
             self.state.note_send(mb)
             self.state.sent.append(sent)
@@ -136,8 +171,12 @@ class GraphSending(GraphCore):
 def write_files(state_dir: Path, sent: SentMessage) -> None:
     """Standalone mode: one folder per message with message.json and the attachment files."""
     safe = re.sub(r"[^A-Za-z0-9@._-]", "_", sent.mailbox)
-    folder = state_dir / "mailboxes" / safe / (sent.sent_at.strftime("%Y%m%dT%H%M%S") + "-" +
-                                               uuid.uuid5(uuid.NAMESPACE_URL, sent.id).hex[:12])
+    folder = (
+        state_dir
+        / "mailboxes"
+        / safe
+        / (sent.sent_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid5(uuid.NAMESPACE_URL, sent.id).hex[:12])
+    )
     (folder / "attachments").mkdir(parents=True, exist_ok=True)
     names = []
     for i, a in enumerate(sent.attachments):
@@ -146,10 +185,24 @@ def write_files(state_dir: Path, sent: SentMessage) -> None:
             shutil.copyfile(a.path, folder / "attachments" / fname)  # big: never all in memory
         else:
             (folder / "attachments" / fname).write_bytes(a.data)
-        names.append({"name": a.name, "contentType": a.content_type, "isInline": a.is_inline,
-                      "contentId": a.content_id, "size": a.size, "file": f"attachments/{fname}"})
-    doc = {"id": sent.id, "mailbox": sent.mailbox, "internetMessageId": sent.internet_message_id,
-           "sentDateTime": graph_time(sent.sent_at), "route": sent.route,
-           "savedToSentItems": sent.saved_to_sent_items, "message": sent.message,
-           "attachments": names}
+        names.append(
+            {
+                "name": a.name,
+                "contentType": a.content_type,
+                "isInline": a.is_inline,
+                "contentId": a.content_id,
+                "size": a.size,
+                "file": f"attachments/{fname}",
+            }
+        )
+    doc = {
+        "id": sent.id,
+        "mailbox": sent.mailbox,
+        "internetMessageId": sent.internet_message_id,
+        "sentDateTime": graph_time(sent.sent_at),
+        "route": sent.route,
+        "savedToSentItems": sent.saved_to_sent_items,
+        "message": sent.message,
+        "attachments": names,
+    }
     (folder / "message.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False), "utf-8")

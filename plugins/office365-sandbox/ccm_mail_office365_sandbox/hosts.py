@@ -35,10 +35,14 @@ GRAPH_HOSTS: frozenset[str] = frozenset(h for c in CLOUDS.values() for h in c.gr
 PROXY_HOSTS: frozenset[str] = LOGIN_HOSTS | GRAPH_HOSTS
 
 #: Resource of Exchange Online (SMTP AUTH, EWS): tokens for it must not work at Graph.
-EXCHANGE_RESOURCES: frozenset[str] = frozenset({
-    "https://outlook.office365.com", "https://outlook.office.com",
-    "https://outlook.office365.us", "https://partner.outlook.cn",
-})
+EXCHANGE_RESOURCES: frozenset[str] = frozenset(
+    {
+        "https://outlook.office365.com",
+        "https://outlook.office.com",
+        "https://outlook.office365.us",
+        "https://partner.outlook.cn",
+    }
+)
 
 #: The application id of Microsoft Graph; Entra also accepts it as a resource name.
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"

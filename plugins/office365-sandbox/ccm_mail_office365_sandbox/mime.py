@@ -22,14 +22,18 @@ def decode(body: bytes) -> bytes:
     try:
         return base64.b64decode(b"".join(body.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise GraphBadRequest("ErrorMimeContentInvalidBase64String",
-                              "Invalid base64 string for MIME content.") from None
+        raise GraphBadRequest(
+            "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."
+        ) from None
 
 
 def _recipients(msg: EmailMessage, header: str) -> list[dict[str, Any]]:
     values = msg.get_all(header) or []
-    return [{"emailAddress": {"name": name or addr, "address": addr}}
-            for name, addr in getaddresses([str(v) for v in values]) if addr]
+    return [
+        {"emailAddress": {"name": name or addr, "address": addr}}
+        for name, addr in getaddresses([str(v) for v in values])
+        if addr
+    ]
 
 
 def to_graph(raw: bytes) -> tuple[dict[str, Any], list[InlineAttachment]]:
@@ -37,8 +41,12 @@ def to_graph(raw: bytes) -> tuple[dict[str, Any], list[InlineAttachment]]:
     msg = BytesParser(policy=policy.default).parsebytes(raw)
     assert isinstance(msg, EmailMessage)
     out: dict[str, Any] = {"subject": str(msg.get("Subject", ""))}
-    for prop, header in (("toRecipients", "To"), ("ccRecipients", "Cc"), ("bccRecipients", "Bcc"),
-                         ("replyTo", "Reply-To")):
+    for prop, header in (
+        ("toRecipients", "To"),
+        ("ccRecipients", "Cc"),
+        ("bccRecipients", "Bcc"),
+        ("replyTo", "Reply-To"),
+    ):
         out[prop] = _recipients(msg, header)
     sender = _recipients(msg, "From")
     if sender:
@@ -54,13 +62,21 @@ def to_graph(raw: bytes) -> tuple[dict[str, Any], list[InlineAttachment]]:
         out["internetMessageHeaders"] = xheaders
     body = msg.get_body(preferencelist=("html", "plain"))
     if body is not None:
-        out["body"] = {"contentType": "html" if body.get_content_type() == "text/html" else "text",
-                       "content": body.get_content()}
+        out["body"] = {
+            "contentType": "html" if body.get_content_type() == "text/html" else "text",
+            "content": body.get_content(),
+        }
     atts: list[InlineAttachment] = []
     for part in msg.iter_attachments():
         data = part.get_payload(decode=True) or b""
         cid = part.get("Content-ID")
-        atts.append(InlineAttachment(part.get_filename() or "attachment", part.get_content_type(),
-                                     part.get_content_disposition() == "inline",
-                                     str(cid).strip("<>") if cid else None, bytes(data)))
+        atts.append(
+            InlineAttachment(
+                part.get_filename() or "attachment",
+                part.get_content_type(),
+                part.get_content_disposition() == "inline",
+                str(cid).strip("<>") if cid else None,
+                bytes(data),
+            )
+        )
     return out, atts

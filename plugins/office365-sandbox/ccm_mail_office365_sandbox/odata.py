@@ -17,8 +17,12 @@ _STR = r"'((?:[^']|'')*)'"
 _MID = re.compile(rf"^\s*internetMessageId\s+eq\s+{_STR}\s*$", re.IGNORECASE)
 _ANY = re.compile(
     rf"^\s*singleValueExtendedProperties/any\(\s*(\w+)\s*:\s*\1/id\s+eq\s+{_STR}\s+and\s+"
-    rf"\1/value\s+eq\s+{_STR}\s*\)\s*$", re.IGNORECASE)
-_EXPAND = re.compile(rf"^\s*singleValueExtendedProperties\s*\(\s*\$filter\s*=\s*id\s+eq\s+{_STR}\s*\)\s*$", re.IGNORECASE)
+    rf"\1/value\s+eq\s+{_STR}\s*\)\s*$",
+    re.IGNORECASE,
+)
+_EXPAND = re.compile(
+    rf"^\s*singleValueExtendedProperties\s*\(\s*\$filter\s*=\s*id\s+eq\s+{_STR}\s*\)\s*$", re.IGNORECASE
+)
 
 Predicate = Callable[[dict[str, Any], list[dict[str, str]]], bool]
 
@@ -42,8 +46,7 @@ def parse_filter(text: str | None) -> Predicate:
     m = _ANY.match(text)
     if m:
         pid, value = _unq(m.group(2)), _unq(m.group(3))
-        return lambda _m, props: any(p["id"].lower() == pid.lower() and p["value"] == value
-                                     for p in props)
+        return lambda _m, props: any(p["id"].lower() == pid.lower() and p["value"] == value for p in props)
     raise ODataError("Invalid filter clause")
 
 
@@ -56,8 +59,10 @@ def parse_expand(text: str | None) -> str | None:
         return _unq(m.group(1))
     if text.strip().lower() == "singlevalueextendedproperties":
         return ""
-    raise ODataError(f"Parsing OData Select and Expand failed: Could not find a property named "
-                     f"'{text}' on type 'microsoft.graph.message'.")
+    raise ODataError(
+        f"Parsing OData Select and Expand failed: Could not find a property named "
+        f"'{text}' on type 'microsoft.graph.message'."
+    )
 
 
 def apply_select(item: dict[str, Any], select: str | None) -> dict[str, Any]:

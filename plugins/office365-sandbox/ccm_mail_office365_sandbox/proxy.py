@@ -54,8 +54,7 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
 
     @staticmethod
     def _refuse(sock: socket.socket, status: int, reason: str) -> None:
-        sock.sendall(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                     .encode("ascii"))
+        sock.sendall(f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode("ascii"))
 
 
 class ConnectProxy(socketserver.ThreadingTCPServer):
@@ -64,6 +63,7 @@ class ConnectProxy(socketserver.ThreadingTCPServer):
 
     def __init__(self, address: tuple[str, int], https: SandboxHTTPServer) -> None:
         import threading
+
         self.https = https
         self.lock = threading.Lock()
         #: every CONNECT target asked for, allowed or not

@@ -47,8 +47,15 @@ class Sandbox:
         ``state_dir/mailboxes/<address>/`` (standalone mode does this).
     """
 
-    def __init__(self, state_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0,
-                 proxy_port: int = 0, write_mailbox_files: bool = False) -> None:
+    def __init__(
+        self,
+        state_dir: str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        proxy_port: int = 0,
+        write_mailbox_files: bool = False,
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._host, self._port, self._proxy_port = host, port, proxy_port
@@ -67,11 +74,14 @@ class Sandbox:
         if self._https is not None:
             return self
         self._tls = SandboxTLS(self.state_dir)
-        self._https = SandboxHTTPServer((self._host, self._port), self._tls.server_context,
-                                        self.state, self.faults, self._dispatch)
+        self._https = SandboxHTTPServer(
+            (self._host, self._port), self._tls.server_context, self.state, self.faults, self._dispatch
+        )
         self._proxy = ConnectProxy((self._host, self._proxy_port), self._https)
-        self._threads = [serve_in_thread(self._https, "o365-sandbox-https"),
-                         serve_in_thread(self._proxy, "o365-sandbox-proxy")]
+        self._threads = [
+            serve_in_thread(self._https, "o365-sandbox-https"),
+            serve_in_thread(self._proxy, "o365-sandbox-proxy"),
+        ]
         return self
 
     def stop(self) -> None:
@@ -95,8 +105,9 @@ class Sandbox:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _dispatch(self, req: Request) -> Response:
@@ -145,7 +156,7 @@ class Sandbox:
     # --- settings --------------------------------------------------------------------------
     @property
     def consent_behaviour(self) -> str:
-        """"accept" | "deny": the admin answers at once (headless); "ask": page with buttons."""
+        """ "accept" | "deny": the admin answers at once (headless); "ask": page with buttons."""
         return self.state.consent_behaviour
 
     @consent_behaviour.setter
@@ -192,8 +203,14 @@ class Sandbox:
         self.state.upload_limit = (int(value[0]), float(value[1]))
 
     # --- seeding ---------------------------------------------------------------------------
-    def add_tenant(self, tenant_id: str | None = None, *, display_name: str | None = None,
-                   domains: Iterable[str] = (), cloud: str = "global") -> Tenant:
+    def add_tenant(
+        self,
+        tenant_id: str | None = None,
+        *,
+        display_name: str | None = None,
+        domains: Iterable[str] = (),
+        cloud: str = "global",
+    ) -> Tenant:
         """A tenant. ``tenant_id`` is its GUID; a domain name instead creates a tenant with a new
         GUID and that verified domain. Tenants are addressable by GUID or any verified domain."""
         doms = {d.lower() for d in domains}
@@ -217,13 +234,22 @@ class Sandbox:
             raise KeyError(f"no tenant {ref!r}; add_tenant() first")
         return tenant
 
-    def add_app(self, tenant_id: str, client_id: str | None = None, *, secret: str | None = None,
-                certificate_pem: str | bytes | None = None,
-                permissions: Iterable[str] = ("Mail.Send",), consented: bool = True,
-                secret_expired: bool = False, redirect_uris: Iterable[str] = (),
-                display_name: str | None = None, rbac_roles: Iterable[str] = (),
-                rbac_scope: Iterable[str] | None = None,
-                secret_end: datetime | None = None) -> App:
+    def add_app(
+        self,
+        tenant_id: str,
+        client_id: str | None = None,
+        *,
+        secret: str | None = None,
+        certificate_pem: str | bytes | None = None,
+        permissions: Iterable[str] = ("Mail.Send",),
+        consented: bool = True,
+        secret_expired: bool = False,
+        redirect_uris: Iterable[str] = (),
+        display_name: str | None = None,
+        rbac_roles: Iterable[str] = (),
+        rbac_scope: Iterable[str] | None = None,
+        secret_end: datetime | None = None,
+    ) -> App:
         """An app registration with its service principal in ``tenant_id``.
 
         :param certificate_pem: the *public* certificate (PEM) for client assertions.
@@ -237,24 +263,49 @@ class Sandbox:
         tenant = self._tenant(tenant_id)
         cid = (client_id or new_guid()).lower()
         pem = certificate_pem.decode("ascii") if isinstance(certificate_pem, bytes) else certificate_pem
-        app = App(tenant.tenant_id, cid, display_name or f"{tenant.display_name} O365 Mailversand",
-                  secret, secret_expired, pem, set(permissions), consented, list(redirect_uris),
-                  set(rbac_roles), None if rbac_scope is None else {m.lower() for m in rbac_scope})
+        app = App(
+            tenant.tenant_id,
+            cid,
+            display_name or f"{tenant.display_name} O365 Mailversand",
+            secret,
+            secret_expired,
+            pem,
+            set(permissions),
+            consented,
+            list(redirect_uris),
+            set(rbac_roles),
+            None if rbac_scope is None else {m.lower() for m in rbac_scope},
+        )
         if secret:
             start = datetime.now(UTC)
             end = secret_end or start + timedelta(days=730)
-            app.password_credentials.append({
-                "customKeyIdentifier": None, "displayName": "ccm-mail", "endDateTime": graph_time(end),
-                "hint": secret[:3], "keyId": new_guid(), "secretText": None, "startDateTime": graph_time(start)})
+            app.password_credentials.append(
+                {
+                    "customKeyIdentifier": None,
+                    "displayName": "ccm-mail",
+                    "endDateTime": graph_time(end),
+                    "hint": secret[:3],
+                    "keyId": new_guid(),
+                    "secretText": None,
+                    "startDateTime": graph_time(start),
+                }
+            )
         with self.state.lock:
             self.state.apps[(tenant.tenant_id, cid)] = app
         return app
 
-    def add_mailbox(self, tenant_id: str, address: str, *, licensed: bool = True,
-                    send_as: Iterable[str] = (), display_name: str | None = None,
-                    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-                    daily_recipient_limit: int = 10_000,
-                    allowed_apps: Iterable[str] | None = None) -> Mailbox:
+    def add_mailbox(
+        self,
+        tenant_id: str,
+        address: str,
+        *,
+        licensed: bool = True,
+        send_as: Iterable[str] = (),
+        display_name: str | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        daily_recipient_limit: int = 10_000,
+        allowed_apps: Iterable[str] | None = None,
+    ) -> Mailbox:
         """A user mailbox; its domain becomes a verified domain of the tenant.
 
         :param send_as: further addresses the app may use in ``from``/``sender``.
@@ -263,10 +314,17 @@ class Sandbox:
         """
         tenant = self._tenant(tenant_id)
         addr = address.lower()
-        mb = Mailbox(tenant.tenant_id, addr, new_guid(), display_name or addr.split("@")[0],
-                     licensed, {a.lower() for a in send_as}, max_message_size,
-                     daily_recipient_limit=daily_recipient_limit,
-                     allowed_apps=None if allowed_apps is None else {c.lower() for c in allowed_apps})
+        mb = Mailbox(
+            tenant.tenant_id,
+            addr,
+            new_guid(),
+            display_name or addr.split("@")[0],
+            licensed,
+            {a.lower() for a in send_as},
+            max_message_size,
+            daily_recipient_limit=daily_recipient_limit,
+            allowed_apps=None if allowed_apps is None else {c.lower() for c in allowed_apps},
+        )
         with self.state.lock:
             self.state.mailboxes[addr] = mb
             tenant.domains.add(addr.split("@", 1)[1])
@@ -293,8 +351,7 @@ class Sandbox:
         with self.state.lock:
             return [s for s in self.state.sent if mailbox is None or s.mailbox == mailbox.lower()]
 
-    def wait_for_sent(self, count: int, mailbox: str | None = None,
-                      timeout: float = 5.0) -> list[SentMessage]:
+    def wait_for_sent(self, count: int, mailbox: str | None = None, timeout: float = 5.0) -> list[SentMessage]:
         deadline = time.monotonic() + timeout
         while True:
             sent = self.sent_messages(mailbox)
@@ -304,8 +361,7 @@ class Sandbox:
 
     def drafts(self, mailbox: str | None = None) -> list[Draft]:
         with self.state.lock:
-            return [d for d in self.state.drafts.values()
-                    if mailbox is None or d.mailbox == mailbox.lower()]
+            return [d for d in self.state.drafts.values() if mailbox is None or d.mailbox == mailbox.lower()]
 
     @property
     def token_requests(self) -> list[TokenRequest]:
@@ -315,9 +371,12 @@ class Sandbox:
 
     def token_request_count(self, client_id: str | None = None, *, successful: bool = True) -> int:
         with self.state.lock:
-            return sum(1 for t in self.state.token_requests
-                       if (client_id is None or (t.client_id or "").lower() == client_id.lower())
-                       and (not successful or t.status == 200))
+            return sum(
+                1
+                for t in self.state.token_requests
+                if (client_id is None or (t.client_id or "").lower() == client_id.lower())
+                and (not successful or t.status == 200)
+            )
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -343,9 +402,14 @@ class Sandbox:
             with self._proxy.lock:
                 self._proxy.connects.clear()
 
-    def admin_consent_url(self, tenant: str, client_id: str, redirect_uri: str,
-                          state: str | None = None,
-                          scope: str = "https://graph.microsoft.com/.default") -> str:
+    def admin_consent_url(
+        self,
+        tenant: str,
+        client_id: str,
+        redirect_uri: str,
+        state: str | None = None,
+        scope: str = "https://graph.microsoft.com/.default",
+    ) -> str:
         params = {"client_id": client_id, "scope": scope, "redirect_uri": redirect_uri}
         if state is not None:
             params["state"] = state
@@ -354,17 +418,40 @@ class Sandbox:
     def describe(self) -> dict[str, Any]:
         """Endpoints and CA, as written to ``sandbox.json`` in standalone mode."""
         with self.state.lock:
-            tenants = [{"tenant_id": t.tenant_id, "display_name": t.display_name, "cloud": t.cloud,
-                        "domains": sorted(t.domains)} for t in self.state.tenants.values()]
-            apps = [{"tenant_id": a.tenant_id, "client_id": a.client_id,
-                     "permissions": sorted(a.permissions), "consented": a.consented,
-                     "redirect_uris": a.redirect_uris,
-                     "admin_consent_url": (self.admin_consent_url(a.tenant_id, a.client_id,
-                                                                  a.redirect_uris[0], state="demo")
-                                           if a.redirect_uris else None)}
-                    for a in self.state.apps.values()]
-            mailboxes = [{"tenant_id": m.tenant_id, "address": m.address, "licensed": m.licensed}
-                         for m in self.state.mailboxes.values()]
-        return {"authority_host": self.authority_host, "graph_endpoint": self.graph_endpoint,
-                "proxy_url": self.proxy_url, "ca_pem": self.ca_pem, "tenants": tenants,
-                "apps": apps, "mailboxes": mailboxes}
+            tenants = [
+                {
+                    "tenant_id": t.tenant_id,
+                    "display_name": t.display_name,
+                    "cloud": t.cloud,
+                    "domains": sorted(t.domains),
+                }
+                for t in self.state.tenants.values()
+            ]
+            apps = [
+                {
+                    "tenant_id": a.tenant_id,
+                    "client_id": a.client_id,
+                    "permissions": sorted(a.permissions),
+                    "consented": a.consented,
+                    "redirect_uris": a.redirect_uris,
+                    "admin_consent_url": (
+                        self.admin_consent_url(a.tenant_id, a.client_id, a.redirect_uris[0], state="demo")
+                        if a.redirect_uris
+                        else None
+                    ),
+                }
+                for a in self.state.apps.values()
+            ]
+            mailboxes = [
+                {"tenant_id": m.tenant_id, "address": m.address, "licensed": m.licensed}
+                for m in self.state.mailboxes.values()
+            ]
+        return {
+            "authority_host": self.authority_host,
+            "graph_endpoint": self.graph_endpoint,
+            "proxy_url": self.proxy_url,
+            "ca_pem": self.ca_pem,
+            "tenants": tenants,
+            "apps": apps,
+            "mailboxes": mailboxes,
+        }

@@ -51,8 +51,13 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None,
-             content_type: str = "application/json; charset=utf-8") -> Response:
+    def json(
+        cls,
+        status: int,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json; charset=utf-8",
+    ) -> Response:
         h = {"Content-Type": content_type}
         h.update(headers or {})
         return cls(status, json.dumps(payload).encode("utf-8"), h)
@@ -228,9 +233,11 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:  # a sandbox bug must show as 500, like a real server would
             log.exception("sandbox internal error on %s %s", req.method, req.path)
             self.close_connection = True
-            resp = Response.json(500, {"error": {"code": "InternalServerError",
-                                                 "message": "sandbox internal error"}},
-                                 {"Connection": "close"})
+            resp = Response.json(
+                500,
+                {"error": {"code": "InternalServerError", "message": "sandbox internal error"}},
+                {"Connection": "close"},
+            )
         # recorded before answering, so a client that got its answer sees the record
         srv.record(req, resp.status)
         self._send(req, resp)
@@ -253,9 +260,11 @@ class Handler(BaseHTTPRequestHandler):
         self.log_message('"%s" %s %s', self.requestline, str(code), str(size))
 
 
-_PROXY_PAGE = ("<!DOCTYPE html><html><head><title>{status} Bad Gateway</title></head><body>"
-               "<h1>Bad Gateway</h1><p>The proxy server received an invalid response from an upstream "
-               "server.</p><hr><address>Firmen-Proxy (sandbox)</address></body></html>")
+_PROXY_PAGE = (
+    "<!DOCTYPE html><html><head><title>{status} Bad Gateway</title></head><body>"
+    "<h1>Bad Gateway</h1><p>The proxy server received an invalid response from an upstream "
+    "server.</p><hr><address>Firmen-Proxy (sandbox)</address></body></html>"
+)
 
 
 def not_json_answer(kind: str, status: int | None, retry_after: str | None) -> Response:
@@ -264,8 +273,15 @@ def not_json_answer(kind: str, status: int | None, retry_after: str | None) -> R
     headers = {"Retry-After": retry_after} if retry_after else {}
     if kind == "html":
         return Response.html(status or 502, _PROXY_PAGE.format(status=status or 502), headers)
-    whole = json.dumps({"error": {"code": "InternalServerError", "message": "An internal server error "
-                                  "occurred while processing the request.", "innerError": {}}}).encode()
+    whole = json.dumps(
+        {
+            "error": {
+                "code": "InternalServerError",
+                "message": "An internal server error occurred while processing the request.",
+                "innerError": {},
+            }
+        }
+    ).encode()
     headers["Content-Type"] = "application/json; charset=utf-8"
     return Response(status or 500, whole[: len(whole) // 2], headers)
 
@@ -273,10 +289,17 @@ def not_json_answer(kind: str, status: int | None, retry_after: str | None) -> R
 def echo_answer(req: Request, status: int | None) -> Response:
     """A Graph-shaped error that quotes every request header back, credentials and all."""
     quoted = "; ".join(f"{k}: {v}" for k, v in req.headers.items())
-    return Response.json(status or 400, {"error": {
-        "code": "InvalidRequest", "message": f"The request was rejected. It carried {quoted}.",
-        "innerError": {"request-id": req.request_id, "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}}},
-        {"request-id": req.request_id})
+    return Response.json(
+        status or 400,
+        {
+            "error": {
+                "code": "InvalidRequest",
+                "message": f"The request was rejected. It carried {quoted}.",
+                "innerError": {"request-id": req.request_id, "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())},
+            }
+        },
+        {"request-id": req.request_id},
+    )
 
 
 def reset(sock: socket.socket) -> None:
@@ -305,8 +328,14 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], ssl_context: ssl.SSLContext,
-                 state: SandboxState, faults: Faults, dispatch: Dispatcher) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        ssl_context: ssl.SSLContext,
+        state: SandboxState,
+        faults: Faults,
+        dispatch: Dispatcher,
+    ) -> None:
         self.ssl_context = ssl_context
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()
@@ -363,10 +392,16 @@ class SandboxHTTPServer(ThreadingHTTPServer):
                 pass
 
     def record(self, req: Request, status: int | None) -> None:
-        rec = RequestRecord(time.time(), req.host, req.method,
-                            req.path + ("?" + _REDACT_QUERY.sub(r"\1=REDACTED", req.raw_query)
-                                        if req.raw_query else ""),
-                            redact_headers(req.headers), status, req.via_proxy, req.request_id)
+        rec = RequestRecord(
+            time.time(),
+            req.host,
+            req.method,
+            req.path + ("?" + _REDACT_QUERY.sub(r"\1=REDACTED", req.raw_query) if req.raw_query else ""),
+            redact_headers(req.headers),
+            status,
+            req.via_proxy,
+            req.request_id,
+        )
         with self.state.lock:
             self.state.requests.append(rec)
 
@@ -375,7 +410,6 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
 
 def serve_in_thread(server: SandboxHTTPServer | Any, name: str) -> threading.Thread:
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
-                         name=name, daemon=True)
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, name=name, daemon=True)
     t.start()
     return t

@@ -201,8 +201,7 @@ class SentMessage:
         return self.message.get("body") or {}
 
     def recipients(self, kind: str = "to") -> list[str]:
-        key = {"to": "toRecipients", "cc": "ccRecipients", "bcc": "bccRecipients",
-               "replyTo": "replyTo"}[kind]
+        key = {"to": "toRecipients", "cc": "ccRecipients", "bcc": "bccRecipients", "replyTo": "replyTo"}[kind]
         return [r["emailAddress"]["address"] for r in self.message.get(key) or []]
 
     @property

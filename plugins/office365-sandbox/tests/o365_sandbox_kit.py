@@ -34,12 +34,12 @@ class World:
     http: requests.Session
 
     def token_response(self, tenant: str = TENANT, **form: str) -> requests.Response:
-        data = {"grant_type": "client_credentials", "client_id": CLIENT, "client_secret": SECRET,
-                "scope": GRAPH_SCOPE}
+        data = {"grant_type": "client_credentials", "client_id": CLIENT, "client_secret": SECRET, "scope": GRAPH_SCOPE}
         data.update(form)
         data = {k: v for k, v in data.items() if v is not None}
-        return self.http.post(f"{self.sb.authority_host}/{tenant}/oauth2/v2.0/token", data=data,
-                              verify=self.sb.ca_pem, timeout=10)
+        return self.http.post(
+            f"{self.sb.authority_host}/{tenant}/oauth2/v2.0/token", data=data, verify=self.sb.ca_pem, timeout=10
+        )
 
     def token(self, **form: str) -> str:
         r = self.token_response(**form)
@@ -53,11 +53,13 @@ class World:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         url = path if path.startswith("https://") else f"{self.sb.graph_endpoint}{path}"
-        return self.http.request(method, url, headers=headers, verify=self.sb.ca_pem,
-                                 timeout=kw.pop("timeout", 30), **kw)
+        return self.http.request(
+            method, url, headers=headers, verify=self.sb.ca_pem, timeout=kw.pop("timeout", 30), **kw
+        )
 
-    def send(self, message: dict[str, Any] | None = None, token: str | None = "auto",
-             mailbox: str = MAILBOX, **kw: Any) -> requests.Response:
+    def send(
+        self, message: dict[str, Any] | None = None, token: str | None = "auto", mailbox: str = MAILBOX, **kw: Any
+    ) -> requests.Response:
         body = {"message": message if message is not None else simple_message(), "saveToSentItems": True}
         return self.graph("POST", f"/v1.0/users/{mailbox}/sendMail", token=token, json=body, **kw)
 
@@ -83,15 +85,23 @@ def make_cert() -> Cert:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ccm-mail sandbox test")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .sign(key, hashes.SHA256())
+    )
     return Cert(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption()).decode("ascii"),
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode("ascii"),
         cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-        cert.fingerprint(hashes.SHA1()).hex())
+        cert.fingerprint(hashes.SHA1()).hex(),
+    )
 
 
 class VerifyingClient:

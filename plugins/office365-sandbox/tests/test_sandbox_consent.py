@@ -67,8 +67,7 @@ def test_ask_shows_the_page_and_the_buttons_post_the_answer(unconsented: World) 
     action = re.search(r'<form method="post" action="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
     fields["decision"] = "accept"
-    r = unconsented.http.post(f"{sb.authority_host}{action}", data=fields, allow_redirects=False,
-                              verify=sb.ca_pem)
+    r = unconsented.http.post(f"{sb.authority_host}{action}", data=fields, allow_redirects=False, verify=sb.ca_pem)
     assert r.status_code == 302
     assert parse_qs(urlsplit(r.headers["Location"]).query)["admin_consent"] == ["True"]
     assert sb.app(TENANT, CLIENT).consented
@@ -77,26 +76,34 @@ def test_ask_shows_the_page_and_the_buttons_post_the_answer(unconsented: World) 
 def test_browsers_get_an_auto_submitting_page(unconsented: World) -> None:
     sb = unconsented.sb
     sb.consent_behaviour = "accept"
-    r = _get(unconsented, sb.admin_consent_url(TENANT, CLIENT, REDIRECT),
-             headers={"Accept": "text/html,application/xhtml+xml"})
+    r = _get(
+        unconsented,
+        sb.admin_consent_url(TENANT, CLIENT, REDIRECT),
+        headers={"Accept": "text/html,application/xhtml+xml"},
+    )
     assert r.status_code == 200
     assert "document.forms[0].submit()" in r.text and 'name="decision" value="accept"' in r.text
     assert not sb.app(TENANT, CLIENT).consented  # nothing happens until the form is posted
 
 
-@pytest.mark.parametrize(("kwargs", "code"), [
-    ({"redirect_uri": "http://localhost:9999/"}, "AADSTS50011"),
-    ({"client_id": "00000000-0000-0000-0000-000000000001"}, "AADSTS700016"),
-    ({"tenant": "nowhere.example"}, "AADSTS90002"),
-    ({"scope": "Mail.Send"}, "AADSTS70011"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"redirect_uri": "http://localhost:9999/"}, "AADSTS50011"),
+        ({"client_id": "00000000-0000-0000-0000-000000000001"}, "AADSTS700016"),
+        ({"tenant": "nowhere.example"}, "AADSTS90002"),
+        ({"scope": "Mail.Send"}, "AADSTS70011"),
+    ],
+)
 def test_bad_requests_show_an_error_page_and_never_redirect(world: World, kwargs: dict, code: str) -> None:
     world.sb.consent_behaviour = "accept"
     args = {"tenant": TENANT, "client_id": CLIENT, "redirect_uri": REDIRECT}
     scope = kwargs.pop("scope", "https://graph.microsoft.com/.default")
     args.update(kwargs)
-    r = _get(world, world.sb.admin_consent_url(args["tenant"], args["client_id"], args["redirect_uri"],
-                                               state="s", scope=scope))
+    r = _get(
+        world,
+        world.sb.admin_consent_url(args["tenant"], args["client_id"], args["redirect_uri"], state="s", scope=scope),
+    )
     assert r.status_code == 200 and "Location" not in r.headers
     assert code in r.text
     assert "Request Id:" in r.text and "Correlation Id:" in r.text

@@ -30,8 +30,7 @@ def _aad(r, status: int, error: str, code: int) -> dict:  # type: ignore[no-unty
 def test_discovery_uses_the_host_the_client_used_and_resolves_domains(world: World) -> None:
     sb = world.sb
     for ref in (TENANT, "contoso.de"):
-        r = world.http.get(f"{sb.authority_host}/{ref}/v2.0/.well-known/openid-configuration",
-                           verify=sb.ca_pem)
+        r = world.http.get(f"{sb.authority_host}/{ref}/v2.0/.well-known/openid-configuration", verify=sb.ca_pem)
         assert r.status_code == 200
         cfg = r.json()
         assert cfg["token_endpoint"] == f"{sb.authority_host}/{TENANT}/oauth2/v2.0/token"
@@ -41,8 +40,9 @@ def test_discovery_uses_the_host_the_client_used_and_resolves_domains(world: Wor
 
 
 def test_discovery_of_unknown_tenant_is_400_aadsts90002(world: World) -> None:
-    r = world.http.get(f"{world.sb.authority_host}/{uuid.uuid4()}/v2.0/.well-known/openid-configuration",
-                       verify=world.sb.ca_pem)
+    r = world.http.get(
+        f"{world.sb.authority_host}/{uuid.uuid4()}/v2.0/.well-known/openid-configuration", verify=world.sb.ca_pem
+    )
     _aad(r, 400, "invalid_tenant", 90002)
 
 
@@ -63,21 +63,25 @@ def test_token_lifetime_is_configurable(world: World) -> None:
     assert world.token_response().json()["expires_in"] == 5
 
 
-@pytest.mark.parametrize(("form", "tenant", "status", "error", "code"), [
-    ({"client_secret": "wrong"}, TENANT, 401, "invalid_client", 7000215),
-    ({"client_secret": None}, TENANT, 401, "invalid_client", 7000218),
-    ({"client_id": str(uuid.uuid4())}, TENANT, 400, "unauthorized_client", 700016),
-    ({}, "99999999-9999-9999-9999-999999999999", 400, "invalid_request", 90002),
-    ({}, "unknown.example", 400, "invalid_request", 90002),
-    ({"scope": "https://graph.microsoft.com/Mail.Send"}, TENANT, 400, "invalid_scope", 1002012),
-    ({"scope": "Mail.Send"}, TENANT, 400, "invalid_scope", 1002012),
-    ({"scope": "https://nothing.example/.default"}, TENANT, 400, "invalid_resource", 500011),
-    ({"scope": None}, TENANT, 400, "invalid_request", 900144),
-    ({"grant_type": "password"}, TENANT, 400, "unsupported_grant_type", 70003),
-    ({}, "common", 400, "invalid_request", 50059),
-])
-def test_token_errors_look_like_entra(world: World, form: dict, tenant: str, status: int,
-                                      error: str, code: int) -> None:
+@pytest.mark.parametrize(
+    ("form", "tenant", "status", "error", "code"),
+    [
+        ({"client_secret": "wrong"}, TENANT, 401, "invalid_client", 7000215),
+        ({"client_secret": None}, TENANT, 401, "invalid_client", 7000218),
+        ({"client_id": str(uuid.uuid4())}, TENANT, 400, "unauthorized_client", 700016),
+        ({}, "99999999-9999-9999-9999-999999999999", 400, "invalid_request", 90002),
+        ({}, "unknown.example", 400, "invalid_request", 90002),
+        ({"scope": "https://graph.microsoft.com/Mail.Send"}, TENANT, 400, "invalid_scope", 1002012),
+        ({"scope": "Mail.Send"}, TENANT, 400, "invalid_scope", 1002012),
+        ({"scope": "https://nothing.example/.default"}, TENANT, 400, "invalid_resource", 500011),
+        ({"scope": None}, TENANT, 400, "invalid_request", 900144),
+        ({"grant_type": "password"}, TENANT, 400, "unsupported_grant_type", 70003),
+        ({}, "common", 400, "invalid_request", 50059),
+    ],
+)
+def test_token_errors_look_like_entra(
+    world: World, form: dict, tenant: str, status: int, error: str, code: int
+) -> None:
     _aad(world.token_response(tenant=tenant, **form), status, error, code)
 
 
@@ -89,10 +93,12 @@ def test_expired_secret_is_7000222_but_only_with_the_right_value(world: World) -
 
 def test_correlation_id_is_the_clients_request_id(world: World) -> None:
     crid = str(uuid.uuid4())
-    r = world.http.post(f"{world.sb.authority_host}/{TENANT}/oauth2/v2.0/token",
-                        data={"grant_type": "client_credentials", "client_id": CLIENT,
-                              "client_secret": "x", "scope": GRAPH_SCOPE},
-                        headers={"client-request-id": crid}, verify=world.sb.ca_pem)
+    r = world.http.post(
+        f"{world.sb.authority_host}/{TENANT}/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "client_id": CLIENT, "client_secret": "x", "scope": GRAPH_SCOPE},
+        headers={"client-request-id": crid},
+        verify=world.sb.ca_pem,
+    )
     assert r.json()["correlation_id"] == crid
     assert r.headers["client-request-id"] == crid
     assert r.headers["x-ms-request-id"] == r.json()["trace_id"]
@@ -105,8 +111,13 @@ def test_get_on_token_endpoint_is_refused(world: World) -> None:
 
 def _msal(sb: Sandbox, credential: object, **kw: object) -> msal.ConfidentialClientApplication:
     return msal.ConfidentialClientApplication(
-        CLIENT, client_credential=credential, authority=f"{sb.authority_host}/{TENANT}",
-        http_client=VerifyingClient(sb), instance_discovery=False, **kw)
+        CLIENT,
+        client_credential=credential,
+        authority=f"{sb.authority_host}/{TENANT}",
+        http_client=VerifyingClient(sb),
+        instance_discovery=False,
+        **kw,
+    )
 
 
 def test_msal_with_secret_discovers_gets_and_caches_a_token(world: World) -> None:
@@ -132,48 +143,69 @@ def test_msal_reports_entra_errors(world: World) -> None:
 @pytest.mark.parametrize("sha256", [False, True], ids=["RS256-x5t", "PS256-x5t#S256"])
 def test_msal_with_certificate(world: World, cert: Cert, sha256: bool) -> None:
     world.sb.app(TENANT, CLIENT).certificate_pem = cert.cert_pem
-    credential = ({"private_key": cert.key_pem, "public_certificate": cert.cert_pem} if sha256
-                  else {"private_key": cert.key_pem, "thumbprint": cert.sha1_hex})
+    credential = (
+        {"private_key": cert.key_pem, "public_certificate": cert.cert_pem}
+        if sha256
+        else {"private_key": cert.key_pem, "thumbprint": cert.sha1_hex}
+    )
     result = _msal(world.sb, credential).acquire_token_for_client([GRAPH_SCOPE])
     assert "access_token" in result, result
     assert world.sb.token_requests[-1].credential == "assertion"
 
 
 def test_certificate_not_registered(world: World, cert: Cert) -> None:
-    result = _msal(world.sb, {"private_key": cert.key_pem, "thumbprint": cert.sha1_hex}
-                   ).acquire_token_for_client([GRAPH_SCOPE])
+    result = _msal(world.sb, {"private_key": cert.key_pem, "thumbprint": cert.sha1_hex}).acquire_token_for_client(
+        [GRAPH_SCOPE]
+    )
     assert result["error"] == "invalid_client" and 700027 in result["error_codes"]
 
 
 def _assertion(sb: Sandbox, cert: Cert, **claims: object) -> str:
     now = int(time.time())
-    base = {"aud": f"{sb.authority_host}/{TENANT}/oauth2/v2.0/token", "iss": CLIENT, "sub": CLIENT,
-            "jti": str(uuid.uuid4()), "nbf": now, "exp": now + 600}
+    base = {
+        "aud": f"{sb.authority_host}/{TENANT}/oauth2/v2.0/token",
+        "iss": CLIENT,
+        "sub": CLIENT,
+        "jti": str(uuid.uuid4()),
+        "nbf": now,
+        "exp": now + 600,
+    }
     base.update(claims)
     import base64
+
     x5t = base64.urlsafe_b64encode(bytes.fromhex(cert.sha1_hex)).decode().rstrip("=")
     return jwt.encode(base, cert.key_pem, algorithm="RS256", headers={"x5t": x5t})
 
 
-@pytest.mark.parametrize(("claims", "code"), [
-    ({"exp": int(time.time()) - 3600}, 700024),
-    ({"iss": "someone-else"}, 700021),
-    ({"aud": "https://login.microsoftonline.com/other/oauth2/v2.0/token"}, 700212),
-])
+@pytest.mark.parametrize(
+    ("claims", "code"),
+    [
+        ({"exp": int(time.time()) - 3600}, 700024),
+        ({"iss": "someone-else"}, 700021),
+        ({"aud": "https://login.microsoftonline.com/other/oauth2/v2.0/token"}, 700212),
+    ],
+)
 def test_bad_assertions(world: World, cert: Cert, claims: dict, code: int) -> None:
     world.sb.app(TENANT, CLIENT).certificate_pem = cert.cert_pem
-    r = world.token_response(client_secret=None, client_assertion=_assertion(world.sb, cert, **claims),
-                             client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    r = world.token_response(
+        client_secret=None,
+        client_assertion=_assertion(world.sb, cert, **claims),
+        client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    )
     _aad(r, 401, "invalid_client", code)
 
 
 def test_assertion_signed_by_another_key(world: World, cert: Cert) -> None:
     from o365_sandbox_kit import make_cert
+
     other = make_cert()
     world.sb.app(TENANT, CLIENT).certificate_pem = cert.cert_pem
     forged = Cert(other.key_pem, cert.cert_pem, cert.sha1_hex)  # right thumbprint, wrong key
-    r = world.token_response(client_secret=None, client_assertion=_assertion(world.sb, forged),
-                             client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    r = world.token_response(
+        client_secret=None,
+        client_assertion=_assertion(world.sb, forged),
+        client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    )
     body = _aad(r, 401, "invalid_client", 700027)
     assert "signature validation" in body["error_description"]
 
@@ -181,8 +213,12 @@ def test_assertion_signed_by_another_key(world: World, cert: Cert) -> None:
 def test_instance_discovery_endpoint_for_msal_with_custom_discovery(world: World) -> None:
     sb = world.sb
     app = msal.ConfidentialClientApplication(
-        CLIENT, client_credential=SECRET, authority=f"{sb.authority_host}/{TENANT}",
-        http_client=VerifyingClient(sb), instance_discovery=f"{sb.authority_host}/common/discovery/instance")
+        CLIENT,
+        client_credential=SECRET,
+        authority=f"{sb.authority_host}/{TENANT}",
+        http_client=VerifyingClient(sb),
+        instance_discovery=f"{sb.authority_host}/common/discovery/instance",
+    )
     assert "access_token" in app.acquire_token_for_client([GRAPH_SCOPE])
     assert any(r.path.startswith("/common/discovery/instance") for r in sb.requests)
 

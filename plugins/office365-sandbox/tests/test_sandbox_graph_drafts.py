@@ -22,9 +22,14 @@ def _draft(world: World, token: str, **extra: object) -> str:
 
 
 def _session(world: World, token: str, draft: str, size: int, name: str = "Anlage.pdf") -> dict:
-    r = world.graph("POST", f"/v1.0/users/{MAILBOX}/messages/{draft}/attachments/createUploadSession",
-                    token=token, json={"AttachmentItem": {"attachmentType": "file", "name": name,
-                                                          "size": size, "contentType": "application/pdf"}})
+    r = world.graph(
+        "POST",
+        f"/v1.0/users/{MAILBOX}/messages/{draft}/attachments/createUploadSession",
+        token=token,
+        json={
+            "AttachmentItem": {"attachmentType": "file", "name": name, "size": size, "contentType": "application/pdf"}
+        },
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["nextExpectedRanges"] == ["0-"] and body["expirationDateTime"]
@@ -32,15 +37,14 @@ def _session(world: World, token: str, draft: str, size: int, name: str = "Anlag
 
 
 def _put(world: World, url: str, data: bytes, start: int, total: int, **headers: str):  # type: ignore[no-untyped-def]
-    h = {"Content-Range": f"bytes {start}-{start + len(data) - 1}/{total}",
-         "Content-Type": "application/octet-stream"}
+    h = {"Content-Range": f"bytes {start}-{start + len(data) - 1}/{total}", "Content-Type": "application/octet-stream"}
     h.update(headers)
     return world.http.put(url, data=data, headers=h, verify=world.sb.ca_pem, timeout=30)
 
 
 def _upload(world: World, url: str, data: bytes, chunk: int = CHUNK) -> None:
     for start in range(0, len(data), chunk):
-        r = _put(world, url, data[start:start + chunk], start, len(data))
+        r = _put(world, url, data[start : start + chunk], start, len(data))
         if start + chunk < len(data):
             assert r.status_code == 200, r.text
             assert r.json()["nextExpectedRanges"] == [str(start + chunk)]
@@ -119,15 +123,23 @@ def test_upload_session_errors(world: World) -> None:
         assert r.status_code == 400
         return r.json()["error"]  # type: ignore[no-any-return]
 
-    assert create({"attachmentType": "file", "name": "a", "size": 151 * 1024 * 1024})["code"] == \
-        "ErrorAttachmentSizeLimitExceeded"
-    assert create({"attachmentType": "file", "name": "a", "size": 2 * 1024 * 1024 - 1})["code"] == \
-        "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"
+    assert (
+        create({"attachmentType": "file", "name": "a", "size": 151 * 1024 * 1024})["code"]
+        == "ErrorAttachmentSizeLimitExceeded"
+    )
+    assert (
+        create({"attachmentType": "file", "name": "a", "size": 2 * 1024 * 1024 - 1})["code"]
+        == "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"
+    )
     # just under 3 MiB: too big for a 4 MB POST once base64-encoded, so the session must take it
     assert "uploadUrl" in _session(world, token, draft, MIN - 1)
     assert world.graph("POST", url, token=token, json={"foo": 1}).status_code == 400
-    r = world.graph("POST", f"/v1.0/users/{MAILBOX}/messages/AAMkAGnope=/attachments/createUploadSession",
-                    token=token, json={"AttachmentItem": {"attachmentType": "file", "name": "a", "size": MIN}})
+    r = world.graph(
+        "POST",
+        f"/v1.0/users/{MAILBOX}/messages/AAMkAGnope=/attachments/createUploadSession",
+        token=token,
+        json={"AttachmentItem": {"attachmentType": "file", "name": "a", "size": MIN}},
+    )
     assert r.status_code == 404 and r.json()["error"]["code"] == "ErrorItemNotFound"
     session = _session(world, token, draft, MIN)
     bad = session["uploadUrl"].split("authtoken=")[0] + "authtoken=forged"
@@ -150,9 +162,16 @@ def test_draft_route_needs_mail_readwrite(world: World) -> None:
 def test_small_attachment_post_and_delete_draft(world: World) -> None:
     token = world.token()
     draft = _draft(world, token)
-    r = world.graph("POST", f"/v1.0/users/{MAILBOX}/messages/{draft}/attachments", token=token,
-                    json={"@odata.type": "#microsoft.graph.fileAttachment", "name": "a.txt",
-                          "contentBytes": base64.b64encode(b"hallo").decode()})
+    r = world.graph(
+        "POST",
+        f"/v1.0/users/{MAILBOX}/messages/{draft}/attachments",
+        token=token,
+        json={
+            "@odata.type": "#microsoft.graph.fileAttachment",
+            "name": "a.txt",
+            "contentBytes": base64.b64encode(b"hallo").decode(),
+        },
+    )
     assert r.status_code == 201 and r.json()["size"] == 5
     assert world.graph("DELETE", f"/v1.0/users/{MAILBOX}/messages/{draft}", token=token).status_code == 204
     assert world.graph("DELETE", f"/v1.0/users/{MAILBOX}/messages/{draft}", token=token).status_code == 404
@@ -177,33 +196,52 @@ PROP = "String {00020386-0000-0000-C000-000000000046} Name X-CCM-Id"
 
 def test_sent_items_lookup_by_internet_message_id_and_extended_property(world: World) -> None:
     token = world.token()
-    world.send(simple_message(internetMessageId="<x1@ccm>", singleValueExtendedProperties=[
-        {"id": PROP, "value": "job-1"}]), token=token)
+    world.send(
+        simple_message(internetMessageId="<x1@ccm>", singleValueExtendedProperties=[{"id": PROP, "value": "job-1"}]),
+        token=token,
+    )
     world.send(simple_message(internetMessageId="<x2@ccm>"), token=token)
     base = f"/v1.0/users/{MAILBOX}/mailFolders/sentitems/messages"
-    r = world.graph("GET", base, token=token, params={
-        "$filter": "internetMessageId eq '<x1@ccm>'", "$select": "internetMessageId,sentDateTime"})
+    r = world.graph(
+        "GET",
+        base,
+        token=token,
+        params={"$filter": "internetMessageId eq '<x1@ccm>'", "$select": "internetMessageId,sentDateTime"},
+    )
     assert r.status_code == 200
     [item] = r.json()["value"]
     assert item["internetMessageId"] == "<x1@ccm>" and item["sentDateTime"] and item["id"]
     assert "subject" not in item
-    r = world.graph("GET", base, token=token, params={
-        "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{PROP}' and ep/value eq 'job-1')",
-        "$expand": f"singleValueExtendedProperties($filter=id eq '{PROP}')"})
+    r = world.graph(
+        "GET",
+        base,
+        token=token,
+        params={
+            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{PROP}' and ep/value eq 'job-1')",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{PROP}')",
+        },
+    )
     [item] = r.json()["value"]
     assert item["singleValueExtendedProperties"] == [{"id": PROP, "value": "job-1"}]
     r = world.graph("GET", base, token=token, params={"$filter": "internetMessageId eq '<none@ccm>'"})
     assert r.json()["value"] == []
-    r = world.graph("GET", "/v1.0/users/" + MAILBOX + "/mailFolders('SentItems')/messages", token=token,
-                    params={"$filter": "subject eq 'x'"})
+    r = world.graph(
+        "GET",
+        "/v1.0/users/" + MAILBOX + "/mailFolders('SentItems')/messages",
+        token=token,
+        params={"$filter": "subject eq 'x'"},
+    )
     assert r.status_code == 400
 
 
 def test_sent_items_delay(world: World) -> None:
     world.sb.sent_items_delay = 60
     world.send(simple_message(internetMessageId="<late@ccm>"))
-    r = world.graph("GET", f"/v1.0/users/{MAILBOX}/mailFolders/sentitems/messages",
-                    params={"$filter": "internetMessageId eq '<late@ccm>'"})
+    r = world.graph(
+        "GET",
+        f"/v1.0/users/{MAILBOX}/mailFolders/sentitems/messages",
+        params={"$filter": "internetMessageId eq '<late@ccm>'"},
+    )
     assert r.json()["value"] == [] and len(world.sb.sent_messages()) == 1
 
 

@@ -32,14 +32,26 @@ def test_send_is_202_empty_with_ids_and_recorded_byte_for_byte(world: World) -> 
         replyTo=[{"emailAddress": {"address": "buchhaltung@contoso.de"}}],
         internetMessageId="<inv-4711.abc@ccm-mail.contoso.de>",
         internetMessageHeaders=[{"name": "X-CCM-Invoice", "value": "4711"}],
-        singleValueExtendedProperties=[{"id": "String {00020386-0000-0000-C000-000000000046} Name X-CCM-Id",
-                                        "value": "job-1"}],
+        singleValueExtendedProperties=[
+            {"id": "String {00020386-0000-0000-C000-000000000046} Name X-CCM-Id", "value": "job-1"}
+        ],
         attachments=[
-            {"@odata.type": "#microsoft.graph.fileAttachment", "name": "Rechnung 4711.pdf",
-             "contentType": "application/pdf", "contentBytes": base64.b64encode(pdf).decode()},
-            {"@odata.type": "#microsoft.graph.fileAttachment", "name": "logo.png", "contentType": "image/png",
-             "isInline": True, "contentId": "logo1", "contentBytes": base64.b64encode(logo).decode()},
-        ])
+            {
+                "@odata.type": "#microsoft.graph.fileAttachment",
+                "name": "Rechnung 4711.pdf",
+                "contentType": "application/pdf",
+                "contentBytes": base64.b64encode(pdf).decode(),
+            },
+            {
+                "@odata.type": "#microsoft.graph.fileAttachment",
+                "name": "logo.png",
+                "contentType": "image/png",
+                "isInline": True,
+                "contentId": "logo1",
+                "contentBytes": base64.b64encode(logo).decode(),
+            },
+        ],
+    )
     r = world.send(msg, headers={"client-request-id": crid})
     assert r.status_code == 202 and r.content == b""
     assert r.headers["client-request-id"] == crid
@@ -67,18 +79,26 @@ def test_without_internet_message_id_one_is_generated(world: World) -> None:
 
 def test_chunked_request_body_is_understood(world: World) -> None:
     import json
+
     body = json.dumps({"message": simple_message()}).encode()
-    r = world.graph("POST", f"/v1.0/users/{MAILBOX}/sendMail", data=iter([body[:50], body[50:]]),
-                    headers={"Content-Type": "application/json"})
+    r = world.graph(
+        "POST",
+        f"/v1.0/users/{MAILBOX}/sendMail",
+        data=iter([body[:50], body[50:]]),
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 202
     assert len(world.sb.sent_messages()) == 1
 
 
-@pytest.mark.parametrize(("auth", "message"), [
-    (None, "Access token is empty."),
-    ("not-a-jwt", "IDX14100: JWT is not well formed, there are no dots (.)."),
-    ("a.b.c", "Access token validation failure. Invalid signature."),
-])
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        (None, "Access token is empty."),
+        ("not-a-jwt", "IDX14100: JWT is not well formed, there are no dots (.)."),
+        ("a.b.c", "Access token validation failure. Invalid signature."),
+    ],
+)
 def test_bad_tokens_are_401_invalid_authentication_token(world: World, auth: str | None, message: str) -> None:
     r = world.send(token=auth)
     assert _err(r, 401, "InvalidAuthenticationToken")["message"] == message
@@ -129,21 +149,40 @@ def test_send_as(world: World) -> None:
     assert world.send(simple_message(**{"from": shared})).status_code == 202
 
 
-@pytest.mark.parametrize(("message", "status", "code"), [
-    (simple_message(toRecipients=[]), 400, "ErrorInvalidRecipients"),
-    (simple_message(toRecipients=[{"emailAddress": {"address": "kein-at-zeichen"}}]), 400,
-     "ErrorInvalidRecipients"),
-    (simple_message(internetMessageHeaders=[{"name": "Invoice", "value": "1"}]), 400,
-     "InvalidInternetMessageHeader"),
-    (simple_message(internetMessageHeaders=[{"name": f"x-h{i}", "value": "1"} for i in range(6)]), 400,
-     "InvalidInternetMessageHeaderCollection"),
-    (simple_message(subjekt="typo"), 400, "RequestBodyRead"),
-    (simple_message(body={"contentType": "Markdown", "content": "x"}), 400, "RequestBodyRead"),
-    (simple_message(toRecipients="kunde@example.org"), 400, "RequestBodyRead"),
-    (simple_message(attachments=[{"name": "a.pdf", "contentBytes": "AAAA"}]), 400, "RequestBodyRead"),
-    (simple_message(attachments=[{"@odata.type": "#microsoft.graph.fileAttachment", "name": "a",
-                                  "contentBytes": "not base64!"}]), 400, "RequestBodyRead"),
-])
+@pytest.mark.parametrize(
+    ("message", "status", "code"),
+    [
+        (simple_message(toRecipients=[]), 400, "ErrorInvalidRecipients"),
+        (
+            simple_message(toRecipients=[{"emailAddress": {"address": "kein-at-zeichen"}}]),
+            400,
+            "ErrorInvalidRecipients",
+        ),
+        (
+            simple_message(internetMessageHeaders=[{"name": "Invoice", "value": "1"}]),
+            400,
+            "InvalidInternetMessageHeader",
+        ),
+        (
+            simple_message(internetMessageHeaders=[{"name": f"x-h{i}", "value": "1"} for i in range(6)]),
+            400,
+            "InvalidInternetMessageHeaderCollection",
+        ),
+        (simple_message(subjekt="typo"), 400, "RequestBodyRead"),
+        (simple_message(body={"contentType": "Markdown", "content": "x"}), 400, "RequestBodyRead"),
+        (simple_message(toRecipients="kunde@example.org"), 400, "RequestBodyRead"),
+        (simple_message(attachments=[{"name": "a.pdf", "contentBytes": "AAAA"}]), 400, "RequestBodyRead"),
+        (
+            simple_message(
+                attachments=[
+                    {"@odata.type": "#microsoft.graph.fileAttachment", "name": "a", "contentBytes": "not base64!"}
+                ]
+            ),
+            400,
+            "RequestBodyRead",
+        ),
+    ],
+)
 def test_invalid_messages(world: World, message: dict, status: int, code: str) -> None:
     _err(world.send(message), status, code)
     assert world.sb.sent_messages() == []
@@ -163,20 +202,27 @@ def test_bad_payloads(world: World) -> None:
 
 def test_request_over_4_mb_is_413(world: World) -> None:
     big = base64.b64encode(os.urandom(3_200_000)).decode()  # ~4.3 MB of base64
-    msg = simple_message(attachments=[{"@odata.type": "#microsoft.graph.fileAttachment", "name": "big.bin",
-                                       "contentBytes": big}])
+    msg = simple_message(
+        attachments=[{"@odata.type": "#microsoft.graph.fileAttachment", "name": "big.bin", "contentBytes": big}]
+    )
     err = _err(world.send(msg), 413, "RequestEntityTooLarge")
     assert "4MB" in err["message"]
     assert world.send().status_code == 202  # the connection and the server are fine afterwards
 
 
 def test_save_to_sent_items_false_is_sent_but_not_in_sent_items(world: World) -> None:
-    r = world.graph("POST", f"/v1.0/users/{MAILBOX}/sendMail",
-                    json={"message": simple_message(internetMessageId="<a@b.c>"), "saveToSentItems": False})
+    r = world.graph(
+        "POST",
+        f"/v1.0/users/{MAILBOX}/sendMail",
+        json={"message": simple_message(internetMessageId="<a@b.c>"), "saveToSentItems": False},
+    )
     assert r.status_code == 202
     assert len(world.sb.sent_messages()) == 1
-    r = world.graph("GET", f"/v1.0/users/{MAILBOX}/mailFolders/sentitems/messages",
-                    params={"$filter": "internetMessageId eq '<a@b.c>'"})
+    r = world.graph(
+        "GET",
+        f"/v1.0/users/{MAILBOX}/mailFolders/sentitems/messages",
+        params={"$filter": "internetMessageId eq '<a@b.c>'"},
+    )
     assert r.json()["value"] == []
 
 
@@ -190,14 +236,16 @@ def test_requests_are_recorded_with_authorization_redacted(world: World) -> None
 
 
 def test_save_to_sent_items_as_string_like_microsofts_example(world: World) -> None:
-    r = world.graph("POST", f"/v1.0/users/{MAILBOX}/sendMail",
-                    json={"message": simple_message(), "saveToSentItems": "false"})
+    r = world.graph(
+        "POST", f"/v1.0/users/{MAILBOX}/sendMail", json={"message": simple_message(), "saveToSentItems": "false"}
+    )
     assert r.status_code == 202
     assert world.sb.sent_messages()[0].saved_to_sent_items is False
 
 
 def test_send_in_mime_format(world: World) -> None:
     from email.message import EmailMessage
+
     m = EmailMessage()
     m["From"] = MAILBOX
     m["To"] = "Kunde <kunde@example.org>"
@@ -208,16 +256,18 @@ def test_send_in_mime_format(world: World) -> None:
     pdf = os.urandom(1000)
     m.add_attachment(pdf, maintype="application", subtype="pdf", filename="Rechnung.pdf")
     raw = m.as_bytes()
-    r = world.graph("POST", f"/v1.0/users/{MAILBOX}/sendMail", data=base64.b64encode(raw),
-                    headers={"Content-Type": "text/plain"})
+    r = world.graph(
+        "POST", f"/v1.0/users/{MAILBOX}/sendMail", data=base64.b64encode(raw), headers={"Content-Type": "text/plain"}
+    )
     assert r.status_code == 202, r.text
     [sent] = world.sb.sent_messages()
     assert sent.route == "mime" and sent.mime == raw
     assert sent.subject == "Rechnung 4711" and sent.internet_message_id == "<mime-1@ccm>"
     assert sent.recipients("to") == ["kunde@example.org"] and sent.headers["X-CCM-Invoice"] == "4711"
     assert sent.attachments[0].name == "Rechnung.pdf" and sent.attachments[0].data == pdf
-    r = world.graph("POST", f"/v1.0/users/{MAILBOX}/sendMail", data=b"%%% not base64",
-                    headers={"Content-Type": "text/plain"})
+    r = world.graph(
+        "POST", f"/v1.0/users/{MAILBOX}/sendMail", data=b"%%% not base64", headers={"Content-Type": "text/plain"}
+    )
     err = _err(r, 400, "ErrorMimeContentInvalidBase64String")
     assert err["message"] == "Invalid base64 string for MIME content."
 

@@ -23,19 +23,28 @@ CN_TENANT = "44444444-5555-6666-7777-888888888888"
 
 
 def _via(world: World, method: str, url: str, **kw: object) -> requests.Response:
-    return world.http.request(method, url, proxies={"https": world.sb.proxy_url}, verify=world.sb.ca_pem,
-                              timeout=10, **kw)  # type: ignore[arg-type]
+    return world.http.request(
+        method, url, proxies={"https": world.sb.proxy_url}, verify=world.sb.ca_pem, timeout=10, **kw
+    )  # type: ignore[arg-type]
 
 
 def _token(world: World, login: str, tenant: str, scope: str) -> requests.Response:
-    return _via(world, "POST", f"https://{login}/{tenant}/oauth2/v2.0/token",
-                data={"grant_type": "client_credentials", "client_id": CLIENT, "client_secret": SECRET,
-                      "scope": scope})
+    return _via(
+        world,
+        "POST",
+        f"https://{login}/{tenant}/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "client_id": CLIENT, "client_secret": SECRET, "scope": scope},
+    )
 
 
 def _send(world: World, graph: str, token: str, mailbox: str = MAILBOX) -> requests.Response:
-    return _via(world, "POST", f"https://{graph}/v1.0/users/{mailbox}/sendMail",
-                json={"message": simple_message()}, headers={"Authorization": f"Bearer {token}"})
+    return _via(
+        world,
+        "POST",
+        f"https://{graph}/v1.0/users/{mailbox}/sendMail",
+        json={"message": simple_message()},
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 def test_global_cloud_through_the_proxy_records_the_real_hosts(world: World) -> None:
@@ -53,8 +62,11 @@ def test_global_cloud_through_the_proxy_records_the_real_hosts(world: World) -> 
 
 def test_msal_with_the_real_authority_through_the_proxy(world: World) -> None:
     app = msal.ConfidentialClientApplication(
-        CLIENT, client_credential=SECRET, authority=f"https://login.microsoftonline.com/{TENANT}",
-        http_client=VerifyingClient(world.sb, proxy=True))
+        CLIENT,
+        client_credential=SECRET,
+        authority=f"https://login.microsoftonline.com/{TENANT}",
+        http_client=VerifyingClient(world.sb, proxy=True),
+    )
     result = app.acquire_token_for_client([GRAPH_SCOPE])
     assert "access_token" in result, result
     assert {r.host for r in world.sb.requests} == {"login.microsoftonline.com"}
@@ -105,6 +117,7 @@ def test_china_cloud(world: World) -> None:
     sb.add_mailbox(CN_TENANT, "rechnung@contoso.cn")
     cfg = _via(world, "GET", f"https://login.chinacloudapi.cn/{CN_TENANT}/v2.0/.well-known/openid-configuration").json()
     assert cfg["msgraph_host"] == "microsoftgraph.chinacloudapi.cn"
-    token = _token(world, "login.chinacloudapi.cn", CN_TENANT,
-                   "https://microsoftgraph.chinacloudapi.cn/.default").json()["access_token"]
+    token = _token(
+        world, "login.chinacloudapi.cn", CN_TENANT, "https://microsoftgraph.chinacloudapi.cn/.default"
+    ).json()["access_token"]
     assert _send(world, "microsoftgraph.chinacloudapi.cn", token, "rechnung@contoso.cn").status_code == 202

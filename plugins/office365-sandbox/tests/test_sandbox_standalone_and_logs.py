@@ -19,12 +19,22 @@ import ccm_mail_office365
 
 SEED = {
     "consent_behaviour": "accept",
-    "tenants": [{
-        "tenant_id": TENANT, "display_name": "Contoso", "domains": ["contoso.de"],
-        "apps": [{"client_id": CLIENT, "secret": SECRET, "permissions": ["Mail.Send"],
-                  "redirect_uris": ["http://localhost:8400/"]}],
-        "mailboxes": [{"address": MAILBOX}],
-    }],
+    "tenants": [
+        {
+            "tenant_id": TENANT,
+            "display_name": "Contoso",
+            "domains": ["contoso.de"],
+            "apps": [
+                {
+                    "client_id": CLIENT,
+                    "secret": SECRET,
+                    "permissions": ["Mail.Send"],
+                    "redirect_uris": ["http://localhost:8400/"],
+                }
+            ],
+            "mailboxes": [{"address": MAILBOX}],
+        }
+    ],
 }
 
 
@@ -35,8 +45,12 @@ def test_standalone_run_seeds_serves_writes_files_and_stops_on_sigterm(tmp_path:
     state = tmp_path / "state"
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(ccm_mail_office365.__file__).parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "ccm_mail_office365_sandbox", "--state-dir", str(state),
-                             "--config", str(seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccm_mail_office365_sandbox", "--state-dir", str(state), "--config", str(seed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (state / "sandbox.json").exists():
@@ -47,14 +61,34 @@ def test_standalone_run_seeds_serves_writes_files_and_stops_on_sigterm(tmp_path:
         info = json.loads((state / "sandbox.json").read_text())
         assert info["tenants"][0]["tenant_id"] == TENANT
         ca = info["ca_pem"]
-        r = requests.post(f"{info['authority_host']}/{TENANT}/oauth2/v2.0/token", verify=ca, timeout=10,
-                          data={"grant_type": "client_credentials", "client_id": CLIENT,
-                                "client_secret": SECRET, "scope": GRAPH_SCOPE})
+        r = requests.post(
+            f"{info['authority_host']}/{TENANT}/oauth2/v2.0/token",
+            verify=ca,
+            timeout=10,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": CLIENT,
+                "client_secret": SECRET,
+                "scope": GRAPH_SCOPE,
+            },
+        )
         token = r.json()["access_token"]
-        msg = simple_message(attachments=[{"@odata.type": "#microsoft.graph.fileAttachment",
-                                           "name": "Rechnung.pdf", "contentBytes": "JVBERi0xLjQK"}])
-        r = requests.post(f"{info['graph_endpoint']}/v1.0/users/{MAILBOX}/sendMail", json={"message": msg},
-                          headers={"Authorization": f"Bearer {token}"}, verify=ca, timeout=10)
+        msg = simple_message(
+            attachments=[
+                {
+                    "@odata.type": "#microsoft.graph.fileAttachment",
+                    "name": "Rechnung.pdf",
+                    "contentBytes": "JVBERi0xLjQK",
+                }
+            ]
+        )
+        r = requests.post(
+            f"{info['graph_endpoint']}/v1.0/users/{MAILBOX}/sendMail",
+            json={"message": msg},
+            headers={"Authorization": f"Bearer {token}"},
+            verify=ca,
+            timeout=10,
+        )
         assert r.status_code == 202
         [folder] = list((state / "mailboxes" / MAILBOX).iterdir())
         doc = json.loads((folder / "message.json").read_text())
@@ -74,10 +108,15 @@ def test_logs_and_records_never_contain_secrets(world: World, caplog: pytest.Log
     world.token_response(client_secret="wrong-" + SECRET)
     world.send(token=token)
     r = world.graph("POST", f"/v1.0/users/{MAILBOX}/messages", token=token, json=simple_message())
-    session = world.graph("POST", f"/v1.0/users/{MAILBOX}/messages/{r.json()['id']}/attachments/createUploadSession",
-                          token=token, json={"AttachmentItem": {"attachmentType": "file", "name": "a", "size": 3 << 20}}).json()
-    r = world.http.put(session["uploadUrl"], data=b"abc", headers={"Content-Range": f"bytes 0-2/{3 << 20}"},
-                       verify=world.sb.ca_pem)
+    session = world.graph(
+        "POST",
+        f"/v1.0/users/{MAILBOX}/messages/{r.json()['id']}/attachments/createUploadSession",
+        token=token,
+        json={"AttachmentItem": {"attachmentType": "file", "name": "a", "size": 3 << 20}},
+    ).json()
+    r = world.http.put(
+        session["uploadUrl"], data=b"abc", headers={"Content-Range": f"bytes 0-2/{3 << 20}"}, verify=world.sb.ca_pem
+    )
     assert r.status_code == 200
     authtoken = session["uploadUrl"].split("authtoken=")[1]
     everything = caplog.text + repr(world.sb.requests) + repr(world.sb.token_requests)

@@ -19,9 +19,13 @@ def test_fifth_concurrent_request_for_a_mailbox_is_429(world: World) -> None:
 
     def one(i: int) -> None:
         with requests.Session() as s:
-            r = s.post(f"{sb.graph_endpoint}/v1.0/users/{MAILBOX}/sendMail",
-                       json={"message": simple_message(f"n{i}")},
-                       headers={"Authorization": f"Bearer {token}"}, verify=sb.ca_pem, timeout=10)
+            r = s.post(
+                f"{sb.graph_endpoint}/v1.0/users/{MAILBOX}/sendMail",
+                json={"message": simple_message(f"n{i}")},
+                headers={"Authorization": f"Bearer {token}"},
+                verify=sb.ca_pem,
+                timeout=10,
+            )
         with lock:
             results.append(r)
 
@@ -68,8 +72,9 @@ def test_default_rate_is_thirty_per_minute(world: World) -> None:
     assert world.sb.mailbox(MAILBOX).rate == (30, 60.0)
 
 
-@pytest.mark.parametrize(("kind", "code"), [("503", "ServiceUnavailable"), ("429", "TooManyRequests"),
-                                            ("504", "GatewayTimeout")])
+@pytest.mark.parametrize(
+    ("kind", "code"), [("503", "ServiceUnavailable"), ("429", "TooManyRequests"), ("504", "GatewayTimeout")]
+)
 def test_status_faults_answer_once_then_the_request_works(world: World, kind: str, code: str) -> None:
     token = world.token()
     fault = world.sb.faults.add(method="POST", path_regex=r"/sendMail$", kind=kind, count=1, retry_after="2")
@@ -126,14 +131,19 @@ def test_drop_after_processing_sends_but_never_answers(world: World) -> None:
     [sent] = world.sb.sent_messages()
     assert sent.internet_message_id == "<amb@ccm>"
     # the client can find out by looking in Sent Items
-    r = world.graph("GET", f"/v1.0/users/{MAILBOX}/mailFolders/sentitems/messages", token=token,
-                    params={"$filter": "internetMessageId eq '<amb@ccm>'"})
+    r = world.graph(
+        "GET",
+        f"/v1.0/users/{MAILBOX}/mailFolders/sentitems/messages",
+        token=token,
+        params={"$filter": "internetMessageId eq '<amb@ccm>'"},
+    )
     assert len(r.json()["value"]) == 1
 
 
 @pytest.mark.parametrize(("status", "retry_after"), [(200, None), (504, None), (503, "3")])
-def test_status_after_processing_sends_and_answers_that_status(world: World, status: int,
-                                                               retry_after: str | None) -> None:
+def test_status_after_processing_sends_and_answers_that_status(
+    world: World, status: int, retry_after: str | None
+) -> None:
     """A gateway that times out or rewrites the answer after Microsoft had the mail."""
     token = world.token()
     world.sb.faults.add("POST", r"/sendMail$", "status_after_processing", status=status, retry_after=retry_after)
@@ -204,6 +214,7 @@ def test_stop_ends_keep_alive_connections(tmp_path) -> None:  # type: ignore[no-
     import threading as th
 
     from ccm_mail_office365_sandbox import Sandbox
+
     before = th.active_count()
     with Sandbox(tmp_path) as sb, requests.Session() as s:
         sb.add_tenant("contoso.de")
@@ -227,6 +238,7 @@ def test_daily_recipient_limit_blocks_the_mailbox(world: World) -> None:
 
 def test_daily_recipient_count_forgets_what_is_older_than_a_day() -> None:
     from ccm_mail_office365_sandbox.state import Mailbox
+
     mb = Mailbox(tenant_id="t", address="a@contoso.de", object_id="o", display_name="A")
     mb.note_recipients(1000.0, 3)
     mb.note_recipients(50_000.0, 2)

@@ -31,14 +31,12 @@ class Cloud:
 CLOUDS: dict[str, Cloud] = {
     c.id: c
     for c in (
-        Cloud("global", T("Weltweit (auch GCC)", "Global (also GCC)"),
-              "login.microsoftonline.com", "graph.microsoft.com"),
-        Cloud("usgov_high", T("US Government GCC High", "US Government GCC High"),
-              "login.microsoftonline.us", "graph.microsoft.us"),
-        Cloud("usgov_dod", T("US Government DoD", "US Government DoD"),
-              "login.microsoftonline.us", "dod-graph.microsoft.us"),
-        Cloud("china", T("China (21Vianet)", "China (21Vianet)"),
-              "login.chinacloudapi.cn", "microsoftgraph.chinacloudapi.cn"),
+        Cloud("global", T("Weltweit (auch GCC)", "Global (also GCC)"), "login.microsoftonline.com", "graph.microsoft.com"),
+        Cloud(
+            "usgov_high", T("US Government GCC High", "US Government GCC High"), "login.microsoftonline.us", "graph.microsoft.us"
+        ),
+        Cloud("usgov_dod", T("US Government DoD", "US Government DoD"), "login.microsoftonline.us", "dod-graph.microsoft.us"),
+        Cloud("china", T("China (21Vianet)", "China (21Vianet)"), "login.chinacloudapi.cn", "microsoftgraph.chinacloudapi.cn"),
     )
 }
 DEFAULT_CLOUD = "global"

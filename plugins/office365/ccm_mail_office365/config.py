@@ -52,8 +52,10 @@ class Office365Config:
         v: Mapping[str, Any] = settings.values
         cloud = str(v.get("cloud") or DEFAULT_CLOUD)
         if cloud not in CLOUDS:
-            raise ConfigError(T(f"Unbekannte Cloud {cloud!r}.", f"Unknown cloud {cloud!r}."),
-                              hint=T("Erlaubt: " + ", ".join(CLOUDS), "Allowed: " + ", ".join(CLOUDS)))
+            raise ConfigError(
+                T(f"Unbekannte Cloud {cloud!r}.", f"Unknown cloud {cloud!r}."),
+                hint=T("Erlaubt: " + ", ".join(CLOUDS), "Allowed: " + ", ".join(CLOUDS)),
+            )
         c = CLOUDS[cloud]
         return cls(
             account=settings.name,

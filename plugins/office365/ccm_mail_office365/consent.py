@@ -1,4 +1,4 @@
-""""Admin Berechtigung erteilen": Microsoft's admin-consent flow.
+""" "Admin Berechtigung erteilen": Microsoft's admin-consent flow.
 
 The admin signs in at Microsoft in a browser; Microsoft redirects that browser to our
 ``redirect_uri`` with ``admin_consent=True`` or an error. Three ways the answer comes back:
@@ -50,55 +50,70 @@ PENDING_FILE = "consent_pending.json"
 _ANSWER_KEYS = {"admin_consent", "error", "state"}
 
 _TEXT = {
-    "granted": T("Die Administratorzustimmung wurde erteilt. Die App darf jetzt als Postfach senden.",
-                 "Admin consent was granted. The app may now send as the mailbox."),
-    "denied": T("Die Administratorzustimmung wurde abgelehnt oder abgebrochen.",
-                "Admin consent was declined or cancelled."),
-    "error": T("Microsoft meldet einen Fehler bei der Administratorzustimmung.",
-               "Microsoft reported an error during admin consent."),
-    "state_mismatch": T("Die Antwort passt nicht zu dieser Anfrage (state stimmt nicht): möglicherweise gefälscht. "
-                        "Die Zustimmung wurde NICHT bestätigt.",
-                        "The answer does not belong to this request (state mismatch): possibly forged. "
-                        "Consent was NOT confirmed."),
+    "granted": T(
+        "Die Administratorzustimmung wurde erteilt. Die App darf jetzt als Postfach senden.",
+        "Admin consent was granted. The app may now send as the mailbox.",
+    ),
+    "denied": T("Die Administratorzustimmung wurde abgelehnt oder abgebrochen.", "Admin consent was declined or cancelled."),
+    "error": T(
+        "Microsoft meldet einen Fehler bei der Administratorzustimmung.", "Microsoft reported an error during admin consent."
+    ),
+    "state_mismatch": T(
+        "Die Antwort passt nicht zu dieser Anfrage (state stimmt nicht): möglicherweise gefälscht. "
+        "Die Zustimmung wurde NICHT bestätigt.",
+        "The answer does not belong to this request (state mismatch): possibly forged. Consent was NOT confirmed.",
+    ),
     "timeout": T("Keine Antwort von Microsoft innerhalb der Wartezeit.", "No answer from Microsoft in time."),
-    "no_pending": T("Zu dieser Adresse gibt es keinen offenen Vorgang „Admin Berechtigung erteilen“.",
-                    "There is no pending \"grant admin consent\" for this address."),
+    "no_pending": T(
+        "Zu dieser Adresse gibt es keinen offenen Vorgang „Admin Berechtigung erteilen“.",
+        'There is no pending "grant admin consent" for this address.',
+    ),
 }
 _HINT = {
-    "granted": T("Jetzt „Verbindung testen“: ccm-mail accounts test NAME.",
-                 "Now test the connection: ccm-mail accounts test NAME."),
-    "denied": T("Mit einem Konto anmelden, das globaler Administrator oder Administrator für privilegierte Rollen "
-                "ist, und „Akzeptieren“ wählen.",
-                "Sign in with a Global Administrator or Privileged Role Administrator account and choose Accept."),
-    "error": T("Die Redirect-URI muss in Entra → App-Registrierungen → App → Authentifizierung als Plattform "
-               "„Web“ eingetragen sein (Standard http://localhost:8400/); Mandanten-ID und Anwendungs-ID prüfen.",
-               "The redirect URI must be registered in Entra → App registrations → the app → Authentication as "
-               "platform \"Web\" (default http://localhost:8400/); check tenant ID and application ID."),
-    "state_mismatch": T("Den Vorgang neu starten: ccm-mail accounts consent NAME.",
-                        "Start again: ccm-mail accounts consent NAME."),
-    "no_pending": T("Zuerst ccm-mail accounts consent NAME --no-browser ausführen und die dort gezeigte "
-                    "Adresse dem Administrator geben.",
-                    "First run ccm-mail accounts consent NAME --no-browser and give the address it shows to the "
-                    "administrator."),
-    "timeout": T("Zeigt Microsoft im Browser einen Fehler (z. B. AADSTS50011), muss die Redirect-URI in Entra → "
-                 "App-Registrierungen → App → Authentifizierung als Plattform „Web“ eingetragen werden. Sonst erneut "
-                 "starten; die Antwort muss im Browser dieses Rechners ankommen (localhost). Hat ein Administrator an "
-                 "einem anderen Rechner zugestimmt: ccm-mail accounts consent NAME --redirect-url \"ADRESSE\" mit der "
-                 "Adresse aus der Adresszeile seines Browsers.",
-                 "If Microsoft shows an error in the browser (e.g. AADSTS50011), register the redirect URI in Entra → "
-                 "App registrations → the app → Authentication as platform \"Web\". Otherwise start again; the "
-                 "answer must reach a browser on this computer (localhost). If an administrator at another computer "
-                 "consented: ccm-mail accounts consent NAME --redirect-url \"ADDRESS\" with the address from their "
-                 "browser's address bar."),
+    "granted": T(
+        "Jetzt „Verbindung testen“: ccm-mail accounts test NAME.", "Now test the connection: ccm-mail accounts test NAME."
+    ),
+    "denied": T(
+        "Mit einem Konto anmelden, das globaler Administrator oder Administrator für privilegierte Rollen "
+        "ist, und „Akzeptieren“ wählen.",
+        "Sign in with a Global Administrator or Privileged Role Administrator account and choose Accept.",
+    ),
+    "error": T(
+        "Die Redirect-URI muss in Entra → App-Registrierungen → App → Authentifizierung als Plattform "
+        "„Web“ eingetragen sein (Standard http://localhost:8400/); Mandanten-ID und Anwendungs-ID prüfen.",
+        "The redirect URI must be registered in Entra → App registrations → the app → Authentication as "
+        'platform "Web" (default http://localhost:8400/); check tenant ID and application ID.',
+    ),
+    "state_mismatch": T(
+        "Den Vorgang neu starten: ccm-mail accounts consent NAME.", "Start again: ccm-mail accounts consent NAME."
+    ),
+    "no_pending": T(
+        "Zuerst ccm-mail accounts consent NAME --no-browser ausführen und die dort gezeigte Adresse dem Administrator geben.",
+        "First run ccm-mail accounts consent NAME --no-browser and give the address it shows to the administrator.",
+    ),
+    "timeout": T(
+        "Zeigt Microsoft im Browser einen Fehler (z. B. AADSTS50011), muss die Redirect-URI in Entra → "
+        "App-Registrierungen → App → Authentifizierung als Plattform „Web“ eingetragen werden. Sonst erneut "
+        "starten; die Antwort muss im Browser dieses Rechners ankommen (localhost). Hat ein Administrator an "
+        'einem anderen Rechner zugestimmt: ccm-mail accounts consent NAME --redirect-url "ADRESSE" mit der '
+        "Adresse aus der Adresszeile seines Browsers.",
+        "If Microsoft shows an error in the browser (e.g. AADSTS50011), register the redirect URI in Entra → "
+        'App registrations → the app → Authentication as platform "Web". Otherwise start again; the '
+        "answer must reach a browser on this computer (localhost). If an administrator at another computer "
+        'consented: ccm-mail accounts consent NAME --redirect-url "ADDRESS" with the address from their '
+        "browser's address bar.",
+    ),
 }
-_TOKEN_PROOF = T("Die Zustimmung ist erteilt: ein neues Token trägt die Anwendungsberechtigung Mail.Send.",
-                 "Consent is in place: a new token carries the application permission Mail.Send.")
-_PASTE_PROMPT = T("Nach der Zustimmung die Adresse aus der Adresszeile des Browsers hier einfügen "
-                  "(leer + Enter: prüfen, ob die Zustimmung schon wirkt): ",
-                  "After consenting, paste the address from the browser's address bar here "
-                  "(empty + Enter: check whether consent is in place already): ")
-
-
+_TOKEN_PROOF = T(
+    "Die Zustimmung ist erteilt: ein neues Token trägt die Anwendungsberechtigung Mail.Send.",
+    "Consent is in place: a new token carries the application permission Mail.Send.",
+)
+_PASTE_PROMPT = T(
+    "Nach der Zustimmung die Adresse aus der Adresszeile des Browsers hier einfügen "
+    "(leer + Enter: prüfen, ob die Zustimmung schon wirkt): ",
+    "After consenting, paste the address from the browser's address bar here "
+    "(empty + Enter: check whether consent is in place already): ",
+)
 
 
 @dataclass(frozen=True)
@@ -116,8 +131,7 @@ class Answer:
 
 def consent_url(config: Office365Config, redirect_uri: str, state: str) -> str:
     """Microsoft's v2.0 admin-consent URL for the account's tenant and app."""
-    query = urlencode({"client_id": config.client_id, "scope": config.scope,
-                       "redirect_uri": redirect_uri, "state": state})
+    query = urlencode({"client_id": config.client_id, "scope": config.scope, "redirect_uri": redirect_uri, "state": state})
     return f"{config.authority_host}/{config.tenant_id}/v2.0/adminconsent?{query}"
 
 
@@ -138,11 +152,18 @@ def _query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url.strip()).query, keep_blank_values=True).items()}
 
 
-def grant_admin_consent(settings: AccountSettings, *, no_browser: bool = False, port: int | None = None,
-                        timeout: float = 300.0, lang: str | None = None,
-                        open_browser: Callable[[str], Any] | None = None,
-                        out: Callable[[str], None] = print, redirect_url: str | None = None,
-                        ask: Callable[[str], str] | None = None) -> dict[str, Any]:
+def grant_admin_consent(
+    settings: AccountSettings,
+    *,
+    no_browser: bool = False,
+    port: int | None = None,
+    timeout: float = 300.0,
+    lang: str | None = None,
+    open_browser: Callable[[str], Any] | None = None,
+    out: Callable[[str], None] = print,
+    redirect_url: str | None = None,
+    ask: Callable[[str], str] | None = None,
+) -> dict[str, Any]:
     """Run the admin-consent flow and return its outcome.
 
     :param no_browser: only print the URL (admin at another computer); the listener still waits.
@@ -169,8 +190,12 @@ def grant_admin_consent(settings: AccountSettings, *, no_browser: bool = False, 
     host = (parts.hostname or "").lower()
     bind = _LOOPBACK.get(host) or _LOOPBACK.get(f"[{host}]")
     if parts.scheme != "http" or bind is None:
-        raise ConfigError(T(f"consent_redirect_uri {config.consent_redirect_uri!r} muss http://localhost:PORT/ sein.",
-                            f"consent_redirect_uri {config.consent_redirect_uri!r} must be http://localhost:PORT/."))
+        raise ConfigError(
+            T(
+                f"consent_redirect_uri {config.consent_redirect_uri!r} muss http://localhost:PORT/ sein.",
+                f"consent_redirect_uri {config.consent_redirect_uri!r} must be http://localhost:PORT/.",
+            )
+        )
     want_port = parts.port or 80 if port is None else port
     state = secrets.token_urlsafe(32)
     answers: queue.Queue[Answer] = queue.Queue()
@@ -184,9 +209,12 @@ def grant_admin_consent(settings: AccountSettings, *, no_browser: bool = False, 
         url = consent_url(config, redirect_uri, state)
         _save_pending(config, state, redirect_uri, url)
         log.info("consent_start", account=config.account, redirect_uri=redirect_uri)
-        out(T("Admin Berechtigung erteilen: im Browser mit einem Administratorkonto des Mandanten anmelden "
-              "und zustimmen.",
-              "Grant admin consent: sign in with an administrator of the tenant in the browser and accept.").get(lang))
+        out(
+            T(
+                "Admin Berechtigung erteilen: im Browser mit einem Administratorkonto des Mandanten anmelden und zustimmen.",
+                "Grant admin consent: sign in with an administrator of the tenant in the browser and accept.",
+            ).get(lang)
+        )
         opened = False
         if not no_browser:
             try:
@@ -194,15 +222,23 @@ def grant_admin_consent(settings: AccountSettings, *, no_browser: bool = False, 
             except Exception:  # a missing browser is not an error: print the URL instead
                 opened = False
         if not opened:
-            out(T("Diese Adresse im Browser öffnen (auch an einem anderen Rechner):",
-                  "Open this address in a browser (another computer will do):").get(lang))
+            out(
+                T(
+                    "Diese Adresse im Browser öffnen (auch an einem anderen Rechner):",
+                    "Open this address in a browser (another computer will do):",
+                ).get(lang)
+            )
             out(url)
-        out(T(f"Warte auf die Antwort von Microsoft an {redirect_uri} …",
-              f"Waiting for Microsoft's answer at {redirect_uri} …").get(lang))
+        out(
+            T(
+                f"Warte auf die Antwort von Microsoft an {redirect_uri} …", f"Waiting for Microsoft's answer at {redirect_uri} …"
+            ).get(lang)
+        )
         done = threading.Event()
         if ask is not None:
-            threading.Thread(target=_ask_loop, args=(ask, config, state, answers, done, lang, out),
-                             name="ccm-mail-consent-ask", daemon=True).start()
+            threading.Thread(
+                target=_ask_loop, args=(ask, config, state, answers, done, lang, out), name="ccm-mail-consent-ask", daemon=True
+            ).start()
         try:
             answer: Answer | None = answers.get(timeout=max(0.0, timeout))
         except queue.Empty:
@@ -212,12 +248,12 @@ def grant_admin_consent(settings: AccountSettings, *, no_browser: bool = False, 
         listener.stop()
     if answer is None:
         answer = _token_proof(config)  # consent may have been given where no answer could come back
-    return _result(config, answer, lang, settings.name, url=url, redirect_uri=redirect_uri,
-                   ignored=listener.ignored)
+    return _result(config, answer, lang, settings.name, url=url, redirect_uri=redirect_uri, ignored=listener.ignored)
 
 
-def _result(config: Office365Config, answer: Answer | None, lang: str, account: str, *, url: str,
-            redirect_uri: str, ignored: int = 0) -> dict[str, Any]:
+def _result(
+    config: Office365Config, answer: Answer | None, lang: str, account: str, *, url: str, redirect_uri: str, ignored: int = 0
+) -> dict[str, Any]:
     status = answer.status if answer is not None else "timeout"
     if status in ("granted", "denied", "error"):
         _pending_path(config).unlink(missing_ok=True)
@@ -228,22 +264,42 @@ def _result(config: Office365Config, answer: Answer | None, lang: str, account: 
         said = (answer.error_description or "").strip().splitlines()
         message += f" ({answer.error}" + (f": {said[0]}" if said else "") + ")"
     shown = f'"{account}"' if " " in account else account
-    log.info("consent_done", account=config.account, status=status, via=answer.via if answer else None,
-             error=answer.error if answer else None, ignored=ignored)
+    log.info(
+        "consent_done",
+        account=config.account,
+        status=status,
+        via=answer.via if answer else None,
+        error=answer.error if answer else None,
+        ignored=ignored,
+    )
     return {
-        "ok": status == "granted", "status": status, "via": answer.via if answer else None,
-        "message": message, "hint": _HINT[status].get(lang).replace("NAME", shown),
-        "tenant": answer.tenant if answer else None, "scope": answer.scope if answer else None,
+        "ok": status == "granted",
+        "status": status,
+        "via": answer.via if answer else None,
+        "message": message,
+        "hint": _HINT[status].get(lang).replace("NAME", shown),
+        "tenant": answer.tenant if answer else None,
+        "scope": answer.scope if answer else None,
         "error": answer.error if answer else None,
         "error_description": answer.error_description if answer else None,
-        "consent_url": url, "redirect_uri": redirect_uri, "ignored": ignored,
+        "consent_url": url,
+        "redirect_uri": redirect_uri,
+        "ignored": ignored,
     }
 
 
 # -- paste-back and proof by token ---------------------------------------------------------------
 
-def _ask_loop(ask: Callable[[str], str], config: Office365Config, state: str, answers: queue.Queue[Answer],
-              done: threading.Event, lang: str, out: Callable[[str], None]) -> None:
+
+def _ask_loop(
+    ask: Callable[[str], str],
+    config: Office365Config,
+    state: str,
+    answers: queue.Queue[Answer],
+    done: threading.Event,
+    lang: str,
+    out: Callable[[str], None],
+) -> None:
     while not done.is_set():
         try:
             line = ask(_PASTE_PROMPT.get(lang)).strip()
@@ -256,19 +312,31 @@ def _ask_loop(ask: Callable[[str], str], config: Office365Config, state: str, an
             if proof is not None:
                 answers.put(proof)
                 return
-            out(T("Noch nicht: ein neues Token trägt keine Anwendungsberechtigung Mail.Send.",
-                  "Not yet: a new token carries no application permission Mail.Send.").get(lang))
+            out(
+                T(
+                    "Noch nicht: ein neues Token trägt keine Anwendungsberechtigung Mail.Send.",
+                    "Not yet: a new token carries no application permission Mail.Send.",
+                ).get(lang)
+            )
             continue
         query = _query(line)
         if not (_ANSWER_KEYS & query.keys()):
-            out(T("Das ist keine Antwort von Microsoft (sie enthält admin_consent=… oder error=…).",
-                  "That is not an answer from Microsoft (it holds admin_consent=… or error=…).").get(lang))
+            out(
+                T(
+                    "Das ist keine Antwort von Microsoft (sie enthält admin_consent=… oder error=…).",
+                    "That is not an answer from Microsoft (it holds admin_consent=… or error=…).",
+                ).get(lang)
+            )
             continue
         answer = answer_from_query(query, state, "paste")
         if answer is None:
             log.warning("consent_forged_redirect", via="paste", state_present="state" in query)
-            out(T("Diese Adresse gehört nicht zu diesem Vorgang (state passt nicht); ignoriert.",
-                  "This address does not belong to this request (state does not match); ignored.").get(lang))
+            out(
+                T(
+                    "Diese Adresse gehört nicht zu diesem Vorgang (state passt nicht); ignoriert.",
+                    "This address does not belong to this request (state does not match); ignored.",
+                ).get(lang)
+            )
             continue
         answers.put(answer)
         return
@@ -294,8 +362,10 @@ def _pending_path(config: Office365Config) -> Path:
 
 def _save_pending(config: Office365Config, state: str, redirect_uri: str, url: str) -> None:
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_private(_pending_path(config), json.dumps({"state": state, "redirect_uri": redirect_uri,
-                                                     "consent_url": url, "client_id": config.client_id}))
+    write_private(
+        _pending_path(config),
+        json.dumps({"state": state, "redirect_uri": redirect_uri, "consent_url": url, "client_id": config.client_id}),
+    )
 
 
 def _finish_pasted(config: Office365Config, redirect_url: str, lang: str, account: str) -> dict[str, Any]:
@@ -310,35 +380,48 @@ def _finish_pasted(config: Office365Config, redirect_url: str, lang: str, accoun
     if answer is None:
         log.warning("consent_forged_redirect", via="redirect_url")
         answer = Answer("state_mismatch", "paste")
-    return _result(config, answer, lang, account, url=str(pending.get("consent_url", "")),
-                   redirect_uri=str(pending.get("redirect_uri", "")))
+    return _result(
+        config, answer, lang, account, url=str(pending.get("consent_url", "")), redirect_uri=str(pending.get("redirect_uri", ""))
+    )
 
 
 # -- the loopback listener ----------------------------------------------------------------------
+
 
 class _Listener:
     """The loopback HTTP server Microsoft's redirect reaches: every connection in its own thread
     with a socket timeout; the first answer with our state goes into ``answers``."""
 
-    def __init__(self, bind: str, port: int, path: str, state: str, answers: queue.Queue[Answer],
-                 lang: str, account: str) -> None:
+    def __init__(
+        self, bind: str, port: int, path: str, state: str, answers: queue.Queue[Answer], lang: str, account: str
+    ) -> None:
         self.ignored = 0
         self._answered = False
         self._lock = threading.Lock()
         handler = _make_handler(self, path, state, answers, lang, account)
         family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-        server_cls = type("_Server", (ThreadingHTTPServer,), {"address_family": family, "allow_reuse_address": True,
-                                                              "daemon_threads": True, "block_on_close": False})
+        server_cls = type(
+            "_Server",
+            (ThreadingHTTPServer,),
+            {"address_family": family, "allow_reuse_address": True, "daemon_threads": True, "block_on_close": False},
+        )
         try:
             self._server = server_cls((bind, port), handler)
         except OSError as exc:
-            raise ConfigError(T(f"Port {port} auf {bind} ist belegt oder nicht erlaubt ({exc.strerror}).",
-                                f"Port {port} on {bind} is in use or not allowed ({exc.strerror})."),
-                              hint=T("Anderen Port in consent_redirect_uri eintragen und in Entra registrieren.",
-                                     "Put another port in consent_redirect_uri and register it in Entra.")) from exc
+            raise ConfigError(
+                T(
+                    f"Port {port} auf {bind} ist belegt oder nicht erlaubt ({exc.strerror}).",
+                    f"Port {port} on {bind} is in use or not allowed ({exc.strerror}).",
+                ),
+                hint=T(
+                    "Anderen Port in consent_redirect_uri eintragen und in Entra registrieren.",
+                    "Put another port in consent_redirect_uri and register it in Entra.",
+                ),
+            ) from exc
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="ccm-mail-consent-listener", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="ccm-mail-consent-listener", daemon=True
+        )
         self._thread.start()
 
     def take(self) -> bool:
@@ -357,8 +440,9 @@ class _Listener:
         self._thread.join(5)
 
 
-def _make_handler(listener: _Listener, path: str, state: str, answers: queue.Queue[Answer], lang: str,
-                  account: str = "NAME") -> type[BaseHTTPRequestHandler]:
+def _make_handler(
+    listener: _Listener, path: str, state: str, answers: queue.Queue[Answer], lang: str, account: str = "NAME"
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = CONNECTION_TIMEOUT  # an idle or slow client gives up its thread after this
 
@@ -374,22 +458,19 @@ def _make_handler(listener: _Listener, path: str, state: str, answers: queue.Que
             answer = answer_from_query(q, state, "redirect")
             if answer is None:  # forged or stale: say so, log it, keep waiting for the real one
                 listener.forged()
-                log.warning("consent_forged_redirect", via="listener", state_present="state" in q,
-                            client=self.client_address[0])
+                log.warning("consent_forged_redirect", via="listener", state_present="state" in q, client=self.client_address[0])
                 self._page(400, _TEXT["state_mismatch"], _HINT["state_mismatch"])
                 return
             if not listener.take():
                 self._page(409, T("Bereits beantwortet.", "Already answered."), None)
                 return
             answers.put(answer)
-            self._page(200, _TEXT[answer.status], _HINT[answer.status], answer.error_description or "",
-                       status=answer.status)
+            self._page(200, _TEXT[answer.status], _HINT[answer.status], answer.error_description or "", status=answer.status)
 
         def _page(self, code: int, text: T, hint: T | None, detail: str = "", status: str = "") -> None:
             other = "en" if lang == "de" else "de"
             ok = status == "granted"
-            body = [f"<h1 id='result' data-status='{html.escape(status)}'>"
-                    f"{'✔' if ok else '✖'} ccm-mail: Office 365</h1>"]
+            body = [f"<h1 id='result' data-status='{html.escape(status)}'>{'✔' if ok else '✖'} ccm-mail: Office 365</h1>"]
             shown = f'"{account}"' if " " in account else account  # the command to copy names the account
             for lng in (lang, other):
                 body.append(f"<section lang='{lng}'><p class='message'>{html.escape(text.get(lng))}</p>")
@@ -398,14 +479,24 @@ def _make_handler(listener: _Listener, path: str, state: str, answers: queue.Que
                 body.append("</section>")
             if detail:
                 body.append(f"<pre class='detail'>{html.escape(detail)}</pre>")
-            body.append("<p>" + html.escape(T("Dieses Fenster kann geschlossen werden.",
-                                               "You can close this window.").get(lang)) + "</p>")
-            style = ("<style>body{font-family:system-ui,sans-serif;max-width:42em;margin:3em auto;color:#222}"
-                     "h1{font-size:1.4em}section{margin:1.2em 0}section+section{color:#555;border-top:1px solid #ddd;"
-                     "padding-top:.8em}.hint{font-weight:600}pre{white-space:pre-wrap;background:#f4f4f4;padding:.6em}"
-                     "</style>")
-            page = ("<!DOCTYPE html><html lang='" + lang + "'><head><meta charset='utf-8'><title>ccm-mail</title>"
-                    + style + "</head><body>" + "".join(body) + "</body></html>").encode("utf-8")
+            body.append(
+                "<p>" + html.escape(T("Dieses Fenster kann geschlossen werden.", "You can close this window.").get(lang)) + "</p>"
+            )
+            style = (
+                "<style>body{font-family:system-ui,sans-serif;max-width:42em;margin:3em auto;color:#222}"
+                "h1{font-size:1.4em}section{margin:1.2em 0}section+section{color:#555;border-top:1px solid #ddd;"
+                "padding-top:.8em}.hint{font-weight:600}pre{white-space:pre-wrap;background:#f4f4f4;padding:.6em}"
+                "</style>"
+            )
+            page = (
+                "<!DOCTYPE html><html lang='"
+                + lang
+                + "'><head><meta charset='utf-8'><title>ccm-mail</title>"
+                + style
+                + "</head><body>"
+                + "".join(body)
+                + "</body></html>"
+            ).encode("utf-8")
             self.send_response(code)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(page)))

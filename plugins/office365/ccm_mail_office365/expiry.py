@@ -24,12 +24,14 @@ RENEW_SECRET = T(
     "client_secret_expires auf das neue Ablaufdatum setzen.",
     "Create a new one: Entra → App registrations → the app → Certificates & secrets → New client secret; enter "
     "its *Value* in the account (ccm-mail accounts set ACCOUNT --secret client_secret) and set "
-    "client_secret_expires to its new expiry date.")
+    "client_secret_expires to its new expiry date.",
+)
 RENEW_CERTIFICATE = T(
     "Neues Zertifikat erstellen, den öffentlichen Teil unter Entra → App-Registrierungen → App → Zertifikate & "
     "Geheimnisse → Zertifikate hochladen und die Datei im Konto eintragen (certificate).",
     "Create a new certificate, upload its public part in Entra → App registrations → the app → Certificates & "
-    "secrets → Certificates and set the file in the account (certificate).")
+    "secrets → Certificates and set the file in the account (certificate).",
+)
 
 
 def local(values: Mapping[str, Any]) -> Expiry | None:
@@ -46,6 +48,7 @@ def local(values: Mapping[str, Any]) -> Expiry | None:
 def _certificate(path: Path, password: Any) -> Expiry | None:
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import pkcs12
+
     try:
         data = path.read_bytes()
         if data.lstrip().startswith(b"-----"):
@@ -57,8 +60,7 @@ def _certificate(path: Path, password: Any) -> Expiry | None:
     if cert is None:
         return None
     name = cert.subject.rfc4514_string()
-    return Expiry(T(f"Zertifikat {name}", f"certificate {name}"), cert.not_valid_after_utc, "certificate",
-                  RENEW_CERTIFICATE)
+    return Expiry(T(f"Zertifikat {name}", f"certificate {name}"), cert.not_valid_after_utc, "certificate", RENEW_CERTIFICATE)
 
 
 def from_graph(credentials: Sequence[Mapping[str, Any]], secret: str | None) -> Expiry | None:
@@ -74,8 +76,10 @@ def from_graph(credentials: Sequence[Mapping[str, Any]], secret: str | None) -> 
     name = str(chosen[0].get("displayName") or "")
     what = T(f"{SECRET.de} {name!r}".strip() if name else SECRET.de, f"{SECRET.en} {name!r}".strip() if name else SECRET.en)
     if len(matching) != 1:
-        what = T(what.de + " (laut Microsoft Graph; welcher der Schlüssel genutzt wird, ist nicht eindeutig)",
-                 what.en + " (from Microsoft Graph; which of the secrets is in use is not certain)")
+        what = T(
+            what.de + " (laut Microsoft Graph; welcher der Schlüssel genutzt wird, ist nicht eindeutig)",
+            what.en + " (from Microsoft Graph; which of the secrets is in use is not certain)",
+        )
     return Expiry(what, chosen[1], "provider", RENEW_SECRET)
 
 

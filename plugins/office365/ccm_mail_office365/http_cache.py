@@ -44,8 +44,13 @@ class CachedResponse(Response):
 
 def _encode(value: Any) -> dict[str, Any] | None:
     if all(hasattr(value, a) for a in ("status_code", "text", "headers")):
-        return {"response": {"status_code": int(value.status_code), "text": str(value.text),
-                             "headers": {str(k): str(v) for k, v in dict(value.headers).items()}}}
+        return {
+            "response": {
+                "status_code": int(value.status_code),
+                "text": str(value.text),
+                "headers": {str(k): str(v) for k, v in dict(value.headers).items()},
+            }
+        }
     try:
         json.dumps(value)
     except (TypeError, ValueError):

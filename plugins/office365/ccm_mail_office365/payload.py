@@ -65,8 +65,7 @@ def message_json(message: Message, mailbox: str) -> dict[str, Any]:
         out["bccRecipients"] = [recipient(a) for a in message.bcc]
     if message.reply_to:
         out["replyTo"] = [recipient(a) for a in message.reply_to]
-    if message.sender is not None and (message.sender.name or
-                                       message.sender.address.lower() != mailbox.lower()):
+    if message.sender is not None and (message.sender.name or message.sender.address.lower() != mailbox.lower()):
         out["from"] = recipient(message.sender)
     if message.message_id:
         out["internetMessageId"] = message.message_id
@@ -81,8 +80,13 @@ def message_json(message: Message, mailbox: str) -> dict[str, Any]:
 
 
 def _attachment_fields(att: Attachment) -> dict[str, Any]:
-    out: dict[str, Any] = {"@odata.type": FILE_ATTACHMENT, "name": att.filename,
-                           "contentType": att.content_type, "contentBytes": None, "isInline": att.inline}
+    out: dict[str, Any] = {
+        "@odata.type": FILE_ATTACHMENT,
+        "name": att.filename,
+        "contentType": att.content_type,
+        "contentBytes": None,
+        "isInline": att.inline,
+    }
     if att.inline:
         out["contentId"] = att.content_id
     return out
@@ -95,8 +99,7 @@ def file_attachment(att: Attachment) -> dict[str, Any]:
 
 def upload_item(att: Attachment, size: int) -> dict[str, Any]:
     """The ``AttachmentItem`` of ``createUploadSession``."""
-    item: dict[str, Any] = {"attachmentType": "file", "name": att.filename, "size": size,
-                            "contentType": att.content_type}
+    item: dict[str, Any] = {"attachmentType": "file", "name": att.filename, "size": size, "contentType": att.content_type}
     if att.inline:
         item["isInline"] = True
         item["contentId"] = att.content_id
@@ -131,8 +134,11 @@ def plan(message: Message, mailbox: str) -> Plan:
         size = att.size
         if size > MAX_ATTACHMENT_BYTES:
             raise AttachmentError(
-                T(f"Anhang {att.filename} ist mit {size / 2**20:.0f} MB zu groß (höchstens 150 MB).",
-                  f"Attachment {att.filename} is too large at {size / 2**20:.0f} MB (at most 150 MB)."))
+                T(
+                    f"Anhang {att.filename} ist mit {size / 2**20:.0f} MB zu groß (höchstens 150 MB).",
+                    f"Attachment {att.filename} is too large at {size / 2**20:.0f} MB (at most 150 MB).",
+                )
+            )
         one = inline_size(att, size)
         if one > MAX_REQUEST_BYTES:
             large.append(att)
@@ -173,9 +179,15 @@ def check_headers(message: Message) -> None:
     for name in names:
         if not name.lower().startswith("x-"):
             raise TransportError(
-                T(f"Kopfzeile {name!r}: Microsoft Graph erlaubt nur eigene Kopfzeilen, die mit „X-“ beginnen.",
-                  f"Header {name!r}: Microsoft Graph only accepts custom headers starting with \"X-\"."))
+                T(
+                    f"Kopfzeile {name!r}: Microsoft Graph erlaubt nur eigene Kopfzeilen, die mit „X-“ beginnen.",
+                    f'Header {name!r}: Microsoft Graph only accepts custom headers starting with "X-".',
+                )
+            )
     if len(names) > MAX_CUSTOM_HEADERS:
         raise TransportError(
-            T(f"{len(names)} eigene Kopfzeilen: Microsoft Graph erlaubt höchstens {MAX_CUSTOM_HEADERS}.",
-              f"{len(names)} custom headers: Microsoft Graph allows at most {MAX_CUSTOM_HEADERS}."))
+            T(
+                f"{len(names)} eigene Kopfzeilen: Microsoft Graph erlaubt höchstens {MAX_CUSTOM_HEADERS}.",
+                f"{len(names)} custom headers: Microsoft Graph allows at most {MAX_CUSTOM_HEADERS}.",
+            )
+        )

@@ -15,4 +15,5 @@ def ccm_mail_account_types(register: Callable[[AccountType], None]) -> None:
     # imported here: 'ccm-mail --help' loads this module to ask for plugin commands, and msal and
     # requests (which the account type needs) would cost every such call ~0.15 s
     from .account_type import ACCOUNT_TYPE
+
     register(ACCOUNT_TYPE)

@@ -27,6 +27,7 @@ class _RedactQueries(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if "?" in str(record.msg) or any("?" in str(a) for a in (record.args or ()) if isinstance(a, str)):
             from .errors import strip_queries
+
             record.msg = strip_queries(record.getMessage())
             record.args = ()
         return True
@@ -47,8 +48,9 @@ class PinnedSession(requests.Session):
     requests itself would; an explicit proxy in the account wins.
     """
 
-    def __init__(self, *, verify: str | bool, proxies: dict[str, str] | None,
-                 timeout: tuple[float, float], pool_size: int = 10) -> None:
+    def __init__(
+        self, *, verify: str | bool, proxies: dict[str, str] | None, timeout: tuple[float, float], pool_size: int = 10
+    ) -> None:
         super().__init__()
         self._pinned_verify = verify
         self._pinned_proxies = proxies
@@ -71,5 +73,6 @@ class PinnedSession(requests.Session):
 
 
 def make_session(config: Office365Config) -> PinnedSession:
-    return PinnedSession(verify=config.verify, proxies=config.proxies, timeout=config.timeout,
-                         pool_size=max(10, config.max_concurrency * 2))
+    return PinnedSession(
+        verify=config.verify, proxies=config.proxies, timeout=config.timeout, pool_size=max(10, config.max_concurrency * 2)
+    )

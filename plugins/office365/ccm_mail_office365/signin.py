@@ -66,18 +66,24 @@ def _is_json(resp: requests.Response) -> bool:
 class SignInHttp:
     """The object msal calls as ``http_client`` (``post``/``get`` returning a response)."""
 
-    def __init__(self, session: requests.Session, *, max_wait: float,
-                 sleep: Callable[[float], None]) -> None:
+    def __init__(self, session: requests.Session, *, max_wait: float, sleep: Callable[[float], None]) -> None:
         self._session = session
         self._max_wait = max_wait
         self._sleep = sleep
 
-    def post(self, url: str, params: Mapping[str, Any] | None = None, data: Any = None,
-             headers: Mapping[str, str] | None = None, **kwargs: Any) -> requests.Response:
+    def post(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         return self._call("POST", url, params=params, data=data, headers=headers, **kwargs)
 
-    def get(self, url: str, params: Mapping[str, Any] | None = None,
-            headers: Mapping[str, str] | None = None, **kwargs: Any) -> requests.Response:
+    def get(
+        self, url: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
         return self._call("GET", url, params=params, headers=headers, **kwargs)
 
     def close(self) -> None:  # the transport owns the session
@@ -97,9 +103,14 @@ class SignInHttp:
             delay = retry_after if retry_after is not None else backoff_delay(attempt)
             attempt += 1
             if attempt >= MAX_ATTEMPTS or delay > MAX_SINGLE_WAIT or not budget.allows(delay):
-                log.warning("sign_in_busy_give_up", host=host, status=resp.status_code, attempts=attempt,
-                            waited=round(budget.waited, 1), retry_after=retry_after)
+                log.warning(
+                    "sign_in_busy_give_up",
+                    host=host,
+                    status=resp.status_code,
+                    attempts=attempt,
+                    waited=round(budget.waited, 1),
+                    retry_after=retry_after,
+                )
                 raise SignInBusy(resp, budget.waited, retry_after)
-            log.info("sign_in_busy", host=host, status=resp.status_code, retry_after=retry_after,
-                     delay=round(delay, 2))
+            log.info("sign_in_busy", host=host, status=resp.status_code, retry_after=retry_after, delay=round(delay, 2))
             budget.wait(delay)

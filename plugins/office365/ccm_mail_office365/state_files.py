@@ -39,13 +39,18 @@ def account_lock(state_dir: Path, timeout: float | None = None) -> Iterator[None
         lock.acquire()
     except filelock.Timeout:
         raise TransportError(
-            T(f"Der Token-Cache des Kontos ist seit {wait:.0f} s gesperrt ({state_dir / LOCK_FILE}): ein anderer "
-              "ccm-mail-Prozess meldet sich gerade an oder hängt. Es wurde nichts gesendet.",
-              f"The account's token cache has been locked for {wait:.0f} s ({state_dir / LOCK_FILE}): another "
-              "ccm-mail process is signing in or hangs. Nothing was sent."),
-            hint=T("Später erneut senden; hängt ein ccm-mail-Prozess, ihn beenden.",
-                   "Send again later; if a ccm-mail process hangs, end it."),
-            details={"code": "token_cache_locked"}) from None
+            T(
+                f"Der Token-Cache des Kontos ist seit {wait:.0f} s gesperrt ({state_dir / LOCK_FILE}): ein anderer "
+                "ccm-mail-Prozess meldet sich gerade an oder hängt. Es wurde nichts gesendet.",
+                f"The account's token cache has been locked for {wait:.0f} s ({state_dir / LOCK_FILE}): another "
+                "ccm-mail process is signing in or hangs. Nothing was sent.",
+            ),
+            hint=T(
+                "Später erneut senden; hängt ein ccm-mail-Prozess, ihn beenden.",
+                "Send again later; if a ccm-mail process hangs, end it.",
+            ),
+            details={"code": "token_cache_locked"},
+        ) from None
     try:
         yield
     finally:

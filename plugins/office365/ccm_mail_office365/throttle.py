@@ -51,11 +51,12 @@ def is_throttled(verdict: Verdict) -> bool:
     return verdict.outcome is Outcome.NOT_SENT and verdict.status in (429, 503, 504)
 
 
-def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_MAX,
-                  rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempt: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_MAX, rng: random.Random | None = None
+) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, so parallel senders that
     were throttled together do not come back together. ``attempt`` counts from 0."""
-    ceiling = float(min(cap, base * (2 ** attempt)))
+    ceiling = float(min(cap, base * (2**attempt)))
     jitter: float = (rng or random).uniform(0, ceiling / 2)
     return ceiling / 2 + jitter
 

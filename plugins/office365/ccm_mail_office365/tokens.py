@@ -54,9 +54,14 @@ _live_lock = threading.Lock()
 class TokenProvider:
     """Hands out a valid Graph token for one account; thread-safe and process-safe."""
 
-    def __init__(self, config: Office365Config, session: requests.Session, *,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: Office365Config,
+        session: requests.Session,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._config = config
         self._lock = threading.Lock()
         self._cache = msal.SerializableTokenCache()
@@ -88,8 +93,7 @@ class TokenProvider:
         the credential that is configured now, not the one a cached token was issued for."""
         with self._lock:
             memo = self._memo
-            if not fresh and memo is not None and memo[1] - time.time() > MEMO_MARGIN \
-                    and stamp(self.cache_path) == memo[2]:
+            if not fresh and memo is not None and memo[1] - time.time() > MEMO_MARGIN and stamp(self.cache_path) == memo[2]:
                 return dict(memo[0])
         with self._lock, account_lock(self._config.state_dir):
             self._load()
@@ -105,17 +109,24 @@ class TokenProvider:
                 self._save()
             if "access_token" not in result:
                 err = errors.from_token_result(result, self._config.secrets)
-                log.warning("token_refused", account=self._config.account, code=err.details.get("code"),
-                            trace_id=err.details.get("trace_id"),
-                            correlation_id=err.details.get("correlation_id"))
+                log.warning(
+                    "token_refused",
+                    account=self._config.account,
+                    code=err.details.get("code"),
+                    trace_id=err.details.get("trace_id"),
+                    correlation_id=err.details.get("correlation_id"),
+                )
                 raise err
             redaction.remember(str(result["access_token"]))  # whatever its shape: never in a text
-            self._memo = (dict(result, token_source="cache"), time.time() + float(result.get("expires_in", 0)),
-                          self._cache_stamp)
+            self._memo = (dict(result, token_source="cache"), time.time() + float(result.get("expires_in", 0)), self._cache_stamp)
             if result.get("token_source", "identity_provider") != "cache":
                 self.network_requests += 1
-                log.info("token_acquired", account=self._config.account, expires_in=result.get("expires_in"),
-                         ms=round((time.monotonic() - started) * 1000))
+                log.info(
+                    "token_acquired",
+                    account=self._config.account,
+                    expires_in=result.get("expires_in"),
+                    ms=round((time.monotonic() - started) * 1000),
+                )
             return dict(result)
 
     def invalidate(self, rejected: str) -> None:
@@ -170,8 +181,9 @@ class TokenProvider:
         return self._app
 
     def _remove_access_tokens(self, which: Callable[[dict[str, Any]], bool]) -> None:
-        for at in list(self._cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN,
-                                          query={"client_id": self._config.client_id})):
+        for at in list(
+            self._cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN, query={"client_id": self._config.client_id})
+        ):
             if which(at):
                 self._cache.remove_at(at)
 
@@ -202,10 +214,15 @@ class TokenProvider:
         try:
             self._cache_stamp = write_private(self.cache_path, self._cache.serialize())
         except OSError as exc:
-            raise TransportError(T(f"Der Token-Cache lässt sich nicht schreiben: {self.cache_path} ({exc.strerror}).",
-                                   f"The token cache cannot be written: {self.cache_path} ({exc.strerror})."),
-                                 hint=T("Schreibrechte auf den Zustandsordner des Kontos prüfen.",
-                                        "Check write access to the account's state folder.")) from exc
+            raise TransportError(
+                T(
+                    f"Der Token-Cache lässt sich nicht schreiben: {self.cache_path} ({exc.strerror}).",
+                    f"The token cache cannot be written: {self.cache_path} ({exc.strerror}).",
+                ),
+                hint=T(
+                    "Schreibrechte auf den Zustandsordner des Kontos prüfen.", "Check write access to the account's state folder."
+                ),
+            ) from exc
         self._cache.has_state_changed = False
 
 
@@ -224,8 +241,7 @@ def drop_cached_tokens(config: Office365Config) -> int:
                     cache.deserialize(text)
                 except ValueError:
                     cache = msal.SerializableTokenCache()
-                for at in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN,
-                                            query={"client_id": config.client_id})):
+                for at in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN, query={"client_id": config.client_id})):
                     cache.remove_at(at)
                     dropped += 1
                 if cache.has_state_changed:
@@ -258,14 +274,17 @@ def _sign_in_error(exc: BaseException, config: Office365Config) -> BaseException
     if isinstance(exc, SignInBusy):
         return errors.sign_in_busy(exc.response, exc.waited, exc.retry_after, config.secrets)
     if isinstance(exc, SignInUnreadable):
-        return errors.unreadable_answer(exc.response, T("Anmeldung bei Microsoft", "Signing in at Microsoft"),
-                                        config.secrets)
+        return errors.unreadable_answer(exc.response, T("Anmeldung bei Microsoft", "Signing in at Microsoft"), config.secrets)
     if is_network_error(exc):  # a token request carries no mail: whatever broke, nothing was sent
         return errors.network_error(classify_exception(exc), host, "Microsoft Entra ID")
     if isinstance(exc, MsalServiceError):  # not expected with SignInHttp below msal; never shown raw
-        return TransportError(T(f"Die Anmeldung bei {host} ist fehlgeschlagen; es wurde nichts gesendet.",
-                                f"Signing in at {host} failed; nothing was sent."),
-                              details={"code": "sign_in_failed", "host": host})
+        return TransportError(
+            T(
+                f"Die Anmeldung bei {host} ist fehlgeschlagen; es wurde nichts gesendet.",
+                f"Signing in at {host} failed; nothing was sent.",
+            ),
+            details={"code": "sign_in_failed", "host": host},
+        )
     return exc
 
 

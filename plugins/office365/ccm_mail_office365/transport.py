@@ -58,19 +58,27 @@ class Office365Transport(Transport):
             raise RecipientError(T("Die Nachricht hat keinen Empfänger.", "The message has no recipient."))
         if len(recipients) > MAX_RECIPIENTS:
             raise RecipientError(
-                T(f"{len(recipients)} Empfänger: Exchange Online erlaubt höchstens {MAX_RECIPIENTS} je Nachricht.",
-                  f"{len(recipients)} recipients: Exchange Online allows at most {MAX_RECIPIENTS} per message."))
+                T(
+                    f"{len(recipients)} Empfänger: Exchange Online erlaubt höchstens {MAX_RECIPIENTS} je Nachricht.",
+                    f"{len(recipients)} recipients: Exchange Online allows at most {MAX_RECIPIENTS} per message.",
+                )
+            )
         route = plan(message, self.config.mailbox)
         facts = self.graph.send(message, route)
         # no log line of its own: the host logs "sending" (debug) and "sent" with these ids
-        ids = {"mailbox": self.config.mailbox, "route": facts["route"],
-               "request_id": facts["request_id"], "client_request_id": facts["client_request_id"]}
+        ids = {
+            "mailbox": self.config.mailbox,
+            "route": facts["route"],
+            "request_id": facts["request_id"],
+            "client_request_id": facts["client_request_id"],
+        }
         if message.sender is not None and message.sender.address.lower() != self.config.mailbox.lower():
             ids["sent_as"] = message.sender.address
         if message.message_id:
             ids["internet_message_id"] = message.message_id
-        return Receipt(sent_at=facts["sent_at"], transport_ids=ids, mime=facts.get("mime"),
-                       notes=_route_notes(message, facts["route"]))
+        return Receipt(
+            sent_at=facts["sent_at"], transport_ids=ids, mime=facts.get("mime"), notes=_route_notes(message, facts["route"])
+        )
 
     def lookup(self, message: Message) -> Lookup:
         """Find ``message.message_id`` in Sent Items. Needs Mail.ReadBasic.All or Mail.Read;
@@ -87,23 +95,25 @@ class Office365Transport(Transport):
             return Lookup(Found.UNSUPPORTED, transport_ids={"request_id": resp.headers.get("request-id", "")})
         if resp.status_code != 200:
             raise errors.from_graph_response(resp, self.config.secrets)
-        value = self.graph.answer(resp, "value", T("Nachsehen in Gesendete Elemente", "Looking in Sent Items"),
-                                  sending=False)
+        value = self.graph.answer(resp, "value", T("Nachsehen in Gesendete Elemente", "Looking in Sent Items"), sending=False)
         items = [m for m in value or [] if isinstance(m, dict) and m.get("internetMessageId") == message.message_id]
         if not items:
             return Lookup(Found.NOT_FOUND)
         item = items[0]
         sent_at = _parse_time(item.get("sentDateTime"))
-        return Lookup(Found.SENT, sent_at=sent_at,
-                      transport_ids={"graph_message_id": str(item.get("id", "")), "mailbox": self.config.mailbox})
+        return Lookup(
+            Found.SENT,
+            sent_at=sent_at,
+            transport_ids={"graph_message_id": str(item.get("id", "")), "mailbox": self.config.mailbox},
+        )
 
     def credential_expiry(self) -> Expiry | None:
         """The certificate's notAfter, or the client secret's end date as Graph has it (when the
         app may read its own registration: Application.Read.All); None when it cannot be read."""
         from .expiry import from_graph, local
+
         if self.config.certificate is not None:
-            return local({"certificate": str(self.config.certificate),
-                          "certificate_password": self.config.certificate_password})
+            return local({"certificate": str(self.config.certificate), "certificate_password": self.config.certificate_password})
         try:
             resp = self.graph.application()
         except CcmMailError as exc:
@@ -119,7 +129,7 @@ class Office365Transport(Transport):
         return from_graph([c for c in creds if isinstance(c, dict)], self.config.client_secret)
 
     def check(self) -> CheckResult:
-        """"Verbindung testen": a new token (the credential as configured now), the permissions in
+        """ "Verbindung testen": a new token (the credential as configured now), the permissions in
         it, the mailbox through Graph, and which mailboxes the app may reach beyond this one."""
         steps: list[tuple[str, bool, T]] = []
         try:
@@ -128,44 +138,85 @@ class Office365Transport(Transport):
             steps.append(("token", False, _explain(exc)))
             return CheckResult(False, tuple(steps))
         cert = self.tokens.certificate
-        how = (T(f"Zertifikat {cert.sha1_thumbprint}, gültig bis {cert.not_after:%d.%m.%Y}",
-                 f"certificate {cert.sha1_thumbprint}, valid until {cert.not_after:%Y-%m-%d}")
-               if cert else T("geheimer Clientschlüssel", "client secret"))
-        steps.append(("token", True, T(
-            f"Token von {self.config.authority_host} erhalten ({how.de}); gültig noch {result.get('expires_in')} s.",
-            f"Got a token from {self.config.authority_host} ({how.en}); valid for {result.get('expires_in')} s.")))
+        how = (
+            T(
+                f"Zertifikat {cert.sha1_thumbprint}, gültig bis {cert.not_after:%d.%m.%Y}",
+                f"certificate {cert.sha1_thumbprint}, valid until {cert.not_after:%Y-%m-%d}",
+            )
+            if cert
+            else T("geheimer Clientschlüssel", "client secret")
+        )
+        steps.append(
+            (
+                "token",
+                True,
+                T(
+                    f"Token von {self.config.authority_host} erhalten ({how.de}); gültig noch {result.get('expires_in')} s.",
+                    f"Got a token from {self.config.authority_host} ({how.en}); valid for {result.get('expires_in')} s.",
+                ),
+            )
+        )
         roles = token_roles(str(result["access_token"]))
         if roles is not None:
             if "Mail.Send" in roles:
-                steps.append(("permissions", True, T(
-                    "Die App hat die Anwendungsberechtigung Mail.Send: " + ", ".join(sorted(roles)),
-                    "The app has the application permission Mail.Send: " + ", ".join(sorted(roles)))))
+                steps.append(
+                    (
+                        "permissions",
+                        True,
+                        T(
+                            "Die App hat die Anwendungsberechtigung Mail.Send: " + ", ".join(sorted(roles)),
+                            "The app has the application permission Mail.Send: " + ", ".join(sorted(roles)),
+                        ),
+                    )
+                )
             else:
-                steps.append(("permissions", False, T(
-                    "Das Token enthält keine Anwendungsberechtigung Mail.Send (vorhanden: "
-                    f"{', '.join(sorted(roles)) or 'keine'}). Admin Berechtigung erteilen: "
-                    "ccm-mail accounts consent NAME; die Berechtigung muss vom Typ *Anwendung* sein.",
-                    "The token carries no application permission Mail.Send (present: "
-                    f"{', '.join(sorted(roles)) or 'none'}). Grant admin consent: ccm-mail accounts consent "
-                    "NAME; the permission must be of type *Application*.")))
+                steps.append(
+                    (
+                        "permissions",
+                        False,
+                        T(
+                            "Das Token enthält keine Anwendungsberechtigung Mail.Send (vorhanden: "
+                            f"{', '.join(sorted(roles)) or 'keine'}). Admin Berechtigung erteilen: "
+                            "ccm-mail accounts consent NAME; die Berechtigung muss vom Typ *Anwendung* sein.",
+                            "The token carries no application permission Mail.Send (present: "
+                            f"{', '.join(sorted(roles)) or 'none'}). Grant admin consent: ccm-mail accounts consent "
+                            "NAME; the permission must be of type *Application*.",
+                        ),
+                    )
+                )
         try:
             resp = self.graph.sent_items_folder()
         except CcmMailError as exc:
             steps.append(("mailbox", False, _explain(exc)))
             return CheckResult(False, tuple(steps))
         if resp.status_code == 200:
-            steps.append(("mailbox", True, T(
-                f"Postfach {self.config.mailbox} über {self.config.graph_endpoint} erreichbar.",
-                f"Mailbox {self.config.mailbox} reachable through {self.config.graph_endpoint}.")))
+            steps.append(
+                (
+                    "mailbox",
+                    True,
+                    T(
+                        f"Postfach {self.config.mailbox} über {self.config.graph_endpoint} erreichbar.",
+                        f"Mailbox {self.config.mailbox} reachable through {self.config.graph_endpoint}.",
+                    ),
+                )
+            )
         elif resp.status_code == 403 and roles is not None and "Mail.Send" in roles:
-            steps.append(("mailbox", True, T(
-                f"Postfach {self.config.mailbox}: Lesen nicht erlaubt (nur Mail.Send); ob das Postfach existiert, "
-                "zeigt erst eine Testnachricht. Mit Mail.ReadBasic.All prüft der Test auch das Postfach.",
-                f"Mailbox {self.config.mailbox}: reading not allowed (Mail.Send only); only a test mail shows "
-                "whether the mailbox exists. With Mail.ReadBasic.All the test checks the mailbox too.")))
+            steps.append(
+                (
+                    "mailbox",
+                    True,
+                    T(
+                        f"Postfach {self.config.mailbox}: Lesen nicht erlaubt (nur Mail.Send); ob das Postfach existiert, "
+                        "zeigt erst eine Testnachricht. Mit Mail.ReadBasic.All prüft der Test auch das Postfach.",
+                        f"Mailbox {self.config.mailbox}: reading not allowed (Mail.Send only); only a test mail shows "
+                        "whether the mailbox exists. With Mail.ReadBasic.All the test checks the mailbox too.",
+                    ),
+                )
+            )
         else:
             steps.append(("mailbox", False, _explain(errors.from_graph_response(resp, self.config.secrets))))
         from .scope import scope_step
+
         steps.append(("scope", True, scope_step(roles, self.config.client_id, self.config.mailbox)))
         return CheckResult(all(ok for _, ok, _ in steps), tuple(steps))
 
@@ -180,17 +231,25 @@ def _route_notes(message: Message, route: str) -> tuple[T, ...]:
     (https://learn.microsoft.com/graph/api/user-sendmail, .../message-send)."""
     notes = []
     if not message.save_to_sent and route in ("mime", "draft"):
-        notes.append(T("Die Nachricht liegt trotzdem in 'Gesendete Elemente': Graph kennt saveToSentItems nur für "
-                       "JSON-Nachrichten bis 4 MB (hier: " + ("MIME für die Archivkopie" if route == "mime" else
-                                                            "Entwurf für große Anhänge") + ").",
-                       "The message is in Sent Items anyway: Graph has saveToSentItems only for JSON messages up to "
-                       "4 MB (here: " + ("MIME for the archive copy" if route == "mime" else
-                                         "a draft for large attachments") + ")."))
+        notes.append(
+            T(
+                "Die Nachricht liegt trotzdem in 'Gesendete Elemente': Graph kennt saveToSentItems nur für "
+                "JSON-Nachrichten bis 4 MB (hier: "
+                + ("MIME für die Archivkopie" if route == "mime" else "Entwurf für große Anhänge")
+                + ").",
+                "The message is in Sent Items anyway: Graph has saveToSentItems only for JSON messages up to "
+                "4 MB (here: " + ("MIME for the archive copy" if route == "mime" else "a draft for large attachments") + ").",
+            )
+        )
     if message.request_delivery_receipt and route == "mime":
-        notes.append(T("Keine Übermittlungsbestätigung angefordert: eine MIME-Nachricht (Archivkopie) kann sie bei "
-                       "Graph nicht anfordern; die Lesebestätigung steht im Kopf (Disposition-Notification-To).",
-                       "No delivery receipt requested: a MIME message (archive copy) cannot ask Graph for one; the "
-                       "read receipt is in the header (Disposition-Notification-To)."))
+        notes.append(
+            T(
+                "Keine Übermittlungsbestätigung angefordert: eine MIME-Nachricht (Archivkopie) kann sie bei "
+                "Graph nicht anfordern; die Lesebestätigung steht im Kopf (Disposition-Notification-To).",
+                "No delivery receipt requested: a MIME message (archive copy) cannot ask Graph for one; the "
+                "read receipt is in the header (Disposition-Notification-To).",
+            )
+        )
     return tuple(notes)
 
 

@@ -35,6 +35,7 @@ def _default_logging() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from ccm_mail_office365_sandbox import Sandbox
+
     with Sandbox(state_dir=tmp_path_factory.mktemp("sandbox")) as sb:
         yield sb
 

@@ -1,4 +1,5 @@
 """Helpers for the Office 365 tests: sandbox accounts and "what Microsoft would deliver"."""
+
 from __future__ import annotations
 
 import html
@@ -36,8 +37,9 @@ class Account:
 
     def settings(self, **over: Any) -> AccountSettings:
         values = {**self.values, **over}
-        return AccountSettings("rechnung", "office365", {k: v for k, v in values.items() if v is not None},
-                               self.state_dir, "de", SECRET_FIELDS)
+        return AccountSettings(
+            "rechnung", "office365", {k: v for k, v in values.items() if v is not None}, self.state_dir, "de", SECRET_FIELDS
+        )
 
     def transport(self, *, sleep: Callable[[float], None] | None = None, **over: Any) -> Office365Transport:
         """A transport for these settings; ``sleep`` replaces waiting (tests record the waits)."""
@@ -60,10 +62,20 @@ class AccountFactory:
         self.tmp_path = tmp_path
         self.accounts: list[Account] = []
 
-    def __call__(self, *, permissions: frozenset[str] | set[str] = ALL_PERMISSIONS, consented: bool = True,
-                 certificate_pem: str | None = None, secret: str | None = "", secret_expired: bool = False,
-                 cloud: str = "global", licensed: bool = True, redirect_uris: list[str] | None = None,
-                 via_proxy: bool = False, **values: Any) -> Account:
+    def __call__(
+        self,
+        *,
+        permissions: frozenset[str] | set[str] = ALL_PERMISSIONS,
+        consented: bool = True,
+        certificate_pem: str | None = None,
+        secret: str | None = "",
+        secret_expired: bool = False,
+        cloud: str = "global",
+        licensed: bool = True,
+        redirect_uris: list[str] | None = None,
+        via_proxy: bool = False,
+        **values: Any,
+    ) -> Account:
         tenant_id = str(uuid.uuid4())
         client_id = str(uuid.uuid4())
         n = len(self.accounts)
@@ -71,13 +83,25 @@ class AccountFactory:
         if secret == "":
             secret = f"Sb8Q~{uuid.uuid4().hex}{uuid.uuid4().hex[:8]}"
         self.sandbox.add_tenant(tenant_id, cloud=_sandbox_cloud(cloud))
-        self.sandbox.add_app(tenant_id, client_id, secret=secret, certificate_pem=certificate_pem,
-                             permissions=set(permissions), consented=consented, secret_expired=secret_expired,
-                             redirect_uris=redirect_uris or ["http://localhost:8400/"])
+        self.sandbox.add_app(
+            tenant_id,
+            client_id,
+            secret=secret,
+            certificate_pem=certificate_pem,
+            permissions=set(permissions),
+            consented=consented,
+            secret_expired=secret_expired,
+            redirect_uris=redirect_uris or ["http://localhost:8400/"],
+        )
         self.sandbox.add_mailbox(tenant_id, mailbox, licensed=licensed)
-        base: dict[str, Any] = {"tenant_id": tenant_id, "client_id": client_id, "mailbox": mailbox,
-                                "client_secret": secret, "ca_bundle": str(self.ca_file),
-                                "max_wait_seconds": 20}
+        base: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "client_id": client_id,
+            "mailbox": mailbox,
+            "client_secret": secret,
+            "ca_bundle": str(self.ca_file),
+            "max_wait_seconds": 20,
+        }
         if via_proxy:
             base.update(proxy=self.sandbox.proxy_url, cloud=cloud)
         else:
@@ -95,6 +119,7 @@ def _sandbox_cloud(cloud: str) -> str:
 
 
 # -- what Microsoft would deliver, as an EmailMessage (for the conformance suite) ----------------
+
 
 def _header_address(entry: dict[str, Any]) -> HeaderAddress:
     ea = entry["emailAddress"]
@@ -117,6 +142,7 @@ def to_email(sent: Any) -> EmailMessage:
     if raw:
         from email import policy
         from email.parser import BytesParser
+
         parsed = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(parsed, EmailMessage)
         if "Bcc" in parsed:  # Exchange removes Bcc before delivery
@@ -145,8 +171,9 @@ def to_email(sent: Any) -> EmailMessage:
         html_part.make_related()
         for a in inline:
             maintype, subtype = a.content_type.split("/", 1)
-            html_part.add_related(a.data, maintype=maintype, subtype=subtype, cid=f"<{a.content_id}>",
-                                  filename=a.name, disposition="inline")
+            html_part.add_related(
+                a.data, maintype=maintype, subtype=subtype, cid=f"<{a.content_id}>", filename=a.name, disposition="inline"
+            )
     for a in sent.attachments:
         if not a.is_inline:
             maintype, subtype = a.content_type.split("/", 1)
@@ -163,8 +190,8 @@ def find_sent(account: Account, message_id: str) -> Any:
 
 # -- certificates ---------------------------------------------------------------------------------
 
-def make_certificate(directory: Path, *, password: str | None = None, days: int = 30
-                     ) -> tuple[str, Path, Path]:
+
+def make_certificate(directory: Path, *, password: str | None = None, days: int = 30) -> tuple[str, Path, Path]:
     """A self-signed app certificate: (public PEM, PEM file with cert + key, PFX file)."""
     import datetime as _dt
 
@@ -177,12 +204,20 @@ def make_certificate(directory: Path, *, password: str | None = None, days: int 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ccm-mail test app")])
     now = _dt.datetime.now(_dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - _dt.timedelta(days=1))
-            .not_valid_after(now + _dt.timedelta(days=days)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(days=1))
+        .not_valid_after(now + _dt.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     enc: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption())
+        serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+    )
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
     pem_file = directory / "app.pem"
     pem_file.write_bytes(cert_pem + key_pem)

@@ -55,6 +55,7 @@ class TestOffice365Conformance(testing.TransportConformance):
         def targets(message_id: str) -> list[str]:
             sent = find_sent(acct, message_id)
             return [*sent.recipients("to"), *sent.recipients("cc"), *sent.recipients("bcc")]
+
         return targets
 
     @pytest.fixture
@@ -63,19 +64,20 @@ class TestOffice365Conformance(testing.TransportConformance):
         return [*acct.secrets(), *tokens]
 
     @pytest.fixture(params=["wrong_secret", "unknown_mailbox", "refused", "dropped_after_send"])
-    def failing_transport(self, request: pytest.FixtureRequest, make_account: AccountFactory,
-                          sandbox: Any) -> Any:
+    def failing_transport(self, request: pytest.FixtureRequest, make_account: AccountFactory, sandbox: Any) -> Any:
         acct = make_account()
         if request.param == "wrong_secret":
-            return testing.FailureCase(acct.transport(client_secret="falsch-" + (acct.secret or "")),
-                                       AuthenticationError, "wrong client secret")
+            return testing.FailureCase(
+                acct.transport(client_secret="falsch-" + (acct.secret or "")), AuthenticationError, "wrong client secret"
+            )
         if request.param == "unknown_mailbox":
-            return testing.FailureCase(acct.transport(mailbox="niemand@firma.example"), MailboxError,
-                                       "unknown mailbox")
+            return testing.FailureCase(acct.transport(mailbox="niemand@firma.example"), MailboxError, "unknown mailbox")
         if request.param == "refused":
-            return testing.FailureCase(acct.transport(authority_host="https://127.0.0.1:9",
-                                                      graph_endpoint="https://127.0.0.1:9"),
-                                       NetworkError, "nobody listens")
+            return testing.FailureCase(
+                acct.transport(authority_host="https://127.0.0.1:9", graph_endpoint="https://127.0.0.1:9"),
+                NetworkError,
+                "nobody listens",
+            )
         sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="drop_after_processing", count=1)
         return testing.FailureCase(acct.transport(), UnknownOutcomeError, "connection dropped after sending")
 
@@ -83,13 +85,14 @@ class TestOffice365Conformance(testing.TransportConformance):
     def http_transport(self, acct: Account, tmp_path: Path) -> Callable[[Any], Transport]:
         """Graph at the kit's fault server; tokens still come from the sandbox, so the bundle
         trusts both CAs."""
+
         def make(endpoint: Any) -> Transport:
             bundle = tmp_path / "sandbox-and-kit-ca.pem"
             bundle.write_text(Path(acct.values["ca_bundle"]).read_text() + endpoint.ca_pem)
-            settings = acct.settings(graph_endpoint=endpoint.url, ca_bundle=str(bundle),
-                                     max_wait_seconds=endpoint.max_wait)
+            settings = acct.settings(graph_endpoint=endpoint.url, ca_bundle=str(bundle), max_wait_seconds=endpoint.max_wait)
             config = Office365Config.from_settings(settings)
             return Office365Transport(dataclasses.replace(config, timeout=(10.0, endpoint.timeout)))
+
         return make
 
     def check_error_texts(self, error: CcmMailError) -> None:

@@ -41,15 +41,18 @@ def behaviour(sandbox: Any) -> Iterator[Callable[[str], None]]:
 
     def set_(value: str) -> None:
         sandbox.consent_behaviour = value
+
     yield set_
     sandbox.consent_behaviour = old
 
 
 def consent(account: Account, opener: Callable[[str], Any], **kw: Any) -> dict[str, Any]:
     from ccm_mail_office365.account_type import ACCOUNT_TYPE
+
     lines: list[str] = []
-    result = ACCOUNT_TYPE.actions["consent"](account.settings(), open_browser=opener, out=lines.append,
-                                             timeout=kw.pop("timeout", 30), **kw)
+    result = ACCOUNT_TYPE.actions["consent"](
+        account.settings(), open_browser=opener, out=lines.append, timeout=kw.pop("timeout", 30), **kw
+    )
     result["printed"] = lines
     return result
 
@@ -66,6 +69,7 @@ class HttpBrowser:
         def run() -> None:
             with requests.Session() as s:
                 self._pages.append(s.get(url, verify=str(self.account.values["ca_bundle"]), timeout=20))
+
         self.threads.append(threading.Thread(target=run, daemon=True))
         self.threads[-1].start()
         return True
@@ -101,8 +105,10 @@ def test_consent_url_and_accept(consent_account: Account, behaviour: Callable[[s
 
 def test_each_run_has_a_fresh_state(consent_account: Account, behaviour: Callable[[str], None]) -> None:
     behaviour("accept")
-    states = [parse_qs(urlsplit(consent(consent_account, HttpBrowser(consent_account))["consent_url"])
-                       .query)["state"][0] for _ in range(2)]
+    states = [
+        parse_qs(urlsplit(consent(consent_account, HttpBrowser(consent_account))["consent_url"]).query)["state"][0]
+        for _ in range(2)
+    ]
     assert states[0] != states[1]
 
 
@@ -117,8 +123,9 @@ def test_consent_denied(consent_account: Account, behaviour: Callable[[str], Non
     assert not consent_account.sandbox.app(consent_account.tenant_id, consent_account.client_id).consented
 
 
-def test_forged_redirects_are_ignored_and_the_real_answer_counts(consent_account: Account,
-                                                                  behaviour: Callable[[str], None]) -> None:
+def test_forged_redirects_are_ignored_and_the_real_answer_counts(
+    consent_account: Account, behaviour: Callable[[str], None]
+) -> None:
     """A page sending the admin's browser to the listener with a wrong or no state must neither end
     the flow nor confirm anything; the real answer that follows is taken."""
     behaviour("accept")
@@ -130,10 +137,13 @@ def test_forged_redirects_are_ignored_and_the_real_answer_counts(consent_account
         redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
 
         def run() -> None:
-            for params in ({"admin_consent": "True", "tenant": "x", "state": "forged-state"},
-                           {"admin_consent": "True", "tenant": "x"}):
+            for params in (
+                {"admin_consent": "True", "tenant": "x", "state": "forged-state"},
+                {"admin_consent": "True", "tenant": "x"},
+            ):
                 pages.append(requests.get(redirect, params=params, timeout=10))
             real(url)
+
         threading.Thread(target=run, daemon=True).start()
         return True
 
@@ -148,8 +158,12 @@ def test_forged_redirects_are_ignored_and_the_real_answer_counts(consent_account
 def test_forged_redirect_alone_confirms_nothing(consent_account: Account) -> None:
     def attacker(url: str) -> bool:
         redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
-        threading.Thread(target=requests.get, args=(redirect,), daemon=True,
-                         kwargs={"params": {"admin_consent": "True", "state": "forged"}, "timeout": 10}).start()
+        threading.Thread(
+            target=requests.get,
+            args=(redirect,),
+            daemon=True,
+            kwargs={"params": {"admin_consent": "True", "state": "forged"}, "timeout": 10},
+        ).start()
         return True
 
     result = consent(consent_account, attacker, timeout=2)
@@ -204,6 +218,7 @@ def test_idle_connection_and_then_the_real_answer(consent_account: Account, beha
 
 # -- admin at another computer: paste-back, --redirect-url, a token as proof ----------------------
 
+
 def remote_admin(account: Account, url: str) -> str:
     """The admin's browser elsewhere: Microsoft answers with a redirect to *their* localhost, which
     they cannot reach from there; the address is all they have."""
@@ -219,6 +234,7 @@ def printed_url(lines: list[str]) -> str:
 def consent_pasting(account: Account, answers: Callable[[list[str]], list[str]], **kw: Any) -> dict[str, Any]:
     """The consent action with ``ask``: ``answers(printed lines)`` gives what the operator types."""
     from ccm_mail_office365.account_type import ACCOUNT_TYPE
+
     lines: list[str] = []
     queue: list[str] = []
 
@@ -230,8 +246,9 @@ def consent_pasting(account: Account, answers: Callable[[list[str]], list[str]],
             raise EOFError
         return queue.pop(0)
 
-    result = ACCOUNT_TYPE.actions["consent"](account.settings(), no_browser=True, out=lines.append, ask=ask,
-                                             timeout=kw.pop("timeout", 30), **kw)
+    result = ACCOUNT_TYPE.actions["consent"](
+        account.settings(), no_browser=True, out=lines.append, ask=ask, timeout=kw.pop("timeout", 30), **kw
+    )
     result["printed"] = lines
     return result
 
@@ -251,21 +268,19 @@ def test_remote_admin_pastes_the_redirect(consent_account: Account, behaviour: C
     assert any("ignoriert" in line for line in result["printed"])
     assert any("keine Antwort von Microsoft" in line for line in result["printed"])
     stale.send(stale_message(consent_account))  # the cached token was dropped: no 403 first
-    assert [r.status for r in consent_account.sandbox.requests
-            if r.path.endswith("/sendMail") and consent_account.mailbox in r.path] == [202]
+    assert [
+        r.status for r in consent_account.sandbox.requests if r.path.endswith("/sendMail") and consent_account.mailbox in r.path
+    ] == [202]
 
 
-def test_remote_admin_declines_and_the_paste_says_so(consent_account: Account,
-                                                     behaviour: Callable[[str], None]) -> None:
+def test_remote_admin_declines_and_the_paste_says_so(consent_account: Account, behaviour: Callable[[str], None]) -> None:
     behaviour("deny")
-    result = consent_pasting(consent_account, lambda lines: [remote_admin(consent_account, printed_url(lines))],
-                             lang="en")
+    result = consent_pasting(consent_account, lambda lines: [remote_admin(consent_account, printed_url(lines))], lang="en")
     assert result["status"] == "denied" and "AADSTS65004" in result["message"]
     assert "declined" in result["message"] and "Accept" in result["hint"]
 
 
-def test_nothing_to_paste_a_token_with_mail_send_is_proof(consent_account: Account,
-                                                          behaviour: Callable[[str], None]) -> None:
+def test_nothing_to_paste_a_token_with_mail_send_is_proof(consent_account: Account, behaviour: Callable[[str], None]) -> None:
     behaviour("accept")
     calls: list[int] = []
 
@@ -284,6 +299,7 @@ def test_nothing_to_paste_a_token_with_mail_send_is_proof(consent_account: Accou
 
 def test_redirect_url_finishes_an_earlier_run(consent_account: Account, behaviour: Callable[[str], None]) -> None:
     from ccm_mail_office365.account_type import ACCOUNT_TYPE
+
     behaviour("accept")
     first = consent(consent_account, lambda url: False, no_browser=True, timeout=0.5)
     assert first["status"] == "timeout"
@@ -298,11 +314,16 @@ def test_redirect_url_finishes_an_earlier_run(consent_account: Account, behaviou
     assert consent_account.transport().check().ok
 
 
-def test_cli_redirect_url_after_no_browser(consent_account: Account, behaviour: Callable[[str], None],
-                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_redirect_url_after_no_browser(
+    consent_account: Account,
+    behaviour: Callable[[str], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from ccm_mail_core.cli import main
     from test_o365_host_outbox import mailer_for
+
     behaviour("accept")
     mailer_for(consent_account, tmp_path, monkeypatch).close()  # writes ccm-mail.yaml
     config = str(tmp_path / "ccm-mail.yaml")
@@ -314,13 +335,15 @@ def test_cli_redirect_url_after_no_browser(consent_account: Account, behaviour: 
     assert code == 0 and '"granted"' in out, out
 
 
-def test_cli_paste_reads_the_redirect_from_stdin(consent_account: Account, behaviour: Callable[[str], None],
-                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_paste_reads_the_redirect_from_stdin(
+    consent_account: Account, behaviour: Callable[[str], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
     import sys
 
     from ccm_mail_core.cli import main
     from test_o365_host_outbox import mailer_for
+
     behaviour("accept")
     mailer_for(consent_account, tmp_path, monkeypatch).close()
     err = io.StringIO()
@@ -333,16 +356,33 @@ def test_cli_paste_reads_the_redirect_from_stdin(consent_account: Account, behav
 
     monkeypatch.setattr(sys, "stdin", Operator())
     monkeypatch.setattr(sys, "stderr", err)
-    code = main(["accounts", "consent", "Rechnungsversand", "--no-browser", "--paste", "--timeout", "20",
-                 "-c", str(tmp_path / "ccm-mail.yaml")])
+    code = main(
+        [
+            "accounts",
+            "consent",
+            "Rechnungsversand",
+            "--no-browser",
+            "--paste",
+            "--timeout",
+            "20",
+            "-c",
+            str(tmp_path / "ccm-mail.yaml"),
+        ]
+    )
     assert code == 0, err.getvalue()
     assert consent_account.sandbox.app(consent_account.tenant_id, consent_account.client_id).consented
 
 
 def stale_message(account: Account) -> Any:
     from ccm_mail_hookspecs import Address, Message
-    return Message("Nach der Zustimmung", [Address("kunde@example.com")], sender=Address(account.mailbox),
-                   text="Anbei.", message_id=f"<after-{account.client_id[:8]}@ccm-mail.test>")
+
+    return Message(
+        "Nach der Zustimmung",
+        [Address("kunde@example.com")],
+        sender=Address(account.mailbox),
+        text="Anbei.",
+        message_id=f"<after-{account.client_id[:8]}@ccm-mail.test>",
+    )
 
 
 def test_no_browser_prints_the_url(consent_account: Account) -> None:
@@ -359,8 +399,11 @@ def test_listener_is_loopback_only(consent_account: Account) -> None:
 
     def probe(url: str) -> bool:
         port = urlsplit(parse_qs(urlsplit(url).query)["redirect_uri"][0]).port
-        sockets.extend(line.split()[1] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
-                       if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A")
+        sockets.extend(
+            line.split()[1]
+            for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+            if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A"
+        )
         return True
 
     consent(consent_account, probe, timeout=0.3)
@@ -369,9 +412,11 @@ def test_listener_is_loopback_only(consent_account: Account) -> None:
 
 # -- headless Chromium ---------------------------------------------------------------------------
 
+
 def spki_hash(pem_path: Path) -> str:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
+
     cert = x509.load_pem_x509_certificate(pem_path.read_bytes())
     der = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
@@ -382,6 +427,7 @@ def leaf_spki_hash(host_url: str) -> str:
 
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
+
     parts = urlsplit(host_url)
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -404,12 +450,26 @@ def chromium(tmp_path: Path, sandbox: Any) -> Iterator[Callable[[str], bool]]:
     def open_(url: str) -> bool:
         profile = tmp_path / f"chromium-profile-{len(procs)}"
         profile.mkdir()
-        procs.append(subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-             f"--ignore-certificate-errors-spki-list={pins}", url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    CHROMIUM,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    f"--user-data-dir={profile}",
+                    f"--ignore-certificate-errors-spki-list={pins}",
+                    url,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         return True
 
     yield open_
@@ -424,8 +484,9 @@ def chromium(tmp_path: Path, sandbox: Any) -> Iterator[Callable[[str], bool]]:
 
 
 @pytest.mark.browser
-def test_chromium_consent_accepted(consent_account: Account, behaviour: Callable[[str], None],
-                                   chromium: Callable[[str], bool]) -> None:
+def test_chromium_consent_accepted(
+    consent_account: Account, behaviour: Callable[[str], None], chromium: Callable[[str], bool]
+) -> None:
     behaviour("accept")
     result = consent(consent_account, chromium, timeout=60)
     assert result["status"] == "granted", result
@@ -434,8 +495,9 @@ def test_chromium_consent_accepted(consent_account: Account, behaviour: Callable
 
 
 @pytest.mark.browser
-def test_chromium_consent_denied(consent_account: Account, behaviour: Callable[[str], None],
-                                 chromium: Callable[[str], bool]) -> None:
+def test_chromium_consent_denied(
+    consent_account: Account, behaviour: Callable[[str], None], chromium: Callable[[str], bool]
+) -> None:
     behaviour("deny")
     result = consent(consent_account, chromium, timeout=60)
     assert result["status"] == "denied", result
@@ -447,6 +509,7 @@ def test_chromium_consent_denied(consent_account: Account, behaviour: Callable[[
 def test_chromium_forged_state(consent_account: Account, chromium: Callable[[str], bool]) -> None:
     """A page (here: the browser sent straight to a crafted link) delivers an answer whose state
     this run never issued: ignored, nothing confirmed, the listener waits on to its timeout."""
+
     def forged(url: str) -> bool:
         redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
         return chromium(f"{redirect}?admin_consent=True&tenant={consent_account.tenant_id}&state=forged")
@@ -457,8 +520,9 @@ def test_chromium_forged_state(consent_account: Account, chromium: Callable[[str
 
 
 def test_unregistered_redirect_uri_times_out_with_hint(make_account: AccountFactory) -> None:
-    account = make_account(consented=False, redirect_uris=["http://localhost:8400/"],
-                           consent_redirect_uri=f"http://localhost:{free_port()}/")
+    account = make_account(
+        consented=False, redirect_uris=["http://localhost:8400/"], consent_redirect_uri=f"http://localhost:{free_port()}/"
+    )
     browser = HttpBrowser(account)
     result = consent(account, browser, timeout=1.5, lang="en")
     assert result["status"] == "timeout" and "AADSTS50011" in result["hint"]
@@ -466,8 +530,9 @@ def test_unregistered_redirect_uri_times_out_with_hint(make_account: AccountFact
 
 
 @pytest.mark.browser
-def test_chromium_shows_the_result_page_in_german_and_english(consent_account: Account, sandbox: Any,
-                                                             behaviour: Callable[[str], None], tmp_path: Path) -> None:
+def test_chromium_shows_the_result_page_in_german_and_english(
+    consent_account: Account, sandbox: Any, behaviour: Callable[[str], None], tmp_path: Path
+) -> None:
     """What the admin sees at the end: the page the listener serves, as Chromium rendered it."""
     if not Path(CHROMIUM).exists():
         pytest.skip("needs /usr/bin/chromium (CI installs it)")
@@ -476,17 +541,34 @@ def test_chromium_shows_the_result_page_in_german_and_english(consent_account: A
     procs: list[subprocess.Popen[str]] = []
 
     def open_(url: str) -> bool:
-        procs.append(subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
-             f"--ignore-certificate-errors-spki-list={pins}", "--virtual-time-budget=15000", "--dump-dom", url],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    CHROMIUM,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--ignore-certificate-errors-spki-list={pins}",
+                    "--virtual-time-budget=15000",
+                    "--dump-dom",
+                    url,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        )
         return True
 
     result = consent(consent_account, open_, timeout=60)
     dom, _ = procs[0].communicate(timeout=60)
     assert result["status"] == "granted", result
-    assert "data-status=\"granted\"" in dom
+    assert 'data-status="granted"' in dom
     assert "Die Administratorzustimmung wurde erteilt" in dom and "Admin consent was granted" in dom
     assert "ccm-mail accounts test rechnung" in dom

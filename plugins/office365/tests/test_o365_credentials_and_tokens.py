@@ -18,17 +18,25 @@ from o365_support import AccountFactory, make_certificate
 
 
 def msg(account: Any, n: int = 0) -> Message:
-    return Message(f"Rechnung {n}", [Address("kunde@example.com")], sender=Address(account.mailbox),
-                   text="Anbei.", message_id=f"<tok{n}-{account.client_id[:8]}@ccm-mail.test>")
+    return Message(
+        f"Rechnung {n}",
+        [Address("kunde@example.com")],
+        sender=Address(account.mailbox),
+        text="Anbei.",
+        message_id=f"<tok{n}-{account.client_id[:8]}@ccm-mail.test>",
+    )
 
 
 @pytest.mark.parametrize("form", ["pem", "pem_encrypted", "pfx", "pfx_encrypted"])
 def test_certificate_credentials(make_account: AccountFactory, tmp_path: Path, form: str) -> None:
     password = "Zert-Kennwort-1" if form.endswith("encrypted") else None
     public_pem, pem_file, pfx_file = make_certificate(tmp_path, password=password)
-    account = make_account(secret=None, certificate_pem=public_pem,
-                           certificate=str(pfx_file if form.startswith("pfx") else pem_file),
-                           certificate_password=password)
+    account = make_account(
+        secret=None,
+        certificate_pem=public_pem,
+        certificate=str(pfx_file if form.startswith("pfx") else pem_file),
+        certificate_password=password,
+    )
     transport = account.transport()
     transport.send(msg(account))
     assert len(account.sent()) == 1
@@ -54,8 +62,9 @@ def test_certificate_not_registered_is_explained(make_account: AccountFactory, t
 
 def test_wrong_pfx_password_is_config_error(make_account: AccountFactory, tmp_path: Path) -> None:
     public_pem, _, pfx_file = make_certificate(tmp_path, password="richtig-7Qx")
-    account = make_account(secret=None, certificate_pem=public_pem, certificate=str(pfx_file),
-                           certificate_password="verkehrt-9Zy")
+    account = make_account(
+        secret=None, certificate_pem=public_pem, certificate=str(pfx_file), certificate_password="verkehrt-9Zy"
+    )
     with pytest.raises(AuthenticationError) as info:
         account.transport().send(msg(account))
     text = info.value.render("de") + info.value.render("en")
@@ -65,8 +74,7 @@ def test_wrong_pfx_password_is_config_error(make_account: AccountFactory, tmp_pa
 
 def test_thumbprint_must_match(make_account: AccountFactory, tmp_path: Path) -> None:
     public_pem, pem_file, _ = make_certificate(tmp_path)
-    account = make_account(secret=None, certificate_pem=public_pem, certificate=str(pem_file),
-                           thumbprint="AB" * 20)
+    account = make_account(secret=None, certificate_pem=public_pem, certificate=str(pem_file), thumbprint="AB" * 20)
     with pytest.raises(AuthenticationError) as info:
         account.transport().send(msg(account))
     assert "Fingerabdruck" in info.value.render("de")
@@ -114,8 +122,12 @@ def test_token_reused_across_processes(make_account: AccountFactory) -> None:
     account = make_account()
     outputs = []
     for n in ("1", "2"):
-        done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(account.values), str(account.state_dir), n],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(account.values), str(account.state_dir), n],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
         assert account.secret not in done.stdout + done.stderr
@@ -138,8 +150,7 @@ def test_expired_token_in_cache_is_replaced(make_account: AccountFactory) -> Non
     assert sb.token_request_count(account.client_id) == 2
 
 
-def test_ca_bundle_wins_over_requests_ca_bundle_env(make_account: AccountFactory,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ca_bundle_wins_over_requests_ca_bundle_env(make_account: AccountFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """REQUESTS_CA_BUNDLE overrides Session.verify in requests; our per-request verify must win."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
@@ -162,19 +173,28 @@ def test_token_cache_permissions_are_repaired(make_account: AccountFactory) -> N
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_token_cache_lock_held_elsewhere_is_a_clear_error(make_account: AccountFactory,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_cache_lock_held_elsewhere_is_a_clear_error(make_account: AccountFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process holds the account's lock and hangs: the send fails (not sent) with a
     de/en error after the timeout instead of waiting for ever."""
     from ccm_mail_hookspecs import TransportError
 
     from ccm_mail_office365 import state_files
+
     account = make_account()
     account.state_dir.mkdir(parents=True, exist_ok=True)
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent("""
         import sys, time, filelock
         lock = filelock.FileLock(sys.argv[1]); lock.acquire(); print("held", flush=True); time.sleep(60)
-    """), str(account.state_dir / state_files.LOCK_FILE)], stdout=subprocess.PIPE, text=True)
+    """),
+            str(account.state_dir / state_files.LOCK_FILE),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         monkeypatch.setattr(state_files, "LOCK_TIMEOUT", 0.3)

@@ -11,8 +11,13 @@ from o365_support import AccountFactory
 
 
 def _msg(account: Any, tag: str) -> Message:
-    return Message(f"Rechnung {tag}", [Address("kunde@example.com")], sender=Address(account.mailbox),
-                   text="Anbei.", message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>")
+    return Message(
+        f"Rechnung {tag}",
+        [Address("kunde@example.com")],
+        sender=Address(account.mailbox),
+        text="Anbei.",
+        message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>",
+    )
 
 
 def test_https_proxy_from_the_environment_is_used(make_account: AccountFactory, monkeypatch) -> None:
@@ -33,6 +38,7 @@ def test_no_proxy_from_the_environment_bypasses_it(make_account: AccountFactory,
     """The environment names a proxy that is not there; the sandbox's own loopback address is in
     NO_PROXY, so the send goes straight to it. Everything stays on this machine."""
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]  # closed again when the block ends: nothing listens there

@@ -26,8 +26,14 @@ logcapture = pytest.importorskip("ccm_mail_core.testing.logcapture")
 
 
 def msg(account: Account, tag: str, **fields: Any) -> Message:
-    return Message(f"Rechnung {tag}", [Address("kunde@example.com")], sender=Address(account.mailbox),
-                   text="Anbei.", message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>", **fields)
+    return Message(
+        f"Rechnung {tag}",
+        [Address("kunde@example.com")],
+        sender=Address(account.mailbox),
+        text="Anbei.",
+        message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>",
+        **fields,
+    )
 
 
 def free_port() -> int:
@@ -38,20 +44,67 @@ def free_port() -> int:
 
 # (case, account options, transport options, expected class, code, words in de, words in en, id keys)
 CASES = [
-    ("secret_id_pasted", {}, {"client_secret": "3f2c9b1e-0000-4444-8888-123456789abc"}, AuthenticationError,
-     "AADSTS7000215", "nicht die „Geheime ID“", "not its \"Secret ID\"", ("trace_id", "correlation_id")),
-    ("secret_expired", {"secret_expired": True}, {}, AuthenticationError, "AADSTS7000222",
-     "abgelaufen", "expired", ("trace_id", "correlation_id")),
-    ("wrong_client_id", {}, {"client_id": "99999999-8888-7777-6666-555555555555"}, AuthenticationError,
-     "AADSTS700016", "Anwendungs-ID", "application (client) ID", ("trace_id", "correlation_id")),
-    ("wrong_tenant", {}, {"tenant_id": "deadbeef-0000-4000-8000-000000000000"}, AuthenticationError,
-     "AADSTS90002", "Mandanten-ID", "tenant ID", ("trace_id", "correlation_id")),
-    ("no_consent", {"consented": False}, {}, AccessDeniedError, "ErrorAccessDenied",
-     "Admin Berechtigung erteilen", "*Application*", ("request_id",)),
-    ("unknown_mailbox", {}, {"mailbox": "gibtsnicht@firma.example"}, MailboxError, "ErrorInvalidUser",
-     "E-Mail-Adresse", "e-mail address", ("request_id",)),
-    ("unlicensed", {"licensed": False}, {}, MailboxError, "MailboxNotEnabledForRESTAPI",
-     "Lizenz", "licence", ("request_id",)),
+    (
+        "secret_id_pasted",
+        {},
+        {"client_secret": "3f2c9b1e-0000-4444-8888-123456789abc"},
+        AuthenticationError,
+        "AADSTS7000215",
+        "nicht die „Geheime ID“",
+        'not its "Secret ID"',
+        ("trace_id", "correlation_id"),
+    ),
+    (
+        "secret_expired",
+        {"secret_expired": True},
+        {},
+        AuthenticationError,
+        "AADSTS7000222",
+        "abgelaufen",
+        "expired",
+        ("trace_id", "correlation_id"),
+    ),
+    (
+        "wrong_client_id",
+        {},
+        {"client_id": "99999999-8888-7777-6666-555555555555"},
+        AuthenticationError,
+        "AADSTS700016",
+        "Anwendungs-ID",
+        "application (client) ID",
+        ("trace_id", "correlation_id"),
+    ),
+    (
+        "wrong_tenant",
+        {},
+        {"tenant_id": "deadbeef-0000-4000-8000-000000000000"},
+        AuthenticationError,
+        "AADSTS90002",
+        "Mandanten-ID",
+        "tenant ID",
+        ("trace_id", "correlation_id"),
+    ),
+    (
+        "no_consent",
+        {"consented": False},
+        {},
+        AccessDeniedError,
+        "ErrorAccessDenied",
+        "Admin Berechtigung erteilen",
+        "*Application*",
+        ("request_id",),
+    ),
+    (
+        "unknown_mailbox",
+        {},
+        {"mailbox": "gibtsnicht@firma.example"},
+        MailboxError,
+        "ErrorInvalidUser",
+        "E-Mail-Adresse",
+        "e-mail address",
+        ("request_id",),
+    ),
+    ("unlicensed", {"licensed": False}, {}, MailboxError, "MailboxNotEnabledForRESTAPI", "Lizenz", "licence", ("request_id",)),
 ]
 
 
@@ -73,9 +126,10 @@ def test_mapped_errors(make_account: AccountFactory, case: tuple[Any, ...]) -> N
         assert f"{key}={err.details[key]}" in err.render("de")
     assert not check.ok and any(not ok and code in text.en for _, ok, text in check.steps), check
     secrets = [*account.secrets(), transport_opts.get("client_secret", ""), *account.sandbox.state.tokens]
-    logcapture.assert_no_secrets([s for s in secrets if s], {
-        "error": logcapture.exception_texts(err), "details": [repr(err.details)], "log": logs.texts(),
-        "check": [repr(check)]})
+    logcapture.assert_no_secrets(
+        [s for s in secrets if s],
+        {"error": logcapture.exception_texts(err), "details": [repr(err.details)], "log": logs.texts(), "check": [repr(check)]},
+    )
     assert account.sent() == []
 
 
@@ -91,6 +145,7 @@ def test_send_as_denied(make_account: AccountFactory) -> None:
 
 def test_message_too_large(make_account: AccountFactory, tmp_path: Any) -> None:
     from ccm_mail_hookspecs import Attachment
+
     account = make_account()
     account.sandbox.mailbox(account.mailbox).max_message_size = 50_000
     (tmp_path / "rechnung.pdf").write_bytes(b"%PDF" + b"\0" * 100_000)
@@ -103,8 +158,9 @@ def test_nobody_listening_is_network_error(make_account: AccountFactory) -> None
     account = make_account()
     port = free_port()
     with pytest.raises(NetworkError) as info:
-        account.transport(authority_host=f"https://127.0.0.1:{port}", graph_endpoint=f"https://127.0.0.1:{port}"
-                          ).send(msg(account, "refused"))
+        account.transport(authority_host=f"https://127.0.0.1:{port}", graph_endpoint=f"https://127.0.0.1:{port}").send(
+            msg(account, "refused")
+        )
     assert info.value.retryable and "nothing was sent" in info.value.render("en").lower()
     assert info.value.details["code"] == "network_refused"
 
@@ -133,7 +189,7 @@ def test_graph_error_quoting_the_token_shows_no_part_of_it(make_account: Account
     assert "Bearer ***" in err.details["description"] and "Bearer ***" in err.render("en")
     texts = [*logcapture.exception_texts(err), repr(err.details), json.dumps(err.to_dict("en")), *logs.texts()]
     claims_and_signature = token.split(".", 1)[1]  # the JWT header is much the same in every token
-    pieces = {claims_and_signature[i:i + 16] for i in range(0, len(claims_and_signature) - 16, 8)}
+    pieces = {claims_and_signature[i : i + 16] for i in range(0, len(claims_and_signature) - 16, 8)}
     leaked = sorted(p for p in pieces if any(p in text for text in texts))
     assert not leaked, f"parts of the access token reached the error or a log line: {leaked[:3]}"
     assert account.sent() == []
@@ -144,12 +200,15 @@ def test_support_ids_are_shown_keys() -> None:
         assert key in SUPPORT_ID_KEYS
 
 
-@pytest.mark.parametrize(("cloud", "login", "graph"), [
-    ("global", "login.microsoftonline.com", "graph.microsoft.com"),
-    ("usgov_high", "login.microsoftonline.us", "graph.microsoft.us"),
-    ("usgov_dod", "login.microsoftonline.us", "dod-graph.microsoft.us"),
-    ("china", "login.chinacloudapi.cn", "microsoftgraph.chinacloudapi.cn"),
-])
+@pytest.mark.parametrize(
+    ("cloud", "login", "graph"),
+    [
+        ("global", "login.microsoftonline.com", "graph.microsoft.com"),
+        ("usgov_high", "login.microsoftonline.us", "graph.microsoft.us"),
+        ("usgov_dod", "login.microsoftonline.us", "dod-graph.microsoft.us"),
+        ("china", "login.chinacloudapi.cn", "microsoftgraph.chinacloudapi.cn"),
+    ],
+)
 def test_national_cloud_hosts(make_account: AccountFactory, cloud: str, login: str, graph: str) -> None:
     account = make_account(cloud=cloud, via_proxy=True)
     transport = account.transport()

@@ -14,8 +14,13 @@ from ccm_mail_core.outbox import Outbox
 from ccm_mail_hookspecs import Status
 from o365_support import AccountFactory
 
-DATA = {"extRechnungsNr": "RE-7", "Anrede": "Hallo", "Rechnungsdatum": "1.12.2026", "Betrag": "7,00 €",
-        "Faelligkeitsdatum": "15.12.2026"}
+DATA = {
+    "extRechnungsNr": "RE-7",
+    "Anrede": "Hallo",
+    "Rechnungsdatum": "1.12.2026",
+    "Betrag": "7,00 €",
+    "Faelligkeitsdatum": "15.12.2026",
+}
 
 
 def mailer_for(account: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Mailer:
@@ -24,8 +29,9 @@ def mailer_for(account: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     config = {
         "accounts": {"Rechnungsversand": {"type": "office365", **values, "client_secret": {"env": "O365_TEST_SECRET"}}},
         "purposes": {"invoice": "Rechnungsversand"},
-        "templates": {"invoice": {"subject": "Rg. #extRechnungsNr#", "body": "#Anrede#, #Betrag#",
-                                  "reference": "#extRechnungsNr#"}},
+        "templates": {
+            "invoice": {"subject": "Rg. #extRechnungsNr#", "body": "#Anrede#, #Betrag#", "reference": "#extRechnungsNr#"}
+        },
         "journal": {"path": str(tmp_path / "journal.sqlite")},
         "state_dir": str(tmp_path / "state"),
         "outbox": {"grace_seconds": 0},
@@ -40,8 +46,7 @@ def send(mailer: Mailer) -> Any:
     return mailer.send("invoice", to=["kunde@example.de"], data=DATA, assume_yes=True)
 
 
-def test_answer_lost_after_microsoft_accepted_is_found_in_sent_items(make_account: AccountFactory, tmp_path,
-                                                                      monkeypatch) -> None:
+def test_answer_lost_after_microsoft_accepted_is_found_in_sent_items(make_account: AccountFactory, tmp_path, monkeypatch) -> None:
     account = make_account()
     account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="drop_after_processing", count=1)
     with mailer_for(account, tmp_path, monkeypatch) as mailer:
@@ -56,13 +61,13 @@ def test_answer_lost_after_microsoft_accepted_is_found_in_sent_items(make_accoun
     assert len(sent) == 1
 
 
-def test_gateway_timeout_after_microsoft_accepted_is_settled_not_resent(make_account: AccountFactory, tmp_path,
-                                                                        monkeypatch) -> None:
+def test_gateway_timeout_after_microsoft_accepted_is_settled_not_resent(
+    make_account: AccountFactory, tmp_path, monkeypatch
+) -> None:
     """A 504 without Retry-After after the sendMail reached Microsoft: unknown, never replayed
     (a replay would send the invoice twice); the outbox finds it in Sent Items."""
     account = make_account()
-    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="status_after_processing",
-                               status=504, count=1)
+    account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="status_after_processing", status=504, count=1)
     with mailer_for(account, tmp_path, monkeypatch) as mailer:
         result = send(mailer)
         assert result.status is Status.UNKNOWN and result.exit_code == 4
@@ -71,8 +76,7 @@ def test_gateway_timeout_after_microsoft_accepted_is_settled_not_resent(make_acc
     assert len(account.sent()) == 1
 
 
-def test_request_lost_before_microsoft_got_it_is_resent_once(make_account: AccountFactory, tmp_path,
-                                                              monkeypatch) -> None:
+def test_request_lost_before_microsoft_got_it_is_resent_once(make_account: AccountFactory, tmp_path, monkeypatch) -> None:
     account = make_account()
     account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="drop_before_response", count=1)
     with mailer_for(account, tmp_path, monkeypatch) as mailer:
@@ -87,8 +91,9 @@ def test_request_lost_before_microsoft_got_it_is_resent_once(make_account: Accou
 
 
 @pytest.mark.parametrize("decision, expected", [("sent", 1), ("resend", 2), ("drop", 1)])
-def test_without_read_permission_the_operator_decides(make_account: AccountFactory, tmp_path, monkeypatch,
-                                                      decision, expected) -> None:
+def test_without_read_permission_the_operator_decides(
+    make_account: AccountFactory, tmp_path, monkeypatch, decision, expected
+) -> None:
     account = make_account(permissions={"Mail.Send"})
     account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="drop_after_processing", count=1)
     with mailer_for(account, tmp_path, monkeypatch) as mailer:

@@ -81,10 +81,12 @@ def test_receipts_and_sent_items_as_graph_records_them(make_account: AccountFact
 
 
 def test_lost_answer_without_sent_items_copy_is_left_to_the_operator_not_resent(
-        make_account: AccountFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_account: AccountFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """save_to_sent: false and the answer lost after Microsoft sent it: "not in Sent Items" proves
     nothing then, so the outbox must not send it again after the grace period."""
     from ccm_mail_core.outbox import Outbox
+
     account = make_account()
     account.sandbox.faults.add(method="POST", path_regex=r"/sendMail$", kind="drop_after_processing", count=1)
     path = host_config(account, tmp_path, monkeypatch, purpose={"account": "Rechnungsversand", "save_to_sent": False})
@@ -103,8 +105,14 @@ def test_lost_answer_without_sent_items_copy_is_left_to_the_operator_not_resent(
 # ---- the archive copy ----------------------------------------------------------------------------
 def test_archived_message_goes_as_mime_and_the_copy_is_what_microsoft_received(make_account: AccountFactory) -> None:
     account = make_account()
-    msg = message(account, "AR1", archive=True, request_read_receipt=True, request_delivery_receipt=True,
-                  attachments=[Attachment(DATA / "zugferd.pdf", content_type="application/pdf")])
+    msg = message(
+        account,
+        "AR1",
+        archive=True,
+        request_read_receipt=True,
+        request_delivery_receipt=True,
+        attachments=[Attachment(DATA / "zugferd.pdf", content_type="application/pdf")],
+    )
     receipt = account.transport().send(msg)
     sent = find_sent(account, msg.message_id)
     assert sent.route == "mime" and receipt.mime == sent.mime  # byte for byte what Graph took
@@ -116,8 +124,9 @@ def test_archived_message_goes_as_mime_and_the_copy_is_what_microsoft_received(m
     assert any("Übermittlungsbestätigung" in n.de for n in receipt.notes)  # MIME cannot ask for one: said
 
 
-def test_archived_message_too_large_for_one_mime_request_is_refused_before_sending(make_account: AccountFactory,
-                                                                                    tmp_path: Path) -> None:
+def test_archived_message_too_large_for_one_mime_request_is_refused_before_sending(
+    make_account: AccountFactory, tmp_path: Path
+) -> None:
     account = make_account()
     big = tmp_path / "Scan.pdf"
     big.write_bytes(b"%PDF-1.7\n" + os.urandom(3_200_000))
@@ -128,8 +137,9 @@ def test_archived_message_too_large_for_one_mime_request_is_refused_before_sendi
     assert not [r for r in account.sandbox.requests if r.path.endswith("/sendMail") and account.mailbox in r.path]
 
 
-def host_config(account: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, purpose: Any = "Rechnungsversand",
-                **values: Any) -> Path:
+def host_config(
+    account: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, purpose: Any = "Rechnungsversand", **values: Any
+) -> Path:
     monkeypatch.setenv("O365_TEST_SECRET", account.secret or "")
     base = {k: v for k, v in account.values.items() if k != "client_secret"}
     if account.secret:
@@ -148,15 +158,25 @@ def host_config(account: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *
     return path
 
 
-def test_host_archive_copy_equals_the_mime_the_sandbox_received(make_account: AccountFactory, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_host_archive_copy_equals_the_mime_the_sandbox_received(
+    make_account: AccountFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     account = make_account()
-    path = host_config(account, tmp_path, monkeypatch, purpose={
-        "account": "Rechnungsversand", "bcc": "archiv@codicon.de", "einvoice": "required",
-        "archive": {"folder": str(tmp_path / "archiv"), "retention_years": 10}})
+    path = host_config(
+        account,
+        tmp_path,
+        monkeypatch,
+        purpose={
+            "account": "Rechnungsversand",
+            "bcc": "archiv@codicon.de",
+            "einvoice": "required",
+            "archive": {"folder": str(tmp_path / "archiv"), "retention_years": 10},
+        },
+    )
     with Mailer.from_config(path) as mailer:
-        result = mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, attachments=[DATA / "zugferd.pdf"],
-                             assume_yes=True)
+        result = mailer.send(
+            "invoice", to=["kunde@example.de"], data=INVOICE, attachments=[DATA / "zugferd.pdf"], assume_yes=True
+        )
         assert result.status is Status.SENT, result.error
         row = mailer.journal.get(result.journal_id)
     sent = find_sent(account, result.message_id)
@@ -168,8 +188,9 @@ def test_host_archive_copy_equals_the_mime_the_sandbox_received(make_account: Ac
 
 # ---- credential expiry ---------------------------------------------------------------------------
 @pytest.mark.parametrize(("days", "state"), [(-1, "expired"), (6, "soon"), (200, "ok")])
-def test_client_secret_expiry_from_config(make_account: AccountFactory, tmp_path: Path, monkeypatch, days: int,
-                                          state: str) -> None:
+def test_client_secret_expiry_from_config(
+    make_account: AccountFactory, tmp_path: Path, monkeypatch, days: int, state: str
+) -> None:
     account = make_account()
     when = (datetime.now(timezone.utc) + timedelta(days=days)).date()
     path = host_config(account, tmp_path, monkeypatch, client_secret_expires=when.isoformat())
@@ -191,15 +212,16 @@ def test_client_secret_expiry_from_config(make_account: AccountFactory, tmp_path
         assert result.warnings == []
 
 
-def test_config_check_and_accounts_test_warn(make_account: AccountFactory, tmp_path: Path, monkeypatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_check_and_accounts_test_warn(
+    make_account: AccountFactory, tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ccm_mail_core.cli import main
+
     account = make_account(permissions={"Mail.Send", "Application.Read.All"})
     end = datetime.now(timezone.utc) + timedelta(days=9)
     app = account.sandbox.app(account.tenant_id, account.client_id)
     app.password_credentials[0]["endDateTime"] = end.strftime("%Y-%m-%dT%H:%M:%SZ")
-    app.password_credentials.append({"displayName": "alt", "keyId": "k2", "hint": "zzz",
-                                     "endDateTime": "2030-01-01T00:00:00Z"})
+    app.password_credentials.append({"displayName": "alt", "keyId": "k2", "hint": "zzz", "endDateTime": "2030-01-01T00:00:00Z"})
     path = host_config(account, tmp_path, monkeypatch, client_secret_expires="31.12.2099")
     assert main(["accounts", "test", "Rechnungsversand", "--config", str(path), "--json"]) == 0
     out = capsys.readouterr()
@@ -224,8 +246,9 @@ def test_graph_expiry_needs_application_read_all(make_account: AccountFactory) -
     assert account.transport().credential_expiry() is None  # 403: cannot tell, and does not guess
 
 
-def test_certificate_about_to_expire_warns_and_an_expired_one_is_refused(make_account: AccountFactory,
-                                                                         tmp_path: Path, monkeypatch) -> None:
+def test_certificate_about_to_expire_warns_and_an_expired_one_is_refused(
+    make_account: AccountFactory, tmp_path: Path, monkeypatch
+) -> None:
     for days, expired in ((10, False), (-1, True)):
         folder = tmp_path / f"cert{days}"
         folder.mkdir()
@@ -250,8 +273,11 @@ def test_scope_step_says_a_tenant_wide_grant_reaches_every_mailbox(make_account:
     steps = {name: (ok, text) for name, ok, text in account.transport().check().steps}
     ok, text = steps["scope"]
     assert ok and "JEDES Postfach" in text.de and "EVERY mailbox" in text.en
-    for needle in ("New-ManagementScope", f"New-ManagementRoleAssignment -App {account.client_id} -Role "
-                   '"Application Mail.Send" -CustomResourceScope', "Mail.Send entfernen"):
+    for needle in (
+        "New-ManagementScope",
+        f'New-ManagementRoleAssignment -App {account.client_id} -Role "Application Mail.Send" -CustomResourceScope',
+        "Mail.Send entfernen",
+    ):
         assert needle in text.de
 
 

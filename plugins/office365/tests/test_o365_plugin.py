@@ -20,6 +20,7 @@ def test_entry_point_and_api_version() -> None:
 
 def test_registers_account_type() -> None:
     from ccm_mail_office365 import plugin
+
     seen = []
     plugin.ccm_mail_account_types(register=seen.append)
     assert [t.id for t in seen] == ["office365"]
@@ -28,6 +29,7 @@ def test_registers_account_type() -> None:
 
 def test_host_loads_it() -> None:
     from ccm_mail_core.plugins import collect, make_plugin_manager
+
     types = collect(make_plugin_manager()).account_types
     assert "office365" in types
     assert set(types["office365"].actions) >= {"consent"}
@@ -50,6 +52,7 @@ def test_loading_the_plugin_imports_no_client_library(tmp_path) -> None:
         "settings = AccountSettings('a', 'office365', {'tenant_id': 't', 'client_id': 'c', 'mailbox': 'a@b.example',\n"
         "                           'client_secret': 'x' * 8}, Path(sys.argv[1]))\n"
         "types[0].create_transport(settings).close()\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n")
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["[]", "['msal', 'requests', 'urllib3']"], out.stderr

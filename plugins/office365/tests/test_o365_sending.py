@@ -37,20 +37,29 @@ def sha256(path: Path) -> str:
 def invoice(account: Any, tag: str, **fields: Any) -> Message:
     fields.setdefault("to", [Address("kunde@example.com", "Kunde Müller GmbH")])
     fields.setdefault("text", "Sehr geehrte Damen und Herren,\nanbei die Rechnung.")
-    return Message(subject=f"codicon GmbH / Rg. {tag}", sender=Address(account.mailbox, "codicon GmbH"),
-                   message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>", **fields)
+    return Message(
+        subject=f"codicon GmbH / Rg. {tag}",
+        sender=Address(account.mailbox, "codicon GmbH"),
+        message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>",
+        **fields,
+    )
 
 
 def test_small_message_with_everything(make_account: AccountFactory, tmp_path: Path) -> None:
     account = make_account()
     pdf = random_file(tmp_path / "Rechnung 4711.pdf", 200_000)
     logo = random_file(tmp_path / "logo.png", 5_000)
-    msg = invoice(account, "4711", html='<p>Rechnung</p><img src="cid:logo@firma">', text=None,
-                  cc=[Address("buchhaltung@example.com", "Buchhaltung")],
-                  bcc=[Address("archiv@firma.example", "Archiv")],
-                  reply_to=[Address("service@firma.example", "Kundenservice")],
-                  attachments=[Attachment(pdf), Attachment(logo, inline=True, content_id="logo@firma")],
-                  headers={"X-AbSys-Rechnung": "4711"})
+    msg = invoice(
+        account,
+        "4711",
+        html='<p>Rechnung</p><img src="cid:logo@firma">',
+        text=None,
+        cc=[Address("buchhaltung@example.com", "Buchhaltung")],
+        bcc=[Address("archiv@firma.example", "Archiv")],
+        reply_to=[Address("service@firma.example", "Kundenservice")],
+        attachments=[Attachment(pdf), Attachment(logo, inline=True, content_id="logo@firma")],
+        headers={"X-AbSys-Rechnung": "4711"},
+    )
     receipt = account.transport().send(msg)
     sent = find_sent(account, msg.message_id)
     assert sent.route == "sendMail" and sent.saved_to_sent_items
@@ -73,14 +82,19 @@ def test_text_and_html_go_as_mime(make_account: AccountFactory, tmp_path: Path) 
     own text part arrives unchanged."""
     from email import policy
     from email.parser import BytesParser
+
     account = make_account()
     pdf = random_file(tmp_path / "Rechnung 4712.pdf", 300_000)
     logo = random_file(tmp_path / "logo.png", 3_000)
-    msg = invoice(account, "4712", text="Sehr geehrte Damen und Herren,\nanbei die Rechnung 4712.",
-                  html='<p>Sehr geehrte Damen und Herren,</p><p>anbei die <b>Rechnung</b> 4712.</p>'
-                       '<img src="cid:logo@firma">',
-                  bcc=[Address("archiv@firma.example", "Archiv")], headers={"X-AbSys-Rechnung": "4712"},
-                  attachments=[Attachment(pdf), Attachment(logo, inline=True, content_id="logo@firma")])
+    msg = invoice(
+        account,
+        "4712",
+        text="Sehr geehrte Damen und Herren,\nanbei die Rechnung 4712.",
+        html='<p>Sehr geehrte Damen und Herren,</p><p>anbei die <b>Rechnung</b> 4712.</p><img src="cid:logo@firma">',
+        bcc=[Address("archiv@firma.example", "Archiv")],
+        headers={"X-AbSys-Rechnung": "4712"},
+        attachments=[Attachment(pdf), Attachment(logo, inline=True, content_id="logo@firma")],
+    )
     receipt = account.transport().send(msg)
     assert receipt.transport_ids["route"] == "mime"
     sent = find_sent(account, msg.message_id)
@@ -126,6 +140,7 @@ def test_attachment_just_under_3_mib_goes_out(make_account: AccountFactory, tmp_
 
 def test_attachment_that_fits_one_request_goes_in_it(make_account: AccountFactory, tmp_path: Path) -> None:
     from ccm_mail_office365.payload import plan
+
     account = make_account()
     pdf = random_file(tmp_path / "Rechnung.pdf", 2_990_000)  # 3,986,668 bytes of base64
     msg = invoice(account, "fits", attachments=[Attachment(pdf)])
@@ -138,6 +153,7 @@ def test_attachment_that_fits_one_request_goes_in_it(make_account: AccountFactor
 
 def test_request_too_large_is_explained_without_promises(make_account: AccountFactory) -> None:
     from ccm_mail_hookspecs import MessageTooLargeError
+
     account = make_account()
     msg = invoice(account, "413", text="Zeile mit Text.\n" * 300_000)  # 4.8 MB of body
     with pytest.raises(MessageTooLargeError) as info:
@@ -184,8 +200,7 @@ def test_large_attachments_streamed_byte_for_byte(make_account: AccountFactory, 
 def test_failed_upload_deletes_the_draft(make_account: AccountFactory, tmp_path: Path) -> None:
     account = make_account(max_wait_seconds=1)
     big = random_file(tmp_path / "gross.bin", 4 * MB)
-    account.sandbox.faults.add(method="PUT", path_regex=r"AttachmentSessions", kind="503", count=None,
-                               retry_after="5")
+    account.sandbox.faults.add(method="PUT", path_regex=r"AttachmentSessions", kind="503", count=None, retry_after="5")
     msg = invoice(account, "abbruch", attachments=[Attachment(big)])
     with pytest.raises(Exception) as info:
         account.transport().send(msg)
@@ -197,8 +212,7 @@ def test_failed_upload_deletes_the_draft(make_account: AccountFactory, tmp_path:
 def test_dropped_upload_is_not_sent_and_cleans_up(make_account: AccountFactory, tmp_path: Path) -> None:
     account = make_account()
     big = random_file(tmp_path / "gross.bin", 4 * MB)
-    account.sandbox.faults.add(method="POST", path_regex=r"/createUploadSession$", kind="drop_after_processing",
-                               count=None)
+    account.sandbox.faults.add(method="POST", path_regex=r"/createUploadSession$", kind="drop_after_processing", count=None)
     with pytest.raises(NetworkError):
         account.transport().send(invoice(account, "drop-upload", attachments=[Attachment(big)]))
     assert account.sent() == []
@@ -217,6 +231,7 @@ def test_upload_url_token_never_logged(make_account: AccountFactory, tmp_path: P
     """The upload URL is pre-authenticated (``?authtoken=…``): it must not reach logs or errors,
     also not through urllib3's DEBUG request lines."""
     from urllib.parse import parse_qs, urlsplit
+
     logcapture = pytest.importorskip("ccm_mail_core.testing.logcapture")
     account = make_account()
     big = random_file(tmp_path / "gross.bin", 4 * MB)
@@ -230,13 +245,13 @@ def test_upload_url_token_never_logged(make_account: AccountFactory, tmp_path: P
         ok = account.transport()
         ok.session.hooks["response"].append(remember)
         ok.send(invoice(account, "log-ok", attachments=[Attachment(big)]))
-        account.sandbox.faults.add(method="PUT", path_regex=r"AttachmentSessions", kind="503", count=None,
-                                   retry_after="5")
+        account.sandbox.faults.add(method="PUT", path_regex=r"AttachmentSessions", kind="503", count=None, retry_after="5")
         failing = account.transport(max_wait_seconds=0.5)
         failing.session.hooks["response"].append(remember)
         with pytest.raises(ThrottledError) as info:
             failing.send(invoice(account, "log-fail", attachments=[Attachment(big)]))
     assert len(tokens) == 2
     assert any("AttachmentSessions" in line for line in logs.texts()), "urllib3 DEBUG lines were not captured"
-    logcapture.assert_no_secrets(tokens, {"log": logs.texts(), "error": logcapture.exception_texts(info.value),
-                                          "details": [repr(info.value.details)]})
+    logcapture.assert_no_secrets(
+        tokens, {"log": logs.texts(), "error": logcapture.exception_texts(info.value), "details": [repr(info.value.details)]}
+    )

@@ -17,14 +17,18 @@ from o365_support import Account, AccountFactory
 
 
 def msg(account: Account, n: int = 0) -> Message:
-    return Message(f"Rechnung {n}", [Address("kunde@example.com")], sender=Address(account.mailbox),
-                   text="Anbei.", message_id=f"<signin{n}-{account.client_id[:8]}@ccm-mail.test>")
+    return Message(
+        f"Rechnung {n}",
+        [Address("kunde@example.com")],
+        sender=Address(account.mailbox),
+        text="Anbei.",
+        message_id=f"<signin{n}-{account.client_id[:8]}@ccm-mail.test>",
+    )
 
 
 def token_statuses(account: Account) -> list[int | None]:
     """Statuses of the token requests for the account's tenant, faults included."""
-    return [r.status for r in account.sandbox.requests
-            if r.path == f"/{account.tenant_id}/oauth2/v2.0/token"]
+    return [r.status for r in account.sandbox.requests if r.path == f"/{account.tenant_id}/oauth2/v2.0/token"]
 
 
 def sign_in_requests(account: Account) -> list[Any]:
@@ -34,10 +38,10 @@ def sign_in_requests(account: Account) -> list[Any]:
 
 # -- 5: busy answers from the token endpoint ------------------------------------------------------
 
+
 def test_busy_token_endpoint_is_retried_after_retry_after(make_account: AccountFactory) -> None:
     account = make_account()
-    account.sandbox.faults.add(method="POST", path_regex=r"/oauth2/v2.0/token$", kind="503", count=2,
-                               retry_after="7")
+    account.sandbox.faults.add(method="POST", path_regex=r"/oauth2/v2.0/token$", kind="503", count=2, retry_after="7")
     waits: list[float] = []
     account.transport(sleep=waits.append).send(msg(account))
     assert waits == [7.0, 7.0]
@@ -57,8 +61,7 @@ def test_throttled_token_endpoint_without_retry_after_backs_off(make_account: Ac
 @pytest.mark.parametrize("status", ["503", "429"])
 def test_sign_in_still_busy_is_told_with_its_support_ids(make_account: AccountFactory, status: str) -> None:
     account = make_account()
-    account.sandbox.faults.add(method="POST", path_regex=r"/oauth2/v2.0/token$", kind=status, count=None,
-                               retry_after="2")
+    account.sandbox.faults.add(method="POST", path_regex=r"/oauth2/v2.0/token$", kind=status, count=None, retry_after="2")
     waits: list[float] = []
     with pytest.raises(ThrottledError) as info:
         account.transport(sleep=waits.append).send(msg(account))
@@ -75,8 +78,7 @@ def test_sign_in_still_busy_is_told_with_its_support_ids(make_account: AccountFa
 
 def test_retry_after_beyond_the_wait_cap_gives_up_at_once(make_account: AccountFactory) -> None:
     account = make_account(max_wait_seconds=20)
-    account.sandbox.faults.add(method="POST", path_regex=r"/oauth2/v2.0/token$", kind="503", count=None,
-                               retry_after="3600")
+    account.sandbox.faults.add(method="POST", path_regex=r"/oauth2/v2.0/token$", kind="503", count=None, retry_after="3600")
     waits: list[float] = []
     with pytest.raises(ThrottledError) as info:
         account.transport(sleep=waits.append).send(msg(account))
@@ -85,6 +87,7 @@ def test_retry_after_beyond_the_wait_cap_gives_up_at_once(make_account: AccountF
 
 
 # -- 24: answers that are not JSON (a proxy page, a cut body) -------------------------------------
+
 
 def test_proxy_page_instead_of_a_token_is_not_sent_with_status_and_body(make_account: AccountFactory) -> None:
     account = make_account()
@@ -100,21 +103,21 @@ def test_proxy_page_instead_of_a_token_is_not_sent_with_status_and_body(make_acc
 
 def test_cut_off_token_answer_after_retries_is_not_unknown(make_account: AccountFactory) -> None:
     account = make_account()
-    account.sandbox.faults.add(method="POST", path_regex=r"/oauth2/v2.0/token$", kind="truncated", status=500,
-                               count=None)
+    account.sandbox.faults.add(method="POST", path_regex=r"/oauth2/v2.0/token$", kind="truncated", status=500, count=None)
     with pytest.raises(TransportError) as info:
         account.transport(sleep=lambda s: None).send(msg(account))
     assert info.value.details["status"] == 500 and info.value.details["body"].startswith('{"error"')
     assert "Expecting" not in info.value.render("en")  # no json module text
 
 
-def test_proxy_page_at_sign_in_is_a_failed_send_in_the_journal(make_account: AccountFactory, tmp_path: Any,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_proxy_page_at_sign_in_is_a_failed_send_in_the_journal(
+    make_account: AccountFactory, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ccm_mail_hookspecs import Status
     from test_o365_host_outbox import mailer_for, send
+
     account = make_account()
-    account.sandbox.faults.add(method="POST", path_regex=r"/oauth2/v2.0/token$", kind="html", status=407,
-                               count=None)
+    account.sandbox.faults.add(method="POST", path_regex=r"/oauth2/v2.0/token$", kind="html", status=407, count=None)
     with mailer_for(account, tmp_path, monkeypatch) as mailer:
         result = send(mailer)
         assert result.status is Status.FAILED and result.exit_code == 1, result
@@ -123,11 +126,13 @@ def test_proxy_page_at_sign_in_is_a_failed_send_in_the_journal(make_account: Acc
 
 # -- 6: no sign-in request with a valid cached token ----------------------------------------------
 
+
 def test_cached_token_needs_no_sign_in_host(make_account: AccountFactory) -> None:
     account = make_account()
     account.transport().send(msg(account, 1))
-    down = account.sandbox.faults.add(path_regex=rf"^/{account.tenant_id}/", kind="drop_before_response",
-                                      count=None)  # the sign-in host is gone
+    down = account.sandbox.faults.add(
+        path_regex=rf"^/{account.tenant_id}/", kind="drop_before_response", count=None
+    )  # the sign-in host is gone
     account.transport().send(msg(account, 2))  # a new transport: a new msal application
     assert down.hits == 0 and len(account.sent()) == 2
     cache = account.state_dir / "msal_http_cache.json"
@@ -154,8 +159,12 @@ def test_second_process_makes_no_request_to_the_sign_in_host(make_account: Accou
     seen = []
     for n in ("1", "2"):
         before = len(sign_in_requests(account))
-        done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(account.values), str(account.state_dir), n],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(account.values), str(account.state_dir), n],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         seen.append(len(sign_in_requests(account)) - before)
     assert seen[0] >= 2 and seen[1] == 0, seen  # discovery + token once, then nothing at all
@@ -174,6 +183,7 @@ def test_unreadable_http_cache_is_rebuilt(make_account: AccountFactory) -> None:
 
 # -- 7: the connection test proves the credential -------------------------------------------------
 
+
 def test_check_proves_the_secret_while_a_token_is_cached(make_account: AccountFactory) -> None:
     account = make_account()
     account.transport().send(msg(account))
@@ -186,6 +196,7 @@ def test_check_proves_the_secret_while_a_token_is_cached(make_account: AccountFa
 
 
 # -- every token the plugin obtains is registered for redaction -----------------------------------
+
 
 def test_every_access_token_is_registered_for_redaction(make_account: AccountFactory) -> None:
     account = make_account()

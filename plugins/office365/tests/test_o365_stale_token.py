@@ -16,13 +16,21 @@ from ccm_mail_office365.tokens import token_roles
 
 
 def msg(account: Account, n: int = 0) -> Message:
-    return Message(f"Rechnung {n}", [Address("kunde@example.com")], sender=Address(account.mailbox),
-                   text="Anbei.", message_id=f"<stale{n}-{account.client_id[:8]}@ccm-mail.test>")
+    return Message(
+        f"Rechnung {n}",
+        [Address("kunde@example.com")],
+        sender=Address(account.mailbox),
+        text="Anbei.",
+        message_id=f"<stale{n}-{account.client_id[:8]}@ccm-mail.test>",
+    )
 
 
 def send_statuses(account: Account) -> list[int | None]:
-    return [r.status for r in account.sandbox.requests if r.method == "POST" and r.path.endswith("/sendMail")
-            and account.mailbox in r.path]
+    return [
+        r.status
+        for r in account.sandbox.requests
+        if r.method == "POST" and r.path.endswith("/sendMail") and account.mailbox in r.path
+    ]
 
 
 @pytest.fixture

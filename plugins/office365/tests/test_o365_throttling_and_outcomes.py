@@ -23,13 +23,19 @@ from o365_support import AccountFactory
 
 
 def msg(account: Any, tag: str) -> Message:
-    return Message(f"Rechnung {tag}", [Address("kunde@example.com")], sender=Address(account.mailbox),
-                   text="Anbei.", message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>")
+    return Message(
+        f"Rechnung {tag}",
+        [Address("kunde@example.com")],
+        sender=Address(account.mailbox),
+        text="Anbei.",
+        message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>",
+    )
 
 
 def send_posts(account: Any) -> list[Any]:
-    return [r for r in account.sandbox.requests if r.method == "POST" and r.path.endswith("/sendMail")
-            and account.mailbox in r.path]
+    return [
+        r for r in account.sandbox.requests if r.method == "POST" and r.path.endswith("/sendMail") and account.mailbox in r.path
+    ]
 
 
 @pytest.mark.parametrize("status", ["429", "503", "504"])
@@ -70,13 +76,21 @@ def test_backoff_without_retry_after(make_account: AccountFactory) -> None:
     assert len(bodies) == 1, "a retry must replay the same body"
 
 
-@pytest.mark.parametrize(("kind", "status", "arrived"), [
-    ("503", 503, False), ("504", 504, False), ("500", 500, False),            # answered before Graph had it
-    ("status_after_processing", 503, True), ("status_after_processing", 504, True),   # … or after
-    ("status_after_processing", 502, True), ("status_after_processing", 500, True),
-])
-def test_5xx_without_retry_after_is_unknown_and_never_replayed(make_account: AccountFactory, kind: str,
-                                                               status: int, arrived: bool) -> None:
+@pytest.mark.parametrize(
+    ("kind", "status", "arrived"),
+    [
+        ("503", 503, False),
+        ("504", 504, False),
+        ("500", 500, False),  # answered before Graph had it
+        ("status_after_processing", 503, True),
+        ("status_after_processing", 504, True),  # … or after
+        ("status_after_processing", 502, True),
+        ("status_after_processing", 500, True),
+    ],
+)
+def test_5xx_without_retry_after_is_unknown_and_never_replayed(
+    make_account: AccountFactory, kind: str, status: int, arrived: bool
+) -> None:
     """A 500, 502, 503 or 504 *without* Retry-After after a sendMail left: a gateway may have
     forwarded it, so the outcome is unknown. Replaying it (as a 504 once was) sends the invoice
     twice when Microsoft had it; Sent Items tells which it was."""
@@ -97,13 +111,15 @@ def test_5xx_without_retry_after_is_unknown_and_never_replayed(make_account: Acc
     assert transport.lookup(message).found == (Found.SENT if arrived else Found.NOT_FOUND)
 
 
-@pytest.mark.parametrize(("route", "path"), [("sendMail", r"/sendMail$"), ("draft", r"/messages/[^/]+/send$"),
-                                           ("draft", r"/messages$")])
+@pytest.mark.parametrize(
+    ("route", "path"), [("sendMail", r"/sendMail$"), ("draft", r"/messages/[^/]+/send$"), ("draft", r"/messages$")]
+)
 def test_any_2xx_to_a_send_is_accepted(make_account: AccountFactory, tmp_path: Any, route: str, path: str) -> None:
     """Graph documents 202 for sendMail and for sending a draft (201 for creating one); a 200 (a
     gateway rewrote it) says "accepted" just as well: a receipt, not a refusal, and the draft is
     kept as sent."""
     from ccm_mail_hookspecs import Attachment
+
     account = make_account()
     message = msg(account, f"ok200{route}{len(path)}")
     if route == "draft":
@@ -138,8 +154,9 @@ def test_reset_in_tls_handshake_is_not_sent(make_account: AccountFactory) -> Non
     assert len(account.sent()) == 1
 
 
-@pytest.mark.parametrize(("kind", "status"), [("500", None), ("html", 502), ("504", None), ("503", None),
-                                              ("drop_before_response", None)])
+@pytest.mark.parametrize(
+    ("kind", "status"), [("500", None), ("html", 502), ("504", None), ("503", None), ("drop_before_response", None)]
+)
 def test_read_only_requests_are_asked_again(make_account: AccountFactory, kind: str, status: int | None) -> None:
     """A lookup and the connection test send nothing: after a 5xx or a dropped connection they
     are simply asked again (backoff, within the wait budget)."""
@@ -155,8 +172,7 @@ def test_read_only_requests_are_asked_again(make_account: AccountFactory, kind: 
     check = transport.check()
     assert check.ok, check
     assert len(waits) == 2 and all(0.5 <= w <= 1.0 for w in waits), waits
-    lookups = [r for r in account.sandbox.requests if r.method == "GET" and "SentItems" in r.path
-               and account.mailbox in r.path]
+    lookups = [r for r in account.sandbox.requests if r.method == "GET" and "SentItems" in r.path and account.mailbox in r.path]
     assert len(lookups) == 4
 
 
@@ -257,6 +273,7 @@ def test_dropped_connection_after_send_is_unknown_outcome(make_account: AccountF
 
 def test_dropped_send_of_draft_is_unknown_and_draft_kept(make_account: AccountFactory, tmp_path: Any) -> None:
     from ccm_mail_hookspecs import Attachment
+
     account = make_account()
     big = tmp_path / "gross.bin"
     big.write_bytes(b"\1" * (3 * 1024 * 1024 + 5))
@@ -316,6 +333,7 @@ def test_lookup_not_yet_in_sent_items(make_account: AccountFactory) -> None:
 
 def test_test_mail_action(make_account: AccountFactory) -> None:
     from ccm_mail_office365.account_type import ACCOUNT_TYPE
+
     account = make_account()
     result = ACCOUNT_TYPE.actions["test_mail"](account.settings(), lang="en")
     assert result["ok"] and result["request_id"], result

@@ -19,8 +19,13 @@ from o365_support import Account, AccountFactory
 
 
 def msg(account: Account, tag: str) -> Message:
-    return Message(f"Rechnung {tag}", [Address("kunde@example.com")], sender=Address(account.mailbox),
-                   text="Anbei.", message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>")
+    return Message(
+        f"Rechnung {tag}",
+        [Address("kunde@example.com")],
+        sender=Address(account.mailbox),
+        text="Anbei.",
+        message_id=f"<{tag}-{account.client_id[:8]}@ccm-mail.test>",
+    )
 
 
 def test_proxy_page_with_403_is_not_sent_and_not_a_consent_problem(make_account: AccountFactory) -> None:

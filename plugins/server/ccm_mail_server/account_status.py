@@ -59,11 +59,14 @@ class AccountStatus:
 
     def record_consent(self, account: str, result: Any, error: dict[str, Any] | None) -> None:
         if isinstance(result, dict):
-            entry = {"ok": bool(result.get("ok")), "status": str(result.get("status")), "at": now().isoformat(),
-                     "message": result.get("message")}
+            entry = {
+                "ok": bool(result.get("ok")),
+                "status": str(result.get("status")),
+                "at": now().isoformat(),
+                "message": result.get("message"),
+            }
         else:
-            entry = {"ok": False, "status": "error", "at": now().isoformat(),
-                     "message": (error or {}).get("message")}
+            entry = {"ok": False, "status": "error", "at": now().isoformat(), "message": (error or {}).get("message")}
         self._update(account, "consent", entry)
 
     def record_saved(self, account: str) -> None:

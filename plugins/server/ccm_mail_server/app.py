@@ -48,9 +48,20 @@ SESSION_SECONDS = 8 * 3600
 #: how long the login link printed at the start stays usable (once)
 LOGIN_TOKEN_SECONDS = 3600
 #: request body fields the send endpoints take, and what each must be
-SEND_FIELDS = {"purpose": str, "to": list, "cc": list, "bcc": list, "reply_to": list, "data": dict,
-               "attachments": list, "reference": (str, type(None)), "headers": dict, "account": (str, type(None)),
-               "yes": bool, "resend": bool}
+SEND_FIELDS = {
+    "purpose": str,
+    "to": list,
+    "cc": list,
+    "bcc": list,
+    "reply_to": list,
+    "data": dict,
+    "attachments": list,
+    "reference": (str, type(None)),
+    "headers": dict,
+    "account": (str, type(None)),
+    "yes": bool,
+    "resend": bool,
+}
 
 
 class ApiError(Exception):
@@ -80,6 +91,7 @@ class Sessions:
         """A token for one settings session (the link ``ccm-mail serve`` prints); registered as a
         secret, so no log line or error can show it."""
         from ccm_mail_hookspecs.redaction import remember
+
         token = secrets.token_urlsafe(32)
         remember(token)
         with self._lock:
@@ -145,17 +157,39 @@ def create_app(service: Service) -> Flask:
         resp.headers["Content-Language"] = lang()
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["X-Content-Type-Options"] = "nosniff"
-        log.info("request", method=request.method, path=request.path, status=resp.status_code,
-                 ms=round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1),
-                 key=g.get("who", "-"))
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=resp.status_code,
+            ms=round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1),
+            key=g.get("who", "-"),
+        )
         return resp
 
-    def error_document(status: int, kind: str, message: T, hint: T | None, details: Mapping[str, Any],
-                       exit_code: int = 2, sent: bool | None = False, **extra: Any) -> tuple[Response, int]:
+    def error_document(
+        status: int,
+        kind: str,
+        message: T,
+        hint: T | None,
+        details: Mapping[str, Any],
+        exit_code: int = 2,
+        sent: bool | None = False,
+        **extra: Any,
+    ) -> tuple[Response, int]:
         language = lang()
-        body = {"ok": False, "exit_code": exit_code, "error": {
-            "kind": kind, "sent": sent, "message": message.get(language), "hint": hint.get(language) if hint else None,
-            "details": dict(details)}, **extra}
+        body = {
+            "ok": False,
+            "exit_code": exit_code,
+            "error": {
+                "kind": kind,
+                "sent": sent,
+                "message": message.get(language),
+                "hint": hint.get(language) if hint else None,
+                "details": dict(details),
+            },
+            **extra,
+        }
         resp = jsonify(scrub_value(body))
         if status == 401:
             resp.headers["WWW-Authenticate"] = 'Bearer realm="ccm-mail"'
@@ -167,8 +201,15 @@ def create_app(service: Service) -> Flask:
 
     @app.errorhandler(CcmMailError)
     def _ccm_error(exc: CcmMailError) -> tuple[Response, int]:
-        status = (503 if isinstance(exc, JournalError) else 502 if isinstance(exc, TransportError) else
-                  409 if isinstance(exc, DuplicateSend) else 422)
+        status = (
+            503
+            if isinstance(exc, JournalError)
+            else 502
+            if isinstance(exc, TransportError)
+            else 409
+            if isinstance(exc, DuplicateSend)
+            else 422
+        )
         extra: dict[str, Any] = {}
         if isinstance(exc, ConfigProblems):
             extra["problems"] = [p.to_dict(lang()) for p in exc.problems]
@@ -182,16 +223,25 @@ def create_app(service: Service) -> Flask:
             400: ("bad_request", _t("Ungültige Anfrage.", "bad request.")),
             404: ("not_found", _t(f"Keine solche Adresse: {request.path}", f"no such address: {request.path}")),
             405: ("method", _t(f"{request.method} ist hier nicht erlaubt.", f"{request.method} is not allowed here.")),
-            413: ("too_large", _t(f"Anfrage zu groß (höchstens {service.settings.max_request_bytes // 1048576} MB); "
-                                  "nichts gesendet.",
-                                  f"request too large (at most {service.settings.max_request_bytes // 1048576} MB); "
-                                  "nothing sent.")),
+            413: (
+                "too_large",
+                _t(
+                    f"Anfrage zu groß (höchstens {service.settings.max_request_bytes // 1048576} MB); nichts gesendet.",
+                    f"request too large (at most {service.settings.max_request_bytes // 1048576} MB); nothing sent.",
+                ),
+            ),
         }
         kind, message = texts.get(status, ("http", _t(f"HTTP-Fehler {status}.", f"HTTP error {status}.")))
         if status == 413:
             _drain(request.environ)
-        hint = _t("plugins.settings.server.max_request_mb erhöhen oder kleinere Anhänge senden.",
-                  "Raise plugins.settings.server.max_request_mb or send smaller attachments.") if status == 413 else None
+        hint = (
+            _t(
+                "plugins.settings.server.max_request_mb erhöhen oder kleinere Anhänge senden.",
+                "Raise plugins.settings.server.max_request_mb or send smaller attachments.",
+            )
+            if status == 413
+            else None
+        )
         return error_document(status, kind, message, hint, {})
 
     def _drain(environ: Mapping[str, Any]) -> None:
@@ -207,10 +257,15 @@ def create_app(service: Service) -> Flask:
     @app.errorhandler(Exception)
     def _bug(exc: Exception) -> tuple[Response, int]:
         log.exception("internal_error", path=request.path)
-        return error_document(500, "internal", _t(f"Interner Fehler: {type(exc).__name__}",
-                                                  f"internal error: {type(exc).__name__}"),
-                              _t("Bitte mit dem Log des Dienstes an den Support melden.",
-                                 "Please report it with the service's log."), {}, exit_code=1, sent=None)
+        return error_document(
+            500,
+            "internal",
+            _t(f"Interner Fehler: {type(exc).__name__}", f"internal error: {type(exc).__name__}"),
+            _t("Bitte mit dem Log des Dienstes an den Support melden.", "Please report it with the service's log."),
+            {},
+            exit_code=1,
+            sent=None,
+        )
 
     # ---- authentication -------------------------------------------------------------------------
     def authenticate(needed: str) -> None:
@@ -218,34 +273,62 @@ def create_app(service: Service) -> Flask:
         scheme, _, presented = header.partition(" ")
         if header:
             if scheme.lower() != "bearer" or not presented.strip():
-                raise ApiError(401, "auth", _t("Anmeldung fehlt: 'Authorization: Bearer <Schlüssel>' erwartet.",
-                                               "not signed in: 'Authorization: Bearer <key>' expected."))
+                raise ApiError(
+                    401,
+                    "auth",
+                    _t(
+                        "Anmeldung fehlt: 'Authorization: Bearer <Schlüssel>' erwartet.",
+                        "not signed in: 'Authorization: Bearer <key>' expected.",
+                    ),
+                )
             scope = service.keys.scope_of(presented.strip())
             if scope is None:
                 log.warning("auth_failed", remote=request.remote_addr)
-                raise ApiError(401, "auth", _t("API-Schlüssel ungültig; nichts ausgeführt.",
-                                               "invalid API key; nothing done."),
-                               _t("Den aktuellen Schlüssel verwenden ('ccm-mail serve --show-keys' auf dem Rechner "
-                                  "des Dienstes).", "Use the current key ('ccm-mail serve --show-keys' on the "
-                                                    "service's machine)."))
+                raise ApiError(
+                    401,
+                    "auth",
+                    _t("API-Schlüssel ungültig; nichts ausgeführt.", "invalid API key; nothing done."),
+                    _t(
+                        "Den aktuellen Schlüssel verwenden ('ccm-mail serve --show-keys' auf dem Rechner "
+                        "des Dienstes).",
+                        "Use the current key ('ccm-mail serve --show-keys' on the service's machine).",
+                    ),
+                )
             g.scope, g.who = scope, f"key {scope}:{key_id(presented.strip())}"
         else:
             sid = request.cookies.get(SESSION_COOKIE)
             session = sessions.get(sid) if sid else None
             if session is None:
-                raise ApiError(401, "auth", _t("Anmeldung fehlt: 'Authorization: Bearer <Schlüssel>' erwartet.",
-                                               "not signed in: 'Authorization: Bearer <key>' expected."))
+                raise ApiError(
+                    401,
+                    "auth",
+                    _t(
+                        "Anmeldung fehlt: 'Authorization: Bearer <Schlüssel>' erwartet.",
+                        "not signed in: 'Authorization: Bearer <key>' expected.",
+                    ),
+                )
             if request.method not in ("GET", "HEAD"):
                 token = request.headers.get(CSRF_HEADER, "")
                 if not hmac.compare_digest(token.encode(), session.csrf.encode()):
-                    raise ApiError(403, "csrf", _t(f"{CSRF_HEADER} fehlt oder passt nicht zur Sitzung.",
-                                                   f"{CSRF_HEADER} is missing or does not match the session."))
+                    raise ApiError(
+                        403,
+                        "csrf",
+                        _t(
+                            f"{CSRF_HEADER} fehlt oder passt nicht zur Sitzung.",
+                            f"{CSRF_HEADER} is missing or does not match the session.",
+                        ),
+                    )
             g.scope, g.who = session.scope, session.who + " (session)"
         if needed not in GRANTS[g.scope]:
-            raise ApiError(403, "forbidden", _t(f"Der Schlüssel ({g.scope}) darf das nicht; nichts ausgeführt.",
-                                                f"this key ({g.scope}) may not do that; nothing done."),
-                           _t("Einstellungen brauchen den Einstellungs-Schlüssel.",
-                              "Settings need the settings key."))
+            raise ApiError(
+                403,
+                "forbidden",
+                _t(
+                    f"Der Schlüssel ({g.scope}) darf das nicht; nichts ausgeführt.",
+                    f"this key ({g.scope}) may not do that; nothing done.",
+                ),
+                _t("Einstellungen brauchen den Einstellungs-Schlüssel.", "Settings need the settings key."),
+            )
 
     def requires(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -253,8 +336,10 @@ def create_app(service: Service) -> Flask:
             def guarded(*args: Any, **kwargs: Any) -> Any:
                 authenticate(scope)
                 return view(*args, **kwargs)
+
             guarded.scope = scope  # type: ignore[attr-defined]  # the OpenAPI test reads it
             return guarded
+
         return decorate
 
     def body(fields: Mapping[str, Any] | None = None, required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -265,11 +350,16 @@ def create_app(service: Service) -> Flask:
             raise RequestEntityTooLarge()
         data = request.get_json(force=True, silent=True)
         if data is None and request.get_data(cache=True):
-            raise ApiError(400, "bad_request", _t("Der Inhalt ist kein gültiges JSON (UTF-8).",
-                                                  "the body is not valid JSON (UTF-8)."))
+            raise ApiError(
+                400,
+                "bad_request",
+                _t("Der Inhalt ist kein gültiges JSON (UTF-8).", "the body is not valid JSON (UTF-8)."),
+            )
         data = {} if data is None else data
         if not isinstance(data, dict):
-            raise ApiError(400, "bad_request", _t("Der Inhalt muss ein JSON-Objekt sein.", "the body must be a JSON object."))
+            raise ApiError(
+                400, "bad_request", _t("Der Inhalt muss ein JSON-Objekt sein.", "the body must be a JSON object.")
+            )
         if fields is not None:
             problems = [f"{k}: unbekanntes Feld / unknown field" for k in data if k not in fields]
             problems += [f"{k}: fehlt / missing" for k in required if k not in data]
@@ -277,13 +367,19 @@ def create_app(service: Service) -> Flask:
                 if key in data and data[key] is not None and not isinstance(data[key], kind):
                     problems.append(f"{key}: falscher Typ / wrong type")
             if problems:
-                raise ApiError(422, "request", _t("Anfrage fehlerhaft: " + "; ".join(problems),
-                                                  "bad request: " + "; ".join(problems)), problems=problems)
+                raise ApiError(
+                    422,
+                    "request",
+                    _t("Anfrage fehlerhaft: " + "; ".join(problems), "bad request: " + "; ".join(problems)),
+                    problems=problems,
+                )
         return data
 
     def name_of(value: str, what: str) -> str:
         if not value or len(value) > 100 or value in (".", "..") or any(c in value for c in "/\\\0\r\n"):
-            raise ApiError(422, "request", _t(f"Ungültiger Name für {what}: {value!r}", f"invalid {what} name: {value!r}"))
+            raise ApiError(
+                422, "request", _t(f"Ungültiger Name für {what}: {value!r}", f"invalid {what} name: {value!r}")
+            )
         return value
 
     # ---- public ---------------------------------------------------------------------------------
@@ -299,20 +395,29 @@ def create_app(service: Service) -> Flask:
     # ---- browser sessions -----------------------------------------------------------------------
     def new_session(scope: str, who: str) -> Response:
         sid, session = sessions.create(scope, who)
-        resp = jsonify({"ok": True, "scope": session.scope, "csrf_token": session.csrf,
-                        "expires_in": SESSION_SECONDS})
+        resp = jsonify({"ok": True, "scope": session.scope, "csrf_token": session.csrf, "expires_in": SESSION_SECONDS})
         # Path=/: the pages (outside /api/v1) use the same session; SameSite=Strict keeps every
         # other site's page from sending it
-        resp.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_SECONDS, httponly=True, samesite="Strict",
-                        secure=service.settings.tls, path="/")
+        resp.set_cookie(
+            SESSION_COOKIE,
+            sid,
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="Strict",
+            secure=service.settings.tls,
+            path="/",
+        )
         return resp
 
     @app.post(f"{API}/session")
     @requires("send")
     def session_create() -> Any:
         if not request.headers.get("Authorization"):
-            raise ApiError(401, "auth", _t("Eine Sitzung entsteht nur aus einem API-Schlüssel.",
-                                           "a session is made from an API key only."))
+            raise ApiError(
+                401,
+                "auth",
+                _t("Eine Sitzung entsteht nur aus einem API-Schlüssel.", "a session is made from an API key only."),
+            )
         return new_session(g.scope, g.who)
 
     @app.post(f"{API}/session/token")
@@ -320,22 +425,37 @@ def create_app(service: Service) -> Flask:
         data = body({"token": str}, ("token",))
         if not sessions.redeem(str(data["token"])):
             log.warning("login_token_refused", remote=request.remote_addr)
-            raise ApiError(401, "auth", _t("Anmeldelink ungültig, abgelaufen oder schon benutzt.",
-                                           "login link invalid, expired or already used."),
-                           _t("Mit dem Einstellungs-Schlüssel anmelden ('ccm-mail serve --show-keys') oder den "
-                              "Dienst neu starten: er zeigt einen neuen Link.",
-                              "Sign in with the settings key ('ccm-mail serve --show-keys') or restart the "
-                              "service: it prints a new link."))
+            raise ApiError(
+                401,
+                "auth",
+                _t(
+                    "Anmeldelink ungültig, abgelaufen oder schon benutzt.",
+                    "login link invalid, expired or already used.",
+                ),
+                _t(
+                    "Mit dem Einstellungs-Schlüssel anmelden ('ccm-mail serve --show-keys') oder den "
+                    "Dienst neu starten: er zeigt einen neuen Link.",
+                    "Sign in with the settings key ('ccm-mail serve --show-keys') or restart the "
+                    "service: it prints a new link.",
+                ),
+            )
         return new_session("settings", "login link")
 
     @app.get(f"{API}/session")
     @requires("send")
     def session_read() -> Any:
-        session = sessions.get(request.cookies.get(SESSION_COOKIE, "")) if not request.headers.get(
-            "Authorization") else None
-        return jsonify({"ok": True, "scope": g.scope, "who": g.who,
-                        "csrf_token": session.csrf if session else None,
-                        "expires_in": round(session.expires - time.time()) if session else None})
+        session = (
+            sessions.get(request.cookies.get(SESSION_COOKIE, "")) if not request.headers.get("Authorization") else None
+        )
+        return jsonify(
+            {
+                "ok": True,
+                "scope": g.scope,
+                "who": g.who,
+                "csrf_token": session.csrf if session else None,
+                "expires_in": round(session.expires - time.time()) if session else None,
+            }
+        )
 
     @app.delete(f"{API}/session")
     @requires("send")
@@ -382,17 +502,24 @@ def create_app(service: Service) -> Flask:
         statuses = args.getlist("status")
         wrong = [s for s in statuses if s not in {x.value for x in Status}]
         if wrong:
-            raise ApiError(422, "request", _t(f"Unbekannter Status: {', '.join(wrong)}", f"unknown status: {', '.join(wrong)}"))
+            raise ApiError(
+                422, "request", _t(f"Unbekannter Status: {', '.join(wrong)}", f"unknown status: {', '.join(wrong)}")
+            )
         try:
             limit = int(args.get("limit", "50"))
         except ValueError:
             raise ApiError(422, "request", _t("limit muss eine Zahl sein.", "limit must be a number.")) from None
-        entries = service.search_journal(reference=args.get("reference"),
-                                         reference_contains=args.get("reference_contains"),
-                                         recipient=args.get("recipient"), status=statuses or None,
-                                         purpose=args.get("purpose"), since=args.get("since"),
-                                         until=args.get("until"), batch=args.get("batch"),
-                                         limit=max(0, min(limit, 10_000)))
+        entries = service.search_journal(
+            reference=args.get("reference"),
+            reference_contains=args.get("reference_contains"),
+            recipient=args.get("recipient"),
+            status=statuses or None,
+            purpose=args.get("purpose"),
+            since=args.get("since"),
+            until=args.get("until"),
+            batch=args.get("batch"),
+            limit=max(0, min(limit, 10_000)),
+        )
         return jsonify({"entries": [e.to_dict() for e in entries]})
 
     @app.get(f"{API}/journal/<int:entry_id>")
@@ -413,8 +540,17 @@ def create_app(service: Service) -> Flask:
     @requires("send")
     def outbox_check() -> Any:
         s = Outbox(service.current()).check()
-        return jsonify({"checked": {"sent": s.sent, "requeued": s.requeued, "waiting": s.waiting,
-                                    "needs_operator": s.operator, "busy": s.busy}})
+        return jsonify(
+            {
+                "checked": {
+                    "sent": s.sent,
+                    "requeued": s.requeued,
+                    "waiting": s.waiting,
+                    "needs_operator": s.operator,
+                    "busy": s.busy,
+                }
+            }
+        )
 
     @app.post(f"{API}/outbox/<int:entry_id>/resolve")
     @requires("send")
@@ -443,6 +579,7 @@ def create_app(service: Service) -> Flask:
         from datetime import datetime, timezone
 
         from ccm_mail_core import expiry as expiry_mod
+
         mailer = service.current()
         cfg = mailer.config
         now = datetime.now(timezone.utc)
@@ -451,15 +588,22 @@ def create_app(service: Service) -> Flask:
             atype = mailer.registries.account_types[acc.type]
             # what every send checks (no network): a credential that expires within 30 days is warned about
             expiry = expiry_mod.to_dict(acc.name, mailer.credential_expiry(acc.name), now, lang())
-            rows.append({"name": acc.name, "type": acc.type, "type_label": atype.label.get(lang()),
-                         "sender": str(mailer.sender_of(acc.name)),
-                         "settings": {k: ("***" if k in acc.secret_fields else v) for k, v in acc.values.items()},
-                         "purposes": [p for p in cfg.purposes if cfg.account_for(p) == acc.name],
-                         "pools": [p for p in cfg.purposes if acc.name in cfg.pool_for(p)],
-                         "actions": sorted(atype.actions),
-                         # what the service last learnt: the last test, the last consent, the last save
-                         "status": service.status.get(acc.name),
-                         "expiry": expiry, "warnings": [expiry["message"]] if expiry and expiry["message"] else []})
+            rows.append(
+                {
+                    "name": acc.name,
+                    "type": acc.type,
+                    "type_label": atype.label.get(lang()),
+                    "sender": str(mailer.sender_of(acc.name)),
+                    "settings": {k: ("***" if k in acc.secret_fields else v) for k, v in acc.values.items()},
+                    "purposes": [p for p in cfg.purposes if cfg.account_for(p) == acc.name],
+                    "pools": [p for p in cfg.purposes if acc.name in cfg.pool_for(p)],
+                    "actions": sorted(atype.actions),
+                    # what the service last learnt: the last test, the last consent, the last save
+                    "status": service.status.get(acc.name),
+                    "expiry": expiry,
+                    "warnings": [expiry["message"]] if expiry and expiry["message"] else [],
+                }
+            )
         return jsonify({"accounts": rows})
 
     @app.post(f"{API}/accounts/<name>/test")
@@ -512,10 +656,16 @@ def create_app(service: Service) -> Flask:
         purpose = request.args.get("purpose")
         purposes = [purpose] if purpose else sorted({"invoice", "eservice", *mailer.config.templates})
         templates = mailer.config.templates
-        return jsonify({"placeholders": {p: sorted((x.to_dict(lang()) for x in mailer.placeholders(p)),
-                                                   key=lambda d: d["name"].lower()) for p in purposes},
-                        # which placeholders each template uses: the data a send has to bring
-                        "templates": {p: _used(templates[p]) for p in purposes if p in templates}})
+        return jsonify(
+            {
+                "placeholders": {
+                    p: sorted((x.to_dict(lang()) for x in mailer.placeholders(p)), key=lambda d: d["name"].lower())
+                    for p in purposes
+                },
+                # which placeholders each template uses: the data a send has to bring
+                "templates": {p: _used(templates[p]) for p in purposes if p in templates},
+            }
+        )
 
     # ---- settings -------------------------------------------------------------------------------
     @app.get(f"{API}/settings")
@@ -529,17 +679,27 @@ def create_app(service: Service) -> Flask:
         service.current()
         problems = service.config_problems
         cfg = service.mailer.config
-        return jsonify({"ok": problems is None, "file": str(service.path),
-                        "problems": [p.to_dict(lang()) for p in problems.problems] if problems else [],
-                        "warnings": [p.to_dict(lang()) for p in cfg.warnings]})
+        return jsonify(
+            {
+                "ok": problems is None,
+                "file": str(service.path),
+                "problems": [p.to_dict(lang()) for p in problems.problems] if problems else [],
+                "warnings": [p.to_dict(lang()) for p in cfg.warnings],
+            }
+        )
 
     @app.put(f"{API}/settings/accounts/<name>")
     @requires("settings")
     def settings_account(name: str) -> Any:
         data = body({"type": str, "values": dict, "secrets": dict, "from_name": str, "limits": dict})
         written = service.settings_writer(g.who).set_account(
-            name_of(name, "account"), type=data.get("type"), values=data.get("values"), secrets=data.get("secrets"),
-            from_name=data.get("from_name"), limits=data.get("limits"))
+            name_of(name, "account"),
+            type=data.get("type"),
+            values=data.get("values"),
+            secrets=data.get("secrets"),
+            from_name=data.get("from_name"),
+            limits=data.get("limits"),
+        )
         return jsonify(service.saved(written).to_dict(lang()))
 
     @app.delete(f"{API}/settings/accounts/<name>")
@@ -552,8 +712,9 @@ def create_app(service: Service) -> Flask:
     @requires("settings")
     def settings_purpose(purpose: str) -> Any:
         data = body({"accounts": list, "options": dict}, ("accounts",))
-        written = service.settings_writer(g.who).set_purpose(name_of(purpose, "purpose"), data["accounts"],
-                                                             options=data.get("options"))
+        written = service.settings_writer(g.who).set_purpose(
+            name_of(purpose, "purpose"), data["accounts"], options=data.get("options")
+        )
         return jsonify(service.saved(written).to_dict(lang()))
 
     @app.delete(f"{API}/settings/purposes/<purpose>")
@@ -567,16 +728,23 @@ def create_app(service: Service) -> Flask:
     def settings_template_preview(purpose: str) -> Any:
         data = body({"subject": str, "body": str, "format": str, "reference": str, "to": list, "data": dict})
         to = [str(a) for a in data.get("to") or ["Müller & Söhne GmbH <buchhaltung@mueller-soehne.example>"]]
-        return jsonify(service.template_trial(name_of(purpose, "purpose"), data, to=to,
-                                              data=dict(data.get("data") or {}), lang=lang()))
+        return jsonify(
+            service.template_trial(
+                name_of(purpose, "purpose"), data, to=to, data=dict(data.get("data") or {}), lang=lang()
+            )
+        )
 
     @app.put(f"{API}/settings/templates/<purpose>")
     @requires("settings")
     def settings_template(purpose: str) -> Any:
         data = body({"subject": str, "body": str, "format": str, "reference": str})
-        written = service.settings_writer(g.who).set_template(name_of(purpose, "purpose"), subject=data.get("subject"),
-                                                              body=data.get("body"), format=data.get("format"),
-                                                              reference=data.get("reference"))
+        written = service.settings_writer(g.who).set_template(
+            name_of(purpose, "purpose"),
+            subject=data.get("subject"),
+            body=data.get("body"),
+            format=data.get("format"),
+            reference=data.get("reference"),
+        )
         return jsonify(service.saved(written).to_dict(lang()))
 
     @app.get(f"{API}/settings/audit")
@@ -600,10 +768,18 @@ def _used(template: Any) -> list[str]:
 
 
 def _job(job: Any) -> dict[str, Any]:
-    return {"job": job.job_id, "account": job.account, "action": job.action, "done": job.done, "notes": job.notes,
-            "asking": job.asking,
-            "result": job.result if isinstance(job.result, (dict, list, str, int, float, bool, type(None))) else str(job.result),
-            "error": job.error}
+    return {
+        "job": job.job_id,
+        "account": job.account,
+        "action": job.action,
+        "done": job.done,
+        "notes": job.notes,
+        "asking": job.asking,
+        "result": job.result
+        if isinstance(job.result, (dict, list, str, int, float, bool, type(None)))
+        else str(job.result),
+        "error": job.error,
+    }
 
 
 __all__ = ["ApiError", "create_app"]

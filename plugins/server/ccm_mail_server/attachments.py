@@ -29,8 +29,12 @@ def safe_filename(name: Any) -> str:
     text = str(name or "")
     base = PurePosixPath(PureWindowsPath(text).name).name.strip()
     if not base or base in (".", "..") or _BAD_NAME.search(base) or len(base) > 200 or base != text.strip():
-        raise AttachmentError(T(f"Ungültiger Dateiname {text!r} (ohne Ordner, ohne Steuer- und Sonderzeichen).",
-                                f"invalid file name {text!r} (no folder, no control or special characters)."))
+        raise AttachmentError(
+            T(
+                f"Ungültiger Dateiname {text!r} (ohne Ordner, ohne Steuer- und Sonderzeichen).",
+                f"invalid file name {text!r} (no folder, no control or special characters).",
+            )
+        )
     return base
 
 
@@ -43,16 +47,24 @@ class AttachmentStore:
         """One attachment of a request: ``{"filename", "content_base64", "content_type"?}`` or
         ``{"path"}`` inside an allowed folder."""
         if not isinstance(item, dict):
-            raise AttachmentError(T(f"{where}: ein Anhang ist ein Objekt mit filename und content_base64.",
-                                    f"{where}: an attachment is an object with filename and content_base64."))
+            raise AttachmentError(
+                T(
+                    f"{where}: ein Anhang ist ein Objekt mit filename und content_base64.",
+                    f"{where}: an attachment is an object with filename and content_base64.",
+                )
+            )
         if "path" in item:
             return Attachment(self._allowed_path(item["path"], where), content_type=str(item.get("content_type") or ""))
         filename = safe_filename(item.get("filename"))
         try:
             content = base64.b64decode(str(item.get("content_base64", "")), validate=True)
         except (binascii.Error, ValueError):
-            raise AttachmentError(T(f"{where}: content_base64 von {filename} ist kein gültiges Base64.",
-                                    f"{where}: content_base64 of {filename} is not valid base64.")) from None
+            raise AttachmentError(
+                T(
+                    f"{where}: content_base64 von {filename} ist kein gültiges Base64.",
+                    f"{where}: content_base64 of {filename} is not valid base64.",
+                )
+            ) from None
         digest = hashlib.sha256(content).hexdigest()
         target = self.folder / digest[:2] / digest / filename
         if not target.is_file():
@@ -76,9 +88,15 @@ class AttachmentStore:
                         return resolved
                 except ValueError:  # another drive on Windows
                     continue
-        raise AttachmentError(T(f"{where}: Pfad {str(given)!r} ist nicht freigegeben; nichts gesendet.",
-                                f"{where}: path {str(given)!r} is not allowed; nothing sent."),
-                              hint=T("Die Datei mitschicken (filename, content_base64), oder ihren Ordner unter "
-                                     "plugins.settings.server.attachment_dirs freigeben.",
-                                     "Send the file itself (filename, content_base64), or allow its folder under "
-                                     "plugins.settings.server.attachment_dirs."))
+        raise AttachmentError(
+            T(
+                f"{where}: Pfad {str(given)!r} ist nicht freigegeben; nichts gesendet.",
+                f"{where}: path {str(given)!r} is not allowed; nothing sent.",
+            ),
+            hint=T(
+                "Die Datei mitschicken (filename, content_base64), oder ihren Ordner unter "
+                "plugins.settings.server.attachment_dirs freigeben.",
+                "Send the file itself (filename, content_base64), or allow its folder under "
+                "plugins.settings.server.attachment_dirs.",
+            ),
+        )

@@ -26,12 +26,15 @@ def run(args: argparse.Namespace, out: CommandOutput) -> int:
     env_lang = os.environ.get("CCM_MAIL_LANG")
     mailer = Mailer.from_config(path, lang=args.lang or (env_lang if env_lang in ("de", "en") else None))
     try:
-        logging_setup.configure(fmt=args.log_format or mailer.config.log_format,
-                                level=args.log_level or mailer.config.log_level,
-                                file=None if args.log_format or args.log_level else mailer.config.log_file)
+        logging_setup.configure(
+            fmt=args.log_format or mailer.config.log_format,
+            level=args.log_level or mailer.config.log_level,
+            file=None if args.log_format or args.log_level else mailer.config.log_file,
+        )
         out.lang = mailer.lang
-        settings = ServerSettings.from_mapping(mailer.config.plugin_settings.get("server", {}),
-                                               path.resolve().parent, listen=args.listen)
+        settings = ServerSettings.from_mapping(
+            mailer.config.plugin_settings.get("server", {}), path.resolve().parent, listen=args.listen
+        )
         keys = KeyStore(settings.keys, settings.keys_dir or data_dir() / "server")
         if args.new_key or args.show_keys:
             return _keys(keys, args.new_key, out)
@@ -52,32 +55,46 @@ def _keys(keys: KeyStore, new: str | None, out: CommandOutput) -> int:
         shown[scope] = {"key": keys.rotate(scope) if new else keys.get(scope), "where": keys.where(scope)}
     if out.json:
         import json
+
         print(json.dumps({"ok": True, "rotated": bool(new), "keys": shown}, ensure_ascii=True, indent=2))
     else:
         for scope, item in shown.items():
             print(f"{scope}: {item['key'] or out.t('(noch keiner)', '(none yet)')}    [{item['where']}]")
         if new:
-            out.note(out.t("Der alte Schlüssel gilt ab sofort nicht mehr (auch im laufenden Dienst).",
-                           "The old key stops working now (in the running service too)."))
+            out.note(
+                out.t(
+                    "Der alte Schlüssel gilt ab sofort nicht mehr (auch im laufenden Dienst).",
+                    "The old key stops working now (in the running service too).",
+                )
+            )
     return 0
 
 
 def build_server(app: Any, settings: ServerSettings) -> Any:
     """cheroot serving ``app`` as the settings say (threads, body limit, TLS)."""
     from cheroot import wsgi
-    server = wsgi.Server((settings.host, settings.port), app, numthreads=settings.threads,
-                         request_queue_size=64, timeout=60, server_name="ccm-mail")
+
+    server = wsgi.Server(
+        (settings.host, settings.port),
+        app,
+        numthreads=settings.threads,
+        request_queue_size=64,
+        timeout=60,
+        server_name="ccm-mail",
+    )
     server.version = "ccm-mail"  # the Server header names no library version
     # cheroot refuses a bigger body itself (without reading it); Flask's limit answers in JSON
     server.max_request_body_size = settings.max_request_bytes + 1024 * 1024
     if settings.tls:
         from cheroot.ssl.builtin import BuiltinSSLAdapter
+
         server.ssl_adapter = BuiltinSSLAdapter(str(settings.tls_cert), str(settings.tls_key))
     return server
 
 
-def _serve(path: Path, mailer: object, settings: ServerSettings, keys: KeyStore, made: list[str],
-           out: CommandOutput) -> int:
+def _serve(
+    path: Path, mailer: object, settings: ServerSettings, keys: KeyStore, made: list[str], out: CommandOutput
+) -> int:
     from .service import Service
     from .site import create_site
 
@@ -96,26 +113,46 @@ def _serve(path: Path, mailer: object, settings: ServerSettings, keys: KeyStore,
             server.prepare()
         except OSError as exc:  # the port is taken (another serve, or make ui twice) or not allowed
             from ccm_mail_hookspecs import ConfigError, T
+
             raise ConfigError(
-                T(f"'ccm-mail serve' kann nicht auf {settings.host}:{settings.port} lauschen ({exc.strerror or exc}); "
-                  "nicht gestartet.",
-                  f"'ccm-mail serve' cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
-                  "not started."),
-                hint=T("Läuft der Dienst schon? Sonst eine andere Adresse: --listen 127.0.0.1:PORT oder "
-                       "plugins.settings.server.listen.",
-                       "Is the service running already? Otherwise another address: --listen 127.0.0.1:PORT or "
-                       "plugins.settings.server.listen.")) from None
+                T(
+                    f"'ccm-mail serve' kann nicht auf {settings.host}:{settings.port} lauschen ({exc.strerror or exc}); "
+                    "nicht gestartet.",
+                    f"'ccm-mail serve' cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
+                    "not started.",
+                ),
+                hint=T(
+                    "Läuft der Dienst schon? Sonst eine andere Adresse: --listen 127.0.0.1:PORT oder "
+                    "plugins.settings.server.listen.",
+                    "Is the service running already? Otherwise another address: --listen 127.0.0.1:PORT or "
+                    "plugins.settings.server.listen.",
+                ),
+            ) from None
         host, port = server.bind_addr[:2]  # type: ignore[index]
         url = f"{'https' if settings.tls else 'http'}://{f'[{host}]' if ':' in str(host) else host}:{port}"
         for scope in made:
-            out.note(out.t(f"Neuer API-Schlüssel '{scope}' in {keys.where(scope)}.",
-                           f"new API key '{scope}' in {keys.where(scope)}."))
-        out.note(out.t(f"ccm-mail serve: bereit unter {url} (Konfiguration {service.path})",
-                       f"ccm-mail serve: ready at {url} (configuration {service.path})"))
+            out.note(
+                out.t(
+                    f"Neuer API-Schlüssel '{scope}' in {keys.where(scope)}.",
+                    f"new API key '{scope}' in {keys.where(scope)}.",
+                )
+            )
+        out.note(
+            out.t(
+                f"ccm-mail serve: bereit unter {url} (Konfiguration {service.path})",
+                f"ccm-mail serve: ready at {url} (configuration {service.path})",
+            )
+        )
         # printed directly: the token is registered as a secret, and every other output path blanks it
-        print(out.t("Einstellungen im Browser (Anmeldelink, einmal gültig, 1 Stunde): ",
-                    "Settings in the browser (login link, works once, for 1 hour): ") + url + site.login_path(),
-              file=sys.stderr)
+        print(
+            out.t(
+                "Einstellungen im Browser (Anmeldelink, einmal gültig, 1 Stunde): ",
+                "Settings in the browser (login link, works once, for 1 hour): ",
+            )
+            + url
+            + site.login_path(),
+            file=sys.stderr,
+        )
         sys.stderr.flush()
         service.start()
         server.serve()

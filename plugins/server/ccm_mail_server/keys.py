@@ -53,10 +53,15 @@ class KeyStore:
         if self.kind == "keyring":
             try:
                 import keyring
+
                 return keyring.get_password(KEYRING_SERVICE, f"server/{scope}") or None
             except Exception as exc:  # every backend has its own errors
-                raise ConfigError(T(f"Schlüsselbund nicht lesbar ({type(exc).__name__}).",
-                                    f"keyring cannot be read ({type(exc).__name__}).")) from None
+                raise ConfigError(
+                    T(
+                        f"Schlüsselbund nicht lesbar ({type(exc).__name__}).",
+                        f"keyring cannot be read ({type(exc).__name__}).",
+                    )
+                ) from None
         try:
             return self.path(scope).read_text(encoding="ascii").strip() or None
         except FileNotFoundError:
@@ -111,6 +116,7 @@ class KeyStore:
         key = new_key(scope)
         if self.kind == "keyring":
             from ccm_mail_core.config.secrets import store_in_keyring
+
             store_in_keyring(f"{KEYRING_SERVICE}/server/{scope}", key)
         else:
             self.folder.mkdir(parents=True, exist_ok=True)

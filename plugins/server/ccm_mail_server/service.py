@@ -93,8 +93,15 @@ class Job:
 
 
 class Service:
-    def __init__(self, config_path: Path, settings: ServerSettings, keys: KeyStore, *,
-                 lang: str | None = None, mailer: Mailer | None = None) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        settings: ServerSettings,
+        keys: KeyStore,
+        *,
+        lang: str | None = None,
+        mailer: Mailer | None = None,
+    ) -> None:
         self.path = Path(config_path).resolve()
         self.mailer = mailer or Mailer.from_config(self.path, lang=lang)
         self.lang_override = lang
@@ -179,17 +186,24 @@ class Service:
 
     # ---- sending --------------------------------------------------------------------------------
     def send_kwargs(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return {"to": body.get("to") or [], "cc": body.get("cc") or [], "bcc": body.get("bcc") or [],
-                "reply_to": body.get("reply_to") or [], "data": dict(body.get("data") or {}),
-                "attachments": self._attachments(body.get("attachments") or [], "attachments"),
-                "reference": body.get("reference"), "headers": dict(body.get("headers") or {}),
-                "account": body.get("account")}
+        return {
+            "to": body.get("to") or [],
+            "cc": body.get("cc") or [],
+            "bcc": body.get("bcc") or [],
+            "reply_to": body.get("reply_to") or [],
+            "data": dict(body.get("data") or {}),
+            "attachments": self._attachments(body.get("attachments") or [], "attachments"),
+            "reference": body.get("reference"),
+            "headers": dict(body.get("headers") or {}),
+            "account": body.get("account"),
+        }
 
     def _attachments(self, items: list[Any], where: str) -> list[Attachment]:
         return [self.attachments.take(item, f"{where}[{i}]") for i, item in enumerate(items)]
 
     def preview(self, body: Mapping[str, Any]) -> dict[str, Any]:
         from ccm_mail_core.preview_text import preview_dict
+
         return preview_dict(self.current().preview(str(body["purpose"]), **self.send_kwargs(body)))
 
     def send(self, body: Mapping[str, Any], lang: str) -> dict[str, Any]:
@@ -197,16 +211,33 @@ class Service:
         send's outcome (``repeat: true``) unless ``resend`` is asked for."""
         mailer = self.current()
         try:
-            result = mailer.send(str(body["purpose"]), resend=bool(body.get("resend")),
-                                 assume_yes=bool(body.get("yes")), interactive=False, **self.send_kwargs(body))
+            result = mailer.send(
+                str(body["purpose"]),
+                resend=bool(body.get("resend")),
+                assume_yes=bool(body.get("yes")),
+                interactive=False,
+                **self.send_kwargs(body),
+            )
         except DuplicateSend as exc:
             first = exc.existing
-            return {"ok": first.status is Status.SENT, "exit_code": exit_code_for(first.status), "repeat": True,
-                    "status": first.status.value, "journal_id": first.id, "message_id": first.message_id,
-                    "sent_at": first.sent_at, "transport_ids": first.transport_ids, "error": exc.to_dict(lang),
-                    "recorder_failures": []}
-        return {"ok": result.status is Status.SENT, "exit_code": result.exit_code, "repeat": False,
-                **result.to_dict(lang)}
+            return {
+                "ok": first.status is Status.SENT,
+                "exit_code": exit_code_for(first.status),
+                "repeat": True,
+                "status": first.status.value,
+                "journal_id": first.id,
+                "message_id": first.message_id,
+                "sent_at": first.sent_at,
+                "transport_ids": first.transport_ids,
+                "error": exc.to_dict(lang),
+                "recorder_failures": [],
+            }
+        return {
+            "ok": result.status is Status.SENT,
+            "exit_code": result.exit_code,
+            "repeat": False,
+            **result.to_dict(lang),
+        }
 
     # ---- batches --------------------------------------------------------------------------------
     def submit_batch(self, body: Mapping[str, Any], lang: str) -> tuple[int, dict[str, Any]]:
@@ -217,8 +248,9 @@ class Service:
             if not isinstance(row, dict):
                 raise ConfigError(T(f"rows[{i}] ist kein Objekt.", f"rows[{i}] is not an object."))
             row = dict(row)
-            row["attachments"] = [str(a.path) for a in self._attachments(row.get("attachments") or [],
-                                                                          f"rows[{i}].attachments")]
+            row["attachments"] = [
+                str(a.path) for a in self._attachments(row.get("attachments") or [], f"rows[{i}].attachments")
+            ]
             rows.append(json.dumps(row, ensure_ascii=False, sort_keys=True))
         text = "\n".join(rows) + "\n"
         folder = self.state / "batches"
@@ -231,20 +263,33 @@ class Service:
         with self._batch_lock:
             plan = batch.plan(mailer, path, purpose, resend=bool(body.get("resend")))
             if plan.problems:
-                return 422, {"ok": False, "exit_code": 2, "batch": plan.batch_id,
-                             "error": CcmMailError(T(f"{len(plan.problems)} fehlerhafte Zeilen; nichts gesendet.",
-                                                     f"{len(plan.problems)} bad rows; nothing sent.")).to_dict(lang)
-                             | {"kind": "batch"},
-                             "problems": [{"row": p.row, "column": p.column, "message": p.message.get(lang)}
-                                          for p in plan.problems]}
+                return 422, {
+                    "ok": False,
+                    "exit_code": 2,
+                    "batch": plan.batch_id,
+                    "error": CcmMailError(
+                        T(
+                            f"{len(plan.problems)} fehlerhafte Zeilen; nichts gesendet.",
+                            f"{len(plan.problems)} bad rows; nothing sent.",
+                        )
+                    ).to_dict(lang)
+                    | {"kind": "batch"},
+                    "problems": [
+                        {"row": p.row, "column": p.column, "message": p.message.get(lang)} for p in plan.problems
+                    ],
+                }
             run = self.batches.get(plan.batch_id)
             if run is not None and run.thread is not None and run.thread.is_alive():
                 return 202, self.batch_progress(plan.batch_id)
             batch.confirm(mailer, plan, assume_yes=bool(body.get("yes")), interactive=False)
             batch.queue_plan(mailer, plan)
             run = BatchRun(plan.batch_id, purpose, len(body["rows"]), now().isoformat())
-            run.thread = threading.Thread(target=self._run_batch, args=(mailer, plan, run, lang),
-                                          name=f"ccm-mail-batch-{plan.batch_id}", daemon=True)
+            run.thread = threading.Thread(
+                target=self._run_batch,
+                args=(mailer, plan, run, lang),
+                name=f"ccm-mail-batch-{plan.batch_id}",
+                daemon=True,
+            )
             self.batches[plan.batch_id] = run
             run.thread.start()
         return 202, self.batch_progress(plan.batch_id)
@@ -256,8 +301,9 @@ class Service:
             run.error = exc.to_dict(lang)
         except Exception as exc:  # a bug: the caller must see that the batch stopped
             log.exception("batch_failed", batch=run.batch_id)
-            run.error = CcmMailError(T(f"Interner Fehler: {type(exc).__name__}", f"internal error: {type(exc).__name__}")
-                                     ).to_dict(lang)
+            run.error = CcmMailError(
+                T(f"Interner Fehler: {type(exc).__name__}", f"internal error: {type(exc).__name__}")
+            ).to_dict(lang)
 
     def batch_progress(self, batch_id: str) -> dict[str, Any]:
         entries = self.current().journal.query(batch=batch_id, limit=0)
@@ -266,17 +312,26 @@ class Service:
             raise LookupError(batch_id)
         counts = Counter(e.status.value for e in entries)
         running = run is not None and run.thread is not None and run.thread.is_alive()
-        return {"batch": batch_id, "running": running, "total": len(entries),
-                "counts": {s.value: counts.get(s.value, 0) for s in Status},
-                "summary": run.summary if run else None, "error": run.error if run else None}
+        return {
+            "batch": batch_id,
+            "running": running,
+            "total": len(entries),
+            "counts": {s.value: counts.get(s.value, 0) for s in Status},
+            "summary": run.summary if run else None,
+            "error": run.error if run else None,
+        }
 
     # ---- admin actions --------------------------------------------------------------------------
     def start_job(self, account: str, action: str, options: dict[str, Any], lang: str) -> Job:
         mailer = self.current()
         atype = mailer.account_type_of(account)  # an unknown account fails here, before the job exists
         if action not in atype.actions:
-            raise ConfigError(T(f"Kontotyp {atype.id!r} bietet '{action}' nicht an.",
-                                f"account type {atype.id!r} does not offer '{action}'."))
+            raise ConfigError(
+                T(
+                    f"Kontotyp {atype.id!r} bietet '{action}' nicht an.",
+                    f"account type {atype.id!r} does not offer '{action}'.",
+                )
+            )
         job = Job(hashlib.sha256(f"{account}{action}{time.time_ns()}".encode()).hexdigest()[:16], account, action)
         if action == "consent":
             options = {"ask": job.ask, **options}
@@ -288,12 +343,14 @@ class Service:
                 job.error = exc.to_dict(lang)
             except Exception as exc:
                 log.exception("job_failed", account=account, action=action)
-                job.error = CcmMailError(T(f"Interner Fehler: {type(exc).__name__}",
-                                           f"internal error: {type(exc).__name__}")).to_dict(lang)
+                job.error = CcmMailError(
+                    T(f"Interner Fehler: {type(exc).__name__}", f"internal error: {type(exc).__name__}")
+                ).to_dict(lang)
             finally:
                 job.done = True
                 if action == "consent":
                     self.status.record_consent(account, job.result, job.error)
+
         self.jobs[job.job_id] = job
         threading.Thread(target=work, name=f"ccm-mail-{action}", daemon=True).start()
         return job
@@ -309,8 +366,9 @@ class Service:
             self.status.record_saved(written.target)
         return written
 
-    def template_trial(self, purpose: str, change: Mapping[str, Any], *, to: list[str], data: Mapping[str, Any],
-                       lang: str) -> dict[str, Any]:
+    def template_trial(
+        self, purpose: str, change: Mapping[str, Any], *, to: list[str], data: Mapping[str, Any], lang: str
+    ) -> dict[str, Any]:
         """A template as the admin is editing it, not saved: checked with the rules of ``config
         check`` and, when it passes, rendered with the placeholders' example data exactly as
         ``ccm-mail preview`` shows it (compose, then the prepare hooks)."""
@@ -345,47 +403,86 @@ class Service:
         try:
             cfg = build(self.path, read_raw(self.path, text), mailer.registries, lang_override=self.lang_override)
         except ConfigProblems as exc:
-            return {"ok": False, "unknown": unknown,
-                    "problems": [p.to_dict(lang) for p in exc.problems
-                                 if not p.warning and (p.key == f"templates.{purpose}"
-                                                       or p.key.startswith(f"templates.{purpose}."))]
-                    or [p.to_dict(lang) for p in exc.problems if not p.warning],
-                    "preview": None, "text": None}
+            return {
+                "ok": False,
+                "unknown": unknown,
+                "problems": [
+                    p.to_dict(lang)
+                    for p in exc.problems
+                    if not p.warning and (p.key == f"templates.{purpose}" or p.key.startswith(f"templates.{purpose}."))
+                ]
+                or [p.to_dict(lang) for p in exc.problems if not p.warning],
+                "preview": None,
+                "text": None,
+            }
         examples = {name: p.example for name, p in cfg.placeholders_for(mailer.registries, purpose).items()}
         try:
             account = account_of(cfg, purpose, None)
             acc = cfg.accounts[account]
             field_name = mailer.registries.account_types[acc.type].sender_field_name
             sender = Address(str(acc.values.get(field_name or "", "")), acc.from_name)
-            shown = compose(cfg, mailer.registries, purpose, sender=sender, to=to, data={**examples, **data},
-                            account=account)
+            shown = compose(
+                cfg, mailer.registries, purpose, sender=sender, to=to, data={**examples, **data}, account=account
+            )
             mailer.prepare(shown)
         except CcmMailError as exc:
-            return {"ok": False, "unknown": unknown, "problems": [], "error": exc.to_dict(lang),
-                    "preview": None, "text": None}
+            return {
+                "ok": False,
+                "unknown": unknown,
+                "problems": [],
+                "error": exc.to_dict(lang),
+                "preview": None,
+                "text": None,
+            }
         d = preview_dict(shown)
-        return {"ok": True, "unknown": unknown, "problems": [], "preview": d,
-                "text": render_preview_dict(d, lang, body_lines=200)}
+        return {
+            "ok": True,
+            "unknown": unknown,
+            "problems": [],
+            "preview": d,
+            "text": render_preview_dict(d, lang, body_lines=200),
+        }
 
-    def search_journal(self, *, reference: str | None, reference_contains: str | None, recipient: str | None,
-                       status: list[str] | None, purpose: str | None, since: str | None, until: str | None,
-                       batch: str | None, limit: int) -> list[Any]:
+    def search_journal(
+        self,
+        *,
+        reference: str | None,
+        reference_contains: str | None,
+        recipient: str | None,
+        status: list[str] | None,
+        purpose: str | None,
+        since: str | None,
+        until: str | None,
+        batch: str | None,
+        limit: int,
+    ) -> list[Any]:
         """The journal's own query, and for the pages' search the parts of an invoice number or a
         recipient address, matched here (case-insensitive) on the rows the query returned."""
         journal = self.current().journal
         scan = bool(reference_contains or recipient)
-        entries = journal.query(reference=reference, status=status, purpose=purpose, since=since, until=until,
-                                batch=batch, limit=0 if scan else limit)
+        entries = journal.query(
+            reference=reference,
+            status=status,
+            purpose=purpose,
+            since=since,
+            until=until,
+            batch=batch,
+            limit=0 if scan else limit,
+        )
         if not scan:
             return entries
         part, who = (reference_contains or "").casefold(), (recipient or "").casefold()
-        found = [e for e in entries if part in e.reference.casefold()
-                 and (not who or any(who in r.casefold() for r in e.recipients))]
+        found = [
+            e
+            for e in entries
+            if part in e.reference.casefold() and (not who or any(who in r.casefold() for r in e.recipients))
+        ]
         return found[:limit] if limit else found
 
     def settings_document(self) -> dict[str, Any]:
         """The settings as the file has them, secrets only as where they are kept."""
         from ccm_mail_core.config import secrets as config_secrets
+
         raw = read_raw(self.path)
         registries = self.mailer.registries
         accounts = {}
@@ -403,14 +500,21 @@ class Service:
                     shown[key] = value
             accounts[str(name)] = shown
         from ccm_mail_core.config.purposes import pool_of
+
         purposes, options = {}, {}
         for p, v in (raw.get("purposes") or {}).items():
             pool = pool_of(v)  # a purpose written as a mapping names its accounts under 'account'
             purposes[str(p)] = list(pool) if isinstance(pool, list) else [pool]
             if isinstance(v, dict):  # its defaults (reply_to, bcc, from, archive, …) as written
                 options[str(p)] = _plain({k: x for k, x in v.items() if k != "account"})
-        return {"file": str(self.path), "language": raw.get("language", "de"), "accounts": accounts,
-                "purposes": purposes, "purpose_options": options, "templates": _plain(raw.get("templates") or {})}
+        return {
+            "file": str(self.path),
+            "language": raw.get("language", "de"),
+            "accounts": accounts,
+            "purposes": purposes,
+            "purpose_options": options,
+            "templates": _plain(raw.get("templates") or {}),
+        }
 
 
 def _plain(value: Any) -> Any:

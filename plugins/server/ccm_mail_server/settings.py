@@ -27,8 +27,17 @@ from ccm_mail_hookspecs import ConfigError, T
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8410
-KEYS = ("listen", "tls_cert", "tls_key", "keys", "keys_dir", "max_request_mb", "threads", "attachment_dirs",
-        "outbox_seconds")
+KEYS = (
+    "listen",
+    "tls_cert",
+    "tls_key",
+    "keys",
+    "keys_dir",
+    "max_request_mb",
+    "threads",
+    "attachment_dirs",
+    "outbox_seconds",
+)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -82,30 +91,53 @@ class ServerSettings:
 
     @staticmethod
     def problems_of(settings: Mapping[str, Any]) -> list[T]:
-        problems = [T(f"plugins.settings.server.{k}: unbekannter Schlüssel (erlaubt: {', '.join(KEYS)})",
-                      f"plugins.settings.server.{k}: unknown key (allowed: {', '.join(KEYS)})")
-                    for k in settings if k not in KEYS]
+        problems = [
+            T(
+                f"plugins.settings.server.{k}: unbekannter Schlüssel (erlaubt: {', '.join(KEYS)})",
+                f"plugins.settings.server.{k}: unknown key (allowed: {', '.join(KEYS)})",
+            )
+            for k in settings
+            if k not in KEYS
+        ]
         if "listen" in settings:
             try:
                 parse_listen(str(settings["listen"]))
             except ValueError:
-                problems.append(T(f"plugins.settings.server.listen: {settings['listen']!r} ist nicht HOST:PORT",
-                                  f"plugins.settings.server.listen: {settings['listen']!r} is not HOST:PORT"))
+                problems.append(
+                    T(
+                        f"plugins.settings.server.listen: {settings['listen']!r} ist nicht HOST:PORT",
+                        f"plugins.settings.server.listen: {settings['listen']!r} is not HOST:PORT",
+                    )
+                )
         if ("tls_cert" in settings) != ("tls_key" in settings):
-            problems.append(T("plugins.settings.server: tls_cert und tls_key gehören zusammen",
-                              "plugins.settings.server: tls_cert and tls_key go together"))
+            problems.append(
+                T(
+                    "plugins.settings.server: tls_cert und tls_key gehören zusammen",
+                    "plugins.settings.server: tls_cert and tls_key go together",
+                )
+            )
         if settings.get("keys", "file") not in ("file", "keyring"):
-            problems.append(T("plugins.settings.server.keys: file oder keyring", "plugins.settings.server.keys: file or keyring"))
+            problems.append(
+                T("plugins.settings.server.keys: file oder keyring", "plugins.settings.server.keys: file or keyring")
+            )
         for key, low in (("max_request_mb", 1), ("threads", 1), ("outbox_seconds", 1)):
             if key in settings:
                 value = settings[key]
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-                    problems.append(T(f"plugins.settings.server.{key}: {value!r} ist keine Zahl ≥ {low}",
-                                      f"plugins.settings.server.{key}: {value!r} is not a number ≥ {low}"))
+                    problems.append(
+                        T(
+                            f"plugins.settings.server.{key}: {value!r} ist keine Zahl ≥ {low}",
+                            f"plugins.settings.server.{key}: {value!r} is not a number ≥ {low}",
+                        )
+                    )
         dirs = settings.get("attachment_dirs", [])
         if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
-            problems.append(T("plugins.settings.server.attachment_dirs: eine Liste von Ordnern",
-                              "plugins.settings.server.attachment_dirs: a list of folders"))
+            problems.append(
+                T(
+                    "plugins.settings.server.attachment_dirs: eine Liste von Ordnern",
+                    "plugins.settings.server.attachment_dirs: a list of folders",
+                )
+            )
         return problems
 
     @classmethod
@@ -117,35 +149,53 @@ class ServerSettings:
             try:
                 parse_listen(listen)
             except ValueError:
-                problems.append(T(f"--listen: {listen!r} ist nicht HOST:PORT", f"--listen: {listen!r} is not HOST:PORT"))
+                problems.append(
+                    T(f"--listen: {listen!r} ist nicht HOST:PORT", f"--listen: {listen!r} is not HOST:PORT")
+                )
         if problems:
             raise ConfigError(T("; ".join(p.de for p in problems), "; ".join(p.en for p in problems)))
         host, port = parse_listen(listen or str(settings.get("listen", f"{DEFAULT_HOST}:{DEFAULT_PORT}")))
 
         def path(key: str) -> Path | None:
             return (base / str(settings[key])).resolve() if settings.get(key) else None
-        return cls(host=host, port=port, tls_cert=path("tls_cert"), tls_key=path("tls_key"),
-                   keys=str(settings.get("keys", "file")), keys_dir=path("keys_dir"),
-                   max_request_bytes=int(float(settings.get("max_request_mb", 64)) * 1024 * 1024),
-                   threads=int(settings.get("threads", 16)),
-                   attachment_dirs=tuple((base / d).resolve() for d in settings.get("attachment_dirs", [])),
-                   outbox_seconds=float(settings.get("outbox_seconds", 30)))
+
+        return cls(
+            host=host,
+            port=port,
+            tls_cert=path("tls_cert"),
+            tls_key=path("tls_key"),
+            keys=str(settings.get("keys", "file")),
+            keys_dir=path("keys_dir"),
+            max_request_bytes=int(float(settings.get("max_request_mb", 64)) * 1024 * 1024),
+            threads=int(settings.get("threads", 16)),
+            attachment_dirs=tuple((base / d).resolve() for d in settings.get("attachment_dirs", [])),
+            outbox_seconds=float(settings.get("outbox_seconds", 30)),
+        )
 
     def check_binding(self) -> None:
         """Anything but loopback only with TLS: an API key must never cross a network in clear."""
         for p in (self.tls_cert, self.tls_key):
             if p is not None and not p.is_file():
-                raise ConfigError(T(f"TLS-Datei {p} fehlt; nicht gestartet.", f"TLS file {p} is missing; not started."),
-                                  hint=T("plugins.settings.server.tls_cert/tls_key prüfen.",
-                                         "Check plugins.settings.server.tls_cert/tls_key."))
+                raise ConfigError(
+                    T(f"TLS-Datei {p} fehlt; nicht gestartet.", f"TLS file {p} is missing; not started."),
+                    hint=T(
+                        "plugins.settings.server.tls_cert/tls_key prüfen.",
+                        "Check plugins.settings.server.tls_cert/tls_key.",
+                    ),
+                )
         if is_loopback(self.host) or self.tls:
             return
         raise ConfigError(
-            T(f"'ccm-mail serve' lauscht auf {self.host}:{self.port} nur mit TLS: dort gingen API-Schlüssel und "
-              "Rechnungen unverschlüsselt durchs Netz. Nicht gestartet.",
-              f"'ccm-mail serve' listens on {self.host}:{self.port} only with TLS: API keys and invoices would cross "
-              "the network unencrypted. Not started."),
-            hint=T("Unter plugins.settings.server tls_cert und tls_key (PEM-Dateien des Zertifikats) angeben, oder "
-                   "auf 127.0.0.1 lauschen.",
-                   "Give tls_cert and tls_key (the certificate's PEM files) under plugins.settings.server, or listen "
-                   "on 127.0.0.1."))
+            T(
+                f"'ccm-mail serve' lauscht auf {self.host}:{self.port} nur mit TLS: dort gingen API-Schlüssel und "
+                "Rechnungen unverschlüsselt durchs Netz. Nicht gestartet.",
+                f"'ccm-mail serve' listens on {self.host}:{self.port} only with TLS: API keys and invoices would cross "
+                "the network unencrypted. Not started.",
+            ),
+            hint=T(
+                "Unter plugins.settings.server tls_cert und tls_key (PEM-Dateien des Zertifikats) angeben, oder "
+                "auf 127.0.0.1 lauschen.",
+                "Give tls_cert and tls_key (the certificate's PEM files) under plugins.settings.server, or listen "
+                "on 127.0.0.1.",
+            ),
+        )

@@ -63,8 +63,15 @@ def tenant(sandbox: Any) -> Iterator[dict[str, Any]]:
     mailbox = f"rechnung-{tenant_id[:8]}@codicon.example"
     redirect = f"http://localhost:{free_port()}/"
     sandbox.add_tenant(tenant_id, display_name="codicon GmbH")
-    sandbox.add_app(tenant_id, client_id, secret=SECRET, permissions={"Mail.Send", "Mail.ReadBasic.All"},
-                    consented=False, redirect_uris=[redirect], display_name="codicon.de O365 Mailversand")
+    sandbox.add_app(
+        tenant_id,
+        client_id,
+        secret=SECRET,
+        permissions={"Mail.Send", "Mail.ReadBasic.All"},
+        consented=False,
+        redirect_uris=[redirect],
+        display_name="codicon.de O365 Mailversand",
+    )
     sandbox.add_mailbox(tenant_id, mailbox)
     old = sandbox.consent_behaviour
     yield {"tenant_id": tenant_id, "client_id": client_id, "mailbox": mailbox, "redirect": redirect}

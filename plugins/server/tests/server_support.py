@@ -30,18 +30,37 @@ PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<</Type/Catalog>>endobj\ntrailer<<>>
 def write_config(folder: Path, *, server: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Path:
     config: dict[str, Any] = {
         "language": "de",
-        "accounts": {"Rechnungsversand": {"type": "pickup", "folder": "out", "sender": "rechnung@codicon.de",
-                                          "from_name": "codicon GmbH"}},
+        "accounts": {
+            "Rechnungsversand": {
+                "type": "pickup",
+                "folder": "out",
+                "sender": "rechnung@codicon.de",
+                "from_name": "codicon GmbH",
+            }
+        },
         "purposes": {"invoice": "Rechnungsversand"},
-        "templates": {"invoice": {"subject": "codicon GmbH / Rg. #extRechnungsNr#",
-                                  "body": "#Anrede#,\n\nanbei Ihre Rechnung #extRechnungsNr# über #Betrag#.\n",
-                                  "reference": "#extRechnungsNr#"}},
+        "templates": {
+            "invoice": {
+                "subject": "codicon GmbH / Rg. #extRechnungsNr#",
+                "body": "#Anrede#,\n\nanbei Ihre Rechnung #extRechnungsNr# über #Betrag#.\n",
+                "reference": "#extRechnungsNr#",
+            }
+        },
         "journal": {"path": "journal.sqlite"},
         "state_dir": "state",
         "outbox": {"grace_seconds": 1},
         "logging": {"level": "warning"},
-        "plugins": {"settings": {"server": {"listen": "127.0.0.1:0", "keys_dir": "keys", "max_request_mb": 2,
-                                            "outbox_seconds": 1, **(server or {})}}},
+        "plugins": {
+            "settings": {
+                "server": {
+                    "listen": "127.0.0.1:0",
+                    "keys_dir": "keys",
+                    "max_request_mb": 2,
+                    "outbox_seconds": 1,
+                    **(server or {}),
+                }
+            }
+        },
     }
     config.update(extra or {})
     path = folder / "ccm-mail.yaml"
@@ -54,17 +73,31 @@ def attachment(name: str = "RE-2026-00042.pdf", content: bytes = PDF) -> dict[st
 
 
 def invoice(number: str = "RE-2026-00042", **extra: Any) -> dict[str, Any]:
-    return {"purpose": "invoice", "to": ["Müller & Söhne <buchhaltung@mueller.example>"],
-            "data": {**INVOICE, "extRechnungsNr": number}, "attachments": [attachment()], "yes": True, **extra}
+    return {
+        "purpose": "invoice",
+        "to": ["Müller & Söhne <buchhaltung@mueller.example>"],
+        "data": {**INVOICE, "extRechnungsNr": number},
+        "attachments": [attachment()],
+        "yes": True,
+        **extra,
+    }
 
 
 class Client:
     def __init__(self, url: str, key: str | None) -> None:
         self.url, self.key = url, key
 
-    def call(self, method: str, path: str, body: Any = None, *, key: str | None = "default",
-             headers: dict[str, str] | None = None, raw: bytes | None = None,
-             timeout: float = 60) -> tuple[int, Any, dict[str, str]]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        key: str | None = "default",
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        timeout: float = 60,
+    ) -> tuple[int, Any, dict[str, str]]:
         sent = dict(headers or {})
         key = self.key if key == "default" else key
         if key is not None:
@@ -100,11 +133,13 @@ def service_thread(config: Path, plugins: dict[str, object] | None = None) -> It
     from ccm_mail_server.settings import ServerSettings
 
     from ccm_mail_server import plugin
+
     mailer = Mailer.from_config(config, plugins={"server": plugin, **(plugins or {})}, load_entrypoints=False)
     settings = ServerSettings.from_mapping(mailer.config.plugin_settings.get("server", {}), config.parent)
     store = KeyStore(settings.keys, settings.keys_dir or data_dir() / "server")
     store.ensure()
     from ccm_mail_server.site import create_site
+
     service = Service(config, settings, store, mailer=mailer)
     server = build_server(create_site(service), settings)
     server.prepare()
@@ -130,9 +165,14 @@ class ServiceProcess:
 
     def start(self, timeout: float = 30) -> str:
         env = {**os.environ, "CCM_MAIL_LOAD_PLUGINS": "server", **(self.env or {})}
-        self.proc = subprocess.Popen([sys.executable, "-m", "ccm_mail_core.cli", "--config", str(self.config), "serve"],
-                                     env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                                     encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ccm_mail_core.cli", "--config", str(self.config), "serve"],
+            env=env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            encoding="utf-8",
+        )
         assert self.proc.stderr is not None
         deadline = time.monotonic() + timeout
         lines = []
@@ -177,12 +217,21 @@ class ServiceProcess:
 
 def sent_mails(folder: Path) -> list[Any]:
     """Every .eml in the pickup folder, parsed back."""
-    return [BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in sorted((folder / "out").glob("*.eml"))]
+    return [
+        BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in sorted((folder / "out").glob("*.eml"))
+    ]
 
 
 def run_serve(folder: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``ccm-mail serve ARGS`` that is expected to end by itself (a refusal, --show-keys, --new-key)."""
     env = {**os.environ, "CCM_MAIL_LOAD_PLUGINS": "server"}
-    return subprocess.run([sys.executable, "-m", "ccm_mail_core.cli", "--config", str(folder / "ccm-mail.yaml"),
-                           "serve", *args], env=env, capture_output=True, text=True, encoding="utf-8",
-                          timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "ccm_mail_core.cli", "--config", str(folder / "ccm-mail.yaml"), "serve", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )

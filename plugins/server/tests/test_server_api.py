@@ -39,14 +39,16 @@ def test_an_invoice_is_sent_once_and_a_repeat_returns_the_first_receipt(send_cli
 
 
 def test_errors_before_sending_are_the_cli_documents_in_the_callers_language(send_client: Client, site: Path) -> None:
-    status, body, headers = send_client.call("POST", "/api/v1/send", invoice(to=["keine-adresse"]),
-                                             headers={"Accept-Language": "en-GB,en;q=0.9,de;q=0.5"})
+    status, body, headers = send_client.call(
+        "POST", "/api/v1/send", invoice(to=["keine-adresse"]), headers={"Accept-Language": "en-GB,en;q=0.9,de;q=0.5"}
+    )
     assert status == 422 and headers["Content-Language"] == "en"
     assert body["ok"] is False and body["exit_code"] == 2
     assert body["error"]["kind"] == "address" and body["error"]["sent"] is False
     assert set(body["error"]) == {"kind", "sent", "message", "hint", "details"}
-    status, body, headers = send_client.call("POST", "/api/v1/send", invoice(data={"Anrede": "Hallo"}),
-                                             headers={"Accept-Language": "de"})
+    status, body, headers = send_client.call(
+        "POST", "/api/v1/send", invoice(data={"Anrede": "Hallo"}), headers={"Accept-Language": "de"}
+    )
     assert status == 422 and headers["Content-Language"] == "de" and body["error"]["kind"] == "template"
     status, body, _ = send_client.call("POST", "/api/v1/send", invoice(yes=False))
     assert status == 422 and body["error"]["kind"] == "unconfirmed" and "--yes" in body["error"]["hint"]
@@ -57,8 +59,9 @@ def test_preview_shows_the_message_and_sends_nothing(send_client: Client, site: 
     status, body, _ = send_client.call("POST", "/api/v1/preview", {k: v for k, v in invoice().items() if k != "yes"})
     assert status == 200, body
     assert body["subject"] == "codicon GmbH / Rg. RE-2026-00042" and body["reference"] == "RE-2026-00042"
-    assert body["attachments"] == [{"filename": "RE-2026-00042.pdf", "content_type": "application/pdf",
-                                    "size": len(PDF), "inline": False}]
+    assert body["attachments"] == [
+        {"filename": "RE-2026-00042.pdf", "content_type": "application/pdf", "size": len(PDF), "inline": False}
+    ]
     assert sent_mails(site) == []
     assert send_client.call("GET", "/api/v1/journal")[1] == {"entries": []}
 
@@ -81,8 +84,14 @@ def test_journal_and_outbox(send_client: Client) -> None:
 
 
 def test_a_batch_is_validated_whole_then_sent_and_its_progress_shown(send_client: Client, site: Path) -> None:
-    rows = [{"to": f"kunde{i}@example.de", "attachments": [attachment()],
-             "data": {"extRechnungsNr": f"RE-B-{i}", "Anrede": "Guten Tag", "Betrag": "1,00 €"}} for i in range(6)]
+    rows = [
+        {
+            "to": f"kunde{i}@example.de",
+            "attachments": [attachment()],
+            "data": {"extRechnungsNr": f"RE-B-{i}", "Anrede": "Guten Tag", "Betrag": "1,00 €"},
+        }
+        for i in range(6)
+    ]
     bad = rows[:2] + [{"to": "keine-adresse", "data": {"extRechnungsNr": "RE-X"}}]
     status, body, _ = send_client.call("POST", "/api/v1/batches", {"purpose": "invoice", "rows": bad, "yes": True})
     assert status == 422 and [p["row"] for p in body["problems"]] == [3]
@@ -121,10 +130,12 @@ def test_accounts_list_and_test_with_the_settings_key(admin: Client) -> None:
     assert status == 422 and "consent" in body["error"]["message"]  # pickup offers no consent
 
 
-def test_a_saved_template_is_used_by_the_next_send_without_a_restart(admin: Client, send_client: Client,
-                                                                     site: Path) -> None:
-    status, body, _ = admin.call("PUT", "/api/v1/settings/templates/invoice",
-                                 {"subject": "Ihre Rechnung #extRechnungsNr#"})
+def test_a_saved_template_is_used_by_the_next_send_without_a_restart(
+    admin: Client, send_client: Client, site: Path
+) -> None:
+    status, body, _ = admin.call(
+        "PUT", "/api/v1/settings/templates/invoice", {"subject": "Ihre Rechnung #extRechnungsNr#"}
+    )
     assert status == 200, body
     assert body["changes"] == {"subject": "Ihre Rechnung #extRechnungsNr#"}
     assert "# von Hand gepflegt" in (site / "ccm-mail.yaml").read_text("utf-8")
@@ -135,8 +146,9 @@ def test_a_saved_template_is_used_by_the_next_send_without_a_restart(admin: Clie
     assert audit[0]["who"].startswith("key settings:")
 
 
-def test_a_hand_edit_of_the_file_is_picked_up_and_a_broken_one_keeps_the_old(admin: Client, send_client: Client,
-                                                                             site: Path) -> None:
+def test_a_hand_edit_of_the_file_is_picked_up_and_a_broken_one_keeps_the_old(
+    admin: Client, send_client: Client, site: Path
+) -> None:
     path = site / "ccm-mail.yaml"
     text = path.read_text("utf-8")
     path.write_text(text.replace("codicon GmbH / Rg.", "Per Hand / Rg."), "utf-8")
@@ -153,11 +165,15 @@ def test_a_hand_edit_of_the_file_is_picked_up_and_a_broken_one_keeps_the_old(adm
 
 def test_a_settings_change_with_errors_lists_every_problem_and_changes_nothing(admin: Client, site: Path) -> None:
     before = (site / "ccm-mail.yaml").read_bytes()
-    status, body, _ = admin.call("PUT", "/api/v1/settings/accounts/Zweit",
-                                 {"type": "pickup", "values": {"sender": "kaputt", "colour": "blau"}})
+    status, body, _ = admin.call(
+        "PUT", "/api/v1/settings/accounts/Zweit", {"type": "pickup", "values": {"sender": "kaputt", "colour": "blau"}}
+    )
     assert status == 422
-    assert {p["key"] for p in body["problems"]} >= {"accounts.Zweit.sender", "accounts.Zweit.folder",
-                                                    "accounts.Zweit.colour"}
+    assert {p["key"] for p in body["problems"]} >= {
+        "accounts.Zweit.sender",
+        "accounts.Zweit.folder",
+        "accounts.Zweit.colour",
+    }
     assert (site / "ccm-mail.yaml").read_bytes() == before
     status, body, _ = admin.call("PUT", "/api/v1/settings/purposes/invoice", {"accounts": ["Gibtsnicht"]})
     assert status == 422 and body["problems"][0]["key"] == "purposes.invoice"
@@ -199,6 +215,7 @@ def _served_routes() -> set[tuple[str, str]]:
     class _Dummy:
         settings = type("S", (), {"max_request_bytes": 1, "tls": False})()
         mailer = None
+
     flask_app = app_module.create_app(_Dummy())  # type: ignore[arg-type]
     routes = set()
     for rule in flask_app.url_map.iter_rules():
@@ -220,6 +237,7 @@ def test_scopes_in_the_description_match_the_app() -> None:
     class _Dummy:
         settings = type("S", (), {"max_request_bytes": 1, "tls": False})()
         mailer = None
+
     flask_app = app_module.create_app(_Dummy())  # type: ignore[arg-type]
     doc = document()
     for rule in flask_app.url_map.iter_rules():
@@ -234,8 +252,9 @@ def test_scopes_in_the_description_match_the_app() -> None:
 
 @pytest.mark.parametrize("lang", ["de", "en"])
 def test_every_answer_is_ascii_json(send_client: Client, lang: str) -> None:
-    status, body, headers = send_client.call("POST", "/api/v1/send", invoice(to=["ä@ö"]),
-                                             headers={"Accept-Language": lang})
+    status, body, headers = send_client.call(
+        "POST", "/api/v1/send", invoice(to=["ä@ö"]), headers={"Accept-Language": lang}
+    )
     assert headers["Content-Type"].startswith("application/json")
     assert json.dumps(body, ensure_ascii=True).isascii()
 
@@ -243,11 +262,13 @@ def test_every_answer_is_ascii_json(send_client: Client, lang: str) -> None:
 def test_many_requests_bringing_the_same_new_attachment_at_once(send_client: Client, site: Path) -> None:
     """Found by benchmark 6d: writers of one new attachment shared a temporary file name."""
     import threading
+
     fresh = attachment("Neu.pdf", PDF + b"fresh")
     answers: list[int] = []
 
     def one(i: int) -> None:
         answers.append(send_client.call("POST", "/api/v1/send", invoice(f"RE-T-{i}", attachments=[fresh]))[0])
+
     threads = [threading.Thread(target=one, args=(i,)) for i in range(12)]
     for t in threads:
         t.start()

@@ -13,36 +13,66 @@ from typing import Any
 from server_support import INVOICE, PDF, keys, sent_mails
 
 
-def ccm(site: Path, *args: str, server: str | None, stdin: str = "", key: str | None = None,
-        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def ccm(
+    site: Path,
+    *args: str,
+    server: str | None,
+    stdin: str = "",
+    key: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCM_MAIL_SERVER")}
     env.update({"CCM_MAIL_CONFIG": str(site / "ccm-mail.yaml"), "CCM_MAIL_LOAD_PLUGINS": "server"})
     if server:
         env["CCM_MAIL_SERVER"] = server
         env["CCM_MAIL_API_KEY"] = key if key is not None else keys(site)["send"]
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, "-m", "ccm_mail_core.cli", *args], cwd=site, env=env, input=stdin,
-                          capture_output=True, text=True, encoding="utf-8", timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ccm_mail_core.cli", *args],
+        cwd=site,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
 
 
 def _send_args(site: Path, number: str) -> list[str]:
     pdf = site / "RE.pdf"
     pdf.write_bytes(PDF)
-    return ["send", "--purpose", "invoice", "--to", "Müller & Söhne <buchhaltung@mueller.example>", "--attach", str(pdf),
-            "--data", "-", "--yes", "--json"]
+    return [
+        "send",
+        "--purpose",
+        "invoice",
+        "--to",
+        "Müller & Söhne <buchhaltung@mueller.example>",
+        "--attach",
+        str(pdf),
+        "--data",
+        "-",
+        "--yes",
+        "--json",
+    ]
 
 
 def _stable(doc: dict[str, Any]) -> dict[str, Any]:
     """What must be the same between a local and a remote send (ids and times differ)."""
     out = {k: v for k, v in doc.items() if k not in ("journal_id", "message_id", "sent_at", "transport_ids")}
     if out.get("error"):
-        out["error"] = {**out["error"], "message": _strip_ids(out["error"]["message"]),
-                        "details": {k: v for k, v in out["error"]["details"].items() if k != "journal_id"}}
+        out["error"] = {
+            **out["error"],
+            "message": _strip_ids(out["error"]["message"]),
+            "details": {k: v for k, v in out["error"]["details"].items() if k != "journal_id"},
+        }
     return out
 
 
 def _strip_ids(text: str) -> str:
     import re
+
     return re.sub(r"\d{4}-\d\d-\d\dT[\d:.+]+|Eintrag \d+|entry \d+", "…", text)
 
 
@@ -81,17 +111,40 @@ def test_human_output_and_errors_match_the_local_ones(url: str, site: Path) -> N
     assert remote_bad.stderr == local_bad.stderr and remote_bad.stderr.startswith("Fehler: ")
     english = ccm(site, *bad, "--lang", "en", server=url, stdin=data)
     assert english.stderr.startswith("Error: ")
-    unconfirmed = ccm(site, "send", "--purpose", "invoice", "--to", "k@example.de", "--data", "-", "--json",
-                      server=url, stdin=json.dumps({**INVOICE, "extRechnungsNr": "RE-R3"}))
+    unconfirmed = ccm(
+        site,
+        "send",
+        "--purpose",
+        "invoice",
+        "--to",
+        "k@example.de",
+        "--data",
+        "-",
+        "--json",
+        server=url,
+        stdin=json.dumps({**INVOICE, "extRechnungsNr": "RE-R3"}),
+    )
     assert unconfirmed.returncode == 2 and json.loads(unconfirmed.stdout)["error"]["kind"] == "unconfirmed"
 
 
 def test_preview_through_the_service(url: str, site: Path) -> None:
     data = json.dumps(INVOICE)
-    remote = ccm(site, "preview", "--purpose", "invoice", "--to", "k@example.de", "--data", "-", "--json",
-                 server=url, stdin=data)
-    local = ccm(site, "preview", "--purpose", "invoice", "--to", "k@example.de", "--data", "-", "--json",
-                server=None, stdin=data)
+    remote = ccm(
+        site, "preview", "--purpose", "invoice", "--to", "k@example.de", "--data", "-", "--json", server=url, stdin=data
+    )
+    local = ccm(
+        site,
+        "preview",
+        "--purpose",
+        "invoice",
+        "--to",
+        "k@example.de",
+        "--data",
+        "-",
+        "--json",
+        server=None,
+        stdin=data,
+    )
     assert remote.returncode == local.returncode == 0
     assert json.loads(remote.stdout) == json.loads(local.stdout)
     human = ccm(site, "preview", "--purpose", "invoice", "--to", "k@example.de", "--data", "-", server=url, stdin=data)
@@ -108,8 +161,14 @@ def test_a_service_that_is_down_or_a_wrong_key_sends_nothing(site: Path, url: st
     wrong = ccm(site, *_send_args(site, "x"), server=url, stdin=data, key="ccm_send_falsch")
     assert wrong.returncode == 2 and json.loads(wrong.stdout)["error"]["kind"] == "auth"
     assert "ccm_send_falsch" not in wrong.stdout + wrong.stderr
-    nokey = ccm(site, *_send_args(site, "x"), server=url, stdin=data, key="",
-                extra_env={"CCM_MAIL_API_KEY_FILE": str(site / "gibts-nicht.key")})
+    nokey = ccm(
+        site,
+        *_send_args(site, "x"),
+        server=url,
+        stdin=data,
+        key="",
+        extra_env={"CCM_MAIL_API_KEY_FILE": str(site / "gibts-nicht.key")},
+    )
     assert nokey.returncode == 2 and "API" in json.loads(nokey.stdout)["error"]["message"]
     assert sent_mails(site) == []
 
@@ -122,14 +181,36 @@ def test_other_commands_refuse_an_explicit_server_and_run_locally_with_the_varia
 
 
 def test_the_client_loads_no_plugin_and_no_provider_library(url: str, site: Path) -> None:
-    code = ("import sys, runpy\nsys.argv = ['ccm-mail'] + sys.argv[1:]\nfrom ccm_mail_core.cli import main\n"
-            "rc = main()\nimport json\nprint(json.dumps([m for m in ('msal', 'requests', 'yaml', 'flask', 'pluggy', "
-            "'ccm_mail_core.mailer', 'ccm_mail_office365', 'ccm_mail_server', 'structlog') if m in sys.modules]), "
-            "file=sys.stderr)\nsys.exit(rc)")
+    code = (
+        "import sys, runpy\nsys.argv = ['ccm-mail'] + sys.argv[1:]\nfrom ccm_mail_core.cli import main\n"
+        "rc = main()\nimport json\nprint(json.dumps([m for m in ('msal', 'requests', 'yaml', 'flask', 'pluggy', "
+        "'ccm_mail_core.mailer', 'ccm_mail_office365', 'ccm_mail_server', 'structlog') if m in sys.modules]), "
+        "file=sys.stderr)\nsys.exit(rc)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "CCM_MAIL_LOAD_PLUGINS"}
     env.update({"CCM_MAIL_SERVER": url, "CCM_MAIL_API_KEY": keys(site)["send"]})
-    proc = subprocess.run([sys.executable, "-c", code, "send", "--purpose", "invoice", "--to", "k@example.de",
-                           "--data", "-", "--yes", "--json"], cwd=site, env=env, input=json.dumps(INVOICE),
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "send",
+            "--purpose",
+            "invoice",
+            "--to",
+            "k@example.de",
+            "--data",
+            "-",
+            "--yes",
+            "--json",
+        ],
+        cwd=site,
+        env=env,
+        input=json.dumps(INVOICE),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == ["pluggy"]  # pluggy: the plugin API's marker

@@ -22,9 +22,19 @@ KILL_AT = (250, 600)  # kill when this many invoices are confirmed sent
 
 @pytest.mark.slow
 def test_killed_twice_during_1000_invoices_every_invoice_arrives_exactly_once(tmp_path: Path) -> None:
-    config = write_config(tmp_path, extra={"accounts": {"Rechnungsversand": {
-        "type": "pickup", "folder": "out", "sender": "rechnung@codicon.de",
-        "limits": {"messages": 1_000_000, "per_seconds": 1, "concurrency": 8}}}})
+    config = write_config(
+        tmp_path,
+        extra={
+            "accounts": {
+                "Rechnungsversand": {
+                    "type": "pickup",
+                    "folder": "out",
+                    "sender": "rechnung@codicon.de",
+                    "limits": {"messages": 1_000_000, "per_seconds": 1, "concurrency": 8},
+                }
+            }
+        },
+    )
     service = ServiceProcess(config)
     current = {"url": service.start()}
     key = keys(tmp_path)["send"]
@@ -39,7 +49,8 @@ def test_killed_twice_during_1000_invoices_every_invoice_arrives_exactly_once(tm
             while time.monotonic() < deadline:
                 try:
                     status, answer, _ = Client(current["url"], key).call(
-                        "POST", "/api/v1/send", invoice(reference, attachments=[]), timeout=30)
+                        "POST", "/api/v1/send", invoice(reference, attachments=[]), timeout=30
+                    )
                 except (urllib.error.URLError, HTTPException, ConnectionError, TimeoutError):
                     retries["connection"] += 1  # the service is down (or died mid-request): ask again
                     time.sleep(0.05)

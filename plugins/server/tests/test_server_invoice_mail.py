@@ -20,14 +20,29 @@ class ExpiringType:
     @hookimpl
     def ccm_mail_account_types(self, register: Any) -> None:
         from ccm_mail_core.builtins.pickup_folder import PickupTransport
-        register(AccountType(
-            id="expiring", label=T("Läuft ab", "expiring"), create_transport=PickupTransport,
-            fields=(Field("folder", T("Ordner", "folder"), kind="path"),
+
+        register(
+            AccountType(
+                id="expiring",
+                label=T("Läuft ab", "expiring"),
+                create_transport=PickupTransport,
+                fields=(
+                    Field("folder", T("Ordner", "folder"), kind="path"),
                     Field("sender", T("Absender", "sender"), kind="email"),
-                    Field("password_expires", T("gültig bis", "valid until"), required=False, kind="date")),
-            expiry=lambda v: Expiry(T("Passwort", "password"), v["password_expires"], "config",
-                                    T("Neues Passwort setzen.", "Set a new password."))
-            if v.get("password_expires") else None))
+                    Field("password_expires", T("gültig bis", "valid until"), required=False, kind="date"),
+                ),
+                expiry=lambda v: (
+                    Expiry(
+                        T("Passwort", "password"),
+                        v["password_expires"],
+                        "config",
+                        T("Neues Passwort setzen.", "Set a new password."),
+                    )
+                    if v.get("password_expires")
+                    else None
+                ),
+            )
+        )
 
 
 def test_account_list_carries_the_expiry_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,8 +51,12 @@ def test_account_list_carries_the_expiry_warning(tmp_path: Path, monkeypatch: py
     soon = (datetime.now(timezone.utc) + timedelta(days=12)).date().isoformat()
     config = write_config(tmp_path)
     doc = yaml.safe_load(config.read_text(encoding="utf-8"))
-    doc["accounts"]["Service"] = {"type": "expiring", "folder": "out2", "sender": "service@codicon.de",
-                                  "password_expires": soon}
+    doc["accounts"]["Service"] = {
+        "type": "expiring",
+        "folder": "out2",
+        "sender": "service@codicon.de",
+        "password_expires": soon,
+    }
     config.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     with service_thread(config, {"expiring": ExpiringType()}) as url:
         status, body, _ = Client(url, keys(tmp_path)["settings"]).call("GET", "/api/v1/accounts")
@@ -58,17 +77,31 @@ def test_purpose_defaults_through_the_settings_api(tmp_path: Path, monkeypatch: 
     config = write_config(tmp_path)
     with service_thread(config) as url:
         admin = Client(url, keys(tmp_path)["settings"])
-        bad = admin.call("PUT", "/api/v1/settings/purposes/invoice",
-                         {"accounts": ["Rechnungsversand"], "options": {"reply_to": "a@x.de\r\nBcc: b@y.de"}})
+        bad = admin.call(
+            "PUT",
+            "/api/v1/settings/purposes/invoice",
+            {"accounts": ["Rechnungsversand"], "options": {"reply_to": "a@x.de\r\nBcc: b@y.de"}},
+        )
         assert bad[0] == 422 and bad[1]["problems"][0]["key"] == "purposes.invoice.reply_to"
-        status, body, _ = admin.call("PUT", "/api/v1/settings/purposes/invoice", {
-            "accounts": ["Rechnungsversand"],
-            "options": {"bcc": "archiv@codicon.de", "einvoice": "required",
-                        "archive": {"folder": "archiv", "retention_years": 8}}})
+        status, body, _ = admin.call(
+            "PUT",
+            "/api/v1/settings/purposes/invoice",
+            {
+                "accounts": ["Rechnungsversand"],
+                "options": {
+                    "bcc": "archiv@codicon.de",
+                    "einvoice": "required",
+                    "archive": {"folder": "archiv", "retention_years": 8},
+                },
+            },
+        )
         assert status == 200, body
         status, doc, _ = admin.call("GET", "/api/v1/settings")
     assert doc["purposes"] == {"invoice": ["Rechnungsversand"]}
-    assert doc["purpose_options"]["invoice"] == {"bcc": "archiv@codicon.de", "einvoice": "required",
-                                                 "archive": {"folder": "archiv", "retention_years": 8}}
+    assert doc["purpose_options"]["invoice"] == {
+        "bcc": "archiv@codicon.de",
+        "einvoice": "required",
+        "archive": {"folder": "archiv", "retention_years": 8},
+    }
     text = config.read_text(encoding="utf-8")
     assert text.startswith("# von Hand gepflegt\n") and "archive: {folder: archiv, retention_years: 8}" in text

@@ -24,9 +24,13 @@ def _unchanged(site: Path, before: bytes) -> None:
 def test_no_key_and_a_wrong_key_are_refused(url: str, site: Path) -> None:
     before = (site / "ccm-mail.yaml").read_bytes()
     anonymous = Client(url, None)
-    for method, path, body in (("POST", "/api/v1/send", invoice()), ("GET", "/api/v1/journal", None),
-                               ("GET", "/api/v1/openapi.json", None), ("GET", "/api/v1/settings", None),
-                               ("PUT", "/api/v1/settings/templates/invoice", {"subject": "x"})):
+    for method, path, body in (
+        ("POST", "/api/v1/send", invoice()),
+        ("GET", "/api/v1/journal", None),
+        ("GET", "/api/v1/openapi.json", None),
+        ("GET", "/api/v1/settings", None),
+        ("PUT", "/api/v1/settings/templates/invoice", {"subject": "x"}),
+    ):
         status, answer, headers = anonymous.call(method, path, body)
         assert status == 401, (method, path, answer)
         assert answer["error"]["kind"] == "auth" and headers["WWW-Authenticate"].startswith("Bearer")
@@ -34,21 +38,27 @@ def test_no_key_and_a_wrong_key_are_refused(url: str, site: Path) -> None:
     for wrong in (real[:-1], real + "x", "ccm_send_" + "A" * 43, "", " "):
         status, answer, _ = Client(url, wrong).call("POST", "/api/v1/send", invoice())
         assert status == 401 and answer["error"]["kind"] == "auth", wrong
-    status, answer, _ = anonymous.call("POST", "/api/v1/send", invoice(), headers={"Authorization": "Basic Zm9vOmJhcg=="})
+    status, answer, _ = anonymous.call(
+        "POST", "/api/v1/send", invoice(), headers={"Authorization": "Basic Zm9vOmJhcg=="}
+    )
     assert status == 401
     _unchanged(site, before)
 
 
 def test_a_send_key_cannot_read_or_change_settings_or_secrets(send_client: Client, site: Path) -> None:
     before = (site / "ccm-mail.yaml").read_bytes()
-    for method, path, body in (("GET", "/api/v1/settings", None), ("GET", "/api/v1/settings/check", None),
-                               ("GET", "/api/v1/settings/audit", None), ("GET", "/api/v1/accounts", None),
-                               ("PUT", "/api/v1/settings/accounts/Neu", {"type": "pickup"}),
-                               ("DELETE", "/api/v1/settings/accounts/Rechnungsversand", None),
-                               ("PUT", "/api/v1/settings/purposes/invoice", {"accounts": ["Rechnungsversand"]}),
-                               ("PUT", "/api/v1/settings/templates/invoice", {"subject": "gekapert"}),
-                               ("POST", "/api/v1/accounts/Rechnungsversand/test", None),
-                               ("POST", "/api/v1/accounts/Rechnungsversand/consent", None)):
+    for method, path, body in (
+        ("GET", "/api/v1/settings", None),
+        ("GET", "/api/v1/settings/check", None),
+        ("GET", "/api/v1/settings/audit", None),
+        ("GET", "/api/v1/accounts", None),
+        ("PUT", "/api/v1/settings/accounts/Neu", {"type": "pickup"}),
+        ("DELETE", "/api/v1/settings/accounts/Rechnungsversand", None),
+        ("PUT", "/api/v1/settings/purposes/invoice", {"accounts": ["Rechnungsversand"]}),
+        ("PUT", "/api/v1/settings/templates/invoice", {"subject": "gekapert"}),
+        ("POST", "/api/v1/accounts/Rechnungsversand/test", None),
+        ("POST", "/api/v1/accounts/Rechnungsversand/consent", None),
+    ):
         status, answer, _ = send_client.call(method, path, body)
         assert status == 403 and answer["error"]["kind"] == "forbidden", (method, path)
     _unchanged(site, before)
@@ -63,8 +73,10 @@ def test_bad_bodies_get_4xx_and_send_nothing(send_client: Client, site: Path) ->
     status, answer, _ = send_client.call("POST", "/api/v1/send", raw=b'["a list"]')
     assert status == 400
     status, answer, _ = send_client.call("POST", "/api/v1/send", {**invoice(), "tos": ["x@y.de"], "yes": "ja"})
-    assert status == 422 and set(answer["error"]["details"]["problems"]) == {"tos: unbekanntes Feld / unknown field",
-                                                                    "yes: falscher Typ / wrong type"}
+    assert status == 422 and set(answer["error"]["details"]["problems"]) == {
+        "tos: unbekanntes Feld / unknown field",
+        "yes: falscher Typ / wrong type",
+    }
     big = invoice()
     big["data"]["Anrede"] = "x" * (2 * 1024 * 1024 + 512 * 1024)  # the test config allows 2 MB
     status, answer, _ = send_client.call("POST", "/api/v1/send", big)
@@ -86,7 +98,7 @@ def test_an_oversized_chunked_body_is_refused_like_a_declared_one(url: str, send
     conn.endheaders()
     try:
         for i in range(0, len(body), 65536):
-            piece = body[i:i + 65536]
+            piece = body[i : i + 65536]
             conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
         conn.send(b"0\r\n\r\n")
         response = conn.getresponse()
@@ -98,11 +110,14 @@ def test_an_oversized_chunked_body_is_refused_like_a_declared_one(url: str, send
     _unchanged(site, before)
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "..\\..\\boot.ini", "C:\\Windows\\win.ini", "/etc/passwd",
-                                  "..", "a\nb.pdf", "CON<1>.pdf"])
+@pytest.mark.parametrize(
+    "name",
+    ["../../etc/passwd", "..\\..\\boot.ini", "C:\\Windows\\win.ini", "/etc/passwd", "..", "a\nb.pdf", "CON<1>.pdf"],
+)
 def test_attachment_names_cannot_leave_the_store(send_client: Client, site: Path, name: str) -> None:
-    status, answer, _ = send_client.call("POST", "/api/v1/send", invoice(attachments=[
-        {"filename": name, "content_base64": "JVBERi0="}]))
+    status, answer, _ = send_client.call(
+        "POST", "/api/v1/send", invoice(attachments=[{"filename": name, "content_base64": "JVBERi0="}])
+    )
     assert status == 422 and answer["error"]["kind"] == "attachment", answer
     assert sent_mails(site) == []
 
@@ -118,12 +133,21 @@ def test_a_server_side_path_outside_the_allowed_folders_is_refused(send_client: 
 def test_path_tricks_in_the_url_find_nothing(url: str, site: Path) -> None:
     key = keys(site)["settings"]
     parts = urlsplit(url)
-    for raw_path in ("/api/v1/../../ccm-mail.yaml", "/api/v1/settings/accounts/..%2F..%2Fx",
-                     "/api/v1/settings/accounts/%2e%2e", "/api/v1/journal/1%20OR%201=1", "/api/v2/send",
-                     "//api/v1/settings"):
+    for raw_path in (
+        "/api/v1/../../ccm-mail.yaml",
+        "/api/v1/settings/accounts/..%2F..%2Fx",
+        "/api/v1/settings/accounts/%2e%2e",
+        "/api/v1/journal/1%20OR%201=1",
+        "/api/v2/send",
+        "//api/v1/settings",
+    ):
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-        conn.request("PUT" if "accounts" in raw_path else "GET", raw_path, body=b'{"type": "pickup"}',
-                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        conn.request(
+            "PUT" if "accounts" in raw_path else "GET",
+            raw_path,
+            body=b'{"type": "pickup"}',
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
         resp = conn.getresponse()
         body = resp.read()
         conn.close()
@@ -132,17 +156,19 @@ def test_path_tricks_in_the_url_find_nothing(url: str, site: Path) -> None:
     assert "Neu" not in (site / "ccm-mail.yaml").read_text("utf-8")
 
 
-def test_no_secret_in_any_answer_the_log_or_the_audit(admin: Client, send_client: Client, site: Path,
-                                                      capfd: pytest.CaptureFixture[str]) -> None:
+def test_no_secret_in_any_answer_the_log_or_the_audit(
+    admin: Client, send_client: Client, site: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     env_key = keys(site)
     answers = []
-    status, answer, _ = admin.call("PUT", "/api/v1/settings/accounts/Postfach",
-                                   {"type": "smtp", "values": {"host": "smtp.codicon.de", "sender": "p@codicon.de",
-                                                               "password": SECRET}})
+    status, answer, _ = admin.call(
+        "PUT",
+        "/api/v1/settings/accounts/Postfach",
+        {"type": "smtp", "values": {"host": "smtp.codicon.de", "sender": "p@codicon.de", "password": SECRET}},
+    )
     answers.append(answer)
     assert status == 422  # a secret as a plain value is refused (the smtp type is not loaded here either)
-    status, answer, _ = admin.call("PUT", "/api/v1/settings/accounts/Rechnungsversand",
-                                   {"secrets": {"folder": SECRET}})
+    status, answer, _ = admin.call("PUT", "/api/v1/settings/accounts/Rechnungsversand", {"secrets": {"folder": SECRET}})
     answers.append(answer)
     assert status == 422
     for path in ("/api/v1/settings", "/api/v1/accounts", "/api/v1/settings/audit", "/api/v1/openapi.json"):
@@ -159,6 +185,7 @@ def test_keys_are_owner_only_and_rotation_locks_the_old_key_out(url: str, site: 
         for scope in ("send", "settings"):
             assert stat.S_IMODE((site / "keys" / f"{scope}.key").stat().st_mode) == 0o600
     from ccm_mail_server.keys import KeyStore
+
     old = keys(site)["send"]
     assert Client(url, old).call("GET", "/api/v1/journal")[0] == 200
     new = KeyStore("file", site / "keys").rotate("send")
@@ -177,28 +204,44 @@ def test_a_browser_session_needs_the_csrf_token_for_changes(url: str, site: Path
     status, _, _ = browser.call("GET", "/api/v1/settings", headers={"Cookie": session})
     assert status == 200
     before = (site / "ccm-mail.yaml").read_bytes()
-    status, answer, _ = browser.call("PUT", "/api/v1/settings/templates/invoice", {"subject": "x #extRechnungsNr#"},
-                                     headers={"Cookie": session})
+    status, answer, _ = browser.call(
+        "PUT", "/api/v1/settings/templates/invoice", {"subject": "x #extRechnungsNr#"}, headers={"Cookie": session}
+    )
     assert status == 403 and answer["error"]["kind"] == "csrf"
     assert (site / "ccm-mail.yaml").read_bytes() == before
-    status, _, _ = browser.call("PUT", "/api/v1/settings/templates/invoice", {"subject": "x #extRechnungsNr#"},
-                                headers={"Cookie": session, "X-CSRF-Token": answer and "falsch"})
+    status, _, _ = browser.call(
+        "PUT",
+        "/api/v1/settings/templates/invoice",
+        {"subject": "x #extRechnungsNr#"},
+        headers={"Cookie": session, "X-CSRF-Token": answer and "falsch"},
+    )
     assert status == 403
     token = admin.call("POST", "/api/v1/session")[1]["csrf_token"]  # a second session, its own token
-    status, _, _ = browser.call("PUT", "/api/v1/settings/templates/invoice", {"subject": "x #extRechnungsNr#"},
-                                headers={"Cookie": session, "X-CSRF-Token": token})
+    status, _, _ = browser.call(
+        "PUT",
+        "/api/v1/settings/templates/invoice",
+        {"subject": "x #extRechnungsNr#"},
+        headers={"Cookie": session, "X-CSRF-Token": token},
+    )
     assert status == 403
     status, created, headers2 = admin.call("POST", "/api/v1/session")
     own = headers2["Set-Cookie"].split(";")[0]
-    status, _, _ = browser.call("PUT", "/api/v1/settings/templates/invoice", {"subject": "x #extRechnungsNr#"},
-                                headers={"Cookie": own, "X-CSRF-Token": created["csrf_token"]})
+    status, _, _ = browser.call(
+        "PUT",
+        "/api/v1/settings/templates/invoice",
+        {"subject": "x #extRechnungsNr#"},
+        headers={"Cookie": own, "X-CSRF-Token": created["csrf_token"]},
+    )
     assert status == 200
-    assert browser.call("POST", "/api/v1/session", headers={"Cookie": own, "X-CSRF-Token": created["csrf_token"]}
-                        )[0] == 401  # a session does not make sessions
+    assert (
+        browser.call("POST", "/api/v1/session", headers={"Cookie": own, "X-CSRF-Token": created["csrf_token"]})[0]
+        == 401
+    )  # a session does not make sessions
 
 
 def test_binding_beyond_loopback_without_tls_is_refused(site: Path) -> None:
     from server_support import run_serve
+
     proc = run_serve(site, "--listen", "0.0.0.0:8410")
     assert proc.returncode == 2
     assert "TLS" in proc.stderr and "tls_cert" in proc.stderr and "nicht gestartet" in proc.stderr.lower()
@@ -210,6 +253,7 @@ def test_a_port_in_use_is_said_so(site: Path) -> None:
     import socket
 
     from server_support import run_serve
+
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

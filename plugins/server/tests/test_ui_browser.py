@@ -41,18 +41,31 @@ def browser() -> Iterator[Any]:
 def page(browser: Any) -> Iterator[Any]:
     # the certificate errors ignored are the sandbox's ("Microsoft's" sign-in pages in the admin's
     # browser); ccm-mail's own calls to the sandbox check its CA (the account's ca_bundle)
-    context = browser.new_context(locale="de-DE", viewport={"width": 1280, "height": 800},
-                                  ignore_https_errors=True, timezone_id="Europe/Berlin")
+    context = browser.new_context(
+        locale="de-DE", viewport={"width": 1280, "height": 800}, ignore_https_errors=True, timezone_id="Europe/Berlin"
+    )
     context.set_default_timeout(20_000)
     tab = context.new_page()
     errors: list[str] = []
     # a refused form answers 4xx on purpose (Chrome logs that too); what must never happen is a
     # script error, a CSP violation or an asset that does not load
-    tab.on("console", lambda msg: errors.append(msg.text)
-           if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    tab.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.on("response", lambda resp: errors.append(f"{resp.status} {resp.url}")
-           if resp.status >= 400 and resp.request.resource_type in ("stylesheet", "script", "image", "font") else None)
+    tab.on(
+        "response",
+        lambda resp: (
+            errors.append(f"{resp.status} {resp.url}")
+            if resp.status >= 400 and resp.request.resource_type in ("stylesheet", "script", "image", "font")
+            else None
+        ),
+    )
     yield tab
     context.close()
     assert not errors, f"the pages logged errors (CSP, script or assets): {errors}"
@@ -69,14 +82,16 @@ def yaml_of(config: Path) -> dict[str, Any]:
 
 def cli(config: Path, *args: str) -> str:
     from ccm_mail_core.cli import main
+
     out = io.StringIO()
     with redirect_stdout(out):
         assert main(["-c", str(config), *args]) == 0
     return out.getvalue()
 
 
-def test_the_vendor_workflow_in_the_browser(page: Any, ui_site: tuple[Path, Running], sandbox: Any,
-                                            tenant: dict[str, Any], tmp_path: Path) -> None:
+def test_the_vendor_workflow_in_the_browser(
+    page: Any, ui_site: tuple[Path, Running], sandbox: Any, tenant: dict[str, Any], tmp_path: Path
+) -> None:
     config, running = ui_site
     login(page, running)
 
@@ -151,7 +166,9 @@ def test_the_vendor_workflow_in_the_browser(page: Any, ui_site: tuple[Path, Runn
     # ---- Zuordnung: invoices fall back to E-Service until they get their own account
     page.get_by_role("link", name="Zuordnung").click()
     invoice = page.locator("#purpose-invoice")
-    assert "Rechnungen gehen über das Konto des E-Service: Testablage" in invoice.locator("#fallback-invoice").inner_text()
+    assert (
+        "Rechnungen gehen über das Konto des E-Service: Testablage" in invoice.locator("#fallback-invoice").inner_text()
+    )
     shot(page, "07-zuordnung", tmp_path)
     invoice.get_by_label("Konto", exact=True).select_option("Rechnungsversand")
     invoice.get_by_role("button", name="Speichern").click()
@@ -195,7 +212,9 @@ def test_the_vendor_workflow_in_the_browser(page: Any, ui_site: tuple[Path, Runn
     catalog_json = json.loads(cli(config, "placeholders", "--purpose", "invoice", "--json"))
     examples = {p["name"]: p["example"] for p in catalog_json["placeholders"]["invoice"]}
     (tmp_path / "examples.json").write_text(json.dumps(examples), "utf-8")
-    printed = cli(config, "preview", "--purpose", "invoice", "--to", RECIPIENT, "--data", str(tmp_path / "examples.json"))
+    printed = cli(
+        config, "preview", "--purpose", "invoice", "--to", RECIPIENT, "--data", str(tmp_path / "examples.json")
+    )
     shown = page.locator("#preview-text").inner_text()
     assert shown.strip() == printed.strip()
     shot(page, "08-vorlagen", tmp_path)
@@ -206,8 +225,9 @@ def test_the_vendor_workflow_in_the_browser(page: Any, ui_site: tuple[Path, Runn
     page.get_by_label("#extRechnungsNr#").fill("RE-2026-00042")
     page.get_by_label("#Anrede#").fill("Sehr geehrte Frau Weiß")
     page.get_by_label("#Betrag#").fill("1.234,56 €")
-    page.get_by_label("Anhänge").set_input_files(files=[{"name": "RE-2026-00042.pdf", "mimeType": "application/pdf",
-                                                         "buffer": PDF}])
+    page.get_by_label("Anhänge").set_input_files(
+        files=[{"name": "RE-2026-00042.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+    )
     page.get_by_role("button", name="Prüfen").click()
     dialog = page.get_by_role("dialog", name="Versand prüfen")
     dialog.wait_for()
@@ -250,10 +270,18 @@ def test_the_vendor_workflow_in_the_browser(page: Any, ui_site: tuple[Path, Runn
     # ---- at 1280×800 no table needs its own scroll bar; at a narrow window nothing is wider than it
     for path in ("/ui/accounts", "/ui/journal"):
         page.goto(running.url + path)
-        assert page.evaluate("[...document.querySelectorAll('.table-wrap')].every(t => t.scrollWidth <= t.clientWidth)"), path
+        assert page.evaluate(
+            "[...document.querySelectorAll('.table-wrap')].every(t => t.scrollWidth <= t.clientWidth)"
+        ), path
     page.set_viewport_size({"width": 390, "height": 844})
-    for path in ("/ui/accounts", "/ui/accounts/Rechnungsversand", "/ui/purposes", "/ui/templates?purpose=invoice",
-                 "/ui/send", "/ui/journal"):
+    for path in (
+        "/ui/accounts",
+        "/ui/accounts/Rechnungsversand",
+        "/ui/purposes",
+        "/ui/templates?purpose=invoice",
+        "/ui/send",
+        "/ui/journal",
+    ):
         page.goto(running.url + path)
         wide = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert wide <= 0, (path, wide)
@@ -307,35 +335,53 @@ def test_a_forged_csrf_token_is_refused(page: Any, ui_site: tuple[Path, Running]
     assert status == 403 and config.read_bytes() == before
     page.goto(running.url + "/ui/templates?purpose=eservice")
     token = page.locator("meta[name=csrf-token]").get_attribute("content")
-    status = page.evaluate("""async (token) => (await fetch('/api/v1/settings/templates/eservice', {method: 'PUT',
+    status = page.evaluate(
+        """async (token) => (await fetch('/api/v1/settings/templates/eservice', {method: 'PUT',
         headers: {'Content-Type': 'application/json', 'X-CSRF-Token': token},
-        body: JSON.stringify({subject: 'Ihre Anfrage'})})).status""", token)
+        body: JSON.stringify({subject: 'Ihre Anfrage'})})).status""",
+        token,
+    )
     assert status == 200 and yaml_of(config)["templates"]["eservice"]["subject"] == "Ihre Anfrage"
 
 
 def test_open_entries_show_their_reason_and_the_operator_settles_them(
-        page: Any, sandbox: Any, tenant: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    page: Any, sandbox: Any, tenant: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An unknown outcome (the connection dropped after Microsoft took the mail) and a failure
     (Microsoft refused): the outbox view shows both with their reason and exactly the decisions
     'ccm-mail outbox resolve' allows; the operator settles them in the browser."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CCM_MAIL_LOAD_PLUGINS", "server,office365")
     sandbox.app(tenant["tenant_id"], tenant["client_id"]).consented = True
-    account = {"type": "office365", "tenant_id": tenant["tenant_id"], "client_id": tenant["client_id"],
-               "mailbox": tenant["mailbox"], "client_secret": {"env": "CCM_MAIL_UI_TEST_SECRET"},
-               "authority_host": sandbox.authority_host, "graph_endpoint": sandbox.graph_endpoint,
-               "ca_bundle": str(sandbox.ca_pem), "max_wait_seconds": 1}
+    account = {
+        "type": "office365",
+        "tenant_id": tenant["tenant_id"],
+        "client_id": tenant["client_id"],
+        "mailbox": tenant["mailbox"],
+        "client_secret": {"env": "CCM_MAIL_UI_TEST_SECRET"},
+        "authority_host": sandbox.authority_host,
+        "graph_endpoint": sandbox.graph_endpoint,
+        "ca_bundle": str(sandbox.ca_pem),
+        "max_wait_seconds": 1,
+    }
     monkeypatch.setenv("CCM_MAIL_UI_TEST_SECRET", SECRET)
-    config = write_site_config(tmp_path, accounts={"Rechnungsversand": account},
-                               purposes={"eservice": "Rechnungsversand"},
-                               templates={"invoice": {"subject": "Rg. #extRechnungsNr#", "body": "Anbei.\n"}})
+    config = write_site_config(
+        tmp_path,
+        accounts={"Rechnungsversand": account},
+        purposes={"eservice": "Rechnungsversand"},
+        templates={"invoice": {"subject": "Rg. #extRechnungsNr#", "body": "Anbei.\n"}},
+    )
     mailbox_path = f"/users/{tenant['mailbox']}/sendMail"
     with site_thread(config) as running:
         sender = Client(running.url, keys(tmp_path)["send"])
 
         def invoice(number: str) -> dict[str, Any]:
-            return sender.call("POST", "/api/v1/send", {"purpose": "invoice", "to": [RECIPIENT], "yes": True,
-                                                        "data": {"extRechnungsNr": number}})[1]
+            return sender.call(
+                "POST",
+                "/api/v1/send",
+                {"purpose": "invoice", "to": [RECIPIENT], "yes": True, "data": {"extRechnungsNr": number}},
+            )[1]
+
         sandbox.faults.add("POST", re.escape(mailbox_path), "drop_after_processing")
         unknown = invoice("RE-2026-00050")
         sandbox.faults.add("POST", re.escape(mailbox_path), "html", status=400)
@@ -352,14 +398,17 @@ def test_open_entries_show_their_reason_and_the_operator_settles_them(
             assert "fehlgeschlagen" in open_failed.inner_text() and open_failed.locator(".reason").inner_text()
             labels = {ref: [b.inner_text() for b in r.locator("button").all()] for ref, r in by_ref.items()}
             # exactly outbox resolve's choices: unknown → sent, resend, drop; failed → resend, drop
-            assert labels == {"RE-2026-00050": ["Ist angekommen", "Erneut senden", "Verwerfen"],
-                              "RE-2026-00051": ["Erneut senden", "Verwerfen"]}
+            assert labels == {
+                "RE-2026-00050": ["Ist angekommen", "Erneut senden", "Verwerfen"],
+                "RE-2026-00051": ["Erneut senden", "Verwerfen"],
+            }
             shot(page, "14-ausgang", tmp_path)
             open_failed.get_by_role("button", name="Erneut senden").click()
             assert page.locator("#entry-status").inner_text() == "gesendet"
             page.goto(running.url + "/ui/journal?status=open")
             page.locator("#journal tbody tr", has_text="RE-2026-00050").get_by_role(
-                "link", name=str(unknown["journal_id"])).click()
+                "link", name=str(unknown["journal_id"])
+            ).click()
             shot(page, "15-unklarer-eintrag", tmp_path)
             page.get_by_role("button", name="Ist angekommen (als gesendet verbuchen)").click()
             assert page.locator("#entry-status").inner_text() == "gesendet"

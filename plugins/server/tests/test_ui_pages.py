@@ -26,9 +26,19 @@ from ui_support import SECRET, Browser, Running
 
 from ccm_mail_server.ui import CSP
 
-PAGES = ("/ui/accounts", "/ui/accounts/new", "/ui/accounts/new?type=office365", "/ui/accounts/Testablage",
-         "/ui/purposes", "/ui/templates", "/ui/templates?purpose=eservice", "/ui/send", "/ui/send?purpose=eservice",
-         "/ui/journal", "/ui/journal?status=open&reference=RE&recipient=x&from=01.12.2026&to=2026-12-31")
+PAGES = (
+    "/ui/accounts",
+    "/ui/accounts/new",
+    "/ui/accounts/new?type=office365",
+    "/ui/accounts/Testablage",
+    "/ui/purposes",
+    "/ui/templates",
+    "/ui/templates?purpose=eservice",
+    "/ui/send",
+    "/ui/send?purpose=eservice",
+    "/ui/journal",
+    "/ui/journal?status=open&reference=RE&recipient=x&from=01.12.2026&to=2026-12-31",
+)
 
 
 def admin_browser(running: Running, config: Path, lang: str = "de") -> Browser:
@@ -38,11 +48,19 @@ def admin_browser(running: Running, config: Path, lang: str = "de") -> Browser:
 
 
 def o365_account(sandbox: Any, tenant: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "office365", "values": {
-        "tenant_id": tenant["tenant_id"], "client_id": tenant["client_id"], "mailbox": tenant["mailbox"],
-        "authority_host": sandbox.authority_host, "graph_endpoint": sandbox.graph_endpoint,
-        "ca_bundle": str(sandbox.ca_pem), "consent_redirect_uri": tenant["redirect"]},
-        "secrets": {"client_secret": SECRET}}
+    return {
+        "type": "office365",
+        "values": {
+            "tenant_id": tenant["tenant_id"],
+            "client_id": tenant["client_id"],
+            "mailbox": tenant["mailbox"],
+            "authority_host": sandbox.authority_host,
+            "graph_endpoint": sandbox.graph_endpoint,
+            "ca_bundle": str(sandbox.ca_pem),
+            "consent_redirect_uri": tenant["redirect"],
+        },
+        "secrets": {"client_secret": SECRET},
+    }
 
 
 def test_every_page_has_the_security_headers_and_no_inline_script_or_style(ui_site: tuple[Path, Running]) -> None:
@@ -55,13 +73,13 @@ def test_every_page_has_the_security_headers_and_no_inline_script_or_style(ui_si
         assert headers["Content-Security-Policy"] == CSP, path
         assert headers["X-Frame-Options"] == "DENY" and headers["Referrer-Policy"] == "no-referrer", path
         assert headers["Cache-Control"] == "no-store" and headers["Content-Type"].startswith("text/html"), path
-        assert not re.search(r"<script(?![^>]*\bsrc=)", page), path            # no inline script
-        assert not re.search(r"<style|\sstyle=", page), path                 # no inline style
-        assert not re.search(r"\son[a-z]+=", page), path                     # no event handler attributes
+        assert not re.search(r"<script(?![^>]*\bsrc=)", page), path  # no inline script
+        assert not re.search(r"<style|\sstyle=", page), path  # no inline style
+        assert not re.search(r"\son[a-z]+=", page), path  # no event handler attributes
         if status == 200 and path != "/ui/login":
             assert 'name="csrf-token"' in page, path
             forms = re.findall(r"<form[^>]*method=\"post\"[^>]*>(.*?)</form>", page, re.S)
-            assert all('name="csrf_token"' in f for f in forms), path       # every form carries the token
+            assert all('name="csrf_token"' in f for f in forms), path  # every form carries the token
     for asset in ("/ui/static/ui.css", "/ui/static/ui.js", "/ui/static/favicon.svg"):
         status, _, headers = browser.open(asset)
         assert status == 200 and headers["X-Content-Type-Options"] == "nosniff", asset
@@ -104,8 +122,14 @@ def test_serve_prints_a_login_link_that_signs_the_browser_in(ui_site: tuple[Path
     settings["logging"] = {"level": "info", "format": "json", "file": str(log)}
     config.write_text(yaml.safe_dump(settings, allow_unicode=True), "utf-8")
     env = {**os.environ, "CCM_MAIL_LOAD_PLUGINS": "server,office365"}
-    proc = subprocess.Popen([sys.executable, "-m", "ccm_mail_core.cli", "--config", str(config), "serve"], env=env,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccm_mail_core.cli", "--config", str(config), "serve"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        encoding="utf-8",
+    )
     try:
         assert proc.stderr is not None
         lines = []
@@ -166,17 +190,30 @@ def _post_routes(running: Running) -> list[str]:
 def test_every_changing_page_refuses_a_forged_csrf_token(ui_site: tuple[Path, Running]) -> None:
     config, running = ui_site
     admin_key = keys(config.parent)["settings"]
-    Client(running.url, keys(config.parent)["send"]).call("POST", "/api/v1/send", {
-        "purpose": "eservice", "to": ["kunde@example.de"], "data": {"Anrede": "Hallo"}, "yes": True})
+    Client(running.url, keys(config.parent)["send"]).call(
+        "POST",
+        "/api/v1/send",
+        {"purpose": "eservice", "to": ["kunde@example.de"], "data": {"Anrede": "Hallo"}, "yes": True},
+    )
     browser = admin_browser(running, config)
     before = config.read_bytes()
     routes = _post_routes(running)
     assert len(routes) >= 12, routes  # every page that changes something is in this list
     for route in routes:
         for forged in ("", "gefälscht", browser.csrf(browser.open("/ui/accounts")[1])[:-1]):
-            form = {"csrf_token": forged, "subject": "gekapert", "body": "x", "action": "save", "account": "Testablage",
-                    "decision": "send", "draft": "x", "to": "kunde@example.de", "purpose": "eservice",
-                    "f.folder": "gekapert", "redirect_url": "http://localhost/?admin_consent=True"}
+            form = {
+                "csrf_token": forged,
+                "subject": "gekapert",
+                "body": "x",
+                "action": "save",
+                "account": "Testablage",
+                "decision": "send",
+                "draft": "x",
+                "to": "kunde@example.de",
+                "purpose": "eservice",
+                "f.folder": "gekapert",
+                "redirect_url": "http://localhost/?admin_consent=True",
+            }
             status, page, _ = browser.open(route, form)
             assert status == 403 and "Sicherheitsprüfung fehlgeschlagen" in page, (route, forged, status)
     assert config.read_bytes() == before
@@ -186,7 +223,8 @@ def test_every_changing_page_refuses_a_forged_csrf_token(ui_site: tuple[Path, Ru
 
 
 def test_no_secret_on_any_page_and_a_form_save_changes_only_what_changed(
-        ui_site: tuple[Path, Running], sandbox: Any, tenant: dict[str, Any]) -> None:
+    ui_site: tuple[Path, Running], sandbox: Any, tenant: dict[str, Any]
+) -> None:
     config, running = ui_site
     admin = Client(running.url, keys(config.parent)["settings"])
     status, answer, _ = admin.call("PUT", "/api/v1/settings/accounts/Rechnungsversand", o365_account(sandbox, tenant))
@@ -197,10 +235,21 @@ def test_no_secret_on_any_page_and_a_form_save_changes_only_what_changed(
     secret_state = re.search(r'id="f-f-client_secret-state">(.*?)</p>', page, re.S)
     assert secret_state and "gesetzt" in secret_state.group(1)
     assert re.search(r'<input type="password" id="f-f-client_secret" name="f.client_secret" value=""', page)
-    form = {k: v for k, v in re.findall(r'<input type="(?:text|email)" id="[^"]+" name="([^"]+)" value="([^"]*)"', page)}
-    form.update({"csrf_token": browser.csrf(page), "type": "office365", "f.mailbox": "service@codicon.example",
-                 "f.client_secret": "", "from_name": "codicon GmbH Buchhaltung"})
-    status, page, _ = browser.open("/ui/accounts/Rechnungsversand", {k: v.replace("&amp;", "&") for k, v in form.items()})
+    form = {
+        k: v for k, v in re.findall(r'<input type="(?:text|email)" id="[^"]+" name="([^"]+)" value="([^"]*)"', page)
+    }
+    form.update(
+        {
+            "csrf_token": browser.csrf(page),
+            "type": "office365",
+            "f.mailbox": "service@codicon.example",
+            "f.client_secret": "",
+            "from_name": "codicon GmbH Buchhaltung",
+        }
+    )
+    status, page, _ = browser.open(
+        "/ui/accounts/Rechnungsversand", {k: v.replace("&amp;", "&") for k, v in form.items()}
+    )
     assert status == 200 and "Gespeichert." in page, page
     audit = admin.call("GET", "/api/v1/settings/audit?limit=1")[1]["entries"][0]
     assert audit["changes"] == {"mailbox": "service@codicon.example", "from_name": "codicon GmbH Buchhaltung"}
@@ -225,8 +274,10 @@ def test_pages_speak_english_by_browser_language_or_the_switch(ui_site: tuple[Pa
     assert '<html lang="en">' in page and "<h1>Mail accounts</h1>" in page and headers["Content-Language"] == "en"
     # the service's own words (config check's) come in the page's language too
     page = english.open("/ui/templates?purpose=eservice")[1]
-    status, page, _ = english.open("/ui/templates/eservice", {"csrf_token": english.csrf(page), "subject": "#Rabatt#",
-                                                              "body": "x", "format": "text", "action": "save"})
+    status, page, _ = english.open(
+        "/ui/templates/eservice",
+        {"csrf_token": english.csrf(page), "subject": "#Rabatt#", "body": "x", "format": "text", "action": "save"},
+    )
     assert status == 422 and "unknown placeholder #Rabatt#" in page and "nothing saved" in page
     german = admin_browser(running, config, lang="de-DE,de;q=0.9")
     assert "<h1>E-Mail-Konten</h1>" in german.open("/ui/accounts")[1]
@@ -235,8 +286,9 @@ def test_pages_speak_english_by_browser_language_or_the_switch(ui_site: tuple[Pa
     assert "<h1>E-Mail-Konten</h1>" in german.open("/ui/lang/de?next=https://evil.example/")[1]  # never another site
 
 
-def test_connection_test_and_consent_status_are_kept_and_shown(ui_site: tuple[Path, Running], sandbox: Any,
-                                                               tenant: dict[str, Any]) -> None:
+def test_connection_test_and_consent_status_are_kept_and_shown(
+    ui_site: tuple[Path, Running], sandbox: Any, tenant: dict[str, Any]
+) -> None:
     config, running = ui_site
     admin = Client(running.url, keys(config.parent)["settings"])
     assert admin.call("PUT", "/api/v1/settings/accounts/Rechnungsversand", o365_account(sandbox, tenant))[0] == 200
@@ -246,7 +298,12 @@ def test_connection_test_and_consent_status_are_kept_and_shown(ui_site: tuple[Pa
     assert status == 200 and "Verbindung testen: fehlgeschlagen" in page  # no consent yet
     row = next(r for r in admin.call("GET", "/api/v1/accounts")[1]["accounts"] if r["name"] == "Rechnungsversand")
     assert row["status"]["test"]["ok"] is False and row["actions"] == ["consent", "test_mail"]
-    assert [s["ok"] for s in row["status"]["test"]["steps"]] == [True, False, False, True]  # token, roles, mailbox, reach
+    assert [s["ok"] for s in row["status"]["test"]["steps"]] == [
+        True,
+        False,
+        False,
+        True,
+    ]  # token, roles, mailbox, reach
     sandbox.app(tenant["tenant_id"], tenant["client_id"]).consented = True
     status, page, _ = browser.open("/ui/accounts/Rechnungsversand/test", {"csrf_token": browser.csrf(page)})
     assert "Verbindung testen: in Ordnung" in page
@@ -257,14 +314,19 @@ def test_connection_test_and_consent_status_are_kept_and_shown(ui_site: tuple[Pa
     assert "seither geändert" in browser.open("/ui/accounts")[1]
 
 
-def test_consent_answered_from_another_computer(ui_site: tuple[Path, Running], sandbox: Any,
-                                                tenant: dict[str, Any]) -> None:
+def test_consent_answered_from_another_computer(
+    ui_site: tuple[Path, Running], sandbox: Any, tenant: dict[str, Any]
+) -> None:
     """The admin consents at their own computer; Microsoft sends *their* browser to *their*
     localhost; they paste that address into the page, which hands it to the waiting job."""
     config, running = ui_site
     sandbox.consent_behaviour = "accept"
-    assert Client(running.url, keys(config.parent)["settings"]).call(
-        "PUT", "/api/v1/settings/accounts/Rechnungsversand", o365_account(sandbox, tenant))[0] == 200
+    assert (
+        Client(running.url, keys(config.parent)["settings"]).call(
+            "PUT", "/api/v1/settings/accounts/Rechnungsversand", o365_account(sandbox, tenant)
+        )[0]
+        == 200
+    )
     browser = admin_browser(running, config)
     page = browser.open("/ui/accounts/Rechnungsversand")[1]
     status, page, _ = browser.open("/ui/accounts/Rechnungsversand/consent", {"csrf_token": browser.csrf(page)})
@@ -295,13 +357,17 @@ def test_consent_answered_from_another_computer(ui_site: tuple[Path, Running], s
 def test_invoices_fall_back_to_e_service_and_back(ui_site: tuple[Path, Running]) -> None:
     config, running = ui_site
     admin = Client(running.url, keys(config.parent)["settings"])
-    admin.call("PUT", "/api/v1/settings/accounts/Archiv", {"type": "pickup", "values": {"folder": "archiv",
-                                                                                          "sender": "a@codicon.de"}})
+    admin.call(
+        "PUT",
+        "/api/v1/settings/accounts/Archiv",
+        {"type": "pickup", "values": {"folder": "archiv", "sender": "a@codicon.de"}},
+    )
     browser = admin_browser(running, config)
     page = browser.open("/ui/purposes")[1]
     assert 'id="fallback-invoice"' in page and "Testablage" in page
-    status, page, _ = browser.open("/ui/purposes/invoice", {"csrf_token": browser.csrf(page), "account": "Archiv",
-                                                            "pool": "Testablage"})
+    status, page, _ = browser.open(
+        "/ui/purposes/invoice", {"csrf_token": browser.csrf(page), "account": "Archiv", "pool": "Testablage"}
+    )
     assert status == 200 and 'id="fallback-invoice"' not in page
     assert yaml.safe_load(config.read_text("utf-8"))["purposes"]["invoice"] == ["Archiv", "Testablage"]
     status, page, _ = browser.open("/ui/purposes/invoice", {"csrf_token": browser.csrf(page), "account": ""})
@@ -314,41 +380,63 @@ def test_invoices_fall_back_to_e_service_and_back(ui_site: tuple[Path, Running])
 
 def test_the_template_trial_checks_like_config_check_and_renders_like_preview(ui_site: tuple[Path, Running]) -> None:
     from ccm_mail_core.cli import main
+
     config, running = ui_site
     admin = Client(running.url, keys(config.parent)["settings"])
     before = config.read_bytes()
-    status, trial, _ = admin.call("POST", "/api/v1/settings/templates/invoice/preview",
-                                  {"subject": "Rg. #extRechnungsNr# #Rabat#", "body": "#Anrede#, # kaputt"})
+    status, trial, _ = admin.call(
+        "POST",
+        "/api/v1/settings/templates/invoice/preview",
+        {"subject": "Rg. #extRechnungsNr# #Rabat#", "body": "#Anrede#, # kaputt"},
+    )
     assert status == 200 and not trial["ok"] and trial["unknown"] == ["Rabat"]
     assert {p["key"] for p in trial["problems"]} == {"templates.invoice.subject", "templates.invoice.body"}
-    status, trial, _ = admin.call("POST", "/api/v1/settings/templates/invoice/preview",
-                                  {"subject": "Rg. #extRechnungsNr#", "body": "#Anrede#,\n\nanbei #Betrag#.\n",
-                                   "to": ["kunde@example.de"]})
+    status, trial, _ = admin.call(
+        "POST",
+        "/api/v1/settings/templates/invoice/preview",
+        {"subject": "Rg. #extRechnungsNr#", "body": "#Anrede#,\n\nanbei #Betrag#.\n", "to": ["kunde@example.de"]},
+    )
     assert status == 200 and trial["ok"] and trial["preview"]["subject"] == "Rg. RE-2026-00042"
     assert config.read_bytes() == before  # a trial writes nothing
-    admin.call("PUT", "/api/v1/settings/templates/invoice", {"subject": "Rg. #extRechnungsNr#",
-                                                             "body": "#Anrede#,\n\nanbei #Betrag#.\n"})
+    admin.call(
+        "PUT",
+        "/api/v1/settings/templates/invoice",
+        {"subject": "Rg. #extRechnungsNr#", "body": "#Anrede#,\n\nanbei #Betrag#.\n"},
+    )
     data = config.parent / "data.json"
-    data.write_text(json.dumps({"extRechnungsNr": "RE-2026-00042", "Anrede": "Sehr geehrte Frau Weiß",
-                                "Betrag": "1.234,56 €"}), "utf-8")
+    data.write_text(
+        json.dumps({"extRechnungsNr": "RE-2026-00042", "Anrede": "Sehr geehrte Frau Weiß", "Betrag": "1.234,56 €"}),
+        "utf-8",
+    )
     out = io.StringIO()
     with redirect_stdout(out):
-        assert main(["-c", str(config), "preview", "--purpose", "invoice", "--to", "kunde@example.de",
-                     "--data", str(data)]) == 0
+        assert (
+            main(
+                ["-c", str(config), "preview", "--purpose", "invoice", "--to", "kunde@example.de", "--data", str(data)]
+            )
+            == 0
+        )
     assert trial["text"].strip() == out.getvalue().strip()
 
 
 def test_journal_search_by_part_of_the_number_and_by_recipient(ui_site: tuple[Path, Running]) -> None:
     config, running = ui_site
     sender = Client(running.url, keys(config.parent)["send"])
-    for number, to in (("RE-2026-00041", "Anna <anna@kunde-a.example>"), ("RE-2026-00042", "bert@kunde-b.example"),
-                       ("RE-2026-10042", "Anna <anna@kunde-a.example>")):
-        status, answer, _ = sender.call("POST", "/api/v1/send", {"purpose": "eservice", "to": [to], "yes": True,
-                                                                 "reference": number, "data": {"Anrede": "Hallo"}})
+    for number, to in (
+        ("RE-2026-00041", "Anna <anna@kunde-a.example>"),
+        ("RE-2026-00042", "bert@kunde-b.example"),
+        ("RE-2026-10042", "Anna <anna@kunde-a.example>"),
+    ):
+        status, answer, _ = sender.call(
+            "POST",
+            "/api/v1/send",
+            {"purpose": "eservice", "to": [to], "yes": True, "reference": number, "data": {"Anrede": "Hallo"}},
+        )
         assert status == 200 and answer["status"] == "sent", answer
 
     def refs(query: str) -> list[str]:
         return [e["reference"] for e in sender.call("GET", "/api/v1/journal?" + query)[1]["entries"]]
+
     assert refs("reference_contains=0042") == ["RE-2026-10042", "RE-2026-00042"]
     assert refs("recipient=ANNA@kunde-a") == ["RE-2026-10042", "RE-2026-00041"]
     assert refs("recipient=anna&reference_contains=0041") == ["RE-2026-00041"]
@@ -370,21 +458,30 @@ def test_the_send_dialog_without_script(ui_site: tuple[Path, Running], decision:
     page = browser.open("/ui/send?purpose=eservice")[1]
     assert 'name="data.Anrede"' in page
     boundary = "ccmmailboundary"
-    parts = {"csrf_token": browser.csrf(page), "purpose": "eservice", "to": "Kunde <kunde@example.de>",
-             "data.Anrede": "Guten Tag"}
-    raw = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in parts.items())
+    parts = {
+        "csrf_token": browser.csrf(page),
+        "purpose": "eservice",
+        "to": "Kunde <kunde@example.de>",
+        "data.Anrede": "Guten Tag",
+    }
+    raw = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in parts.items()
+    )
     raw += f"--{boundary}--\r\n"
-    status, page, _ = browser.open("/ui/send", raw=raw.encode("utf-8"),
-                                   headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    status, page, _ = browser.open(
+        "/ui/send", raw=raw.encode("utf-8"), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert status == 200 and 'role="dialog"' in page and "Guten Tag," in page
     assert not list((config.parent / "out").glob("*.eml"))  # checking sends nothing
     draft = re.search(r'name="draft" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     other = admin_browser(running, config)  # another session cannot send this draft
-    status, _, _ = other.open("/ui/send/confirm", {"csrf_token": other.csrf(other.open("/ui/send")[1]),
-                                                   "draft": draft, "decision": "send"})
+    status, _, _ = other.open(
+        "/ui/send/confirm", {"csrf_token": other.csrf(other.open("/ui/send")[1]), "draft": draft, "decision": "send"}
+    )
     assert status == 409 and not list((config.parent / "out").glob("*.eml"))
-    status, page, _ = browser.open("/ui/send/confirm", {"csrf_token": browser.csrf(page), "draft": draft,
-                                                        "decision": decision})
+    status, page, _ = browser.open(
+        "/ui/send/confirm", {"csrf_token": browser.csrf(page), "draft": draft, "decision": decision}
+    )
     mails = list((config.parent / "out").glob("*.eml"))
     if decision == "cancel":
         assert status == 200 and "Abgebrochen – nichts gesendet." in page and mails == []
@@ -393,8 +490,9 @@ def test_the_send_dialog_without_script(ui_site: tuple[Path, Running], decision:
     sent_at = re.search(r'id="result-sent-at"><time datetime="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     entry = Client(running.url, keys(config.parent)["send"]).call("GET", "/api/v1/journal")[1]["entries"][0]
     assert entry["sent_at"] == sent_at
-    status, page, _ = browser.open("/ui/send/confirm", {"csrf_token": browser.csrf(page), "draft": draft,
-                                                        "decision": "send"})
+    status, page, _ = browser.open(
+        "/ui/send/confirm", {"csrf_token": browser.csrf(page), "draft": draft, "decision": "send"}
+    )
     assert status == 409 and len(list((config.parent / "out").glob("*.eml"))) == 1  # a draft sends once
 
 
@@ -404,9 +502,14 @@ def test_a_missing_placeholder_value_is_shown_at_its_field(ui_site: tuple[Path, 
     page = browser.open("/ui/send?purpose=eservice")[1]
     boundary = "b"
     parts = {"csrf_token": browser.csrf(page), "purpose": "eservice", "to": "kunde@example.de"}
-    raw = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in parts.items())
-    status, page, _ = browser.open("/ui/send", raw=(raw + f"--{boundary}--\r\n").encode(),
-                                   headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    raw = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in parts.items()
+    )
+    status, page, _ = browser.open(
+        "/ui/send",
+        raw=(raw + f"--{boundary}--\r\n").encode(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert status == 422 and "Kein Wert für Platzhalter #Anrede#" in page
     assert re.search(r'id="data-Anrede" name="data.Anrede"[^>]*aria-invalid="true"', page)
 
@@ -415,25 +518,36 @@ def test_a_session_keeps_only_its_newest_checked_sends(ui_site: tuple[Path, Runn
     """Checked sends wait in the service's memory: an admin clicking 'Prüfen' again and again
     keeps the newest few, never an unbounded pile of attachments."""
     from ccm_mail_server.ui.pages_send import DRAFTS_PER_SESSION
+
     config, running = ui_site
     browser = admin_browser(running, config)
     page = browser.open("/ui/send?purpose=eservice")[1]
     drafts = []
     for i in range(DRAFTS_PER_SESSION + 1):
-        status, page, _ = browser.open("/ui/send", {"csrf_token": browser.csrf(page), "purpose": "eservice",
-                                                    "to": f"kunde{i}@example.de", "data.Anrede": "Hallo"})
+        status, page, _ = browser.open(
+            "/ui/send",
+            {
+                "csrf_token": browser.csrf(page),
+                "purpose": "eservice",
+                "to": f"kunde{i}@example.de",
+                "data.Anrede": "Hallo",
+            },
+        )
         assert status == 200
         drafts.append(re.search(r'name="draft" value="([^"]+)"', page).group(1))  # type: ignore[union-attr]
-    status, page, _ = browser.open("/ui/send/confirm", {"csrf_token": browser.csrf(page), "draft": drafts[0],
-                                                        "decision": "send"})
+    status, page, _ = browser.open(
+        "/ui/send/confirm", {"csrf_token": browser.csrf(page), "draft": drafts[0], "decision": "send"}
+    )
     assert status == 409 and not list((config.parent / "out").glob("*.eml"))
-    status, page, _ = browser.open("/ui/send/confirm", {"csrf_token": browser.csrf(page), "draft": drafts[-1],
-                                                        "decision": "send"})
+    status, page, _ = browser.open(
+        "/ui/send/confirm", {"csrf_token": browser.csrf(page), "draft": drafts[-1], "decision": "send"}
+    )
     assert status == 200 and len(list((config.parent / "out").glob("*.eml"))) == 1
 
 
 def test_an_upload_beyond_the_limit_is_refused_in_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ui_support import site_thread, write_site_config
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CCM_MAIL_LOAD_PLUGINS", "server,office365")
     config = write_site_config(tmp_path, server={"max_request_mb": 1})
@@ -441,12 +555,22 @@ def test_an_upload_beyond_the_limit_is_refused_in_the_page(tmp_path: Path, monke
         browser = admin_browser(running, config)
         page = browser.open("/ui/send?purpose=eservice")[1]
         boundary = "b"
-        head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in
-                       {"csrf_token": browser.csrf(page), "purpose": "eservice", "to": "kunde@example.de"}.items())
-        upload = (f'--{boundary}\r\nContent-Disposition: form-data; name="attachments"; filename="gross.pdf"\r\n'
-                  "Content-Type: application/pdf\r\n\r\n").encode() + b"%" * (1024 * 1024 + 1) + \
-            f"\r\n--{boundary}--\r\n".encode()
-        status, page, _ = browser.open("/ui/send", raw=head.encode() + upload,
-                                       headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        head = "".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+            for k, v in {"csrf_token": browser.csrf(page), "purpose": "eservice", "to": "kunde@example.de"}.items()
+        )
+        upload = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="attachments"; filename="gross.pdf"\r\n'
+                "Content-Type: application/pdf\r\n\r\n"
+            ).encode()
+            + b"%" * (1024 * 1024 + 1)
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        status, page, _ = browser.open(
+            "/ui/send",
+            raw=head.encode() + upload,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
         assert status == 413 and "höchstens 1 MB" in page and "nichts gesendet" in page
         assert not list((tmp_path / "out").glob("*.eml"))

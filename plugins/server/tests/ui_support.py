@@ -31,8 +31,16 @@ UPDATE_SCREENSHOTS = os.environ.get("CCM_MAIL_UPDATE_SCREENSHOTS") == "1"
 CHROMIUM = "/usr/bin/chromium"
 #: the app's client secret in the sandbox; it must never appear in a page, the YAML or a log
 SECRET = "Sb8Q~ui.Geheimnis-" + uuid.uuid4().hex
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def free_port() -> int:
@@ -41,29 +49,51 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_site_config(folder: Path, *, accounts: dict[str, Any] | None = None,
-                      purposes: dict[str, Any] | None = None, templates: dict[str, Any] | None = None,
-                      server: dict[str, Any] | None = None) -> Path:
+def write_site_config(
+    folder: Path,
+    *,
+    accounts: dict[str, Any] | None = None,
+    purposes: dict[str, Any] | None = None,
+    templates: dict[str, Any] | None = None,
+    server: dict[str, Any] | None = None,
+) -> Path:
     """A site as a newcomer has it: a pickup folder account for E-Service, no invoice account."""
     config: dict[str, Any] = {
         "language": "de",
-        "accounts": accounts or {"Testablage": {"type": "pickup", "folder": "out", "sender": "service@codicon.de",
-                                                "from_name": "codicon GmbH Kundenservice"}},
+        "accounts": accounts
+        or {
+            "Testablage": {
+                "type": "pickup",
+                "folder": "out",
+                "sender": "service@codicon.de",
+                "from_name": "codicon GmbH Kundenservice",
+            }
+        },
         "purposes": purposes or {"eservice": "Testablage"},
-        "templates": templates or {"eservice": {"subject": "codicon E-Service: Ihre Anfrage",
-                                                "body": "#Anrede#,\n\nvielen Dank für Ihre Nachricht.\n",
-                                                "reference": "none"}},
+        "templates": templates
+        or {
+            "eservice": {
+                "subject": "codicon E-Service: Ihre Anfrage",
+                "body": "#Anrede#,\n\nvielen Dank für Ihre Nachricht.\n",
+                "reference": "none",
+            }
+        },
         "journal": {"path": "journal.sqlite"},
         "state_dir": "state",
         "outbox": {"grace_seconds": 1},
         "logging": {"level": "warning"},
         # the outbox loop looks only at the start: unknown rows wait for the operator in these tests
-        "plugins": {"settings": {"server": {"listen": "127.0.0.1:0", "keys_dir": "keys", "outbox_seconds": 3600,
-                                            **(server or {})}}},
+        "plugins": {
+            "settings": {
+                "server": {"listen": "127.0.0.1:0", "keys_dir": "keys", "outbox_seconds": 3600, **(server or {})}
+            }
+        },
     }
     path = folder / "ccm-mail.yaml"
-    path.write_text("# Standort codicon – von Hand gepflegt\n" + yaml.safe_dump(config, allow_unicode=True,
-                                                                               sort_keys=False), "utf-8")
+    path.write_text(
+        "# Standort codicon – von Hand gepflegt\n" + yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
+        "utf-8",
+    )
     return path
 
 
@@ -91,6 +121,7 @@ def site_thread(config: Path) -> Iterator[Running]:
     from ccm_mail_server.site import create_site
 
     from ccm_mail_server import plugin
+
     mailer = Mailer.from_config(config, plugins={"server": plugin, "office365": o365_plugin}, load_entrypoints=False)
     settings = ServerSettings.from_mapping(mailer.config.plugin_settings.get("server", {}), config.parent)
     store = KeyStore(settings.keys, settings.keys_dir or data_dir() / "server")
@@ -118,11 +149,19 @@ class Browser:
         self.jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
 
-    def open(self, path: str, form: dict[str, str] | None = None, *, headers: dict[str, str] | None = None,
-             raw: bytes | None = None, method: str | None = None) -> tuple[int, str, dict[str, str]]:
+    def open(
+        self,
+        path: str,
+        form: dict[str, str] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        method: str | None = None,
+    ) -> tuple[int, str, dict[str, str]]:
         data = raw if raw is not None else (urlencode(form).encode() if form is not None else None)
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Accept-Language": self.lang, **(headers or {})})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Accept-Language": self.lang, **(headers or {})}
+        )
         try:
             with self.opener.open(req, timeout=60) as resp:
                 return resp.status, resp.read().decode("utf-8"), dict(resp.headers)

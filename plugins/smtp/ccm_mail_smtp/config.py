@@ -44,8 +44,10 @@ class SmtpConfig:
         problems = validate(values)
         if problems:
             raise ConfigError(
-                T("SMTP-Konto ungültig: " + "; ".join(f"{f}: {t.de}" for f, t in problems),
-                  "SMTP account invalid: " + "; ".join(f"{f}: {t.en}" for f, t in problems)),
+                T(
+                    "SMTP-Konto ungültig: " + "; ".join(f"{f}: {t.de}" for f, t in problems),
+                    "SMTP account invalid: " + "; ".join(f"{f}: {t.en}" for f, t in problems),
+                ),
                 details={"fields": [f for f, _ in problems]},
             )
         security = _text(values, "security", "starttls")

@@ -113,11 +113,14 @@ def _details(reply: str, stage: str, **extra: object) -> dict[str, object]:
 def _transient(reply: str, stage: str, message: T) -> TransportError:
     """A 4xx: nothing was sent and trying later may work."""
     if _THROTTLE_WORDS.search(reply) or reply.startswith("421"):
-        return ThrottledError(message, hint=T("Später erneut senden.", "Send again later."),
-                              details=_details(reply, stage))
-    error = TransportError(message, hint=T("Vorübergehender Fehler; später erneut senden.",
-                                           "Temporary failure; send again later."),
-                           details=_details(reply, stage))
+        return ThrottledError(
+            message, hint=T("Später erneut senden.", "Send again later."), details=_details(reply, stage)
+        )
+    error = TransportError(
+        message,
+        hint=T("Vorübergehender Fehler; später erneut senden.", "Temporary failure; send again later."),
+        details=_details(reply, stage),
+    )
     error.retryable = True
     return error
 
@@ -126,73 +129,106 @@ def auth_error(code: int, reply: str, mechanism: str) -> TransportError:
     """The server refused AUTH (or a command that needs it)."""
     enhanced = enhanced_code(reply)
     if code // 100 == 4:
-        return _transient(reply, "auth", T(f"Anmeldung am SMTP-Server vorübergehend abgelehnt: {reply}",
-                                           f"SMTP login temporarily refused: {reply}"))
+        return _transient(
+            reply,
+            "auth",
+            T(f"Anmeldung am SMTP-Server vorübergehend abgelehnt: {reply}", f"SMTP login temporarily refused: {reply}"),
+        )
     if enhanced == "5.7.30":
         return AuthenticationError(
-            T("Der Server nimmt keine Anmeldung mit Passwort (Basic Auth) mehr an.",
-              "The server no longer accepts password login (basic auth)."),
-            hint=T("Im Konto Anmeldung »xoauth2« wählen (Mandanten-ID, Anwendungs-ID, geheimer "
-                   "Clientschlüssel) oder den Kontotyp »Office 365« (Graph) verwenden.",
-                   "Choose authentication 'xoauth2' in the account (tenant ID, client ID, client "
-                   "secret) or use the 'Office 365' (Graph) account type."),
-            details=_details(reply, "auth", mechanism=mechanism))
+            T(
+                "Der Server nimmt keine Anmeldung mit Passwort (Basic Auth) mehr an.",
+                "The server no longer accepts password login (basic auth).",
+            ),
+            hint=T(
+                "Im Konto Anmeldung »xoauth2« wählen (Mandanten-ID, Anwendungs-ID, geheimer "
+                "Clientschlüssel) oder den Kontotyp »Office 365« (Graph) verwenden.",
+                "Choose authentication 'xoauth2' in the account (tenant ID, client ID, client "
+                "secret) or use the 'Office 365' (Graph) account type.",
+            ),
+            details=_details(reply, "auth", mechanism=mechanism),
+        )
     if enhanced == "5.7.9" or code == 534:
         # RFC 4954: the server's policy wants a stronger mechanism; the credentials were not judged
         if mechanism == "XOAUTH2":
-            message = T("Der Server lehnt das Anmeldeverfahren XOAUTH2 als zu schwach ab.",
-                        "The server refuses the login method XOAUTH2 as too weak.")
+            message = T(
+                "Der Server lehnt das Anmeldeverfahren XOAUTH2 als zu schwach ab.",
+                "The server refuses the login method XOAUTH2 as too weak.",
+            )
         else:
-            message = T("Der Server lehnt die Anmeldung mit Passwort als zu schwach ab; Benutzername und "
-                        "Passwort wurden gar nicht geprüft.",
-                        "The server refuses password login as too weak; user name and password were not "
-                        "even checked.")
+            message = T(
+                "Der Server lehnt die Anmeldung mit Passwort als zu schwach ab; Benutzername und "
+                "Passwort wurden gar nicht geprüft.",
+                "The server refuses password login as too weak; user name and password were not even checked.",
+            )
         return AuthenticationError(
             message,
-            hint=T("Im Konto Anmeldung »xoauth2« wählen (Mandanten-ID, Anwendungs-ID, geheimer "
-                   "Clientschlüssel). " + _O365_CHECKLIST.de,
-                   "Choose authentication 'xoauth2' in the account (tenant ID, client ID, client secret). "
-                   + _O365_CHECKLIST.en),
-            details=_details(reply, "auth", mechanism=mechanism))
+            hint=T(
+                "Im Konto Anmeldung »xoauth2« wählen (Mandanten-ID, Anwendungs-ID, geheimer "
+                "Clientschlüssel). " + _O365_CHECKLIST.de,
+                "Choose authentication 'xoauth2' in the account (tenant ID, client ID, client secret). "
+                + _O365_CHECKLIST.en,
+            ),
+            details=_details(reply, "auth", mechanism=mechanism),
+        )
     if enhanced == "5.7.139":
         return AuthenticationError(
-            T("SMTP AUTH ist für den Mandanten oder das Postfach abgeschaltet.",
-              "SMTP AUTH is disabled for the tenant or the mailbox."),
-            hint=_O365_CHECKLIST, details=_details(reply, "auth", mechanism=mechanism))
+            T(
+                "SMTP AUTH ist für den Mandanten oder das Postfach abgeschaltet.",
+                "SMTP AUTH is disabled for the tenant or the mailbox.",
+            ),
+            hint=_O365_CHECKLIST,
+            details=_details(reply, "auth", mechanism=mechanism),
+        )
     if enhanced in ("5.7.3", "5.7.57") or mechanism == "XOAUTH2":
         return AuthenticationError(
             T("Anmeldung am SMTP-Server fehlgeschlagen.", "SMTP login failed."),
-            hint=_O365_CHECKLIST, details=_details(reply, "auth", mechanism=mechanism))
+            hint=_O365_CHECKLIST,
+            details=_details(reply, "auth", mechanism=mechanism),
+        )
     return AuthenticationError(
-        T("Anmeldung am SMTP-Server fehlgeschlagen: Benutzername oder Passwort falsch.",
-          "SMTP login failed: wrong user name or password."),
+        T(
+            "Anmeldung am SMTP-Server fehlgeschlagen: Benutzername oder Passwort falsch.",
+            "SMTP login failed: wrong user name or password.",
+        ),
         hint=T("Benutzername und Passwort im Konto prüfen.", "Check user name and password in the account."),
-        details=_details(reply, "auth", mechanism=mechanism))
+        details=_details(reply, "auth", mechanism=mechanism),
+    )
 
 
 def sender_error(code: int, reply: str, sender: str) -> TransportError:
     """MAIL FROM was refused."""
     enhanced = enhanced_code(reply)
     if code // 100 == 4:
-        return _transient(reply, "mail", T(f"Absender vorübergehend abgelehnt: {reply}",
-                                           f"Sender temporarily refused: {reply}"))
+        return _transient(
+            reply, "mail", T(f"Absender vorübergehend abgelehnt: {reply}", f"Sender temporarily refused: {reply}")
+        )
     if enhanced == "5.7.57" or code == 530:
         return AuthenticationError(
-            T("Der Server verlangt eine Anmeldung, bevor er Mail annimmt.",
-              "The server requires a login before it accepts mail."),
-            hint=T("Im Konto eine Anmeldung wählen (»xoauth2« oder »password«). " + _O365_CHECKLIST.de,
-                   "Choose an authentication in the account ('xoauth2' or 'password'). "
-                   + _O365_CHECKLIST.en),
-            details=_details(reply, "mail", sender=sender))
+            T(
+                "Der Server verlangt eine Anmeldung, bevor er Mail annimmt.",
+                "The server requires a login before it accepts mail.",
+            ),
+            hint=T(
+                "Im Konto eine Anmeldung wählen (»xoauth2« oder »password«). " + _O365_CHECKLIST.de,
+                "Choose an authentication in the account ('xoauth2' or 'password'). " + _O365_CHECKLIST.en,
+            ),
+            details=_details(reply, "mail", sender=sender),
+        )
     if code == 552 or enhanced in ("5.3.4", "5.2.3"):
-        return MessageTooLargeError(T("Nachricht zu groß für den Server.", "Message too large for the server."),
-                                    hint=T("Anhänge verkleinern.", "Make the attachments smaller."),
-                                    details=_details(reply, "mail"))
+        return MessageTooLargeError(
+            T("Nachricht zu groß für den Server.", "Message too large for the server."),
+            hint=T("Anhänge verkleinern.", "Make the attachments smaller."),
+            details=_details(reply, "mail"),
+        )
     return MailboxError(
         T(f"Der Server lehnt den Absender {sender} ab.", f"The server refuses the sender {sender}."),
-        hint=T("Die Absenderadresse muss das angemeldete Postfach sein oder Senden-als-Rechte haben.",
-               "The sender address must be the logged-in mailbox or have send-as rights."),
-        details=_details(reply, "mail", sender=sender))
+        hint=T(
+            "Die Absenderadresse muss das angemeldete Postfach sein oder Senden-als-Rechte haben.",
+            "The sender address must be the logged-in mailbox or have send-as rights.",
+        ),
+        details=_details(reply, "mail", sender=sender),
+    )
 
 
 def recipients_error(refused: Mapping[str, str]) -> TransportError:
@@ -200,40 +236,57 @@ def recipients_error(refused: Mapping[str, str]) -> TransportError:
     listed = ", ".join(refused)
     replies = "; ".join(f"{a}: {r}" for a, r in refused.items())
     if all(r.startswith("4") for r in refused.values()):
-        return _transient(replies, "rcpt", T(f"Empfänger vorübergehend abgelehnt: {listed}",
-                                             f"Recipients temporarily refused: {listed}"))
+        return _transient(
+            replies,
+            "rcpt",
+            T(f"Empfänger vorübergehend abgelehnt: {listed}", f"Recipients temporarily refused: {listed}"),
+        )
     return RecipientError(
-        T(f"Der Server lehnt Empfänger ab: {listed}. Die Nachricht wurde an niemanden gesendet.",
-          f"The server refuses recipients: {listed}. The message was sent to nobody."),
+        T(
+            f"Der Server lehnt Empfänger ab: {listed}. Die Nachricht wurde an niemanden gesendet.",
+            f"The server refuses recipients: {listed}. The message was sent to nobody.",
+        ),
         hint=T("Adressen prüfen.", "Check the addresses."),
-        details=_details(replies, "rcpt", recipients=list(refused)))
+        details=_details(replies, "rcpt", recipients=list(refused)),
+    )
 
 
 def data_error(code: int, reply: str) -> TransportError:
     """The server answered the message itself (DATA) with an error: it did not take it."""
     enhanced = enhanced_code(reply)
     if code // 100 == 4:
-        return _transient(reply, "data", T(f"Nachricht vorübergehend abgelehnt: {reply}",
-                                           f"Message temporarily refused: {reply}"))
+        return _transient(
+            reply, "data", T(f"Nachricht vorübergehend abgelehnt: {reply}", f"Message temporarily refused: {reply}")
+        )
     if code == 552 or enhanced in ("5.3.4", "5.2.3"):
-        return MessageTooLargeError(T("Nachricht zu groß für den Server.", "Message too large for the server."),
-                                    hint=T("Anhänge verkleinern.", "Make the attachments smaller."),
-                                    details=_details(reply, "data"))
+        return MessageTooLargeError(
+            T("Nachricht zu groß für den Server.", "Message too large for the server."),
+            hint=T("Anhänge verkleinern.", "Make the attachments smaller."),
+            details=_details(reply, "data"),
+        )
     if "SendAsDenied" in reply or enhanced in ("5.2.252", "5.7.60"):
         return MailboxError(
-            T("Das Postfach darf nicht als diese Absenderadresse senden.",
-              "The mailbox may not send as this sender address."),
-            hint=T("Senden-als-Recht für die Absenderadresse erteilen oder als Absender das angemeldete "
-                   "Postfach eintragen.",
-                   "Grant send-as rights for the sender address or use the logged-in mailbox as sender."),
-            details=_details(reply, "data"))
+            T(
+                "Das Postfach darf nicht als diese Absenderadresse senden.",
+                "The mailbox may not send as this sender address.",
+            ),
+            hint=T(
+                "Senden-als-Recht für die Absenderadresse erteilen oder als Absender das angemeldete "
+                "Postfach eintragen.",
+                "Grant send-as rights for the sender address or use the logged-in mailbox as sender.",
+            ),
+            details=_details(reply, "data"),
+        )
     if enhanced.startswith("5.7."):
-        return AccessDeniedError(T(f"Der Server verweigert die Nachricht: {reply}",
-                                   f"The server refuses the message: {reply}"),
-                                 hint=T("Senderechte des Postfachs prüfen.", "Check the mailbox's send rights."),
-                                 details=_details(reply, "data"))
-    return TransportError(T(f"Der Server lehnt die Nachricht ab: {reply}", f"The server refuses the message: {reply}"),
-                          details=_details(reply, "data"))
+        return AccessDeniedError(
+            T(f"Der Server verweigert die Nachricht: {reply}", f"The server refuses the message: {reply}"),
+            hint=T("Senderechte des Postfachs prüfen.", "Check the mailbox's send rights."),
+            details=_details(reply, "data"),
+        )
+    return TransportError(
+        T(f"Der Server lehnt die Nachricht ab: {reply}", f"The server refuses the message: {reply}"),
+        details=_details(reply, "data"),
+    )
 
 
 def size_text(size: int) -> T:
@@ -256,24 +309,33 @@ def too_large_error(size: int, limit: int) -> MessageTooLargeError:
     if shown == allowed:  # "150 MB größer als 150 MB" would make no sense: show the exact bytes
         shown, allowed = _exact_bytes(size), _exact_bytes(limit)
     return MessageTooLargeError(
-        T(f"Nachricht ({shown.de}) größer als das Limit des Servers ({allowed.de}).",
-          f"Message ({shown.en}) exceeds the server's limit ({allowed.en})."),
+        T(
+            f"Nachricht ({shown.de}) größer als das Limit des Servers ({allowed.de}).",
+            f"Message ({shown.en}) exceeds the server's limit ({allowed.en}).",
+        ),
         hint=T("Anhänge verkleinern oder aufteilen.", "Make attachments smaller or split them."),
-        details={"size": size, "limit": limit, "stage": "size"})
+        details={"size": size, "limit": limit, "stage": "size"},
+    )
 
 
 def starttls_refused(code: int, reply: str, host: str) -> TransportError:
     """The server answered STARTTLS with an error. The transport never goes on without TLS."""
-    message = T(f"Der Server {host} lehnt STARTTLS ab: {reply}. Ohne Verschlüsselung wird weder angemeldet "
-                "noch gesendet; nichts wurde gesendet.",
-                f"The server {host} refuses STARTTLS: {reply}. Without encryption nothing is logged in or "
-                "sent; nothing was sent.")
+    message = T(
+        f"Der Server {host} lehnt STARTTLS ab: {reply}. Ohne Verschlüsselung wird weder angemeldet "
+        "noch gesendet; nichts wurde gesendet.",
+        f"The server {host} refuses STARTTLS: {reply}. Without encryption nothing is logged in or "
+        "sent; nothing was sent.",
+    )
     if code // 100 == 4:
         return _transient(reply, "starttls", message)
-    return TransportError(message, hint=T("Verschlüsselung »tls« (Port 465) versuchen oder den Betreiber des "
-                                          "Servers fragen.",
-                                          "Try encryption 'tls' (port 465) or ask the server's operator."),
-                          details=_details(reply, "starttls"))
+    return TransportError(
+        message,
+        hint=T(
+            "Verschlüsselung »tls« (Port 465) versuchen oder den Betreiber des Servers fragen.",
+            "Try encryption 'tls' (port 465) or ask the server's operator.",
+        ),
+        details=_details(reply, "starttls"),
+    )
 
 
 def protocol_error(code: int, reply: str, stage: str, what: T) -> TransportError:
@@ -290,43 +352,68 @@ def connection_error(exc: BaseException, host: str, port: int, stage: str) -> Ne
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = _verify_text(exc, host)
         return NetworkError(
-            T(f"Zertifikat des SMTP-Servers {where} ungültig: {why.de}",
-              f"Certificate of SMTP server {where} is not valid: {why.en}"),
-            hint=T("Servername prüfen (muss zum Zertifikat passen). Bei eigener CA die CA-Datei im Konto "
-                   "angeben (ca_bundle).",
-                   "Check the host name (must match the certificate). For a private CA set the CA file "
-                   "in the account (ca_bundle)."),
-            details={"stage": stage, "reason": "certificate"})
+            T(
+                f"Zertifikat des SMTP-Servers {where} ungültig: {why.de}",
+                f"Certificate of SMTP server {where} is not valid: {why.en}",
+            ),
+            hint=T(
+                "Servername prüfen (muss zum Zertifikat passen). Bei eigener CA die CA-Datei im Konto "
+                "angeben (ca_bundle).",
+                "Check the host name (must match the certificate). For a private CA set the CA file "
+                "in the account (ca_bundle).",
+            ),
+            details={"stage": stage, "reason": "certificate"},
+        )
     if isinstance(exc, ssl.SSLError):
         return NetworkError(
-            T(f"TLS-Verbindung zu {where} fehlgeschlagen: {exc.reason or exc}",
-              f"TLS connection to {where} failed: {exc.reason or exc}"),
-            hint=T("Verschlüsselung und Port prüfen: TLS gehört zu Port 465, STARTTLS zu Port 587.",
-                   "Check encryption and port: TLS belongs to port 465, STARTTLS to port 587."),
-            details={"stage": stage, "reason": "tls"})
+            T(
+                f"TLS-Verbindung zu {where} fehlgeschlagen: {exc.reason or exc}",
+                f"TLS connection to {where} failed: {exc.reason or exc}",
+            ),
+            hint=T(
+                "Verschlüsselung und Port prüfen: TLS gehört zu Port 465, STARTTLS zu Port 587.",
+                "Check encryption and port: TLS belongs to port 465, STARTTLS to port 587.",
+            ),
+            details={"stage": stage, "reason": "tls"},
+        )
     if isinstance(exc, ConnectionRefusedError):
         return NetworkError(
             T(f"SMTP-Server {where} lehnt die Verbindung ab.", f"SMTP server {where} refuses the connection."),
-            hint=T("Servername und Port prüfen; läuft der Server, lässt die Firewall den Port zu?",
-                   "Check host and port; is the server running, does the firewall allow the port?"),
-            details={"stage": stage, "reason": "refused"})
+            hint=T(
+                "Servername und Port prüfen; läuft der Server, lässt die Firewall den Port zu?",
+                "Check host and port; is the server running, does the firewall allow the port?",
+            ),
+            details={"stage": stage, "reason": "refused"},
+        )
     if isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in str(exc):
         return NetworkError(
-            T(f"Zeitüberschreitung bei der Verbindung zu {where} im Schritt »{step.de}«.",
-              f"Timed out talking to {where} at step '{step.en}'."),
-            hint=T("Netzwerk und Firewall prüfen; ggf. das Zeitlimit im Konto erhöhen.",
-                   "Check network and firewall; raise the account's timeout if needed."),
-            details={"stage": stage, "reason": "timeout"})
+            T(
+                f"Zeitüberschreitung bei der Verbindung zu {where} im Schritt »{step.de}«.",
+                f"Timed out talking to {where} at step '{step.en}'.",
+            ),
+            hint=T(
+                "Netzwerk und Firewall prüfen; ggf. das Zeitlimit im Konto erhöhen.",
+                "Check network and firewall; raise the account's timeout if needed.",
+            ),
+            details={"stage": stage, "reason": "timeout"},
+        )
     if isinstance(exc, socket.gaierror):
         return NetworkError(
             T(f"SMTP-Server {host} nicht gefunden (DNS).", f"SMTP server {host} not found (DNS)."),
-            hint=T("Servernamen prüfen.", "Check the host name."), details={"stage": stage, "reason": "dns"})
+            hint=T("Servernamen prüfen.", "Check the host name."),
+            details={"stage": stage, "reason": "dns"},
+        )
     return NetworkError(
-        T(f"Verbindung zu {where} im Schritt »{step.de}« unterbrochen: {exc}",
-          f"Connection to {where} lost at step '{step.en}': {exc}"),
-        hint=T("Erneut versuchen; bleibt es, Netzwerk und Server prüfen.",
-               "Try again; if it persists, check network and server."),
-        details={"stage": stage, "reason": type(exc).__name__})
+        T(
+            f"Verbindung zu {where} im Schritt »{step.de}« unterbrochen: {exc}",
+            f"Connection to {where} lost at step '{step.en}': {exc}",
+        ),
+        hint=T(
+            "Erneut versuchen; bleibt es, Netzwerk und Server prüfen.",
+            "Try again; if it persists, check network and server.",
+        ),
+        details={"stage": stage, "reason": type(exc).__name__},
+    )
 
 
 def unknown_outcome(exc: BaseException, host: str, port: int) -> UnknownOutcomeError:
@@ -334,8 +421,13 @@ def unknown_outcome(exc: BaseException, host: str, port: int) -> UnknownOutcomeE
     timeout = isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in str(exc)
     what = T("Zeitüberschreitung", "timeout") if timeout else T("Verbindungsabbruch", "connection lost")
     return UnknownOutcomeError(
-        T(f"{what.de} nach der Übergabe der Nachricht an {host}:{port}: ob sie gesendet wurde, ist unbekannt.",
-          f"{what.en} after the message was handed to {host}:{port}: it may or may not have been sent."),
-        hint=T("Nicht einfach erneut senden: erst beim Empfänger oder in den gesendeten Elementen nachsehen.",
-               "Do not simply send again: check with the recipient or in Sent Items first."),
-        details={"stage": "data", "reason": "timeout" if timeout else "disconnected"})
+        T(
+            f"{what.de} nach der Übergabe der Nachricht an {host}:{port}: ob sie gesendet wurde, ist unbekannt.",
+            f"{what.en} after the message was handed to {host}:{port}: it may or may not have been sent.",
+        ),
+        hint=T(
+            "Nicht einfach erneut senden: erst beim Empfänger oder in den gesendeten Elementen nachsehen.",
+            "Do not simply send again: check with the recipient or in Sent Items first.",
+        ),
+        details={"stage": "data", "reason": "timeout" if timeout else "disconnected"},
+    )

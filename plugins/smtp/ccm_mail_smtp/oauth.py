@@ -28,10 +28,17 @@ from ccm_mail_hookspecs import (
 
 SMTP_SCOPE = "https://outlook.office365.com/.default"
 #: hosts msal knows; for any other (a sandbox, a private authority) instance discovery is off
-_KNOWN_AUTHORITY_HOSTS = frozenset({
-    "login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
-    "login.microsoftonline.de", "login.windows.net", "login.microsoft.com", "sts.windows.net",
-})
+_KNOWN_AUTHORITY_HOSTS = frozenset(
+    {
+        "login.microsoftonline.com",
+        "login.microsoftonline.us",
+        "login.chinacloudapi.cn",
+        "login.microsoftonline.de",
+        "login.windows.net",
+        "login.microsoft.com",
+        "sts.windows.net",
+    }
+)
 
 log = structlog.get_logger("ccm_mail.smtp")
 
@@ -61,11 +68,11 @@ class _VerifyingSession:
         kwargs.setdefault("timeout", self._timeout)
         return self._session.get(url, params=params, headers=headers, verify=self._verify, **kwargs)
 
-    def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None,
-             **kwargs: Any) -> requests.Response:
+    def post(
+        self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kwargs: Any
+    ) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
-        return self._session.post(url, params=params, data=data, headers=headers, verify=self._verify,
-                                  **kwargs)
+        return self._session.post(url, params=params, data=data, headers=headers, verify=self._verify, **kwargs)
 
     def close(self) -> None:
         self._session.close()
@@ -73,28 +80,45 @@ class _VerifyingSession:
 
 # AADSTS code → (error class, message, hint). The codes admins actually meet with this flow.
 _AADSTS: dict[str, tuple[type[CcmMailError], T, T]] = {
-    "7000215": (AuthenticationError,
-                T("Geheimer Clientschlüssel ungültig.", "Invalid client secret."),
-                T("Den *Wert* des Geheimnisses eintragen, nicht die Geheimnis-ID; auf Tippfehler prüfen.",
-                  "Enter the secret's *value*, not its ID; check for typos.")),
-    "7000222": (AuthenticationError,
-                T("Geheimer Clientschlüssel abgelaufen.", "Client secret expired."),
-                T("In Entra einen neuen geheimen Clientschlüssel anlegen und im Konto eintragen.",
-                  "Create a new client secret in Entra and enter it in the account.")),
-    "700016": (AuthenticationError,
-               T("Anwendung im Mandanten nicht gefunden.", "Application not found in the tenant."),
-               T("Anwendungs-ID (Client) und Mandanten-ID prüfen.", "Check the client ID and the tenant ID.")),
-    "90002": (AuthenticationError,
-              T("Mandant nicht gefunden.", "Tenant not found."),
-              T("Mandanten-ID prüfen (Entra → Übersicht).", "Check the tenant ID (Entra → Overview).")),
-    "65001": (AccessDeniedError,
-              T("Administratorzustimmung fehlt.", "Admin consent is missing."),
-              T("In Entra »Administratorzustimmung erteilen«; die App braucht die Anwendungsberechtigung "
-                "SMTP.SendAsApp.",
-                "Grant admin consent in Entra; the app needs the application permission SMTP.SendAsApp.")),
-    "50196": (ThrottledError,
-              T("Zu viele Token-Anfragen (Schleife erkannt).", "Too many token requests (loop detected)."),
-              T("Später erneut versuchen.", "Try again later.")),
+    "7000215": (
+        AuthenticationError,
+        T("Geheimer Clientschlüssel ungültig.", "Invalid client secret."),
+        T(
+            "Den *Wert* des Geheimnisses eintragen, nicht die Geheimnis-ID; auf Tippfehler prüfen.",
+            "Enter the secret's *value*, not its ID; check for typos.",
+        ),
+    ),
+    "7000222": (
+        AuthenticationError,
+        T("Geheimer Clientschlüssel abgelaufen.", "Client secret expired."),
+        T(
+            "In Entra einen neuen geheimen Clientschlüssel anlegen und im Konto eintragen.",
+            "Create a new client secret in Entra and enter it in the account.",
+        ),
+    ),
+    "700016": (
+        AuthenticationError,
+        T("Anwendung im Mandanten nicht gefunden.", "Application not found in the tenant."),
+        T("Anwendungs-ID (Client) und Mandanten-ID prüfen.", "Check the client ID and the tenant ID."),
+    ),
+    "90002": (
+        AuthenticationError,
+        T("Mandant nicht gefunden.", "Tenant not found."),
+        T("Mandanten-ID prüfen (Entra → Übersicht).", "Check the tenant ID (Entra → Overview)."),
+    ),
+    "65001": (
+        AccessDeniedError,
+        T("Administratorzustimmung fehlt.", "Admin consent is missing."),
+        T(
+            "In Entra »Administratorzustimmung erteilen«; die App braucht die Anwendungsberechtigung SMTP.SendAsApp.",
+            "Grant admin consent in Entra; the app needs the application permission SMTP.SendAsApp.",
+        ),
+    ),
+    "50196": (
+        ThrottledError,
+        T("Zu viele Token-Anfragen (Schleife erkannt).", "Too many token requests (loop detected)."),
+        T("Später erneut versuchen.", "Try again later."),
+    ),
 }
 
 
@@ -115,9 +139,16 @@ def _unreachable_reason(exc: requests.RequestException) -> T:
 class TokenProvider:
     """Client-credentials tokens for one app registration; thread-safe, cached by msal."""
 
-    def __init__(self, *, tenant_id: str, client_id: str, client_secret: str,
-                 authority_host: str = "login.microsoftonline.com", ca_bundle: Path | None = None,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        authority_host: str = "login.microsoftonline.com",
+        ca_bundle: Path | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         # "login.microsoftonline.us" and "https://127.0.0.1:8443" (a test sandbox) both work
         host = authority_host.strip().removeprefix("https://").rstrip("/")
         self._authority = f"https://{host}/{tenant_id}"
@@ -133,8 +164,11 @@ class TokenProvider:
         # network call whose failure must become a NetworkError at send time, not at start-up.
         if self._app is None:
             self._app = msal.ConfidentialClientApplication(
-                self._client_id, client_credential=self._secret, authority=self._authority,
-                http_client=self._http, instance_discovery=self._known,
+                self._client_id,
+                client_credential=self._secret,
+                authority=self._authority,
+                http_client=self._http,
+                instance_discovery=self._known,
             )
         return self._app
 
@@ -147,8 +181,7 @@ class TokenProvider:
                 self._app = None
                 host, why = self._authority.split("/")[2], _unreachable_reason(exc)
                 raise NetworkError(
-                    T(f"Anmeldeserver {host} nicht erreichbar: {why.de}",
-                      f"Sign-in host {host} unreachable: {why.en}"),
+                    T(f"Anmeldeserver {host} nicht erreichbar: {why.de}", f"Sign-in host {host} unreachable: {why.en}"),
                     hint=T("Netzwerk, Proxy und Firewall prüfen.", "Check network, proxy and firewall."),
                 ) from None  # the requests exception text may carry the form body
             except ValueError as exc:  # msal: authority metadata unusable (e.g. unknown tenant)
@@ -167,17 +200,25 @@ class TokenProvider:
 
     def _error(self, result: dict[str, Any]) -> CcmMailError:
         description = str(result.get("error_description") or "")
-        details = {"code": str(result.get("error") or ""), "trace_id": result.get("trace_id"),
-                   "correlation_id": result.get("correlation_id")}
+        details = {
+            "code": str(result.get("error") or ""),
+            "trace_id": result.get("trace_id"),
+            "correlation_id": result.get("correlation_id"),
+        }
         m = re.search(r"AADSTS(\d+)", description)
         if m:
             details["code"] = f"AADSTS{m.group(1)}"
-        cls, message, hint = _AADSTS.get(m.group(1) if m else "", (
-            AuthenticationError,
-            T("Token für SMTP (XOAUTH2) nicht erhalten.", "Could not get a token for SMTP (XOAUTH2)."),
-            T("Mandanten-ID, Anwendungs-ID und geheimen Clientschlüssel prüfen.",
-              "Check tenant ID, client ID and client secret."),
-        ))
+        cls, message, hint = _AADSTS.get(
+            m.group(1) if m else "",
+            (
+                AuthenticationError,
+                T("Token für SMTP (XOAUTH2) nicht erhalten.", "Could not get a token for SMTP (XOAUTH2)."),
+                T(
+                    "Mandanten-ID, Anwendungs-ID und geheimen Clientschlüssel prüfen.",
+                    "Check tenant ID, client ID and client secret.",
+                ),
+            ),
+        )
         details["description"] = description.splitlines()[0][:300] if description else ""
         log.warning("smtp.token_failed", code=details["code"], trace_id=details["trace_id"])
         return cls(message, hint=hint, details={k: v for k, v in details.items() if v})

@@ -30,7 +30,8 @@ ACCOUNT_TYPE = AccountType(
         "Versand über einen SMTP-Server: STARTTLS oder TLS, Anmeldung mit Passwort oder – für "
         "Microsoft 365 – per OAuth 2.0 (XOAUTH2, App-Berechtigung SMTP.SendAsApp).",
         "Sending through an SMTP server: STARTTLS or TLS, login with a password or – for Microsoft 365 – "
-        "with OAuth 2.0 (XOAUTH2, app permission SMTP.SendAsApp)."),
+        "with OAuth 2.0 (XOAUTH2, app permission SMTP.SendAsApp).",
+    ),
     fields=FIELDS,
     create_transport=create_transport,
     validate=validate,

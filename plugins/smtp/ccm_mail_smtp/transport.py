@@ -56,8 +56,11 @@ from .oauth import TokenProvider, xoauth2_base64, xoauth2_string
 log = structlog.get_logger("ccm_mail.smtp")
 
 # Postfix "queued as 4XyZ", Exim "id=1rABC-000", Exchange "250 2.6.0 <msgid> [InternalId=123, Hostname=…]"
-_QUEUE_ID = (re.compile(r"queued as ([A-Za-z0-9._-]+)", re.IGNORECASE), re.compile(r"\bid=([A-Za-z0-9._-]+)"),
-             re.compile(r"\[InternalId=(\d+)"))
+_QUEUE_ID = (
+    re.compile(r"queued as ([A-Za-z0-9._-]+)", re.IGNORECASE),
+    re.compile(r"\bid=([A-Za-z0-9._-]+)"),
+    re.compile(r"\[InternalId=(\d+)"),
+)
 
 
 def queue_id(reply: str) -> str:
@@ -97,20 +100,32 @@ class SmtpTransport(Transport):
         try:
             self._tls = ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
         except (OSError, ssl.SSLError) as exc:  # exists (validated) but is no PEM certificate
-            raise ConfigError(T(f"CA-Datei {config.ca_bundle} ist kein PEM-Zertifikat: {exc}",
-                                f"CA file {config.ca_bundle} is not a PEM certificate: {exc}"),
-                              details={"fields": ["ca_bundle"]}) from None
-        self._tokens = TokenProvider(
-            tenant_id=config.tenant_id, client_id=config.client_id, client_secret=config.client_secret,
-            authority_host=config.authority_host, ca_bundle=config.authority_ca_bundle,
-            timeout=config.timeout,
-        ) if config.auth == "xoauth2" else None
+            raise ConfigError(
+                T(
+                    f"CA-Datei {config.ca_bundle} ist kein PEM-Zertifikat: {exc}",
+                    f"CA file {config.ca_bundle} is not a PEM certificate: {exc}",
+                ),
+                details={"fields": ["ca_bundle"]},
+            ) from None
+        self._tokens = (
+            TokenProvider(
+                tenant_id=config.tenant_id,
+                client_id=config.client_id,
+                client_secret=config.client_secret,
+                authority_host=config.authority_host,
+                ca_bundle=config.authority_ca_bundle,
+                timeout=config.timeout,
+            )
+            if config.auth == "xoauth2"
+            else None
+        )
         # a lazy proxy, not log.bind(): a bound logger freezes the logging set-up of this moment
         self._log = structlog.get_logger("ccm_mail.smtp", account=account, host=config.host, port=config.port)
         self._secret_forms: frozenset[str] = frozenset()
         self._secret_lock = threading.Lock()
-        self._keep_secret(*config.secrets, *(quote(s, safe="") for s in config.secrets),
-                          *(quote_plus(s) for s in config.secrets))  # msal posts the client secret form-encoded
+        self._keep_secret(
+            *config.secrets, *(quote(s, safe="") for s in config.secrets), *(quote_plus(s) for s in config.secrets)
+        )  # msal posts the client secret form-encoded
 
     # -- secrets ------------------------------------------------------------------------------
 
@@ -135,8 +150,12 @@ class SmtpTransport(Transport):
 
     def _fail(self, error: CcmMailError) -> CcmMailError:
         """Log a failure once, in one shape, without anything secret."""
-        self._log.warning("smtp.failed", kind=error.kind, stage=error.details.get("stage"),
-                          smtp_reply=self._scrub(str(error.details.get("smtp_reply", ""))))
+        self._log.warning(
+            "smtp.failed",
+            kind=error.kind,
+            stage=error.details.get("stage"),
+            smtp_reply=self._scrub(str(error.details.get("smtp_reply", ""))),
+        )
         return error
 
     def _reply(self, code: int, message: bytes | str) -> str:
@@ -151,9 +170,17 @@ class SmtpTransport(Transport):
                 smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
         except smtplib.SMTPConnectError as exc:
             reply = self._reply(exc.smtp_code, exc.smtp_error)
-            raise self._fail(errors.protocol_error(exc.smtp_code, reply, "connect", T(
-                f"SMTP-Server {cfg.host} verweigert die Sitzung: {reply}",
-                f"SMTP server {cfg.host} refuses the session: {reply}"))) from exc
+            raise self._fail(
+                errors.protocol_error(
+                    exc.smtp_code,
+                    reply,
+                    "connect",
+                    T(
+                        f"SMTP-Server {cfg.host} verweigert die Sitzung: {reply}",
+                        f"SMTP server {cfg.host} refuses the session: {reply}",
+                    ),
+                )
+            ) from exc
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             raise self._fail(errors.connection_error(exc, cfg.host, cfg.port, "connect")) from exc
         return smtp
@@ -164,17 +191,23 @@ class SmtpTransport(Transport):
             code, resp = smtp.helo()
         if code != 250:
             reply = self._reply(code, resp)
-            raise errors.protocol_error(code, reply, stage, T(f"Server lehnt EHLO ab: {reply}",
-                                                              f"Server refuses EHLO: {reply}"))
+            raise errors.protocol_error(
+                code, reply, stage, T(f"Server lehnt EHLO ab: {reply}", f"Server refuses EHLO: {reply}")
+            )
 
     def _starttls(self, smtp: smtplib.SMTP) -> None:
         if not smtp.has_extn("starttls"):
             raise TransportError(
-                T(f"Der Server {self._config.host} bietet kein STARTTLS an.",
-                  f"The server {self._config.host} does not offer STARTTLS."),
-                hint=T("Verschlüsselung »tls« (Port 465) versuchen oder Servernamen/Port prüfen.",
-                       "Try encryption 'tls' (port 465) or check host and port."),
-                details={"stage": "starttls"})
+                T(
+                    f"Der Server {self._config.host} bietet kein STARTTLS an.",
+                    f"The server {self._config.host} does not offer STARTTLS.",
+                ),
+                hint=T(
+                    "Verschlüsselung »tls« (Port 465) versuchen oder Servernamen/Port prüfen.",
+                    "Try encryption 'tls' (port 465) or check host and port.",
+                ),
+                details={"stage": "starttls"},
+            )
         try:
             code, resp = smtp.starttls(context=self._tls)
         except smtplib.SMTPResponseException as exc:  # smtplib raises for every reply but 220
@@ -191,22 +224,30 @@ class SmtpTransport(Transport):
         if not smtp.has_extn("auth"):
             raise TransportError(
                 T("Der Server bietet keine Anmeldung (AUTH) an.", "The server offers no login (AUTH)."),
-                hint=T("Verschlüsselung prüfen (viele Server bieten AUTH erst nach STARTTLS an) oder "
-                       "Anmeldung »none« wählen.",
-                       "Check the encryption (many servers offer AUTH only after STARTTLS) or choose "
-                       "authentication 'none'."),
-                details={"stage": "auth"})
+                hint=T(
+                    "Verschlüsselung prüfen (viele Server bieten AUTH erst nach STARTTLS an) oder "
+                    "Anmeldung »none« wählen.",
+                    "Check the encryption (many servers offer AUTH only after STARTTLS) or choose "
+                    "authentication 'none'.",
+                ),
+                details={"stage": "auth"},
+            )
         if cfg.auth == "password":
             self._login(smtp, mechanisms)
             return
         assert self._tokens is not None
         if "XOAUTH2" not in mechanisms:
             raise TransportError(
-                T(f"Der Server bietet kein XOAUTH2 an (nur: {' '.join(sorted(mechanisms))}).",
-                  f"The server does not offer XOAUTH2 (only: {' '.join(sorted(mechanisms))})."),
-                hint=T("Für Microsoft 365: smtp.office365.com, Port 587, STARTTLS.",
-                       "For Microsoft 365: smtp.office365.com, port 587, STARTTLS."),
-                details={"stage": "auth"})
+                T(
+                    f"Der Server bietet kein XOAUTH2 an (nur: {' '.join(sorted(mechanisms))}).",
+                    f"The server does not offer XOAUTH2 (only: {' '.join(sorted(mechanisms))}).",
+                ),
+                hint=T(
+                    "Für Microsoft 365: smtp.office365.com, Port 587, STARTTLS.",
+                    "For Microsoft 365: smtp.office365.com, port 587, STARTTLS.",
+                ),
+                details={"stage": "auth"},
+            )
         token = self._tokens.token()
         blob = xoauth2_base64(cfg.username, token)
         self._keep_secret(token, xoauth2_string(cfg.username, token), blob)
@@ -245,10 +286,13 @@ class SmtpTransport(Transport):
                 code, resp = smtp.docmd(line)
         else:
             raise TransportError(
-                T(f"Kein passendes Anmeldeverfahren (Server bietet: {' '.join(sorted(mechanisms))}).",
-                  f"No suitable login method (server offers: {' '.join(sorted(mechanisms))})."),
+                T(
+                    f"Kein passendes Anmeldeverfahren (Server bietet: {' '.join(sorted(mechanisms))}).",
+                    f"No suitable login method (server offers: {' '.join(sorted(mechanisms))}).",
+                ),
                 hint=T("Für Microsoft 365 Anmeldung »xoauth2« wählen.", "For Microsoft 365 choose 'xoauth2'."),
-                details={"stage": "auth"})
+                details={"stage": "auth"},
+            )
         if code not in (235, 503):  # 503: already authenticated
             raise errors.auth_error(code, self._reply(code, resp), "password")
 
@@ -271,9 +315,17 @@ class SmtpTransport(Transport):
             if isinstance(exc, smtplib.SMTPResponseException):
                 reply = self._reply(exc.smtp_code, exc.smtp_error)
                 step = errors.stage_text(stage)
-                raise self._fail(errors.protocol_error(exc.smtp_code, reply, stage, T(
-                    f"Server-Fehler im Schritt »{step.de}«: {reply}",
-                    f"Server error at step '{step.en}': {reply}"))) from exc
+                raise self._fail(
+                    errors.protocol_error(
+                        exc.smtp_code,
+                        reply,
+                        stage,
+                        T(
+                            f"Server-Fehler im Schritt »{step.de}«: {reply}",
+                            f"Server error at step '{step.en}': {reply}",
+                        ),
+                    )
+                ) from exc
             raise self._fail(errors.connection_error(exc, *self._where(), stage)) from exc
         return smtp
 
@@ -300,10 +352,15 @@ class SmtpTransport(Transport):
         try:
             dsn = message.request_delivery_receipt and smtp.has_extn("dsn")
             if message.request_delivery_receipt and not dsn:
-                notes.append(T(f"Keine Übermittlungsbestätigung angefordert: der Server {cfg.host} bietet kein DSN an.",
-                               f"No delivery receipt requested: the server {cfg.host} does not offer DSN."))
-            reply, sent_at = self._transaction(smtp, envelope_from, recipients, payload, needs_utf8,
-                                               header_addresses, dsn=dsn)
+                notes.append(
+                    T(
+                        f"Keine Übermittlungsbestätigung angefordert: der Server {cfg.host} bietet kein DSN an.",
+                        f"No delivery receipt requested: the server {cfg.host} does not offer DSN.",
+                    )
+                )
+            reply, sent_at = self._transaction(
+                smtp, envelope_from, recipients, payload, needs_utf8, header_addresses, dsn=dsn
+            )
             _quietly(smtp.quit)  # the message is accepted: a failing QUIT changes nothing
         finally:
             _close(smtp)
@@ -312,12 +369,20 @@ class SmtpTransport(Transport):
             ids["queue_id"] = qid
         if sender.address.lower() != envelope_from.lower():
             ids["sent_as"] = sender.address
-        self._log.info("smtp.sent", message_id=message.message_id, recipients=len(recipients),
-                       smtp_reply=reply)
+        self._log.info("smtp.sent", message_id=message.message_id, recipients=len(recipients), smtp_reply=reply)
         return Receipt(sent_at=sent_at, transport_ids=ids, mime=payload, notes=tuple(notes))
 
-    def _transaction(self, smtp: smtplib.SMTP, sender: str, recipients: list[str], payload: bytes,
-                     needs_utf8: bool, header_addresses: list[str], *, dsn: bool = False) -> tuple[str, datetime]:
+    def _transaction(
+        self,
+        smtp: smtplib.SMTP,
+        sender: str,
+        recipients: list[str],
+        payload: bytes,
+        needs_utf8: bool,
+        header_addresses: list[str],
+        *,
+        dsn: bool = False,
+    ) -> tuple[str, datetime]:
         """MAIL, RCPT, DATA; returns the final reply and when it came. ``dsn``: ask for delivery
         reports (RFC 3461; only when the server offers DSN)."""
         handed_over = False
@@ -356,20 +421,24 @@ class SmtpTransport(Transport):
                 raise self._fail(errors.unknown_outcome(exc, *self._where())) from exc
             raise self._fail(errors.connection_error(exc, *self._where(), "send")) from exc
 
-    def _mail_options(self, smtp: smtplib.SMTP, needs_utf8: bool, size: int,
-                      addresses: list[str]) -> list[str]:
+    def _mail_options(self, smtp: smtplib.SMTP, needs_utf8: bool, size: int, addresses: list[str]) -> list[str]:
         options: list[str] = []
         if needs_utf8:
             if not smtp.has_extn("smtputf8"):
                 foreign = ", ".join(a for a in addresses if not a.isascii())
                 raise TransportError(
-                    T(f"Adressen mit Umlauten/Sonderzeichen ({foreign}) braucht SMTPUTF8; der Server "
-                      f"{self._config.host} bietet es nicht an. Nichts wurde gesendet.",
-                      f"Addresses with non-ASCII characters ({foreign}) need SMTPUTF8; the server "
-                      f"{self._config.host} does not offer it. Nothing was sent."),
-                    hint=T("Die ASCII-Schreibweise der Adresse verwenden oder einen anderen Server.",
-                           "Use the ASCII form of the address or another server."),
-                    details={"stage": "mail", "addresses": [a for a in addresses if not a.isascii()]})
+                    T(
+                        f"Adressen mit Umlauten/Sonderzeichen ({foreign}) braucht SMTPUTF8; der Server "
+                        f"{self._config.host} bietet es nicht an. Nichts wurde gesendet.",
+                        f"Addresses with non-ASCII characters ({foreign}) need SMTPUTF8; the server "
+                        f"{self._config.host} does not offer it. Nothing was sent.",
+                    ),
+                    hint=T(
+                        "Die ASCII-Schreibweise der Adresse verwenden oder einen anderen Server.",
+                        "Use the ASCII form of the address or another server.",
+                    ),
+                    details={"stage": "mail", "addresses": [a for a in addresses if not a.isascii()]},
+                )
             options.append("SMTPUTF8")
             if smtp.has_extn("8bitmime"):
                 options.append("BODY=8BITMIME")
@@ -399,19 +468,28 @@ class SmtpTransport(Transport):
             return True
 
         holder: list[smtplib.SMTP] = []
-        if not run("connect", lambda: holder.append(self._connect()),
-                   T(f"Verbunden mit {cfg.host}:{cfg.port}" + (" (TLS)" if cfg.security == "tls" else ""),
-                     f"Connected to {cfg.host}:{cfg.port}" + (" (TLS)" if cfg.security == "tls" else ""))):
+        if not run(
+            "connect",
+            lambda: holder.append(self._connect()),
+            T(
+                f"Verbunden mit {cfg.host}:{cfg.port}" + (" (TLS)" if cfg.security == "tls" else ""),
+                f"Connected to {cfg.host}:{cfg.port}" + (" (TLS)" if cfg.security == "tls" else ""),
+            ),
+        ):
             return CheckResult(False, tuple(steps))
         smtp = holder[0]
         try:
             ok = run("ehlo", lambda: self._ehlo(smtp, "ehlo"), T("EHLO beantwortet", "EHLO answered"))
             if ok and cfg.security == "starttls":
-                ok = run("starttls", lambda: self._starttls(smtp),
-                         T("STARTTLS, Zertifikat gültig", "STARTTLS, certificate valid"))
+                ok = run(
+                    "starttls",
+                    lambda: self._starttls(smtp),
+                    T("STARTTLS, Zertifikat gültig", "STARTTLS, certificate valid"),
+                )
             if ok and cfg.auth != "none":
-                ok = run("auth", lambda: self._authenticate(smtp),
-                         T(f"Angemeldet ({cfg.auth})", f"Logged in ({cfg.auth})"))
+                ok = run(
+                    "auth", lambda: self._authenticate(smtp), T(f"Angemeldet ({cfg.auth})", f"Logged in ({cfg.auth})")
+                )
             if ok:
                 ok = run("quit", smtp.quit, T("Sitzung beendet", "Session closed"))
         finally:

@@ -25,23 +25,43 @@ PASSWORD_ENV = "SMTP_TEST_PASSWORD"
 def account(server: SmtpServer, ca_file: Path, **values: Any) -> dict[str, Any]:
     """An SMTP account for ``server`` as an admin writes it; ``values`` replace single fields
     (``None`` removes one)."""
-    acc: dict[str, Any] = {"type": "smtp", "host": server.host, "port": server.port, "security": server.mode,
-                           "sender": SENDER, "from_name": "Firma GmbH", "auth": "password",
-                           "password": {"env": PASSWORD_ENV}, "ca_bundle": str(ca_file), "timeout": 5}
+    acc: dict[str, Any] = {
+        "type": "smtp",
+        "host": server.host,
+        "port": server.port,
+        "security": server.mode,
+        "sender": SENDER,
+        "from_name": "Firma GmbH",
+        "auth": "password",
+        "password": {"env": PASSWORD_ENV},
+        "ca_bundle": str(ca_file),
+        "timeout": 5,
+    }
     acc.update(values)
     return {k: v for k, v in acc.items() if v is not None}
 
 
-def write_config(tmp_path: Path, server: SmtpServer, ca_file: Path, *, language: str = "de",
-                 extra: dict[str, Any] | None = None, **values: Any) -> Path:
+def write_config(
+    tmp_path: Path,
+    server: SmtpServer,
+    ca_file: Path,
+    *,
+    language: str = "de",
+    extra: dict[str, Any] | None = None,
+    **values: Any,
+) -> Path:
     """``ccm-mail.yaml`` with one account "Versand" used for invoices; journal in ``tmp_path``."""
     config: dict[str, Any] = {
         "language": language,
         "accounts": {"Versand": account(server, ca_file, **values)},
         "purposes": {"invoice": "Versand"},
-        "templates": {"invoice": {
-            "subject": "Firma GmbH / Rg. #extRechnungsNr#", "reference": "#extRechnungsNr#",
-            "body": "Guten Tag,\nanbei Rechnung #extRechnungsNr# über #Betrag#.\n"}},
+        "templates": {
+            "invoice": {
+                "subject": "Firma GmbH / Rg. #extRechnungsNr#",
+                "reference": "#extRechnungsNr#",
+                "body": "Guten Tag,\nanbei Rechnung #extRechnungsNr# über #Betrag#.\n",
+            }
+        },
         "journal": {"path": str(journal_path(tmp_path))},
     }
     config.update(extra or {})
@@ -68,10 +88,19 @@ def command(config: Path, *args: str, lang: str = "de", json_out: bool = True) -
     return [*CLI, "--config", str(config), "--lang", lang, *(["--json"] if json_out else []), *args]
 
 
-def run(config: Path, *args: str, lang: str = "de", json_out: bool = True,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command(config, *args, lang=lang, json_out=json_out), capture_output=True, text=True,
-                          encoding="utf-8", env=env or cli_env(), timeout=120, check=False, stdin=subprocess.DEVNULL)
+def run(
+    config: Path, *args: str, lang: str = "de", json_out: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command(config, *args, lang=lang, json_out=json_out),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env or cli_env(),
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def run_json(config: Path, *args: str, lang: str = "de") -> tuple[int, dict[str, Any], str]:
@@ -84,5 +113,15 @@ def run_json(config: Path, *args: str, lang: str = "de") -> tuple[int, dict[str,
 
 
 def invoice_args(number: str, to: str = "kunde@example.com") -> list[str]:
-    return ["send", "--purpose", "invoice", "--to", to, "--field", f"extRechnungsNr={number}",
-            "--field", "Betrag=1.234,56 €", "--yes"]
+    return [
+        "send",
+        "--purpose",
+        "invoice",
+        "--to",
+        to,
+        "--field",
+        f"extRechnungsNr={number}",
+        "--field",
+        "Betrag=1.234,56 €",
+        "--yes",
+    ]

@@ -69,8 +69,13 @@ def make_transport(tmp_path: Path, ca_file: Path) -> Iterator[MakeTransport]:
 
     def make(server: SmtpServer, **overrides: Any) -> Transport:
         values = account_values(server, ca_file, **overrides)
-        settings = AccountSettings(name="test", type="smtp", values=values, state_dir=tmp_path,
-                                   secret_fields=frozenset({"password", "client_secret"}))
+        settings = AccountSettings(
+            name="test",
+            type="smtp",
+            values=values,
+            state_dir=tmp_path,
+            secret_fields=frozenset({"password", "client_secret"}),
+        )
         transport = ACCOUNT_TYPE.create_transport(settings)
         made.append(transport)
         return transport

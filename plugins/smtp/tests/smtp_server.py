@@ -47,19 +47,19 @@ class Received:
 class Script:
     """How the server answers; the defaults accept everything."""
 
-    auth_reply: str | None = None          #: e.g. "535 5.7.3 Authentication unsuccessful"
-    mail_reply: str | None = None          #: reply to MAIL FROM instead of 250
+    auth_reply: str | None = None  #: e.g. "535 5.7.3 Authentication unsuccessful"
+    mail_reply: str | None = None  #: reply to MAIL FROM instead of 250
     refuse_rcpt: dict[str, str] = field(default_factory=dict)  #: address -> reply
     data_reply: str = "250 2.0.0 Ok: queued as 4XyZ42"
-    hang_at: str | None = None             #: "mail" | "data_end": never answer
-    drop_at: str | None = None             #: "rcpt" | "data_end": close the connection
+    hang_at: str | None = None  #: "mail" | "data_end": never answer
+    drop_at: str | None = None  #: "rcpt" | "data_end": close the connection
     hang_seconds: float = 5.0
-    hang_from: int = 1                     #: "data_end" hangs from the n-th message on (1: every one)
-    keep: bool = True                      #: False: a message it hangs or drops at "data_end" is lost
-    greeting: str | None = None            #: e.g. "421 4.3.2 Service not available": refuse the session
-    starttls_reply: str | None = None      #: e.g. "454 4.7.0 TLS not available due to temporary reason"
-    quit_reply: str | None = None          #: a reply to QUIT instead of 221; "drop": close without one; "hang"
-    dsn: bool = False                      #: offer DSN (RFC 3461) and record NOTIFY/RET
+    hang_from: int = 1  #: "data_end" hangs from the n-th message on (1: every one)
+    keep: bool = True  #: False: a message it hangs or drops at "data_end" is lost
+    greeting: str | None = None  #: e.g. "421 4.3.2 Service not available": refuse the session
+    starttls_reply: str | None = None  #: e.g. "454 4.7.0 TLS not available due to temporary reason"
+    quit_reply: str | None = None  #: a reply to QUIT instead of 221; "drop": close without one; "hang"
+    dsn: bool = False  #: offer DSN (RFC 3461) and record NOTIFY/RET
 
 
 class Handler:
@@ -72,8 +72,8 @@ class Handler:
         #: arrived, this process's redaction registry already blanked it (the client registers
         #: each secret form *before* sending it; only meaningful when client and server share a process)
         self.sasl_lines: list[tuple[str, bool]] = []
-        self.sasl_replies: list[str] = []   #: the scripted AUTH failures as sent
-        self.data_ends = 0                  #: messages that reached the end-of-data dot
+        self.sasl_replies: list[str] = []  #: the scripted AUTH failures as sent
+        self.data_ends = 0  #: messages that reached the end-of-data dot
 
     def scripted_auth_failure(self, server: SMTP) -> str | None:
         """The scripted AUTH reply; ``{got}`` becomes what the client sent in this AUTH exchange,
@@ -87,15 +87,20 @@ class Handler:
 
     # -- auth ----------------------------------------------------------------------------------
 
-    def authenticator(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
-                      auth_data: Any) -> AuthResult:
+    def authenticator(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         if self.script.auth_reply:
             return AuthResult(success=False, handled=False, message=self.scripted_auth_failure(server))
         if isinstance(auth_data, LoginPassword):
             ok = self.users.get(auth_data.login.decode()) == auth_data.password.decode()
             # handled=False: aiosmtpd pushes ``message`` itself (True means "I already replied")
-            return AuthResult(success=ok, handled=False, auth_data=auth_data.login.decode(),
-                              message=None if ok else "535 5.7.3 Authentication unsuccessful")
+            return AuthResult(
+                success=ok,
+                handled=False,
+                auth_data=auth_data.login.decode(),
+                message=None if ok else "535 5.7.3 Authentication unsuccessful",
+            )
         return AuthResult(success=False, handled=False)
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
@@ -108,19 +113,23 @@ class Handler:
             blob = base64.b64decode(args[1])
         fields = dict(part.split("=", 1) for part in blob.decode().split("\x01") if "=" in part)
         user, bearer = fields.get("user", ""), fields.get("auth", "")
-        token = bearer[len("Bearer "):] if bearer.startswith("Bearer ") else ""
+        token = bearer[len("Bearer ") :] if bearer.startswith("Bearer ") else ""
         ok = not self.script.auth_reply and self.token_check is not None and self.token_check(user, token)
         if ok:
             return AuthResult(success=True, auth_data=("XOAUTH2", user))
         # the error challenge: base64 JSON; the client answers with an empty line
         await server.challenge_auth(json.dumps({"status": "401", "schemes": "bearer"}))
-        return AuthResult(success=False, handled=False,
-                          message=self.scripted_auth_failure(server) or "535 5.7.3 Authentication unsuccessful")
+        return AuthResult(
+            success=False,
+            handled=False,
+            message=self.scripted_auth_failure(server) or "535 5.7.3 Authentication unsuccessful",
+        )
 
     # -- transaction ---------------------------------------------------------------------------
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          mail_options: list[str]) -> str:
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
         if self.script.hang_at == "mail":
             await asyncio.sleep(self.script.hang_seconds)
         if self.script.mail_reply:
@@ -129,8 +138,9 @@ class Handler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
         if self.script.drop_at == "rcpt":
             assert server.transport is not None
             server.transport.close()
@@ -140,8 +150,9 @@ class Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
         session.host_name = hostname
         if self.script.dsn:
             responses.insert(len(responses) - 1, "250-DSN")
@@ -151,8 +162,15 @@ class Handler:
         data = envelope.original_content or b""
         self.data_ends += 1
         dsn = getattr(server, "dsn_seen", ({}, ""))
-        got = Received(envelope.mail_from or "", list(envelope.rcpt_tos), list(envelope.mail_options), data,
-                       session.auth_data, dict(dsn[0]), dsn[1])
+        got = Received(
+            envelope.mail_from or "",
+            list(envelope.rcpt_tos),
+            list(envelope.mail_options),
+            data,
+            session.auth_data,
+            dict(dsn[0]),
+            dsn[1],
+        )
         if self.script.drop_at == "data_end":
             if self.script.keep:
                 self.received.append(got)
@@ -205,8 +223,9 @@ class ExchangeLikeSMTP(SMTP):
             self._got_auth_line(parts[1])  # the initial response
         await super().smtp_AUTH(arg)
 
-    async def challenge_auth(self, challenge: str | bytes, encode_to_b64: bool = True,
-                             log_client_response: bool = False) -> Any:
+    async def challenge_auth(
+        self, challenge: str | bytes, encode_to_b64: bool = True, log_client_response: bool = False
+    ) -> Any:
         answer = await super().challenge_auth(challenge, encode_to_b64, log_client_response)
         if isinstance(answer, bytes):
             # aiosmtpd decodes with validate=True, so this is the client's line byte for byte
@@ -270,16 +289,27 @@ class SmtpServer:
     :param mode: "starttls" (STARTTLS required before AUTH), "tls" (implicit TLS) or "none".
     """
 
-    def __init__(self, mode: str, tls: ssl.SSLContext | None, *, users: dict[str, str] | None = None,
-                 token_check: Callable[[str, str], bool] | None = None, smtputf8: bool = True,
-                 auth_required: bool | None = None, **smtp_options: Any) -> None:
+    def __init__(
+        self,
+        mode: str,
+        tls: ssl.SSLContext | None,
+        *,
+        users: dict[str, str] | None = None,
+        token_check: Callable[[str, str], bool] | None = None,
+        smtputf8: bool = True,
+        auth_required: bool | None = None,
+        **smtp_options: Any,
+    ) -> None:
         self.mode = mode
         self.host = "127.0.0.1"
         self.port = free_port()
         self.handler = Handler(users or {}, token_check)
         kwargs: dict[str, Any] = {
-            "hostname": self.host, "port": self.port, "enable_SMTPUTF8": smtputf8,
-            "authenticator": self.handler.authenticator, "server_hostname": "smtp.test",
+            "hostname": self.host,
+            "port": self.port,
+            "enable_SMTPUTF8": smtputf8,
+            "authenticator": self.handler.authenticator,
+            "server_hostname": "smtp.test",
             # aiosmtpd only counts STARTTLS as TLS: with implicit TLS it would hide AUTH, so there
             # AUTH is neither "required" nor "TLS only" (the socket is TLS from the first byte)
             "auth_required": mode == "starttls" if auth_required is None else auth_required,

@@ -21,9 +21,15 @@ MakeTransport = Callable[..., Transport]
 def account_values(server: SmtpServer, ca_file: Path | None, **overrides: Any) -> dict[str, Any]:
     """The YAML values of an account for ``server``; overrides replace single fields."""
     values: dict[str, Any] = {
-        "host": server.host, "port": server.port, "security": server.mode, "sender": SENDER,
-        "auth": "password" if server.mode != "none" else "none", "username": SENDER,
-        "password": PASSWORD, "ca_bundle": str(ca_file) if ca_file else None, "timeout": 5,
+        "host": server.host,
+        "port": server.port,
+        "security": server.mode,
+        "sender": SENDER,
+        "auth": "password" if server.mode != "none" else "none",
+        "username": SENDER,
+        "password": PASSWORD,
+        "ca_bundle": str(ca_file) if ca_file else None,
+        "timeout": 5,
     }
     values.update(overrides)
     return values
@@ -36,7 +42,7 @@ def leaks(secrets: Iterable[str], places: Mapping[str, str | bytes], window: int
     found: set[str] = set()
     for n, secret in enumerate(s for s in secrets if s):
         pieces = set(secret_variants(secret))
-        pieces.update(secret[i:i + window] for i in range(0, max(0, len(secret) - window) + 1))
+        pieces.update(secret[i : i + window] for i in range(0, max(0, len(secret) - window) + 1))
         for place, data in places.items():
             hay = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
             if any(p.encode() in hay for p in pieces):

@@ -60,6 +60,7 @@ def test_missing_ca_file_is_a_config_problem(tmp_path: Path) -> None:
 
 def test_ca_file_that_is_no_certificate(tmp_path: Path) -> None:
     from ccm_mail_smtp.transport import SmtpTransport
+
     bogus = tmp_path / "ca.pem"
     bogus.write_text("kein Zertifikat")
     with pytest.raises(ConfigError) as info:
@@ -69,8 +70,13 @@ def test_ca_file_that_is_no_certificate(tmp_path: Path) -> None:
 
 def test_config_defaults_and_secret_free_repr() -> None:
     cfg = SmtpConfig.from_values({**BASE, "password": "geheim-4711", "port": "", "timeout": None})
-    assert (cfg.port, cfg.security, cfg.auth, cfg.username, cfg.timeout) == \
-        (587, "starttls", "password", "rechnung@firma.example", 60.0)
+    assert (cfg.port, cfg.security, cfg.auth, cfg.username, cfg.timeout) == (
+        587,
+        "starttls",
+        "password",
+        "rechnung@firma.example",
+        60.0,
+    )
     assert "geheim-4711" not in repr(cfg)
     assert SmtpConfig.from_values({**BASE, "security": "tls"}).port == 465
 
@@ -88,19 +94,36 @@ def test_field_kinds_follow_the_values() -> None:
     assert kinds["port"] == "int" and kinds["timeout"] == "float"
 
 
-@pytest.mark.parametrize(("port", "timeout", "expected"), [
-    (587, 2.5, (587, 2.5)), ("587", "2.5", (587, 2.5)), (" 587 ", 30, (587, 30.0)), (587.0, "0.5", (587, 0.5)),
-])
+@pytest.mark.parametrize(
+    ("port", "timeout", "expected"),
+    [
+        (587, 2.5, (587, 2.5)),
+        ("587", "2.5", (587, 2.5)),
+        (" 587 ", 30, (587, 30.0)),
+        (587.0, "0.5", (587, 0.5)),
+    ],
+)
 def test_numbers_as_yaml_or_quoted_text(port: object, timeout: object, expected: tuple[int, float]) -> None:
     cfg = SmtpConfig.from_values({**BASE, "port": port, "timeout": timeout})
     assert (cfg.port, cfg.timeout) == expected
     assert type(cfg.port) is int and type(cfg.timeout) is float
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("port", True), ("port", "587.5"), ("port", 587.5), ("port", "0"), ("port", "zwei"),
-    ("timeout", True), ("timeout", "inf"), ("timeout", "nan"), ("timeout", 0), ("timeout", "2,5"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("port", True),
+        ("port", "587.5"),
+        ("port", 587.5),
+        ("port", "0"),
+        ("port", "zwei"),
+        ("timeout", True),
+        ("timeout", "inf"),
+        ("timeout", "nan"),
+        ("timeout", 0),
+        ("timeout", "2,5"),
+    ],
+)
 def test_numbers_that_are_refused(field: str, value: object) -> None:
     problems = validate({**BASE, field: value})
     assert [f for f, _ in problems] == [field]

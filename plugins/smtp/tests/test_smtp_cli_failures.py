@@ -36,8 +36,9 @@ def send_in_both_languages(tmp_path: Path, server: SmtpServer, ca_file: Path, **
     config = cli_support.write_config(tmp_path, server, ca_file, **values)
     code, result = {}, {}
     for n, lang in enumerate(("de", "en"), 1):
-        code[lang], result[lang], _ = cli_support.run_json(config, *cli_support.invoice_args(f"RE-2026-0004{n}"),
-                                                           lang=lang)
+        code[lang], result[lang], _ = cli_support.run_json(
+            config, *cli_support.invoice_args(f"RE-2026-0004{n}"), lang=lang
+        )
     _, journal, _ = cli_support.run_json(config, "journal")
     return Outcome(code, result, journal["entries"])
 
@@ -69,8 +70,9 @@ def test_451_to_mail_from(starttls_server: SmtpServer, tmp_path: Path, ca_file: 
     assert outcome.result["de"]["error"]["details"]["stage"] == "mail"
 
 
-def test_454_to_starttls_never_falls_back_to_plain_text(starttls_server: SmtpServer, tmp_path: Path,
-                                                         ca_file: Path) -> None:
+def test_454_to_starttls_never_falls_back_to_plain_text(
+    starttls_server: SmtpServer, tmp_path: Path, ca_file: Path
+) -> None:
     reply = "454 4.7.0 TLS not available due to temporary reason"
     starttls_server.script = Script(starttls_reply=reply)
     outcome = send_in_both_languages(tmp_path, starttls_server, ca_file)
@@ -94,8 +96,9 @@ def test_534_through_the_cli(starttls_server: SmtpServer, tmp_path: Path, ca_fil
 
 
 @pytest.mark.parametrize("quit_reply", ["drop", "hang", "421 4.4.2 Connection dropped due to timeout"])
-def test_failing_quit_after_250_still_counts_as_sent(starttls_server: SmtpServer, tmp_path: Path, ca_file: Path,
-                                                     quit_reply: str) -> None:
+def test_failing_quit_after_250_still_counts_as_sent(
+    starttls_server: SmtpServer, tmp_path: Path, ca_file: Path, quit_reply: str
+) -> None:
     """The message is the server's once it answered 250; what QUIT does is no news about it."""
     starttls_server.script = Script(quit_reply=quit_reply, hang_seconds=3)
     config = cli_support.write_config(tmp_path, starttls_server, ca_file, timeout=1)
@@ -111,6 +114,7 @@ def test_failing_quit_after_250_still_counts_as_sent(starttls_server: SmtpServer
 
 
 # -- the plugin's own texts are German under language: de --------------------------------------
+
 
 def for_people(output: str) -> str:
     """The lines written for the admin; the host's log lines (timestamped, English event records
@@ -129,8 +133,22 @@ def german_send(tmp_path: Path, server: SmtpServer, ca_file: Path, **values: Any
 
 
 #: SMTP stage ids and library words that leaked into German texts
-ENGLISH = ("(connect)", "(ehlo)", "(starttls)", "(auth)", "(mail)", "(send)", "(data)", "(quit)",
-           "mismatch", "ConnectionError", "ConnectTimeout", "Server-Fehler (", "Timed out", " lost")
+ENGLISH = (
+    "(connect)",
+    "(ehlo)",
+    "(starttls)",
+    "(auth)",
+    "(mail)",
+    "(send)",
+    "(data)",
+    "(quit)",
+    "mismatch",
+    "ConnectionError",
+    "ConnectTimeout",
+    "Server-Fehler (",
+    "Timed out",
+    " lost",
+)
 
 
 def assert_german(text: str, *expected: str) -> None:
@@ -166,10 +184,17 @@ def test_german_certificate_for_another_host(wrong_name_server: SmtpServer, tmp_
 
 
 def test_german_sign_in_host_unreachable(starttls_server: SmtpServer, tmp_path: Path, ca_file: Path) -> None:
-    text = german_send(tmp_path, starttls_server, ca_file, auth="xoauth2", password=None,
-                       tenant_id="7a1c2f0e-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
-                       client_id="66666666-7777-8888-9999-000000000000", client_secret="geheim-4711-xyz",
-                       authority_host=f"127.0.0.1:{free_port()}")
+    text = german_send(
+        tmp_path,
+        starttls_server,
+        ca_file,
+        auth="xoauth2",
+        password=None,
+        tenant_id="7a1c2f0e-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
+        client_id="66666666-7777-8888-9999-000000000000",
+        client_secret="geheim-4711-xyz",
+        authority_host=f"127.0.0.1:{free_port()}",
+    )
     assert_german(text, "Anmeldeserver 127.0.0.1:", "nicht erreichbar", "keine Verbindung")
     assert not starttls_server.handler.sasl_lines
 

@@ -42,17 +42,24 @@ class TestSmtpConformance(TransportConformance):
         return [PASSWORD]
 
     @pytest.fixture(params=["wrong_password", "refused", "untrusted_certificate", "no_answer_after_data"])
-    def failing_transport(self, request: pytest.FixtureRequest, starttls_server: SmtpServer,
-                          make_transport: MakeTransport, tmp_path: Path) -> FailureCase:
+    def failing_transport(
+        self, request: pytest.FixtureRequest, starttls_server: SmtpServer, make_transport: MakeTransport, tmp_path: Path
+    ) -> FailureCase:
         if request.param == "wrong_password":
-            return FailureCase(make_transport(starttls_server, password=PASSWORD + "x"),
-                               AuthenticationError, "wrong password")
+            return FailureCase(
+                make_transport(starttls_server, password=PASSWORD + "x"), AuthenticationError, "wrong password"
+            )
         if request.param == "refused":
-            return FailureCase(make_transport(starttls_server, port=free_port()), NetworkError,
-                               "nobody listens on the port")
+            return FailureCase(
+                make_transport(starttls_server, port=free_port()), NetworkError, "nobody listens on the port"
+            )
         if request.param == "untrusted_certificate":
-            return FailureCase(make_transport(starttls_server, ca_bundle=None), NetworkError,
-                               "certificate from an unknown CA")
+            return FailureCase(
+                make_transport(starttls_server, ca_bundle=None), NetworkError, "certificate from an unknown CA"
+            )
         starttls_server.script = Script(hang_at="data_end", hang_seconds=2)
-        return FailureCase(make_transport(starttls_server, timeout=0.5), UnknownOutcomeError,
-                           "no answer after the message was handed over")
+        return FailureCase(
+            make_transport(starttls_server, timeout=0.5),
+            UnknownOutcomeError,
+            "no answer after the message was handed over",
+        )

@@ -108,31 +108,35 @@ def logs() -> Iterator[Any]:
         yield capture
 
 
-def test_bcc_in_headers_is_caught(suite: Suite, healthy: Transport, sender: Address,
-                                  starttls_server: SmtpServer) -> None:
+def test_bcc_in_headers_is_caught(
+    suite: Suite, healthy: Transport, sender: Address, starttls_server: SmtpServer
+) -> None:
     suite.test_cc_and_bcc(healthy, sender, starttls_server.message, starttls_server.envelope_recipients)
     with pytest.raises(AssertionError, match="Bcc"):
-        suite.test_cc_and_bcc(LeaksBcc(healthy), sender, starttls_server.message,
-                              starttls_server.envelope_recipients)
+        suite.test_cc_and_bcc(LeaksBcc(healthy), sender, starttls_server.message, starttls_server.envelope_recipients)
 
 
-def test_lost_attachments_are_caught(suite: Suite, healthy: Transport, sender: Address,
-                                     starttls_server: SmtpServer, tmp_path: Path) -> None:
+def test_lost_attachments_are_caught(
+    suite: Suite, healthy: Transport, sender: Address, starttls_server: SmtpServer, tmp_path: Path
+) -> None:
     with pytest.raises(AssertionError, match="attachments arrived"):
         suite.test_attachments_byte_for_byte(DropsAttachments(healthy), sender, starttls_server.message, tmp_path)
 
 
-def test_changed_message_id_is_caught(suite: Suite, healthy: Transport, sender: Address,
-                                      starttls_server: SmtpServer) -> None:
+def test_changed_message_id_is_caught(
+    suite: Suite, healthy: Transport, sender: Address, starttls_server: SmtpServer
+) -> None:
     with pytest.raises(AssertionError, match="did not receive"):
         suite.test_message_id_preserved(NewMessageId(healthy), sender, starttls_server.message)
 
 
-def test_logged_secret_is_caught(suite: Suite, healthy: Transport, sender: Address,
-                                 starttls_server: SmtpServer, logs: Any) -> None:
+def test_logged_secret_is_caught(
+    suite: Suite, healthy: Transport, sender: Address, starttls_server: SmtpServer, logs: Any
+) -> None:
     with pytest.raises(AssertionError, match=r"secret leaked: log: secret #1") as info:
-        suite.test_no_secret_in_logs_when_sending(LogsPassword(healthy), sender, starttls_server.message,
-                                                  [PASSWORD], logs, NoCapfd())  # type: ignore[arg-type]
+        suite.test_no_secret_in_logs_when_sending(
+            LogsPassword(healthy), sender, starttls_server.message, [PASSWORD], logs, NoCapfd()
+        )  # type: ignore[arg-type]
     assert PASSWORD not in str(info.value), "the failure message must not print the secret"
 
 
@@ -142,16 +146,19 @@ def test_builtin_exception_is_caught(suite: Suite, healthy: Transport, sender: A
         suite.test_failure_is_public_error(case, sender, [PASSWORD], logs, NoCapfd())  # type: ignore[arg-type]
 
 
-def test_sending_twice_is_caught(suite: Suite, healthy: Transport, sender: Address,
-                                 starttls_server: SmtpServer) -> None:
+def test_sending_twice_is_caught(
+    suite: Suite, healthy: Transport, sender: Address, starttls_server: SmtpServer
+) -> None:
     suite.test_send_delivers_exactly_once(healthy, sender, starttls_server.message, starttls_server.arrivals)
     with pytest.raises(AssertionError, match="exactly once"):
-        suite.test_send_delivers_exactly_once(SendsTwice(healthy), sender, starttls_server.message,
-                                              starttls_server.arrivals)
+        suite.test_send_delivers_exactly_once(
+            SendsTwice(healthy), sender, starttls_server.message, starttls_server.arrivals
+        )
 
 
-def test_a_transport_that_ignores_the_archive_flag_is_caught(suite: Suite, healthy: Transport, sender: Address,
-                                                             starttls_server: SmtpServer) -> None:
+def test_a_transport_that_ignores_the_archive_flag_is_caught(
+    suite: Suite, healthy: Transport, sender: Address, starttls_server: SmtpServer
+) -> None:
     suite.test_archive_copy_is_the_message_sent(healthy, sender, starttls_server.message)
     with pytest.raises(AssertionError, match="Receipt.mime must hold the bytes"):
         suite.test_archive_copy_is_the_message_sent(ForgetsTheBytes(healthy), sender, starttls_server.message)

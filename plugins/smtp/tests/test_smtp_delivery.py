@@ -20,8 +20,7 @@ def message(**fields: object) -> Message:
     fields.setdefault("to", [Address("kunde@example.com", "Kunde")])
     fields.setdefault("subject", "Rechnung 4711")
     fields.setdefault("text", "Hallo")
-    return Message(sender=Address(SENDER, "Firma"), message_id=make_msgid(domain="test.ccm-mail"),
-                   **fields)  # type: ignore[arg-type]
+    return Message(sender=Address(SENDER, "Firma"), message_id=make_msgid(domain="test.ccm-mail"), **fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -76,7 +75,8 @@ def test_smtputf8_for_non_ascii_addresses(starttls_server: SmtpServer, make_tran
 
 
 def test_non_ascii_address_without_smtputf8_is_refused_before_sending(
-        no_utf8_server: SmtpServer, make_transport: MakeTransport) -> None:
+    no_utf8_server: SmtpServer, make_transport: MakeTransport
+) -> None:
     msg = message(to=[Address("jürgen@müller.example")])
     with pytest.raises(TransportError) as info:
         make_transport(no_utf8_server).send(msg)
@@ -85,8 +85,9 @@ def test_non_ascii_address_without_smtputf8_is_refused_before_sending(
     assert not no_utf8_server.handler.received
 
 
-def test_long_umlaut_display_name_and_subject_survive(starttls_server: SmtpServer,
-                                                      make_transport: MakeTransport) -> None:
+def test_long_umlaut_display_name_and_subject_survive(
+    starttls_server: SmtpServer, make_transport: MakeTransport
+) -> None:
     # CPython's own folder drops or adds spaces in such headers; build_mime encodes them itself
     name = "Müller-Lüdenscheidt Größe ß € Rechnungsabteilung Süd – Öffentliche Äußerungen"
     subject = "Rechnung für Jürgen Größe – ä ö ü ß € Ä Ö Ü 100 € " * 3
@@ -138,8 +139,9 @@ def test_check_reports_each_step(starttls_server: SmtpServer, make_transport: Ma
     assert [s[0] for s in result.steps] == ["connect", "ehlo", "starttls", "auth", "quit"]
 
 
-def test_check_with_wrong_password_names_the_auth_step(starttls_server: SmtpServer,
-                                                       make_transport: MakeTransport) -> None:
+def test_check_with_wrong_password_names_the_auth_step(
+    starttls_server: SmtpServer, make_transport: MakeTransport
+) -> None:
     result = make_transport(starttls_server, password="falsch").check()
     assert not result.ok
     name, ok, text = result.steps[-1]
@@ -150,13 +152,16 @@ def test_check_with_wrong_password_names_the_auth_step(starttls_server: SmtpServ
 
 def test_check_unreachable(make_transport: MakeTransport, starttls_server: SmtpServer) -> None:
     from smtp_server import free_port
+
     result = make_transport(starttls_server, port=free_port()).check()
     assert not result.ok and result.steps[0][0] == "connect" and not result.steps[0][1]
 
 
-def test_attachment_checked_before_connecting(make_transport: MakeTransport, starttls_server: SmtpServer,
-                                              tmp_path: Path) -> None:
+def test_attachment_checked_before_connecting(
+    make_transport: MakeTransport, starttls_server: SmtpServer, tmp_path: Path
+) -> None:
     from ccm_mail_hookspecs import Attachment, AttachmentError
+
     msg = message(attachments=[Attachment(tmp_path / "fehlt.pdf")])
     with pytest.raises(AttachmentError):
         make_transport(starttls_server).send(msg)

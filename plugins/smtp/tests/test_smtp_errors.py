@@ -40,8 +40,13 @@ from ccm_mail_core.testing import assert_no_secrets, exception_texts
 
 def message(**fields: object) -> Message:
     fields.setdefault("to", [Address("kunde@example.com")])
-    return Message(subject="Rechnung", text="Hallo", sender=Address(SENDER),
-                   message_id=make_msgid(domain="test.ccm-mail"), **fields)  # type: ignore[arg-type]
+    return Message(
+        subject="Rechnung",
+        text="Hallo",
+        sender=Address(SENDER),
+        message_id=make_msgid(domain="test.ccm-mail"),
+        **fields,
+    )  # type: ignore[arg-type]
 
 
 def send_fails(transport_maker: MakeTransport, server: SmtpServer, **overrides: object) -> CcmMailError:
@@ -53,17 +58,26 @@ def send_fails(transport_maker: MakeTransport, server: SmtpServer, **overrides: 
     return error
 
 
-@pytest.mark.parametrize(("reply", "expected", "needle"), [
-    ("535 5.7.3 Authentication unsuccessful [AM0PR04CA0001.eurprd04.prod.outlook.com]",
-     AuthenticationError, "SMTP.SendAsApp"),
-    ("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.",
-     AuthenticationError, "SmtpClientAuthenticationDisabled"),
-    ("550 5.7.30 Basic authentication is not supported for Client Submission.",
-     AuthenticationError, "xoauth2"),
-    ("454 4.7.0 Temporary authentication failure", TransportError, "später"),
-])
-def test_auth_replies(starttls_server: SmtpServer, make_transport: MakeTransport, reply: str,
-                      expected: type[CcmMailError], needle: str) -> None:
+@pytest.mark.parametrize(
+    ("reply", "expected", "needle"),
+    [
+        (
+            "535 5.7.3 Authentication unsuccessful [AM0PR04CA0001.eurprd04.prod.outlook.com]",
+            AuthenticationError,
+            "SMTP.SendAsApp",
+        ),
+        (
+            "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.",
+            AuthenticationError,
+            "SmtpClientAuthenticationDisabled",
+        ),
+        ("550 5.7.30 Basic authentication is not supported for Client Submission.", AuthenticationError, "xoauth2"),
+        ("454 4.7.0 Temporary authentication failure", TransportError, "später"),
+    ],
+)
+def test_auth_replies(
+    starttls_server: SmtpServer, make_transport: MakeTransport, reply: str, expected: type[CcmMailError], needle: str
+) -> None:
     starttls_server.script = Script(auth_reply=reply)
     error = send_fails(make_transport, starttls_server)
     assert type(error) is expected
@@ -75,7 +89,9 @@ def test_auth_replies(starttls_server: SmtpServer, make_transport: MakeTransport
 
 
 def test_5_7_30_tells_to_use_xoauth2_or_graph(starttls_server: SmtpServer, make_transport: MakeTransport) -> None:
-    starttls_server.script = Script(auth_reply="550 5.7.30 Basic authentication is not supported for Client Submission.")
+    starttls_server.script = Script(
+        auth_reply="550 5.7.30 Basic authentication is not supported for Client Submission."
+    )
     error = send_fails(make_transport, starttls_server)
     assert error.hint is not None and "Office 365" in error.hint.en and "xoauth2" in error.hint.de
 
@@ -94,32 +110,42 @@ def test_530_5_7_57_not_authenticated(starttls_server: SmtpServer, make_transpor
 
 
 def test_sender_refused(starttls_server: SmtpServer, make_transport: MakeTransport) -> None:
-    starttls_server.script = Script(mail_reply="550 5.7.60 SMTP; Client does not have permissions to send as this sender")
+    starttls_server.script = Script(
+        mail_reply="550 5.7.60 SMTP; Client does not have permissions to send as this sender"
+    )
     error = send_fails(make_transport, starttls_server)
     assert isinstance(error, MailboxError) and SENDER in error.message.en
 
 
 def test_recipient_refused_sends_to_nobody(starttls_server: SmtpServer, make_transport: MakeTransport) -> None:
-    starttls_server.script = Script(refuse_rcpt={
-        "niemand@example.com": "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"})
+    starttls_server.script = Script(
+        refuse_rcpt={
+            "niemand@example.com": "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
+        }
+    )
     with pytest.raises(RecipientError) as info:
-        make_transport(starttls_server).send(message(to=[Address("kunde@example.com")],
-                                                     cc=[Address("niemand@example.com")]))
+        make_transport(starttls_server).send(
+            message(to=[Address("kunde@example.com")], cc=[Address("niemand@example.com")])
+        )
     assert info.value.details["recipients"] == ["niemand@example.com"]
     assert "5.1.10" in info.value.details["smtp_reply"]
     assert "niemand@example.com" in info.value.message.de
     assert not starttls_server.handler.received, "a partly refused message must not go to the others"
 
 
-@pytest.mark.parametrize(("reply", "expected"), [
-    ("552 5.3.4 Message size exceeds fixed maximum message size", MessageTooLargeError),
-    ("554 5.2.252 SendAsDenied; rechnung@firma.example not allowed to send as chef@firma.example", MailboxError),
-    ("550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP.", AccessDeniedError),
-    ("421 4.3.2 Service not available, closing transmission channel", ThrottledError),
-    ("554 5.6.0 Corrupt message content", TransportError),
-])
-def test_refused_message(starttls_server: SmtpServer, make_transport: MakeTransport, reply: str,
-                         expected: type[CcmMailError]) -> None:
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("552 5.3.4 Message size exceeds fixed maximum message size", MessageTooLargeError),
+        ("554 5.2.252 SendAsDenied; rechnung@firma.example not allowed to send as chef@firma.example", MailboxError),
+        ("550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP.", AccessDeniedError),
+        ("421 4.3.2 Service not available, closing transmission channel", ThrottledError),
+        ("554 5.6.0 Corrupt message content", TransportError),
+    ],
+)
+def test_refused_message(
+    starttls_server: SmtpServer, make_transport: MakeTransport, reply: str, expected: type[CcmMailError]
+) -> None:
     starttls_server.script = Script(data_reply=reply)
     error = send_fails(make_transport, starttls_server)
     assert type(error) is expected
@@ -137,8 +163,7 @@ def test_size_limit_checked_before_sending(server_tls: ssl.SSLContext, make_tran
         assert "0 KiB" not in error.message.de + error.message.en
 
 
-def test_size_limit_in_megabytes(server_tls: ssl.SSLContext, make_transport: MakeTransport,
-                                 tmp_path: Path) -> None:
+def test_size_limit_in_megabytes(server_tls: ssl.SSLContext, make_transport: MakeTransport, tmp_path: Path) -> None:
     pdf = tmp_path / "Rechnung.pdf"
     pdf.write_bytes(os.urandom(1_200_000))  # base64 in the message: about 1.6 MB
     with SmtpServer("starttls", server_tls, users=USERS, data_size_limit=1_048_576) as server:
@@ -152,11 +177,19 @@ def test_size_limit_in_megabytes(server_tls: ssl.SSLContext, make_transport: Mak
     assert f"Message ({shown.en}) exceeds the server's limit (1 MB)" in error.message.en
 
 
-@pytest.mark.parametrize(("size", "de", "en"), [
-    (0, "0 Bytes", "0 bytes"), (200, "200 Bytes", "200 bytes"), (1023, "1023 Bytes", "1023 bytes"),
-    (1024, "1 KB", "1 KB"), (1536, "1,5 KB", "1.5 KB"), (35 * 2**20, "35 MB", "35 MB"),
-    (int(2.25 * 2**20), "2,2 MB", "2.2 MB"), (150 * 2**20, "150 MB", "150 MB"),
-])
+@pytest.mark.parametrize(
+    ("size", "de", "en"),
+    [
+        (0, "0 Bytes", "0 bytes"),
+        (200, "200 Bytes", "200 bytes"),
+        (1023, "1023 Bytes", "1023 bytes"),
+        (1024, "1 KB", "1 KB"),
+        (1536, "1,5 KB", "1.5 KB"),
+        (35 * 2**20, "35 MB", "35 MB"),
+        (int(2.25 * 2**20), "2,2 MB", "2.2 MB"),
+        (150 * 2**20, "150 MB", "150 MB"),
+    ],
+)
 def test_size_text(size: int, de: str, en: str) -> None:
     assert size_text(size) == T(de, en)
 
@@ -198,13 +231,15 @@ def test_timeout_after_data_is_unknown_outcome(starttls_server: SmtpServer, make
 
 def test_connection_refused(starttls_server: SmtpServer, make_transport: MakeTransport) -> None:
     from smtp_server import free_port
+
     error = send_fails(make_transport, starttls_server, port=free_port())
     assert isinstance(error, NetworkError) and error.details["reason"] == "refused"
     assert "127.0.0.1" in error.message.en
 
 
-def test_untrusted_certificate(starttls_server: SmtpServer, make_transport: MakeTransport,
-                               tmp_path: pytest.TempPathFactory) -> None:
+def test_untrusted_certificate(
+    starttls_server: SmtpServer, make_transport: MakeTransport, tmp_path: pytest.TempPathFactory
+) -> None:
     other_ca = trustme.CA()
     path = f"{tmp_path}/other-ca.pem"
     other_ca.cert_pem.write_to_path(path)
@@ -246,10 +281,12 @@ def test_server_echoing_the_password_is_scrubbed(hostile_server: SmtpServer, mak
     assert "***" in error.details["smtp_reply"]
 
 
-@pytest.mark.parametrize("reply", ["534 5.7.9 Authentication mechanism is too weak",
-                                   "534 Authentication mechanism is too weak"])
-def test_mechanism_too_weak_is_not_a_wrong_password(starttls_server: SmtpServer, make_transport: MakeTransport,
-                                                    reply: str) -> None:
+@pytest.mark.parametrize(
+    "reply", ["534 5.7.9 Authentication mechanism is too weak", "534 Authentication mechanism is too weak"]
+)
+def test_mechanism_too_weak_is_not_a_wrong_password(
+    starttls_server: SmtpServer, make_transport: MakeTransport, reply: str
+) -> None:
     """RFC 4954 534 5.7.9: the server wants a stronger mechanism; the password was never judged."""
     starttls_server.script = Script(auth_reply=reply)
     error = send_fails(make_transport, starttls_server)

@@ -29,8 +29,9 @@ HOLD = 60.0
 NO_GRACE = {"outbox": {"grace_seconds": 0}}
 
 
-def wait_until(condition: Callable[[], bool], what: str, proc: subprocess.Popen[str] | None = None,
-               seconds: float = 30.0) -> None:
+def wait_until(
+    condition: Callable[[], bool], what: str, proc: subprocess.Popen[str] | None = None, seconds: float = 30.0
+) -> None:
     """Poll for a state of the server or the journal (not a timing assertion: the deadline only
     keeps a broken run from hanging)."""
     deadline = time.monotonic() + seconds
@@ -48,8 +49,15 @@ def kill(proc: subprocess.Popen[str]) -> None:
 
 
 def start(config: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(cli_support.command(config, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, encoding="utf-8", env=cli_support.cli_env())
+    return subprocess.Popen(
+        cli_support.command(config, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        encoding="utf-8",
+        env=cli_support.cli_env(),
+    )
 
 
 def entries(config: Path) -> list[dict[str, Any]]:
@@ -68,8 +76,9 @@ def history(config: Path, entry_id: int) -> list[str]:
     return [f"{e['status']} {e['detail'] or ''}" for e in data["entries"][0]["events"]]
 
 
-def test_send_killed_while_the_server_holds_the_message(starttls_server: SmtpServer, tmp_path: Path,
-                                                        ca_file: Path) -> None:
+def test_send_killed_while_the_server_holds_the_message(
+    starttls_server: SmtpServer, tmp_path: Path, ca_file: Path
+) -> None:
     starttls_server.script = Script(hang_at="data_end", hang_seconds=HOLD)
     config = cli_support.write_config(tmp_path, starttls_server, ca_file, timeout=HOLD * 2, extra=NO_GRACE)
     proc = start(config, *cli_support.invoice_args("RE-2026-00042"))
@@ -102,8 +111,9 @@ def test_send_killed_while_the_server_holds_the_message(starttls_server: SmtpSer
     assert arrivals(starttls_server) == {"Firma GmbH / Rg. RE-2026-00042": 1}
 
 
-def test_connection_lost_after_the_message_then_resent_by_the_operator(starttls_server: SmtpServer, tmp_path: Path,
-                                                                      ca_file: Path) -> None:
+def test_connection_lost_after_the_message_then_resent_by_the_operator(
+    starttls_server: SmtpServer, tmp_path: Path, ca_file: Path
+) -> None:
     """The server took the message and lost it (the connection broke before its 250): unknown,
     exit 4; only the operator's ``resend`` sends it again, exactly once."""
     starttls_server.script = Script(drop_at="data_end", keep=False)
@@ -133,13 +143,22 @@ def test_batch_killed_mid_send_and_run_again(starttls_server: SmtpServer, tmp_pa
     """Month end: three invoices; the run is killed while the server holds the second. Re-runs
     send the third, leave the second to the operator and never send anything twice."""
     starttls_server.script = Script(hang_at="data_end", hang_from=2, hang_seconds=HOLD)
-    config = cli_support.write_config(tmp_path, starttls_server, ca_file, timeout=HOLD * 2,
-                                      limits={"concurrency": 1}, extra=NO_GRACE)
+    config = cli_support.write_config(
+        tmp_path, starttls_server, ca_file, timeout=HOLD * 2, limits={"concurrency": 1}, extra=NO_GRACE
+    )
     batch = tmp_path / "rechnungen.jsonl"
     numbers = ["RE-2026-00101", "RE-2026-00102", "RE-2026-00103"]
-    batch.write_text("".join(json.dumps({"to": f"kunde{i}@example.com", "data": {
-        "extRechnungsNr": n, "Betrag": f"{i}00,00 €"}}, ensure_ascii=False) + "\n" for i, n in enumerate(numbers, 1)),
-        encoding="utf-8")
+    batch.write_text(
+        "".join(
+            json.dumps(
+                {"to": f"kunde{i}@example.com", "data": {"extRechnungsNr": n, "Betrag": f"{i}00,00 €"}},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for i, n in enumerate(numbers, 1)
+        ),
+        encoding="utf-8",
+    )
     subjects = [f"Firma GmbH / Rg. {n}" for n in numbers]
     run_batch = ("batch", str(batch), "--purpose", "invoice", "--yes")
 

@@ -15,6 +15,7 @@ from smtp_server import SmtpServer
 from ccm_mail_core import Mailer
 from smtp_support import PASSWORD
 
+
 def write_config(tmp_path: Path, server: SmtpServer, ca_file: Path, **values: object) -> Path:
     return cli_support.write_config(tmp_path, server, ca_file, **values)
 
@@ -28,13 +29,13 @@ def test_entry_point_is_declared() -> None:
     assert found.get("smtp") == "ccm_mail_smtp.plugin"
 
 
-def test_cli_lists_the_plugin_and_its_account_type(tmp_path: Path, starttls_server: SmtpServer,
-                                                   ca_file: Path) -> None:
+def test_cli_lists_the_plugin_and_its_account_type(tmp_path: Path, starttls_server: SmtpServer, ca_file: Path) -> None:
     config = write_config(tmp_path, starttls_server, ca_file)
     plugins = run(config, "plugins")
     assert plugins.returncode == 0, plugins.stderr
-    assert any(p["name"] == "smtp" and p["distribution"] == "ccm-mail-smtp"
-               for p in json.loads(plugins.stdout)["plugins"])
+    assert any(
+        p["name"] == "smtp" and p["distribution"] == "ccm-mail-smtp" for p in json.loads(plugins.stdout)["plugins"]
+    )
     types = json.loads(run(config, "accounts", "types").stdout)["types"]
     smtp = next(t for t in types if t["id"] == "smtp")
     assert {f["name"] for f in smtp["fields"] if f["secret"]} == {"password", "client_secret"}
@@ -46,8 +47,21 @@ def test_send_through_the_host(tmp_path: Path, starttls_server: SmtpServer, ca_f
     data.write_text(json.dumps({"extRechnungsNr": "RE-2026-00042", "Betrag": "1.234,56 €"}), encoding="utf-8")
     attachment = tmp_path / "RE-2026-00042.pdf"
     attachment.write_bytes(b"%PDF-1.4 test\n" + bytes(range(256)))
-    result = run(config, "send", "--purpose", "invoice", "--to", "kunde@example.com", "--bcc",
-                 "archiv@example.com", "--data", str(data), "--attach", str(attachment), "--yes")
+    result = run(
+        config,
+        "send",
+        "--purpose",
+        "invoice",
+        "--to",
+        "kunde@example.com",
+        "--bcc",
+        "archiv@example.com",
+        "--data",
+        str(data),
+        "--attach",
+        str(attachment),
+        "--yes",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert PASSWORD not in result.stdout + result.stderr
     [got] = starttls_server.handler.received
@@ -65,16 +79,18 @@ def test_accounts_test_runs_check(tmp_path: Path, starttls_server: SmtpServer, c
     assert [s["step"] for s in json.loads(ok.stdout)["steps"]] == ["connect", "ehlo", "starttls", "auth", "quit"]
 
 
-def test_plain_text_towards_another_host_is_refused_by_config(tmp_path: Path, starttls_server: SmtpServer,
-                                                              ca_file: Path) -> None:
+def test_plain_text_towards_another_host_is_refused_by_config(
+    tmp_path: Path, starttls_server: SmtpServer, ca_file: Path
+) -> None:
     config = write_config(tmp_path, starttls_server, ca_file, host="smtp.example.com", security="none")
     result = run(config, "config", "check")
     assert result.returncode != 0
     assert "localhost" in result.stdout + result.stderr
 
 
-def test_fractional_timeout_is_accepted(tmp_path: Path, starttls_server: SmtpServer, ca_file: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fractional_timeout_is_accepted(
+    tmp_path: Path, starttls_server: SmtpServer, ca_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``timeout: 2.5`` (seconds, as the form says) passes the host's field check and reaches the
     transport as 2.5 s."""
     monkeypatch.setenv(cli_support.PASSWORD_ENV, PASSWORD)

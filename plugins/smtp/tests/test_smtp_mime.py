@@ -17,8 +17,23 @@ import pytest
 from ccm_mail_hookspecs import Address, Message, build_mime
 from ccm_mail_smtp.transport import dot_stuff, flatten, queue_id
 
-WORDS = ["Rechnung", "für", "Größe", "€", "ß", "–", "ÄÖÜ", "100", "x", "Müller-Lüdenscheidt", "😀",
-         "O'Neil", "a,b", '"q"', "(Einkauf)"]
+WORDS = [
+    "Rechnung",
+    "für",
+    "Größe",
+    "€",
+    "ß",
+    "–",
+    "ÄÖÜ",
+    "100",
+    "x",
+    "Müller-Lüdenscheidt",
+    "😀",
+    "O'Neil",
+    "a,b",
+    '"q"',
+    "(Einkauf)",
+]
 
 
 def decoded(raw_header: str) -> str:
@@ -32,8 +47,14 @@ def test_random_umlaut_headers_round_trip(utf8: bool) -> None:
         subject = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 40)))
         names = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 12))) for _ in range(rng.randint(1, 3))]
         to = [Address(f"k{n}@example.com", name) for n, name in enumerate(names)]
-        msg = Message(subject=subject, to=to, sender=Address("a@example.com", names[0]), text="Grüße",
-                      headers={"X-Notiz": subject}, message_id="<id@example.com>")
+        msg = Message(
+            subject=subject,
+            to=to,
+            sender=Address("a@example.com", names[0]),
+            text="Grüße",
+            headers={"X-Notiz": subject},
+            message_id="<id@example.com>",
+        )
         raw = flatten(build_mime(msg), utf8=utf8)
         legacy = email.message_from_bytes(raw)  # compat32: raw header text
         assert decoded(legacy["Subject"]) == subject
@@ -59,11 +80,14 @@ def test_dot_stuffing() -> None:
     assert dot_stuff(b"ohne Ende") == b"ohne Ende\r\n.\r\n"
 
 
-@pytest.mark.parametrize(("reply", "expected"), [
-    ("250 2.0.0 Ok: queued as 4XyZ42", "4XyZ42"),
-    ("250 OK id=1rABC-000123-XY", "1rABC-000123-XY"),
-    ("250 2.0.0 OK <abc@EXAMPLE.PROD.OUTLOOK.COM> [InternalId=123456789, Hostname=X] 1234 bytes", "123456789"),
-    ("250 2.0.0 OK", ""),
-])
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("250 2.0.0 Ok: queued as 4XyZ42", "4XyZ42"),
+        ("250 OK id=1rABC-000123-XY", "1rABC-000123-XY"),
+        ("250 2.0.0 OK <abc@EXAMPLE.PROD.OUTLOOK.COM> [InternalId=123456789, Hostname=X] 1234 bytes", "123456789"),
+        ("250 2.0.0 OK", ""),
+    ],
+)
 def test_queue_id(reply: str, expected: str) -> None:
     assert queue_id(reply) == expected

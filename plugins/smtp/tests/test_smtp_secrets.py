@@ -91,15 +91,20 @@ def test_echoed_password_leaks_nowhere_through_the_cli(echo: Echo, tmp_path: Pat
     assert check.returncode == 1 and check_text.returncode == 1
     auth_step = next(s for s in json.loads(check.stdout)["steps"] if s["step"] == "auth")
     assert not auth_step["ok"] and "5.7.8" in auth_step["text"]
-    assert not leaks(echo.forms, {
-        "send --json stdout": sent.stdout, "send --json stderr": sent.stderr,
-        "send stdout": text.stdout, "send stderr": text.stderr,
-        "journal --json": journal_json.stdout + journal_json.stderr,
-        "journal": journal_text.stdout + journal_text.stderr,
-        "accounts test --json": check.stdout + check.stderr,
-        "accounts test": check_text.stdout + check_text.stderr,
-        "journal files": journal_bytes(tmp_path),
-    }), "a secret leaked"
+    assert not leaks(
+        echo.forms,
+        {
+            "send --json stdout": sent.stdout,
+            "send --json stderr": sent.stderr,
+            "send stdout": text.stdout,
+            "send stderr": text.stderr,
+            "journal --json": journal_json.stdout + journal_json.stderr,
+            "journal": journal_text.stdout + journal_text.stderr,
+            "accounts test --json": check.stdout + check.stderr,
+            "accounts test": check_text.stdout + check_text.stderr,
+            "journal files": journal_bytes(tmp_path),
+        },
+    ), "a secret leaked"
     assert "***" in error["details"]["smtp_reply"], "the echo is shown, blanked"
 
 
@@ -109,8 +114,13 @@ def client_logs(logs: LogCapture) -> list[str]:
 
 
 def message() -> Message:
-    return Message(subject="Rechnung", to=[Address("kunde@example.com")], text="Hallo", sender=Address(SENDER),
-                   message_id=make_msgid(domain="test.ccm-mail"))
+    return Message(
+        subject="Rechnung",
+        to=[Address("kunde@example.com")],
+        text="Hallo",
+        sender=Address(SENDER),
+        message_id=make_msgid(domain="test.ccm-mail"),
+    )
 
 
 def test_each_password_form_is_registered_before_it_is_sent(echo: Echo, make_transport: MakeTransport) -> None:
@@ -120,12 +130,14 @@ def test_each_password_form_is_registered_before_it_is_sent(echo: Echo, make_tra
     with capture_logs() as logs, pytest.raises(AuthenticationError) as info:
         make_transport(echo.server, password=echo.password).send(message())
     echo.echoed()
-    secret_lines = [(line, registered) for line, registered in echo.server.handler.sasl_lines
-                    if line in echo.wire_lines]
+    secret_lines = [
+        (line, registered) for line, registered in echo.server.handler.sasl_lines if line in echo.wire_lines
+    ]
     assert secret_lines, "the client sent no password line"
     assert all(registered for _, registered in secret_lines), "a secret line went out before it was registered"
-    assert not leaks(echo.forms, {"error": "\n".join(exception_texts(info.value)),
-                                  "log": "\n".join(client_logs(logs))}), "a secret leaked"
+    assert not leaks(
+        echo.forms, {"error": "\n".join(exception_texts(info.value)), "log": "\n".join(client_logs(logs))}
+    ), "a secret leaked"
     assert redaction.redact(f"x {echo.password} y") == "x *** y"
 
 
@@ -136,8 +148,7 @@ def test_check_with_an_echoing_server(echo: Echo, make_transport: MakeTransport)
     texts = [t.de for _, _, t in result.steps] + [t.en for _, _, t in result.steps]
     assert any("5.7.8" in t for t in texts)
     echo.echoed()
-    assert not leaks(echo.forms, {"steps": "\n".join(texts), "log": "\n".join(client_logs(logs))}), \
-        "a secret leaked"
+    assert not leaks(echo.forms, {"steps": "\n".join(texts), "log": "\n".join(client_logs(logs))}), "a secret leaked"
 
 
 def test_a_normal_day_leaks_nothing(echo: Echo, tmp_path: Path, ca_file: Path) -> None:
@@ -150,9 +161,14 @@ def test_a_normal_day_leaks_nothing(echo: Echo, tmp_path: Path, ca_file: Path) -
     def run(*args: str, json_out: bool = True) -> subprocess.CompletedProcess[str]:
         return cli_support.run(config, *args, "--log-level", "debug", json_out=json_out, env=env)
 
-    outputs = [run(*invoice_args("RE-2026-00042")), run(*invoice_args("RE-2026-00042"), json_out=False),
-               run("accounts", "test", "Versand", "--send-test-mail"), run("journal", "--id", "1"),
-               run("journal", json_out=False), run("outbox")]
+    outputs = [
+        run(*invoice_args("RE-2026-00042")),
+        run(*invoice_args("RE-2026-00042"), json_out=False),
+        run("accounts", "test", "Versand", "--send-test-mail"),
+        run("journal", "--id", "1"),
+        run("journal", json_out=False),
+        run("outbox"),
+    ]
     assert [p.returncode for p in outputs] == [0, 5, 0, 0, 0, 0], [p.stderr for p in outputs]
     assert len(echo.server.handler.received) == 2, "the invoice and the test mail"
     assert {line for line, _ in echo.server.handler.sasl_lines} & set(echo.wire_lines), "a password line was sent"

@@ -55,9 +55,13 @@ class Office365:
     def token_check(self, user: str, token: str) -> bool:
         """What Exchange checks: issued for Exchange Online, role SMTP.SendAsApp, not expired."""
         info = self.sb.state.tokens.get(token)
-        return (info is not None and info.resource == "https://outlook.office365.com"
-                and "SMTP.SendAsApp" in info.roles and info.expires_at > time.time()
-                and user.lower() == SENDER)
+        return (
+            info is not None
+            and info.resource == "https://outlook.office365.com"
+            and "SMTP.SendAsApp" in info.roles
+            and info.expires_at > time.time()
+            and user.lower() == SENDER
+        )
 
     def secrets(self) -> list[str]:
         return [SECRET, *self.sb.state.tokens]
@@ -93,20 +97,31 @@ def system_ca_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def xoauth(make_transport: MakeTransport, server: SmtpServer, o365: Office365, **overrides: object) -> Transport:
     values: dict[str, object] = {
-        "auth": "xoauth2", "password": None, "tenant_id": TENANT, "client_id": o365.app.client_id,
-        "client_secret": SECRET, "authority_host": o365.sb.authority_host, "authority_ca_bundle": o365.sb.ca_pem,
+        "auth": "xoauth2",
+        "password": None,
+        "tenant_id": TENANT,
+        "client_id": o365.app.client_id,
+        "client_secret": SECRET,
+        "authority_host": o365.sb.authority_host,
+        "authority_ca_bundle": o365.sb.ca_pem,
     }
     values.update(overrides)
     return make_transport(server, **values)
 
 
 def message() -> Message:
-    return Message(subject="XOAUTH2", to=[Address("kunde@example.com")], text="Hallo", sender=Address(SENDER),
-                   message_id=make_msgid(domain="test.ccm-mail"))
+    return Message(
+        subject="XOAUTH2",
+        to=[Address("kunde@example.com")],
+        text="Hallo",
+        sender=Address(SENDER),
+        message_id=make_msgid(domain="test.ccm-mail"),
+    )
 
 
-def test_sends_with_a_token_for_exchange(xoauth_server: SmtpServer, o365: Office365,
-                                         make_transport: MakeTransport, system_ca_env: None) -> None:
+def test_sends_with_a_token_for_exchange(
+    xoauth_server: SmtpServer, o365: Office365, make_transport: MakeTransport, system_ca_env: None
+) -> None:
     before = o365.sb.token_request_count(o365.app.client_id)
     transport = xoauth(make_transport, xoauth_server, o365)
     messages = [message() for _ in range(3)]
@@ -135,8 +150,9 @@ def test_unknown_tenant(xoauth_server: SmtpServer, o365: Office365, make_transpo
     assert "tenant" in info.value.message.en.lower() or "Mandant" in info.value.render("de")
 
 
-def test_app_without_smtp_send_as_app(xoauth_server: SmtpServer, o365: Office365,
-                                      make_transport: MakeTransport) -> None:
+def test_app_without_smtp_send_as_app(
+    xoauth_server: SmtpServer, o365: Office365, make_transport: MakeTransport
+) -> None:
     # Entra issues the token; Exchange refuses it: 535 5.7.3 and the checklist
     with pytest.raises(AuthenticationError) as info:
         xoauth(make_transport, xoauth_server, o365, client_id=o365.graph_only.client_id).send(message())
@@ -147,8 +163,9 @@ def test_app_without_smtp_send_as_app(xoauth_server: SmtpServer, o365: Office365
 
 def test_sign_in_host_unreachable(xoauth_server: SmtpServer, o365: Office365, make_transport: MakeTransport) -> None:
     with pytest.raises(NetworkError):
-        xoauth(make_transport, xoauth_server, o365, authority_host=f"127.0.0.1:{free_port()}",
-               timeout=2).send(message())
+        xoauth(make_transport, xoauth_server, o365, authority_host=f"127.0.0.1:{free_port()}", timeout=2).send(
+            message()
+        )
 
 
 def test_check_gets_a_token(xoauth_server: SmtpServer, o365: Office365, make_transport: MakeTransport) -> None:
@@ -186,13 +203,20 @@ class TestXoauth2Conformance(TransportConformance):
         return LiveSecrets(o365)  # type: ignore[return-value]
 
     @pytest.fixture(params=["wrong_secret", "no_smtp_role"])
-    def failing_transport(self, request: pytest.FixtureRequest, xoauth_server: SmtpServer, o365: Office365,
-                          make_transport: MakeTransport) -> FailureCase:
+    def failing_transport(
+        self, request: pytest.FixtureRequest, xoauth_server: SmtpServer, o365: Office365, make_transport: MakeTransport
+    ) -> FailureCase:
         if request.param == "wrong_secret":
-            return FailureCase(xoauth(make_transport, xoauth_server, o365, client_secret=SECRET + "-alt"),
-                               AuthenticationError, "wrong client secret")
-        return FailureCase(xoauth(make_transport, xoauth_server, o365, client_id=o365.graph_only.client_id),
-                           AuthenticationError, "app without SMTP.SendAsApp")
+            return FailureCase(
+                xoauth(make_transport, xoauth_server, o365, client_secret=SECRET + "-alt"),
+                AuthenticationError,
+                "wrong client secret",
+            )
+        return FailureCase(
+            xoauth(make_transport, xoauth_server, o365, client_id=o365.graph_only.client_id),
+            AuthenticationError,
+            "app without SMTP.SendAsApp",
+        )
 
 
 # -- a server that echoes the XOAUTH2 exchange (issue: secrets leak in base64 form) -------------
@@ -222,12 +246,21 @@ def echoed_a_token(server: SmtpServer, o365: Office365) -> None:
     assert all(any(b in reply for b in blobs) for reply in server.handler.sasl_replies), "no echo of the token"
 
 
-def test_echoed_xoauth2_string_leaks_nowhere_through_the_cli(echoing_xoauth_server: SmtpServer, o365: Office365,
-                                                             tmp_path: Path, ca_file: Path) -> None:
+def test_echoed_xoauth2_string_leaks_nowhere_through_the_cli(
+    echoing_xoauth_server: SmtpServer, o365: Office365, tmp_path: Path, ca_file: Path
+) -> None:
     config = cli_support.write_config(
-        tmp_path, echoing_xoauth_server, ca_file, auth="xoauth2", password=None, tenant_id=TENANT,
-        client_id=o365.app.client_id, client_secret={"env": "SMTP_TEST_CLIENT_SECRET"},
-        authority_host=o365.sb.authority_host, authority_ca_bundle=str(o365.sb.ca_pem))
+        tmp_path,
+        echoing_xoauth_server,
+        ca_file,
+        auth="xoauth2",
+        password=None,
+        tenant_id=TENANT,
+        client_id=o365.app.client_id,
+        client_secret={"env": "SMTP_TEST_CLIENT_SECRET"},
+        authority_host=o365.sb.authority_host,
+        authority_ca_bundle=str(o365.sb.ca_pem),
+    )
     env = cli_support.cli_env(SMTP_TEST_CLIENT_SECRET=SECRET)
 
     def run(*args: str, json_out: bool = True) -> subprocess.CompletedProcess[str]:
@@ -247,15 +280,22 @@ def test_echoed_xoauth2_string_leaks_nowhere_through_the_cli(echoing_xoauth_serv
     echoed_a_token(echoing_xoauth_server, o365)
     assert not echoing_xoauth_server.handler.received
 
-    assert not leaks(token_forms(o365), {
-        "send --json": sent.stdout + sent.stderr, "send": text.stdout + text.stderr,
-        "accounts test": check.stdout + check.stderr, "journal": journal.stdout + journal_text.stdout,
-        "journal files": cli_support.journal_bytes(tmp_path)}), "a secret leaked"
+    assert not leaks(
+        token_forms(o365),
+        {
+            "send --json": sent.stdout + sent.stderr,
+            "send": text.stdout + text.stderr,
+            "accounts test": check.stdout + check.stderr,
+            "journal": journal.stdout + journal_text.stdout,
+            "journal files": cli_support.journal_bytes(tmp_path),
+        },
+    ), "a secret leaked"
     assert "***" in error["details"]["smtp_reply"]
 
 
 def test_token_and_xoauth2_forms_are_registered_before_they_are_sent(
-        echoing_xoauth_server: SmtpServer, o365: Office365, make_transport: MakeTransport) -> None:
+    echoing_xoauth_server: SmtpServer, o365: Office365, make_transport: MakeTransport
+) -> None:
     """Whatever shape the token has: the token, the XOAUTH2 string and its base64 are in the
     redaction registry before the line reaches the server; the transport's own texts are clean."""
     with capture_logs() as logs, pytest.raises(AuthenticationError) as info:
@@ -267,5 +307,6 @@ def test_token_and_xoauth2_forms_are_registered_before_they_are_sent(
     assert redaction.redact(f"<{token}>") == "<***>", "the token itself is registered, not only by its shape"
     assert redaction.redact(xoauth2_string(SENDER, token)) == "***"
     client_logs = [t for t in logs.texts() if not t.startswith("mail.log ")]
-    assert not leaks(token_forms(o365), {"error": "\n".join(exception_texts(info.value)),
-                                         "log": "\n".join(client_logs)}), "a secret leaked"
+    assert not leaks(
+        token_forms(o365), {"error": "\n".join(exception_texts(info.value)), "log": "\n".join(client_logs)}
+    ), "a secret leaked"

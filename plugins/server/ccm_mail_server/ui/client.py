@@ -54,8 +54,16 @@ class Api:
     def __init__(self, app: Flask) -> None:
         self.app = app
 
-    def call(self, method: str, path: str, *, json: Any = None, query: Any = None,
-             authorization: str | None = None, csrf: str | None = None) -> Answer:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        query: Any = None,
+        authorization: str | None = None,
+        csrf: str | None = None,
+    ) -> Answer:
         """``method API+path`` as the browser behind this page request.
 
         :param csrf: the token the submitted form carried (forwarded as ``X-CSRF-Token``; the API
@@ -71,9 +79,14 @@ class Api:
         if csrf is not None:
             headers[CSRF_HEADER] = csrf
         client = Client(self.app, use_cookies=False)
-        resp = client.open(API + path, method=method, json=json, query_string=query, headers=headers,
-                           environ_overrides={"REMOTE_ADDR": request.remote_addr or "",
-                                              "wsgi.url_scheme": request.scheme})
+        resp = client.open(
+            API + path,
+            method=method,
+            json=json,
+            query_string=query,
+            headers=headers,
+            environ_overrides={"REMOTE_ADDR": request.remote_addr or "", "wsgi.url_scheme": request.scheme},
+        )
         try:
             data = resp.get_json(silent=True)
             if data is None:

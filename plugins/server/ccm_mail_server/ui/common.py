@@ -25,8 +25,11 @@ LANG_COOKIE = "ccm_lang"
 ABSYS_PURPOSES = ("eservice", "invoice")
 
 STATUS_LABELS = {
-    "queued": T("eingereiht", "queued"), "sending": T("wird gesendet", "sending"), "sent": T("gesendet", "sent"),
-    "failed": T("fehlgeschlagen", "failed"), "unknown": T("unklar", "unknown"),
+    "queued": T("eingereiht", "queued"),
+    "sending": T("wird gesendet", "sending"),
+    "sent": T("gesendet", "sent"),
+    "failed": T("fehlgeschlagen", "failed"),
+    "unknown": T("unklar", "unknown"),
     "cancelled": T("abgebrochen", "cancelled"),
 }
 
@@ -73,8 +76,10 @@ def error_text(answer: Answer) -> tuple[str, str | None]:
     """(message, hint) of an API error document, in the page's language (the API chose it)."""
     error = answer.error
     if not error:
-        return t(f"Unerwartete Antwort des Dienstes (HTTP {answer.status}).",
-                 f"unexpected answer from the service (HTTP {answer.status})."), None
+        return t(
+            f"Unerwartete Antwort des Dienstes (HTTP {answer.status}).",
+            f"unexpected answer from the service (HTTP {answer.status}).",
+        ), None
     return str(error.get("message") or ""), error.get("hint")
 
 
@@ -90,6 +95,7 @@ def safe_next(target: str | None) -> str:
 def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
     """The page needs a session: asked of the API (``GET /api/v1/session``), which also hands
     over the session's CSRF token for the page's forms. A submitted form must carry it."""
+
     @wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         answer = api().call("GET", "/session")
@@ -105,6 +111,7 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
                 return csrf_refused()
             g.presented_csrf = presented
         return view(*args, **kwargs)
+
     return guarded
 
 
@@ -115,20 +122,25 @@ def call(method: str, path: str, **kwargs: Any) -> Answer:
 
 
 def csrf_refused() -> Response:
-    body = render_template("error.html", title=t("Sicherheitsprüfung fehlgeschlagen", "Security check failed"),
-                           message=t("Das Formular trägt nicht das Sicherheitsmerkmal (CSRF-Token) dieser Sitzung; "
-                                     "nichts wurde geändert.",
-                                     "The form does not carry this session's security token (CSRF); nothing was "
-                                     "changed."),
-                           hint=t("Die Seite neu laden und noch einmal versuchen.", "Reload the page and try again."))
+    body = render_template(
+        "error.html",
+        title=t("Sicherheitsprüfung fehlgeschlagen", "Security check failed"),
+        message=t(
+            "Das Formular trägt nicht das Sicherheitsmerkmal (CSRF-Token) dieser Sitzung; nichts wurde geändert.",
+            "The form does not carry this session's security token (CSRF); nothing was changed.",
+        ),
+        hint=t("Die Seite neu laden und noch einmal versuchen.", "Reload the page and try again."),
+    )
     return Response(body, status=403, mimetype="text/html")
 
 
 def problem_page(answer: Answer) -> Response:
     message, hint = error_text(answer)
     if answer.status == 403 and answer.error.get("kind") == "forbidden":
-        message = t("Mit diesem Schlüssel (Senden) sind die Einstellungen nicht erreichbar.",
-                    "The settings are not available with this key (send).")
+        message = t(
+            "Mit diesem Schlüssel (Senden) sind die Einstellungen nicht erreichbar.",
+            "The settings are not available with this key (send).",
+        )
         hint = t("Mit dem Einstellungs-Schlüssel anmelden.", "Sign in with the settings key.")
     body = render_template("error.html", title=t("Nicht möglich", "Not possible"), message=message, hint=hint)
     return Response(body, status=answer.status if answer.status >= 400 else 502, mimetype="text/html")

@@ -23,22 +23,30 @@ from ccm_mail_hookspecs import T
 from .common import t
 
 LIMIT_LABELS = {
-    "messages": (T("Mails je Zeitfenster", "Messages per window"),
-                 T("Exchange Online: 30 je Minute.", "Exchange Online: 30 per minute.")),
+    "messages": (
+        T("Mails je Zeitfenster", "Messages per window"),
+        T("Exchange Online: 30 je Minute.", "Exchange Online: 30 per minute."),
+    ),
     "per_seconds": (T("Zeitfenster (Sekunden)", "Window (seconds)"), None),
-    "recipients_per_day": (T("Empfänger je Tag", "Recipients per day"),
-                           T("Exchange Online: 10.000; darüber sperrt Microsoft das Postfach für 24 Stunden.",
-                             "Exchange Online: 10,000; above it Microsoft blocks the mailbox for 24 hours.")),
+    "recipients_per_day": (
+        T("Empfänger je Tag", "Recipients per day"),
+        T(
+            "Exchange Online: 10.000; darüber sperrt Microsoft das Postfach für 24 Stunden.",
+            "Exchange Online: 10,000; above it Microsoft blocks the mailbox for 24 hours.",
+        ),
+    ),
     "concurrency": (T("Gleichzeitige Sendungen", "Concurrent sends"), None),
-    "recipients_per_message": (T("Empfänger je Mail", "Recipients per message"),
-                               T("Exchange Online: 500.", "Exchange Online: 500.")),
+    "recipients_per_message": (
+        T("Empfänger je Mail", "Recipients per message"),
+        T("Exchange Online: 500.", "Exchange Online: 500."),
+    ),
 }
 
 
 @dataclass(slots=True)
 class FormField:
-    name: str                 #: the form input's name
-    key: str                  #: where it goes: a field name, "from_name" or "limits.<key>"
+    name: str  #: the form input's name
+    key: str  #: where it goes: a field name, "from_name" or "limits.<key>"
     label: str
     help: str | None = None
     required: bool = False
@@ -46,8 +54,8 @@ class FormField:
     kind: str = "text"
     choices: list[str] = field(default_factory=list)
     default: Any = None
-    value: str = ""           #: what the input shows (never a secret)
-    stored: Any = None        #: what the file has now (a secret only as {"secret": True, "source": …})
+    value: str = ""  #: what the input shows (never a secret)
+    stored: Any = None  #: what the file has now (a secret only as {"secret": True, "source": …})
     errors: list[str] = field(default_factory=list)
     advanced: bool = False
 
@@ -89,23 +97,53 @@ def build_fields(atype: Mapping[str, Any], stored: Mapping[str, Any]) -> list[Fo
         name = spec["name"]
         current = stored.get(name)
         shown = "" if spec.get("secret") or isinstance(current, dict) else _text(current)
-        fields.append(FormField(
-            name=f"f.{name}", key=name, label=spec["label"], help=spec.get("help"), required=bool(spec["required"]),
-            secret=bool(spec.get("secret")), kind=spec.get("kind") or "text",
-            choices=list(spec.get("choices") or []), default=spec.get("default"), value=shown, stored=current,
-            advanced=not (spec["required"] or name == first_secret)))
-    fields.append(FormField(name="from_name", key="from_name", label=t("Anzeigename des Absenders", "Sender name"),
-                            help=t("Erscheint beim Empfänger vor der Adresse, z. B. „codicon GmbH Buchhaltung“.",
-                                   "Shown to the recipient before the address, e.g. \"codicon GmbH Accounts\"."),
-                            value=_text(stored.get("from_name")), stored=stored.get("from_name"), advanced=True))
+        fields.append(
+            FormField(
+                name=f"f.{name}",
+                key=name,
+                label=spec["label"],
+                help=spec.get("help"),
+                required=bool(spec["required"]),
+                secret=bool(spec.get("secret")),
+                kind=spec.get("kind") or "text",
+                choices=list(spec.get("choices") or []),
+                default=spec.get("default"),
+                value=shown,
+                stored=current,
+                advanced=not (spec["required"] or name == first_secret),
+            )
+        )
+    fields.append(
+        FormField(
+            name="from_name",
+            key="from_name",
+            label=t("Anzeigename des Absenders", "Sender name"),
+            help=t(
+                "Erscheint beim Empfänger vor der Adresse, z. B. „codicon GmbH Buchhaltung“.",
+                'Shown to the recipient before the address, e.g. "codicon GmbH Accounts".',
+            ),
+            value=_text(stored.get("from_name")),
+            stored=stored.get("from_name"),
+            advanced=True,
+        )
+    )
     limits: Mapping[str, Any] = stored["limits"] if isinstance(stored.get("limits"), dict) else {}
     lang = "en" if t("de", "en") == "en" else "de"
     for key in LIMIT_KEYS:
         label, help_ = LIMIT_LABELS[key]
-        fields.append(FormField(name=f"limit.{key}", key=f"limits.{key}", label=label.get(lang),
-                                help=help_.get(lang) if help_ else None, kind="float" if key == "per_seconds" else "int",
-                                default=getattr(DEFAULT_LIMITS, key), value=_text(limits.get(key)),
-                                stored=limits.get(key), advanced=True))
+        fields.append(
+            FormField(
+                name=f"limit.{key}",
+                key=f"limits.{key}",
+                label=label.get(lang),
+                help=help_.get(lang) if help_ else None,
+                kind="float" if key == "per_seconds" else "int",
+                default=getattr(DEFAULT_LIMITS, key),
+                value=_text(limits.get(key)),
+                stored=limits.get(key),
+                advanced=True,
+            )
+        )
     return fields
 
 
@@ -188,7 +226,7 @@ def place_problems(fields: list[FormField], account: str, problems: list[dict[st
         if p.get("hint"):
             text += " – " + str(p["hint"])
         key = str(p.get("key") or "")
-        target = by_key.get(key[len(prefix):]) if key.startswith(prefix) else None
+        target = by_key.get(key[len(prefix) :]) if key.startswith(prefix) else None
         if target is not None:
             target.errors.append(text)
         else:

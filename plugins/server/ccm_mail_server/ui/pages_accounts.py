@@ -31,22 +31,33 @@ def _steps(name: str, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
         text = str(step.get("text") or "").replace("NAME", _shown_name(name))
         ids = re.search(r"\s\[([^\[\]]*=[^\[\]]*)\]$", text)  # the support ids CcmMailError.render appends
         if ids:
-            text = text[:ids.start()]
+            text = text[: ids.start()]
         problem, fix = text, None
         if not step.get("ok"):
             found = re.search(r"\s(?:Hinweis|Hint): ", text)
             if found:
-                problem, fix = text[:found.start()], text[found.end():]
-        shown.append({"step": step.get("step"), "ok": bool(step.get("ok")), "text": problem, "fix": fix,
-                      "ids": ids.group(1) if ids else None})
+                problem, fix = text[: found.start()], text[found.end() :]
+        shown.append(
+            {
+                "step": step.get("step"),
+                "ok": bool(step.get("ok")),
+                "text": problem,
+                "fix": fix,
+                "ids": ids.group(1) if ids else None,
+            }
+        )
     return shown
 
 
 def _status_line(row: dict[str, Any]) -> dict[str, Any]:
     status = row.get("status") or {}
     test, consent, saved = status.get("test"), status.get("consent"), status.get("saved_at")
-    return {"test": test, "consent": consent, "changed_since_test": bool(test and saved and saved > test["at"]),
-            "consent_possible": "consent" in (row.get("actions") or [])}
+    return {
+        "test": test,
+        "consent": consent,
+        "changed_since_test": bool(test and saved and saved > test["at"]),
+        "consent_possible": "consent" in (row.get("actions") or []),
+    }
 
 
 @bp.get("/ui/accounts")
@@ -55,24 +66,49 @@ def list_accounts() -> str:
     rows = must(call("GET", "/accounts"))["accounts"]
     for row in rows:
         row["state"] = _status_line(row)
-    return render_template("accounts.html", title=t("E-Mail-Konten", "Mail accounts"), rows=rows, nav="accounts",
-                           saved=request.args.get("saved"))
+    return render_template(
+        "accounts.html",
+        title=t("E-Mail-Konten", "Mail accounts"),
+        rows=rows,
+        nav="accounts",
+        saved=request.args.get("saved"),
+    )
 
 
-def _render_form(name: str | None, atype: dict[str, Any], fields: list[FormField], *, status: int = 200,
-                 loose: list[dict[str, str]] | None = None, error: tuple[str, str | None] | None = None,
-                 saved: bool = False, test: dict[str, Any] | None = None, account_row: dict[str, Any] | None = None,
-                 typed_secret: bool = False) -> Response:
+def _render_form(
+    name: str | None,
+    atype: dict[str, Any],
+    fields: list[FormField],
+    *,
+    status: int = 200,
+    loose: list[dict[str, str]] | None = None,
+    error: tuple[str, str | None] | None = None,
+    saved: bool = False,
+    test: dict[str, Any] | None = None,
+    account_row: dict[str, Any] | None = None,
+    typed_secret: bool = False,
+) -> Response:
     basic = [f for f in fields if not f.advanced]
     advanced = [f for f in fields if f.advanced]
     open_advanced = any(f.errors for f in advanced) or any(f.differs and f.stored is not None for f in advanced)
     body = render_template(
-        "account_form.html", nav="accounts",
+        "account_form.html",
+        nav="accounts",
         title=(t("E-Mail-Konto: ", "Mail account: ") + name) if name else t("E-Mail-Konto anlegen", "New mail account"),
-        name=name, atype=atype, basic=basic, advanced=advanced, open_advanced=open_advanced,
-        loose=loose or [], error=error, saved=saved, test=test, row=account_row, typed_secret=typed_secret,
+        name=name,
+        atype=atype,
+        basic=basic,
+        advanced=advanced,
+        open_advanced=open_advanced,
+        loose=loose or [],
+        error=error,
+        saved=saved,
+        test=test,
+        row=account_row,
+        typed_secret=typed_secret,
         errors=sum(len(f.errors) for f in fields) + len(loose or []) + (1 if error else 0),
-        new_name=request.form.get("name", "") if name is None else name)
+        new_name=request.form.get("name", "") if name is None else name,
+    )
     return Response(body, status=status, mimetype="text/html")
 
 
@@ -95,8 +131,12 @@ def new_account() -> Response | str:
     types = _types()
     type_id = request.args.get("type")
     if type_id not in types:
-        return render_template("account_type.html", title=t("E-Mail-Konto anlegen", "New mail account"),
-                               types=list(types.values()), nav="accounts")
+        return render_template(
+            "account_type.html",
+            title=t("E-Mail-Konto anlegen", "New mail account"),
+            types=list(types.values()),
+            nav="accounts",
+        )
     return _render_form(None, types[str(type_id)], build_fields(types[str(type_id)], {}))
 
 
@@ -114,19 +154,45 @@ def create_account() -> Response:
     refill(fields, request.form)
     typed_secret = bool(change.get("secrets"))
     if not name:
-        return _render_form(None, atype, fields, status=422, typed_secret=typed_secret,
-                            loose=[{"key": "name", "text": t("Bitte einen Namen angeben, z. B. „Rechnungsversand“.",
-                                                             "Please give a name, e.g. \"Invoices\".")}])
+        return _render_form(
+            None,
+            atype,
+            fields,
+            status=422,
+            typed_secret=typed_secret,
+            loose=[
+                {
+                    "key": "name",
+                    "text": t(
+                        "Bitte einen Namen angeben, z. B. „Rechnungsversand“.", 'Please give a name, e.g. "Invoices".'
+                    ),
+                }
+            ],
+        )
     if _stored(name) is not None:
-        return _render_form(None, atype, fields, status=422, typed_secret=typed_secret,
-                            loose=[{"key": "name", "text": t(f"Ein Konto „{name}“ gibt es schon.",
-                                                             f"an account \"{name}\" exists already.")}])
+        return _render_form(
+            None,
+            atype,
+            fields,
+            status=422,
+            typed_secret=typed_secret,
+            loose=[
+                {"key": "name", "text": t(f"Ein Konto „{name}“ gibt es schon.", f'an account "{name}" exists already.')}
+            ],
+        )
     answer = call("PUT", f"/settings/accounts/{name}", json={"type": type_id, **change})
     if answer.ok:
         return redirect(url_for("accounts.edit_account", name=name, saved=1), code=303)
     loose = place_problems(fields, name, answer.problems)
-    return _render_form(None, atype, fields, status=422, loose=loose, typed_secret=typed_secret,
-                        error=None if answer.problems else error_text(answer))
+    return _render_form(
+        None,
+        atype,
+        fields,
+        status=422,
+        loose=loose,
+        typed_secret=typed_secret,
+        error=None if answer.problems else error_text(answer),
+    )
 
 
 @bp.get("/ui/accounts/<name>")
@@ -139,8 +205,9 @@ def edit_account(name: str) -> Response:
     atype = types.get(str(stored.get("type")))
     if atype is None:
         abort(404)
-    return _render_form(name, atype, build_fields(atype, stored), saved=bool(request.args.get("saved")),
-                        account_row=_account_row(name))
+    return _render_form(
+        name, atype, build_fields(atype, stored), saved=bool(request.args.get("saved")), account_row=_account_row(name)
+    )
 
 
 @bp.post("/ui/accounts/<name>")
@@ -157,8 +224,16 @@ def save_account(name: str) -> Response:
         return redirect(url_for("accounts.edit_account", name=name, saved=1), code=303)
     refill(fields, request.form)
     loose = place_problems(fields, name, answer.problems)
-    return _render_form(name, atype, fields, status=422, loose=loose, account_row=_account_row(name),
-                        typed_secret=bool(change.get("secrets")), error=None if answer.problems else error_text(answer))
+    return _render_form(
+        name,
+        atype,
+        fields,
+        status=422,
+        loose=loose,
+        account_row=_account_row(name),
+        typed_secret=bool(change.get("secrets")),
+        error=None if answer.problems else error_text(answer),
+    )
 
 
 @bp.post("/ui/accounts/<name>/test")
@@ -185,8 +260,14 @@ def start_consent(name: str) -> Response:
         if stored is None:
             abort(404)
         atype = _types()[str(stored.get("type"))]
-        return _render_form(name, atype, build_fields(atype, stored), status=answer.status,
-                            error=error_text(answer), account_row=_account_row(name))
+        return _render_form(
+            name,
+            atype,
+            build_fields(atype, stored),
+            status=answer.status,
+            error=error_text(answer),
+            account_row=_account_row(name),
+        )
     return redirect(url_for("accounts.consent_job", name=name, job=answer.data["job"]), code=303)
 
 
@@ -198,9 +279,15 @@ def _consent_view(name: str, job: dict[str, Any]) -> dict[str, Any]:
     result = job.get("result") if isinstance(job.get("result"), dict) else None
     # what the action printed for a terminal up to the address is on the page already; what came
     # after it (the answer to a pasted address) is news
-    after = notes[notes.index(url) + 2:] if url in notes else []
-    return {"job": job, "url": url, "notes": after[-3:], "result": result, "error": job.get("error"),
-            "hint": (result or {}).get("hint") or (job.get("error") or {}).get("hint")}
+    after = notes[notes.index(url) + 2 :] if url in notes else []
+    return {
+        "job": job,
+        "url": url,
+        "notes": after[-3:],
+        "result": result,
+        "error": job.get("error"),
+        "hint": (result or {}).get("hint") or (job.get("error") or {}).get("hint"),
+    }
 
 
 @bp.get("/ui/accounts/<name>/consent/<job>")
@@ -209,8 +296,13 @@ def consent_job(name: str, job: str) -> str:
     data = must(call("GET", f"/jobs/{job}"))
     if data.get("account") != name:
         abort(404)
-    return render_template("consent.html", title=t("Admin Berechtigung erteilen", "Grant admin consent"),
-                           name=name, nav="accounts", **_consent_view(name, data))
+    return render_template(
+        "consent.html",
+        title=t("Admin Berechtigung erteilen", "Grant admin consent"),
+        name=name,
+        nav="accounts",
+        **_consent_view(name, data),
+    )
 
 
 @bp.post("/ui/accounts/<name>/consent/<job>")
@@ -220,9 +312,16 @@ def consent_answer(name: str, job: str) -> Response:
     have consent proven by a new token)."""
     answer = call("POST", f"/jobs/{job}/answer", json={"line": request.form.get("redirect_url", "")})
     if not answer.ok and answer.status != 409:
-        return Response(render_template("error.html", title=t("Nicht möglich", "Not possible"),
-                                        message=error_text(answer)[0], hint=error_text(answer)[1]),
-                        status=answer.status, mimetype="text/html")
+        return Response(
+            render_template(
+                "error.html",
+                title=t("Nicht möglich", "Not possible"),
+                message=error_text(answer)[0],
+                hint=error_text(answer)[1],
+            ),
+            status=answer.status,
+            mimetype="text/html",
+        )
     return redirect(url_for("accounts.consent_job", name=name, job=job), code=303)
 
 
@@ -238,8 +337,14 @@ def _purposes_view() -> dict[str, Any]:
 @bp.get("/ui/purposes")
 @signed_in
 def purposes() -> str:
-    return render_template("purposes.html", title=t("Zuordnung", "Purposes"), nav="purposes",
-                           saved=request.args.get("saved"), problems={}, **_purposes_view())
+    return render_template(
+        "purposes.html",
+        title=t("Zuordnung", "Purposes"),
+        nav="purposes",
+        saved=request.args.get("saved"),
+        problems={},
+        **_purposes_view(),
+    )
 
 
 @bp.post("/ui/purposes/<purpose>")
@@ -256,8 +361,14 @@ def save_purpose(purpose: str) -> Response:
     if answer.ok:
         return redirect(url_for("accounts.purposes", saved=purpose), code=303)
     problems = {purpose: [p.get("message", "") for p in answer.problems] or [error_text(answer)[0]]}
-    body = render_template("purposes.html", title=t("Zuordnung", "Purposes"), nav="purposes", saved=None,
-                           problems=problems, **_purposes_view())
+    body = render_template(
+        "purposes.html",
+        title=t("Zuordnung", "Purposes"),
+        nav="purposes",
+        saved=None,
+        problems=problems,
+        **_purposes_view(),
+    )
     return Response(body, status=422, mimetype="text/html")
 
 

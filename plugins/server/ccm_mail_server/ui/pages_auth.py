@@ -32,11 +32,17 @@ def _with_session(answer: Answer, target: str) -> Response:
 
 def _login_page(error: tuple[str, str | None] | None = None, status: int = 200) -> Response:
     token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
-    body = render_template("login.html", title=t("Anmelden", "Sign in"), login_token=token, error=error,
-                           next=request.values.get("next", ""))
+    body = render_template(
+        "login.html",
+        title=t("Anmelden", "Sign in"),
+        login_token=token,
+        error=error,
+        next=request.values.get("next", ""),
+    )
     resp = Response(body, status=status, mimetype="text/html")
-    resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="Strict", path="/ui/login",
-                    secure=request.scheme == "https")
+    resp.set_cookie(
+        LOGIN_COOKIE, token, httponly=True, samesite="Strict", path="/ui/login", secure=request.scheme == "https"
+    )
     return resp
 
 
@@ -55,8 +61,16 @@ def login() -> Response:
 def login_with_key() -> Response:
     presented, expected = request.form.get("login_token", ""), request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
-        return _login_page((t("Das Anmeldeformular ist abgelaufen; bitte noch einmal.",
-                              "The sign-in form has expired; please try again."), None), status=403)
+        return _login_page(
+            (
+                t(
+                    "Das Anmeldeformular ist abgelaufen; bitte noch einmal.",
+                    "The sign-in form has expired; please try again.",
+                ),
+                None,
+            ),
+            status=403,
+        )
     key = request.form.get("key", "").strip()
     if not key:
         return _login_page((t("Bitte den Schlüssel eingeben.", "Please enter the key."), None), status=422)
@@ -84,7 +98,14 @@ def switch_language(lang: str) -> Response:
     """A preference only (no state on the server), so a plain link."""
     resp = redirect(safe_next(request.args.get("next")), code=303)
     if lang in LANGS:
-        resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="Strict", path="/",
-                        secure=request.scheme == "https", httponly=True)
+        resp.set_cookie(
+            LANG_COOKIE,
+            lang,
+            max_age=365 * 86400,
+            samesite="Strict",
+            path="/",
+            secure=request.scheme == "https",
+            httponly=True,
+        )
     g.lang = lang if lang in LANGS else g.lang
     return resp

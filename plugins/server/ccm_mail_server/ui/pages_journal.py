@@ -71,9 +71,18 @@ def search() -> Response:
             error = error_text(answer)
     for e in entries:
         e["actions"] = actions_for(e["status"])
-    body = render_template("journal.html", title=t("Journal / Ausgang", "Journal / outbox"), nav="journal",
-                           form=form, entries=entries, problems=problems, error=error, limit=LIMIT,
-                           statuses=list(STATUS_LABELS), checked=request.args.get("checked"))
+    body = render_template(
+        "journal.html",
+        title=t("Journal / Ausgang", "Journal / outbox"),
+        nav="journal",
+        form=form,
+        entries=entries,
+        problems=problems,
+        error=error,
+        limit=LIMIT,
+        statuses=list(STATUS_LABELS),
+        checked=request.args.get("checked"),
+    )
     return Response(body, status=422 if problems else 200, mimetype="text/html")
 
 
@@ -85,9 +94,16 @@ def entry(entry_id: int) -> str:
         abort(404)
     data = must(answer)
     item = data["entry"]
-    return render_template("journal_entry.html", title=t("Journal-Eintrag ", "Journal entry ") + str(entry_id),
-                           nav="journal", entry=item, events=data["events"], actions=actions_for(item["status"]),
-                           done=request.args.get("done"), error=None)
+    return render_template(
+        "journal_entry.html",
+        title=t("Journal-Eintrag ", "Journal entry ") + str(entry_id),
+        nav="journal",
+        entry=item,
+        events=data["events"],
+        actions=actions_for(item["status"]),
+        done=request.args.get("done"),
+        error=None,
+    )
 
 
 @bp.post("/ui/journal/<int:entry_id>/resolve")
@@ -99,9 +115,16 @@ def resolve(entry_id: int) -> Response:
         return redirect(url_for("journal.entry", entry_id=entry_id, done=action), code=303)
     data = must(call("GET", f"/journal/{entry_id}"))
     item = data["entry"]
-    body = render_template("journal_entry.html", title=t("Journal-Eintrag ", "Journal entry ") + str(entry_id),
-                           nav="journal", entry=item, events=data["events"], actions=actions_for(item["status"]),
-                           done=None, error=error_text(answer))
+    body = render_template(
+        "journal_entry.html",
+        title=t("Journal-Eintrag ", "Journal entry ") + str(entry_id),
+        nav="journal",
+        entry=item,
+        events=data["events"],
+        actions=actions_for(item["status"]),
+        done=None,
+        error=error_text(answer),
+    )
     return Response(body, status=answer.status, mimetype="text/html")
 
 

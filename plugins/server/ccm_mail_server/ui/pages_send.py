@@ -66,8 +66,10 @@ class Drafts:
             def too_many() -> bool:
                 mine = sum(1 for d in self._items.values() if d.owner == owner)
                 total = sum(d.size for d in self._items.values()) + size
-                return bool(self._items) and (mine >= DRAFTS_PER_SESSION or len(self._items) >= MAX_DRAFTS
-                                              or total > MAX_DRAFT_BYTES)
+                return bool(self._items) and (
+                    mine >= DRAFTS_PER_SESSION or len(self._items) >= MAX_DRAFTS or total > MAX_DRAFT_BYTES
+                )
+
             while too_many():  # oldest first: dicts keep their order
                 mine = [k for k, d in self._items.items() if d.owner == owner]
                 self._items.pop(mine[0] if len(mine) >= DRAFTS_PER_SESSION else next(iter(self._items)))
@@ -100,28 +102,51 @@ def _catalog() -> dict[str, Any]:
 
 def _sendable(catalog: dict[str, Any]) -> list[str]:
     """The purposes with a template: invoices first, as the seed's dialog was about them."""
-    return list(dict.fromkeys(p for p in ("invoice", "eservice", *sorted(catalog["templates"]))
-                              if p in catalog["templates"]))
+    return list(
+        dict.fromkeys(p for p in ("invoice", "eservice", *sorted(catalog["templates"])) if p in catalog["templates"])
+    )
 
 
 def _fields(catalog: dict[str, Any], purpose: str) -> list[dict[str, Any]]:
     """The invoice data the form asks for: every placeholder the purpose's template uses, with
     the catalog's description and example."""
     known = {p["name"]: p for p in catalog["placeholders"].get(purpose, [])}
-    return [{"name": n, "id": "data-" + n.replace(".", "-"), "description": (known.get(n) or {}).get("description", ""),
-             "example": (known.get(n) or {}).get("example", "")} for n in catalog["templates"].get(purpose, [])]
+    return [
+        {
+            "name": n,
+            "id": "data-" + n.replace(".", "-"),
+            "description": (known.get(n) or {}).get("description", ""),
+            "example": (known.get(n) or {}).get("example", ""),
+        }
+        for n in catalog["templates"].get(purpose, [])
+    ]
 
 
-def _form(purpose: str | None = None, *, values: dict[str, Any] | None = None, status: int = 200,
-          error: tuple[str, str | None] | None = None, at: dict[str, str] | None = None,
-          notice: str | None = None) -> Response:
+def _form(
+    purpose: str | None = None,
+    *,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+    error: tuple[str, str | None] | None = None,
+    at: dict[str, str] | None = None,
+    notice: str | None = None,
+) -> Response:
     catalog = _catalog()
     purposes = _sendable(catalog)
     purpose = purpose if purpose in purposes else (purposes[0] if purposes else None)
     fields = _fields(catalog, purpose) if purpose else []
-    body = render_template("send.html", title=t("Versand prüfen", "Check & send"), nav="send", purposes=purposes,
-                           purpose=purpose, fields=fields, values=values or {}, error=error, at=at or {},
-                           notice=notice)
+    body = render_template(
+        "send.html",
+        title=t("Versand prüfen", "Check & send"),
+        nav="send",
+        purposes=purposes,
+        purpose=purpose,
+        fields=fields,
+        values=values or {},
+        error=error,
+        at=at or {},
+        notice=notice,
+    )
     return Response(body, status=status, mimetype="text/html")
 
 
@@ -146,11 +171,25 @@ def check() -> Response:
         if not upload.filename:
             continue
         content = upload.read()
-        attachments.append({"filename": upload.filename, "content_base64": base64.b64encode(content).decode("ascii"),
-                            "content_type": upload.mimetype or "application/octet-stream"})
-    body: dict[str, Any] = {"purpose": purpose, "to": _addresses(request.form.get("to", "")),
-                            "cc": _addresses(request.form.get("cc", "")), "data": data, "attachments": attachments}
-    values = {"to": request.form.get("to", ""), "cc": request.form.get("cc", ""), **{f"data.{k}": v for k, v in data.items()}}
+        attachments.append(
+            {
+                "filename": upload.filename,
+                "content_base64": base64.b64encode(content).decode("ascii"),
+                "content_type": upload.mimetype or "application/octet-stream",
+            }
+        )
+    body: dict[str, Any] = {
+        "purpose": purpose,
+        "to": _addresses(request.form.get("to", "")),
+        "cc": _addresses(request.form.get("cc", "")),
+        "data": data,
+        "attachments": attachments,
+    }
+    values = {
+        "to": request.form.get("to", ""),
+        "cc": request.form.get("cc", ""),
+        **{f"data.{k}": v for k, v in data.items()},
+    }
     answer = call("POST", "/preview", json=body)
     if not answer.ok:
         return _form(purpose, values=values, status=answer.status, error=error_text(answer), at=_where(answer))
@@ -174,11 +213,23 @@ def _where(answer: Any) -> dict[str, str]:
 
 def _confirm(draft_id: str, preview: dict[str, Any], body: dict[str, Any]) -> Response:
     text = render_preview_dict(preview, g.lang, body_lines=200)
-    files = [{"name": a["filename"], "size": human_size(len(base64.b64decode(a["content_base64"])), g.lang),
-              "sha256": hashlib.sha256(base64.b64decode(a["content_base64"])).hexdigest()}
-             for a in body.get("attachments") or []]
-    page = render_template("send_confirm.html", title=t("Versand prüfen", "Check & send"), nav="send", draft=draft_id,
-                           preview=preview, text=text, files=files)
+    files = [
+        {
+            "name": a["filename"],
+            "size": human_size(len(base64.b64decode(a["content_base64"])), g.lang),
+            "sha256": hashlib.sha256(base64.b64decode(a["content_base64"])).hexdigest(),
+        }
+        for a in body.get("attachments") or []
+    ]
+    page = render_template(
+        "send_confirm.html",
+        title=t("Versand prüfen", "Check & send"),
+        nav="send",
+        draft=draft_id,
+        preview=preview,
+        text=text,
+        files=files,
+    )
     return Response(page, mimetype="text/html")
 
 
@@ -188,10 +239,17 @@ def confirm() -> Response:
     draft_id = request.form.get("draft", "")
     body = drafts().get(draft_id)
     if body is None:
-        return _form(request.form.get("purpose"), status=409,
-                     error=(t("Diese Prüfung ist abgelaufen oder gehört zu einer anderen Sitzung; nichts gesendet.",
-                              "This check has expired or belongs to another session; nothing sent."),
-                            t("Noch einmal prüfen.", "Check again.")))
+        return _form(
+            request.form.get("purpose"),
+            status=409,
+            error=(
+                t(
+                    "Diese Prüfung ist abgelaufen oder gehört zu einer anderen Sitzung; nichts gesendet.",
+                    "This check has expired or belongs to another session; nothing sent.",
+                ),
+                t("Noch einmal prüfen.", "Check again."),
+            ),
+        )
     if request.form.get("decision") != "send":
         drafts().drop(draft_id)
         return _form(body.get("purpose"), notice=t("Abgebrochen – nichts gesendet.", "Cancelled – nothing sent."))
@@ -204,8 +262,19 @@ def confirm() -> Response:
         if result.get("journal_id"):
             found = call("GET", f"/journal/{int(result['journal_id'])}")
             entry = found.data.get("entry") if found.ok else None
-        page = render_template("send_result.html", title=t("Versand", "Sending"), nav="send", result=result,
-                               entry=entry, draft=draft_id if result.get("repeat") else None, body=body)
+        page = render_template(
+            "send_result.html",
+            title=t("Versand", "Sending"),
+            nav="send",
+            result=result,
+            entry=entry,
+            draft=draft_id if result.get("repeat") else None,
+            body=body,
+        )
         return Response(page, mimetype="text/html")
-    return _form(body.get("purpose"), status=answer.status, error=error_text(answer),
-                 values={"to": "; ".join(body["to"]), **{f"data.{k}": v for k, v in body["data"].items()}})
+    return _form(
+        body.get("purpose"),
+        status=answer.status,
+        error=error_text(answer),
+        values={"to": "; ".join(body["to"]), **{f"data.{k}": v for k, v in body["data"].items()}},
+    )
