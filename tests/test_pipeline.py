@@ -62,6 +62,26 @@ def test_invoice_is_sent_recorded_and_parses_back(make_mailer, workdir, pdf) -> 
     assert [e["status"] for e in mailer.journal.events(entry.id)] == ["queued", "sending", "sent"]
 
 
+def test_attachment_types_do_not_depend_on_the_workstation(make_mailer, workdir, pdf, monkeypatch) -> None:
+    """Installed software rewrites mimetypes' answers (the Windows registry, /etc/mime.types): an
+    invoice's PDF and XML keep their types on every workstation."""
+    import copy
+    import mimetypes
+
+    mimetypes.init()
+    monkeypatch.setattr(mimetypes, "_db", copy.deepcopy(mimetypes._db))  # restored after the test
+    mimetypes.add_type("application/x-acrobat-from-the-registry", ".pdf")
+    mimetypes.add_type("text/x-xml-from-the-registry", ".xml")
+    xml = workdir / "RE-2026-00042.xml"
+    xml.write_text("<Invoice/>", encoding="utf-8")
+    result = make_mailer().send(
+        "invoice", to=["kunde@example.de"], data=INVOICE, attachments=[pdf, xml], assume_yes=True
+    )
+    assert result.status is Status.SENT
+    types = {a.get_filename(): a.get_content_type() for a in parse(eml_files(workdir / "out")[0]).iter_attachments()}
+    assert types == {pdf.name: "application/pdf", xml.name: "application/xml"}
+
+
 def test_html_template_escapes_values(make_mailer, workdir) -> None:
     cfg = BASE_CONFIG.replace("    reference:", "    format: html\n    reference:").replace(
         "#Anrede#,", "<p>#Anrede#,</p>"

@@ -31,7 +31,12 @@ class LineList(list[Any]):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml parses a config in a tenth of the time (every cold send reads one); PyYAML's wheels
+# bring it, a build without it falls back to the pure-Python parser with the same results
+_Base: Any = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
+
+class _Loader(_Base):  # the base is chosen at run time
     pass
 
 

@@ -25,6 +25,27 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
     from email.policy import EmailPolicy
 
+# What invoice mails carry gets a fixed type: mimetypes asks the Windows registry (and Linux's
+# /etc/mime.types), where installed software changes the answer from one workstation to the next
+# (.xml, .csv), and reading the registry costs every cold send
+_CONTENT_TYPES = {
+    ".pdf": "application/pdf",
+    ".xml": "application/xml",
+    ".zip": "application/zip",
+    ".txt": "text/plain",
+    ".csv": "text/csv",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".eml": "message/rfc822",
+}
+
 #: characters never allowed in an address, a display name, a header value or a file name
 _LINE_BREAKS = ("\r", "\n", "\0")
 # local part: Unicode allowed (SMTPUTF8 / Graph accept it), no spaces, brackets or quotes
@@ -160,7 +181,8 @@ class Attachment:
         if not self.filename:
             object.__setattr__(self, "filename", self.path.name)
         if not self.content_type:
-            guessed, _ = mimetypes.guess_type(self.filename)
+            known = _CONTENT_TYPES.get(Path(self.filename).suffix.lower())
+            guessed = known or mimetypes.guess_type(self.filename)[0]
             object.__setattr__(self, "content_type", guessed or "application/octet-stream")
         if self.inline and not self.content_id:
             object.__setattr__(self, "content_id", self.filename)
