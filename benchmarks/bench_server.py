@@ -1,12 +1,12 @@
-"""Benchmark 6: ``ccm-mail serve`` against the in-process Python API (issue 13).
+"""Benchmark 7: ``ccm-mail serve`` against the in-process Python API (issue 13).
 
-6a  per-invoice send through the API, Graph latency 50 ms (sandbox fault), one caller at a time:
+7a  per-invoice send through the API, Graph latency 50 ms (sandbox fault), one caller at a time:
     throughput / the in-process ``Mailer.send`` loop's (target ≥ 0.95)
-6b  a cold ``ccm-mail --server URL send … --json`` (a new process per invoice, as AbSys starts it),
+7b  a cold ``ccm-mail --server URL send … --json`` (a new process per invoice, as AbSys starts it),
     median wall time, the 50 ms Graph latency included (target ≤ 0.3 s)
-6c  8 concurrent API clients on 2 mailboxes at the sandbox's limit (30 per 2 s each): 429s for the
+7c  8 concurrent API clients on 2 mailboxes at the sandbox's limit (30 per 2 s each): 429s for the
     message rate (target 0) and achieved / allowed rate (target ≥ 0.95)
-6d  memory of the service over 10,000 API sends: RSS growth from send 2,000 to send 10,000
+7d  memory of the service over 10,000 API sends: RSS growth from send 2,000 to send 10,000
 
     python benchmarks/bench_server.py
 """
@@ -191,7 +191,7 @@ def run() -> list[Result]:
     keep = os.environ.get("BENCH_KEEP")  # a folder: keep the configs and the service logs there
     with tempfile.TemporaryDirectory(prefix="ccm-bench-server-") as scratch, SandboxProcess(Path(scratch) / "sb") as sb:
         tmp = keep or scratch
-        # 6a, 6b: one mailbox, no rate limit, 50 ms per sendMail
+        # 7a, 7b: one mailbox, no rate limit, 50 ms per sendMail
         sb.seed(["rechnung@codicon.de", "a@codicon.de", "b@codicon.de"], rate=NO_LIMIT)
         sb.call("latency", LATENCY)
         folder = Path(tmp) / "one"
@@ -214,7 +214,7 @@ def run() -> list[Result]:
         detail = ", ".join(f"{b:.1f}/{a:.1f}" for b, a in rounds)
         results.append(
             Result(
-                "6a API / in-process throughput, 50 ms Graph",
+                "7a API / in-process throughput, 50 ms Graph",
                 round(ratio, 3),
                 "x",
                 ">= 0.95",
@@ -225,7 +225,7 @@ def run() -> list[Result]:
         median_cold = statistics.median(cold)
         results.append(
             Result(
-                "6b cold CLI send through the service",
+                "7b cold CLI send through the service",
                 round(median_cold, 3),
                 "s",
                 "<= 0.3",
@@ -234,7 +234,7 @@ def run() -> list[Result]:
             )
         )
 
-        # 6c: two mailboxes at 30 per 2 s, 8 clients, ten windows (as benchmark 3; with Graph's 50 ms
+        # 7c: two mailboxes at 30 per 2 s, 8 clients, ten windows (as benchmark 3; with Graph's 50 ms
         # the pacer holds each slot 50 ms longer than the window, which alone costs 2.5 % at a 2 s window)
         sb.call("latency", 0)
         for mailbox in ("a@codicon.de", "b@codicon.de"):
@@ -270,7 +270,7 @@ def run() -> list[Result]:
         rate = len(sent) / allowed
         results.append(
             Result(
-                "6c 429 for the message rate, 8 clients 2 mailboxes",
+                "7c 429 for the message rate, 8 clients 2 mailboxes",
                 stats["rate_429"],
                 "",
                 "0",
@@ -280,7 +280,7 @@ def run() -> list[Result]:
         )
         results.append(
             Result(
-                "6c achieved/allowed rate, 8 clients 2 mailboxes",
+                "7c achieved/allowed rate, 8 clients 2 mailboxes",
                 round(rate, 3),
                 "",
                 ">= 0.95",
@@ -289,7 +289,7 @@ def run() -> list[Result]:
             )
         )
 
-        # 6d: memory over 10,000 sends (no latency, no limit)
+        # 7d: memory over 10,000 sends (no latency, no limit)
         sb.call("latency", 0)
         sb.call("set_rate", "rechnung@codicon.de", *NO_LIMIT)
         folder = Path(tmp) / "mem"
@@ -323,7 +323,7 @@ def run() -> list[Result]:
         growth = samples[MEMORY_SENDS] - samples[2000]
         results.append(
             Result(
-                "6d service RSS growth, sends 2,000 -> 10,000",
+                "7d service RSS growth, sends 2,000 -> 10,000",
                 round(growth, 1),
                 "MB",
                 "<= 10",
@@ -337,4 +337,4 @@ def run() -> list[Result]:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main("6 ccm-mail serve vs the in-process API", run)
+    main("Benchmark 7: ccm-mail serve vs the in-process API", run)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -44,8 +45,10 @@ class PinnedSession(requests.Session):
 
     ``trust_env`` is off: with it, requests would let ``REQUESTS_CA_BUNDLE`` replace the trust we
     pass and add ``.netrc`` credentials over our ``Authorization``. An admin's ``HTTPS_PROXY`` /
-    ``NO_PROXY`` still apply when the account names no proxy: they are read for each request, as
-    requests itself would; an explicit proxy in the account wins.
+    ``NO_PROXY`` still apply when the account names no proxy: they are read once per host for the
+    life of the session (a reloaded config makes a new one); an explicit proxy in the account wins.
+    Once, because on Windows requests reads them from the registry, and a proxy bypass list there
+    makes it resolve the host name in DNS, on every request.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class PinnedSession(requests.Session):
         super().__init__()
         self._pinned_verify = verify
         self._pinned_proxies = proxies
+        self._environ_proxies: dict[tuple[str, str], dict[str, str]] = {}
         self._default_timeout = timeout
         # no automatic retries: a retried POST could send an invoice twice; graph.py decides
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
@@ -64,12 +68,18 @@ class PinnedSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["verify"] = self._pinned_verify
-        proxies = self._pinned_proxies or get_environ_proxies(url.decode() if isinstance(url, bytes) else url)
+        proxies = self._pinned_proxies or self._proxies_from_environment(url.decode() if isinstance(url, bytes) else url)
         if proxies:
             kwargs["proxies"] = proxies
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._default_timeout
         return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]  # typeshed wants str
+
+    def _proxies_from_environment(self, url: str) -> dict[str, str]:
+        host = urlsplit(url)[:2]  # NO_PROXY matches scheme, host and port, never the path
+        if host not in self._environ_proxies:
+            self._environ_proxies[host] = get_environ_proxies(url)
+        return self._environ_proxies[host]
 
 
 def make_session(config: Office365Config) -> PinnedSession:
