@@ -183,7 +183,7 @@ def render_addresses(name: str, tpl: templates.Template, resolve: Callable[[str]
     is split into its addresses *before* the placeholders are filled, and each part must render to
     exactly one address: a value from the send data can fill an address, never add one (a line
     break, a comma or a second ``<…>`` in it is refused like a caller's bad address)."""
-    parts = [templates.parse(item) for item in _split(tpl.source)]
+    parts = [templates.parse(item) for item in Address.split_list(tpl.source)]
     if name == "from" and len(parts) != 1:
         raise AddressError(
             T(
@@ -212,30 +212,6 @@ def render_addresses(name: str, tpl: templates.Template, resolve: Callable[[str]
             )
         found.append(Address.parse(text))
     return found
-
-
-def _split(text: str) -> list[str]:
-    """The items of an address list (``,`` or ``;`` outside quotes and ``<…>``), blanks dropped;
-    the same reading as :meth:`Address.parse_list`."""
-    items, current, quoted, angle, escaped = [], "", False, False, False
-    for ch in text:
-        if escaped:
-            escaped = False
-        elif ch == "\\" and quoted:
-            escaped = True
-        elif ch == '"' and not angle:
-            quoted = not quoted
-        elif ch == "<" and not quoted:
-            angle = True
-        elif ch == ">" and not quoted:
-            angle = False
-        elif ch in ",;" and not quoted and not angle:
-            items.append(current)
-            current = ""
-            continue
-        current += ch
-    items.append(current)
-    return [item.strip() for item in items if item.strip()]
 
 
 def _flag(section: LineDict, name: str, key: str, add: Add, *, default: bool) -> bool:

@@ -131,6 +131,12 @@ class Address:
     def parse_list(cls, text: str) -> list["Address"]:
         """Addresses separated by ``,`` or ``;`` (outside quotes and ``<…>``), each as strict as
         :meth:`parse`; blank items are skipped."""
+        return [cls.parse(item) for item in cls.split_list(text)]
+
+    @staticmethod
+    def split_list(text: str) -> list[str]:
+        """The items of an address list as :meth:`parse_list` reads them (``,`` or ``;`` outside
+        quotes and ``<…>``), stripped, blanks dropped; not yet checked as addresses."""
         items, current, quoted, angle, escaped = [], "", False, False, False
         for ch in str(text):
             if escaped:
@@ -149,7 +155,7 @@ class Address:
                 continue
             current += ch
         items.append(current)
-        return [cls.parse(item) for item in items if item.strip()]
+        return [item.strip() for item in items if item.strip()]
 
     def __str__(self) -> str:
         """Readable form for people (``Müller & Söhne <a@b.de>``); MIME encoding is build_mime's job."""
