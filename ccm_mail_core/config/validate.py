@@ -413,9 +413,17 @@ def _account(
                     f"validation of type {atype.id} failed: {type(exc).__name__}: {exc}",
                 ),
             )
-    return AccountConfig(
-        name, atype.id, values, frozenset(secret_fields), str(acc.get("from_name", "")), _limits(acc, c, key)
-    )
+    from_name = str(acc.get("from_name", ""))
+    if any(ch in from_name for ch in "\r\n\0"):  # it goes into the From header of every mail
+        c.add(
+            acc.line_of("from_name"),
+            f"{key}.from_name",
+            T("Anzeigename enthält einen Zeilenumbruch", "the display name contains a line break"),
+            T("Den Namen auf eine Zeile schreiben.", "Write the name on one line."),
+        )
+    if any(ch in name for ch in "\r\n\0/"):
+        c.add(line, key, T(f"ungültiger Kontoname {name!r}", f"invalid account name {name!r}"))
+    return AccountConfig(name, atype.id, values, frozenset(secret_fields), from_name, _limits(acc, c, key))
 
 
 def _limits(acc: LineDict, c: _Collector, key: str) -> Limits:

@@ -21,6 +21,7 @@ Reading the configuration stays with :mod:`.load` (PyYAML with line numbers).
 from __future__ import annotations
 
 import copy
+import errno
 import getpass
 import hashlib
 import io
@@ -151,10 +152,12 @@ class Settings:
         """Create or change the account ``name``: the given fields replace the ones there, the
         others stay. Secret fields (the account type says which) only through ``secrets``."""
         values, secrets = dict(values or {}), dict(secrets or {})
-        if not str(name).strip() or "/" in name:
+        if not str(name).strip() or any(ch in name for ch in "/\r\n\0"):
             raise SettingsError(
                 T(f"Ungültiger Kontoname {name!r}.", f"invalid account name {name!r}."),
-                hint=T("Ein nicht leerer Name ohne '/'.", "A non-empty name without '/'."),
+                hint=T(
+                    "Ein nicht leerer Name auf einer Zeile, ohne '/'.", "A non-empty name on one line, without '/'."
+                ),
             )
 
         def apply(doc: Any, pre: list[Problem]) -> dict[str, tuple[str, str]]:
@@ -226,19 +229,19 @@ class Settings:
             if type is not None:
                 acc["type"] = type
             if from_name is not None:
-                acc["from_name"] = from_name
+                acc["from_name"] = _scalar(from_name)
             for key, value in values.items():
                 if value is None:
                     acc.pop(key, None)
                 else:
-                    acc[key] = value
+                    acc[key] = _scalar(value)
             if limits is not None:
                 section = acc.setdefault("limits", _new_map())
                 for key, value in limits.items():
                     if value is None:
                         section.pop(key, None)
                     else:
-                        section[key] = value
+                        section[key] = _scalar(value)
                 if not section:
                     acc.pop("limits")
             refs = {}
@@ -313,11 +316,11 @@ class Settings:
                     entry.pop(key, None)
                 elif isinstance(value, dict):
                     node = _new_map()
-                    node.update(value)
+                    node.update({k: _scalar(v) for k, v in value.items()})
                     node.fa.set_flow_style()
                     entry[key] = node
                 else:
-                    entry[key] = value
+                    entry[key] = _scalar(value)
             return {}
 
         summary: dict[str, Any] = {"accounts": pool, **({"options": options} if options else {})}
@@ -359,14 +362,15 @@ class Settings:
             if not isinstance(tpl, dict):
                 section[purpose] = tpl = _new_map()
             if subject is not None:
-                tpl["subject"] = subject
+                tpl["subject"] = _scalar(subject)
             if body is not None:
                 tpl.pop("body_file", None)
-                tpl["body"] = _block(body)
+                # a Windows client sends CRLF; written as is, each line break would read back as two
+                tpl["body"] = _block(body.replace("\r\n", "\n").replace("\r", "\n"))
             if format is not None:
-                tpl["format"] = format
+                tpl["format"] = _scalar(format)
             if reference is not None:
-                tpl["reference"] = reference
+                tpl["reference"] = _scalar(reference)
             return {}
 
         summary = {
@@ -392,6 +396,9 @@ class Settings:
         lock = FileLock(str(self.path) + ".lock")
         try:
             lock.acquire(timeout=LOCK_TIMEOUT)
+            _same_owner(Path(lock.lock_file), self.path)
+        except OSError as exc:
+            raise self._not_saved(exc) from None
         except Timeout:
             raise SettingsError(
                 T(
@@ -404,6 +411,18 @@ class Settings:
             return self._change_locked(action, target, apply, summary, dict(secrets or {}), account)
         finally:
             lock.release()
+
+    def _not_saved(self, exc: OSError) -> SettingsError:
+        return SettingsError(
+            T(
+                f"{self.path} konnte nicht gespeichert werden ({exc.strerror or exc}); nichts geändert.",
+                f"{self.path} could not be saved ({exc.strerror or exc}); nothing changed.",
+            ),
+            hint=T(
+                "Schreibrechte und freien Platz im Ordner der Konfiguration prüfen.",
+                "Check write permission and free space in the configuration's folder.",
+            ),
+        )
 
     def _change_locked(
         self,
@@ -419,9 +438,22 @@ class Settings:
         yaml = _yaml(text)
         try:
             doc = yaml.load(text) if text.strip() else None
-        except Exception:  # the file is not valid YAML: config check says where
+        except Exception as exc:  # the file is not valid YAML: config check says where
             read_raw(self.path)  # raises ConfigProblems with the line
-            raise
+            # valid for the reader, but not for the round-trip writer (a tab before a comment)
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{self.path}:{mark.line + 1}" if mark else str(self.path)
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise SettingsError(
+                T(
+                    f"{where}: kann nicht automatisch bearbeitet werden ({problem}); nichts geändert.",
+                    f"{where}: cannot be edited automatically ({problem}); nothing changed.",
+                ),
+                hint=T(
+                    "Die Stelle von Hand bereinigen, meist ein Tabulator vor einem Kommentar.",
+                    "Tidy that line by hand; usually a tab before a comment.",
+                ),
+            ) from None
         if doc is None:
             doc = _new_map()
         if not isinstance(doc, dict):
@@ -446,10 +478,32 @@ class Settings:
                 ),
                 hint=T("Die Änderung noch einmal vornehmen.", "Make the change again."),
             )
-        for fld, value in secrets.items():
-            self._store_secret(refs[fld], value)
-        _replace(self.path, after)
-        self._audit(action, target, changes, before, after)
+        if before and os.name == "posix" and not self.path.stat().st_mode & 0o222:
+            raise SettingsError(
+                T(f"{self.path} ist schreibgeschützt; nichts geändert.", f"{self.path} is read-only; nothing changed."),
+                hint=T(
+                    "Den Schreibschutz aufheben, wenn die Einstellungen geändert werden sollen.",
+                    "Lift the read-only flag if the settings are to be changed.",
+                ),
+            )
+        try:
+            audit = _AuditLog(self.audit_path, self.path)  # opened first: unwritable means nothing changes
+        except OSError as exc:
+            raise self._not_saved(exc) from None
+        try:
+            for fld, value in secrets.items():
+                self._store_secret(refs[fld], value)
+            _replace(self.path, after)
+            try:
+                audit.append(self._audit_entry(action, target, changes, before, after))
+            except OSError:
+                # the change and its audit line go together, or neither: put the old file back
+                _replace(self.path, before) if before else self.path.unlink()
+                raise
+        except OSError as exc:
+            raise self._not_saved(exc) from None
+        finally:
+            audit.close()
         return Written(self.path, action, target, changes, warnings)
 
     def _validate(self, text: str, pre: list[Problem], secrets: Mapping[str, str]) -> tuple[Config, list[Problem]]:
@@ -489,8 +543,10 @@ class Settings:
         target = Path(where).expanduser()
         if not target.is_absolute():
             target = self.path.parent / target
+        own_folder = target.parent == self.path.parent / SECRETS_FOLDER
+        created = not target.parent.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
-        if os.name == "posix":
+        if os.name == "posix" and (own_folder or created):  # never a folder the admin's reference names
             os.chmod(target.parent, 0o700)
         _replace(target, value.encode("utf-8") + b"\n", mode=0o600)
 
@@ -508,10 +564,12 @@ class Settings:
                 )
             ) from exc
 
-    def _audit(self, action: str, target: str, changes: dict[str, Any], before: bytes, after: bytes) -> None:
+    def _audit_entry(
+        self, action: str, target: str, changes: dict[str, Any], before: bytes, after: bytes
+    ) -> dict[str, Any]:
         from ..journal import now
 
-        entry = {
+        return {
             "at": now().isoformat(),
             "who": self.who,
             "via": self.via,
@@ -522,21 +580,48 @@ class Settings:
             "sha256_before": hashlib.sha256(before).hexdigest(),
             "sha256_after": hashlib.sha256(after).hexdigest(),
         }
-        line = (json.dumps(entry, ensure_ascii=True) + "\n").encode("ascii")
-        fd = os.open(self.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def audit(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest ``limit`` entries of the audit log, newest first."""
         try:
-            lines = self.audit_path.read_text(encoding="ascii").splitlines()
+            lines = self.audit_path.read_text(encoding="ascii", errors="replace").splitlines()
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in reversed(lines[-limit:] if limit else lines) if line.strip()]
+        entries = []
+        for line in reversed(lines[-limit:] if limit else lines):
+            try:
+                entries.append(json.loads(line))
+            except ValueError:  # a line cut short by an earlier version or a full disk: shown, not fatal
+                if line.strip():
+                    entries.append({"unreadable": line[:200]})
+        return entries
+
+
+class _AuditLog:
+    """The audit file, opened for appending before the change is written; a line is written whole
+    or not at all (cut back to its old end when the disk fills)."""
+
+    def __init__(self, path: Path, like: Path) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        self.fd = os.open(path, flags, 0o600)
+        _same_owner(path, like)
+
+    def append(self, entry: Mapping[str, Any]) -> None:
+        line = (json.dumps(entry, ensure_ascii=True) + "\n").encode("ascii")
+        end = os.lseek(self.fd, 0, os.SEEK_END)
+        try:
+            if os.write(self.fd, line) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            os.fsync(self.fd)
+        except OSError:
+            try:
+                os.ftruncate(self.fd, end)
+            except OSError:
+                pass
+            raise
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 # ---- round-trip YAML --------------------------------------------------------------------------
@@ -611,7 +696,24 @@ def _block(text: str) -> Any:
     """A multi-line text as a literal block (``|``), as admins write template bodies."""
     from ruamel.yaml.scalarstring import LiteralScalarString
 
-    return LiteralScalarString(text) if "\n" in text else text
+    return LiteralScalarString(text) if "\n" in text else _scalar(text)
+
+
+def _scalar(value: Any) -> Any:
+    """A text that reads back as the same text. ruamel writes YAML 1.2, where ``No``, ``on`` or
+    ``1:30`` are plain text; the config is read with PyYAML (YAML 1.1), where they are False,
+    True and 90. Such a text is written in quotes."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
+
+    if not isinstance(value, str) or isinstance(value, ScalarString):
+        return value
+    import yaml
+
+    try:
+        same = yaml.safe_load(value) == value
+    except yaml.YAMLError:
+        same = False
+    return value if same else DoubleQuotedScalarString(value)
 
 
 def _mapping(doc: Any, key: str) -> Any:
@@ -653,6 +755,7 @@ def _replace(path: Path, data: bytes, *, mode: int | None = None) -> None:
             os.fsync(fh.fileno())
         if os.name == "posix":
             os.chmod(tmp, mode)
+            _same_owner(Path(tmp), path)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -660,3 +763,16 @@ def _replace(path: Path, data: bytes, *, mode: int | None = None) -> None:
         except OSError:
             pass
         raise
+
+
+def _same_owner(path: Path, like: Path) -> None:
+    """A root admin's save keeps the file owned by whoever owned the config (the service account
+    that reads it); a file that did not exist yet keeps its creator."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return
+    try:
+        st = like.stat()
+    except FileNotFoundError:
+        return
+    if (st.st_uid, st.st_gid) != (0, 0):
+        os.chown(path, st.st_uid, st.st_gid)

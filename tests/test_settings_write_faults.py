@@ -1,0 +1,169 @@
+"""Saving settings when something is off: the file, its folder, the audit log or the value. Each
+case ends with a clear de/en message and exit 2 and the admin's file exactly as it was, or with
+the change saved as entered; never an internal error, never a value that reads back as another."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from host_support import cli_json, run_cli
+from test_settings_write import ADMIN_FILE
+
+SMTP = {"CCM_MAIL_LOAD_PLUGINS": "smtp"}
+
+
+@pytest.fixture
+def config(workdir: Path) -> Path:
+    path = workdir / "ccm-mail.yaml"
+    path.write_text(ADMIN_FILE, encoding="utf-8")
+    return path
+
+
+def _unchanged(config: Path, proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "nichts geändert" in proc.stderr and "Interner Fehler" not in proc.stderr, proc.stderr
+    assert config.read_text(encoding="utf-8") == ADMIN_FILE
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_secret_file_named_by_the_admin_leaves_its_folders_permissions_alone(config: Path, workdir: Path) -> None:
+    shared = workdir / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    (shared / "pw.txt").write_text("alt\n", encoding="utf-8")
+    config.write_text(
+        ADMIN_FILE.replace(
+            "purposes:",
+            "    Versand:\n        type: smtp\n        host: smtp.codicon.de\n        sender: versand@codicon.de\n"
+            "        password: {file: shared/pw.txt}\n\npurposes:",
+        ),
+        encoding="utf-8",
+    )
+    code, data = cli_json(
+        "accounts", "set", "Versand", "--secret", "password", "--stdin", "--store", "file",
+        cwd=workdir, env=SMTP, stdin="neu-geheim\n",
+    )  # fmt: skip
+    assert code == 0, data
+    assert (shared / "pw.txt").read_text(encoding="utf-8").strip() == "neu-geheim"
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777  # it was chmod 0700 before
+
+
+def test_an_audit_log_that_cannot_be_written_changes_nothing(config: Path, workdir: Path) -> None:
+    (workdir / "ccm-mail.yaml.audit.jsonl").mkdir()  # unwritable even for root
+    proc = run_cli("accounts", "set", "Rechnungsversand", "--from-name", "Zwei", cwd=workdir)
+    _unchanged(config, proc)
+    assert "konnte nicht gespeichert werden" in proc.stderr
+
+
+@pytest.mark.skipif(not hasattr(resource, "RLIMIT_FSIZE"), reason="POSIX file-size limit")
+def test_a_full_disk_while_auditing_puts_the_old_file_back_and_keeps_the_log_whole(config: Path, workdir: Path) -> None:
+    audit = workdir / "ccm-mail.yaml.audit.jsonl"
+    line = json.dumps({"at": "2026-12-01T10:00:00+01:00", "action": "accounts.set", "target": "x" * 100}) + "\n"
+    audit.write_text(line * 30, encoding="ascii")
+    limit = audit.stat().st_size + 100  # the config (smaller) can be rewritten; the next audit line cannot
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "ccm_mail_core.cli", "accounts", "set", "Rechnungsversand", "--from-name", "Zwei"],
+        cwd=workdir,
+        env={**os.environ, "CCM_MAIL_LOAD_PLUGINS": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limited,
+    )
+    _unchanged(config, proc)
+    assert "Traceback" not in proc.stderr
+    assert audit.read_text(encoding="ascii") == line * 30  # no half line left behind
+    code, data = cli_json("accounts", "set", "Rechnungsversand", "--from-name", "Zwei", cwd=workdir)
+    assert code == 0, data
+    lines = audit.read_text(encoding="ascii").splitlines()
+    assert len(lines) == 31 and json.loads(lines[-1])["changes"] == {"from_name": "Zwei"}
+
+
+@pytest.mark.parametrize("entered", ["No", "on", "yes", "1:30", "~", "0x1F", "2026-12-04"])
+def test_a_text_that_yaml_11_reads_as_another_value_is_saved_as_text(config: Path, workdir: Path, entered) -> None:
+    code, data = cli_json("accounts", "set", "Rechnungsversand", "--from-name", entered, cwd=workdir)
+    assert code == 0, data
+    assert yaml.safe_load(config.read_text(encoding="utf-8"))["accounts"]["Rechnungsversand"]["from_name"] == entered
+
+
+def test_a_limit_that_yaml_11_would_read_as_a_number_is_refused(config: Path, workdir: Path) -> None:
+    proc = run_cli("accounts", "set", "Rechnungsversand", "--limit", "messages=1:30", cwd=workdir)
+    assert proc.returncode == 2 and "'1:30' ist keine positive Zahl" in proc.stderr, proc.stderr  # it read back as 90
+    assert config.read_text(encoding="utf-8") == ADMIN_FILE
+
+
+def test_a_template_body_with_windows_line_breaks_keeps_one_break_each(workdir: Path) -> None:
+    """A Windows client sends CRLF into a file an editor saved with CRLF."""
+    config = workdir / "ccm-mail.yaml"
+    config.write_bytes(ADMIN_FILE.replace("\n", "\r\n").encode("utf-8"))
+    code, data = cli_json("templates", "set", "invoice", "--body", "Zeile 1\r\nZeile 2\r\n\r\nGruß", cwd=workdir)
+    assert code == 0, data
+    assert b"\r\r" not in config.read_bytes()
+    body = yaml.safe_load(config.read_bytes().decode("utf-8"))["templates"]["invoice"]["body"]
+    assert body.splitlines() == ["Zeile 1", "Zeile 2", "", "Gruß"]
+
+
+@pytest.mark.parametrize("option", [("--from-name", "Evil\r\nBcc: x@example.org"), ("--from-name", "a\nb")])
+def test_a_line_break_in_the_display_name_is_refused_when_saved(config: Path, workdir: Path, option) -> None:
+    proc = run_cli("accounts", "set", "Rechnungsversand", *option, cwd=workdir)
+    assert proc.returncode == 2 and "Zeilenumbruch" in proc.stderr, proc.stderr
+    assert config.read_text(encoding="utf-8") == ADMIN_FILE
+
+
+def test_a_line_break_in_a_hand_edited_display_name_fails_config_check(config: Path, workdir: Path) -> None:
+    config.write_text(ADMIN_FILE.replace("from_name: codicon GmbH", 'from_name: "codicon\\r\\nBcc: x@y.de"'), "utf-8")
+    proc = run_cli("config", "check", cwd=workdir)
+    assert proc.returncode == 2 and "Zeilenumbruch" in proc.stderr, proc.stdout + proc.stderr
+
+
+def test_an_account_name_with_a_line_break_is_refused(config: Path, workdir: Path) -> None:
+    proc = run_cli("accounts", "set", "Z\nY", "--type", "pickup", "--set", "folder=out2", cwd=workdir)
+    assert proc.returncode == 2 and "Kontoname" in proc.stderr, proc.stderr
+    assert config.read_text(encoding="utf-8") == ADMIN_FILE
+
+
+def test_a_tab_before_a_comment_is_named_not_an_internal_error(workdir: Path) -> None:
+    config = workdir / "ccm-mail.yaml"
+    text = ADMIN_FILE.replace("language: de   # Sprache", "language: de\t# Sprache")
+    config.write_text(text, encoding="utf-8")
+    assert run_cli("config", "check", cwd=workdir).returncode == 0  # the reader takes it
+    proc = run_cli("accounts", "set", "Rechnungsversand", "--from-name", "Zwei", cwd=workdir)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Interner Fehler" not in proc.stderr and "ccm-mail.yaml:2" in proc.stderr and "Tabulator" in proc.stderr
+    assert config.read_text(encoding="utf-8") == text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_read_only_config_is_not_overwritten(config: Path, workdir: Path) -> None:
+    os.chmod(config, 0o444)
+    proc = run_cli("accounts", "set", "Rechnungsversand", "--from-name", "Zwei", cwd=workdir)
+    _unchanged(config, proc)
+    assert "schreibgeschützt" in proc.stderr
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="only root can give files away")
+def test_a_root_save_keeps_the_service_accounts_files_its_own(config: Path, workdir: Path) -> None:
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    os.chown(config, nobody.pw_uid, nobody.pw_gid)
+    os.chmod(config, 0o600)
+    code, data = cli_json("accounts", "set", "Rechnungsversand", "--from-name", "Zwei", cwd=workdir)
+    assert code == 0, data
+    for path in (config, workdir / "ccm-mail.yaml.audit.jsonl", workdir / "ccm-mail.yaml.lock"):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), path
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
