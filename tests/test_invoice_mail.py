@@ -418,3 +418,81 @@ def test_schema_2_sqlite_journal_gets_the_archive_columns_with_a_warning(workdir
     proc = run_cli("journal", "migrate", cwd=workdir)
     assert proc.returncode == 0 and "Schema 2 → 3" in proc.stdout, proc.stdout + proc.stderr
     assert "journal_schema_upgraded" in proc.stderr and "archive_sha256" in proc.stderr
+
+
+# ---- odd files and a scheduled check (attack run of 4 December) ---------------------------------
+REQUIRED = "  invoice:\n    account: Rechnungsversand\n    einvoice: required\n"
+
+
+def _odd_pdf(path: Path) -> Path:
+    """The plain PDF encrypted with a handler pypdf cannot open (/PubSec instead of /Standard)."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(DATA / "plain.pdf"))
+    writer.encrypt(user_password="", owner_password="eigentümer", algorithm="RC4-128")
+    with path.open("wb") as fh:
+        writer.write(fh)
+    data = path.read_bytes()
+    assert b"/Standard" in data
+    path.write_bytes(data.replace(b"/Filter /Standard", b"/Filter /PubSec  "))
+    return path
+
+
+def test_an_xml_in_an_encoding_python_does_not_know_is_sent_as_a_file(make_mailer, workdir) -> None:
+    odd = workdir / "lieferschein.xml"
+    odd.write_bytes(b'<?xml version="1.0" encoding="ANSI"?>\n<Lieferschein/>')
+    assert recognise(odd) is None  # it crashed the send with LookupError
+    result = make_mailer().send("invoice", to=["k@example.de"], data=INVOICE, attachments=[odd], assume_yes=True)
+    assert result.status.value == "sent"
+
+
+def test_a_pdf_pypdf_cannot_open_is_no_einvoice_and_the_xrechnung_beside_it_counts(make_mailer, workdir) -> None:
+    odd = _odd_pdf(workdir / "verschluesselt.pdf")
+    assert recognise(odd) is None  # it crashed the send with NotImplementedError
+    mailer = make_mailer(config_with(REQUIRED, ""))
+    result = mailer.send(
+        "invoice", to=["k@example.de"], data=INVOICE, attachments=[odd, DATA / "xrechnung-ubl.xml"], assume_yes=True
+    )
+    assert result.status.value == "sent"
+    parts = {p.get_filename(): p for p in eml(only_eml(workdir / "out")).iter_attachments()}
+    assert parts["verschluesselt.pdf"].get_content() == odd.read_bytes()
+
+
+def test_xml_that_is_cut_off_has_garbage_or_a_dtd_further_down_is_no_einvoice(tmp_path) -> None:
+    ubl = (DATA / "xrechnung-ubl.xml").read_bytes()
+    root = ubl.index(b"<ubl:Invoice")
+    cases = {
+        "cut-off": ubl[:400],  # after the CustomizationID: it used to be read as far as that and counted
+        "garbage": ubl[: ubl.index(b">", root) + 1] + b"\0" * 200,
+        "dtd-after-a-comment": b'<?xml version="1.0"?>\n<!--' + b"x" * 5000 + b"-->\n<!DOCTYPE Invoice ["
+        b'<!ENTITY a "aaaaaaaaaa">]>' + ubl[root:],
+    }
+    for name, data in cases.items():
+        path = tmp_path / f"{name}.xml"
+        path.write_bytes(data)
+        assert recognise(path) is None, name  # each counted as an XRechnung under einvoice: required
+    whole = tmp_path / "whole.xml"
+    whole.write_bytes(ubl)
+    assert recognise(whole) is not None
+
+
+def test_archive_verify_refuses_a_misspelt_purpose(make_mailer, workdir) -> None:
+    mailer = make_mailer(config_with(ARCHIVED, ""))
+    mailer.send("invoice", to=["k@example.de"], data=INVOICE, assume_yes=True)
+    mailer.close()
+    proc = run_cli("archive", "verify", "--purpose", "invoce", cwd=workdir)
+    assert proc.returncode == 2 and "Unbekannter Zweck 'invoce'" in proc.stderr and "'invoice'" in proc.stderr
+    assert cli_json("archive", "verify", "--purpose", "invoice", cwd=workdir)[1]["checked"] == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFO")
+def test_archive_verify_reports_a_fifo_in_place_of_a_copy_without_waiting_for_it(make_mailer, workdir) -> None:
+    mailer = make_mailer(config_with(ARCHIVED, ""))
+    result = mailer.send("invoice", to=["k@example.de"], data=INVOICE, assume_yes=True)
+    copy = Path(mailer.journal.get(result.journal_id).archive_file)
+    mailer.close()
+    os.chmod(copy, 0o600)
+    copy.unlink()
+    os.mkfifo(copy)
+    code, data = cli_json("archive", "verify", cwd=workdir)  # it waited on the FIFO forever
+    assert code == 1 and [p["state"] for p in data["problems"]] == ["altered"], data

@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ccm_mail_hookspecs import Status, T
+from ccm_mail_hookspecs import ConfigError, Status, T
 
 from .. import archive
-from ..config import purpose_label
+from ..config import did_you_mean, purpose_label
 from ..journal import Journal, SQLiteJournal, open_journal
 from ..results import ExitCode
 from .context import open_mailer
@@ -55,9 +55,20 @@ def verify(args: argparse.Namespace, out: Out) -> int:
     else:
         book = SQLiteJournal(config.journal_path, readonly=True)
     try:
-        result = archive.verify(book.query(status=Status.SENT.value, purpose=args.purpose, limit=0))
+        rows = book.query(status=Status.SENT.value, purpose=args.purpose, limit=0)
     finally:
         book.close()
+    known = sorted(set(config.purposes) | set(config.purpose_settings))
+    if args.purpose and args.purpose not in known and not rows:
+        # a misspelt purpose in a scheduled check would report "0 problems" forever
+        raise ConfigError(
+            T(
+                f"Unbekannter Zweck {args.purpose!r}; nichts geprüft.",
+                f"unknown purpose {args.purpose!r}; nothing checked.",
+            ),
+            hint=did_you_mean(args.purpose, known, known=T("Zwecke", "purposes")),
+        )
+    result = archive.verify(rows)
     folders = {p: str(s.archive.folder) for p, s in config.purpose_settings.items() if s.archive is not None}
     data = {
         "ok": not result.problems,
