@@ -167,3 +167,59 @@ def test_a_root_save_keeps_the_service_accounts_files_its_own(config: Path, work
         st = path.stat()
         assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), path
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
+
+
+ALIASED = """\
+accounts:
+  Rechnungsversand: &base
+    type: pickup
+    folder: out
+    sender: rechnung@codicon.de
+    from_name: codicon GmbH
+  Mahnwesen: *base
+  Versand:
+    <<: *base
+    folder: out-versand
+purposes:
+  invoice: Rechnungsversand
+templates:
+  invoice:
+    subject: "Rg. #extRechnungsNr#"
+    body: "Anbei."
+    reference: "#extRechnungsNr#"
+journal:
+  path: journal.sqlite
+"""
+
+
+@pytest.mark.parametrize("changed, other", [("Mahnwesen", "Rechnungsversand"), ("Rechnungsversand", "Mahnwesen")])
+def test_changing_an_account_shared_through_an_alias_changes_only_that_one(workdir: Path, changed, other) -> None:
+    config = workdir / "ccm-mail.yaml"
+    config.write_text(ALIASED, encoding="utf-8")
+    assert run_cli("config", "check", cwd=workdir).returncode == 0  # the merge key's own 'folder' overrides
+    code, data = cli_json("accounts", "set", changed, "--from-name", "Nur hier", cwd=workdir)
+    assert code == 0, data
+    accounts = yaml.safe_load(config.read_text(encoding="utf-8"))["accounts"]
+    assert accounts[changed]["from_name"] == "Nur hier"
+    assert accounts[other]["from_name"] == "codicon GmbH"  # it was renamed along with it
+    assert accounts["Versand"]["folder"] == "out-versand" and accounts["Versand"]["from_name"] == "codicon GmbH"
+
+
+def test_one_key_of_the_archive_setting_changes_and_the_others_stay(workdir: Path) -> None:
+    config = workdir / "ccm-mail.yaml"
+    config.write_text(
+        ADMIN_FILE.replace(
+            "    invoice: Rechnungsversand\n",
+            "    invoice:\n        account: Rechnungsversand\n        archive: {folder: archiv, retention_years: 10}\n",
+        ),
+        encoding="utf-8",
+    )
+    code, data = cli_json(
+        "purposes", "set", "invoice", "Rechnungsversand", "--set", "archive.retention_years=11", cwd=workdir
+    )
+    assert code == 0, data  # it replaced the whole mapping and was refused for the missing folder
+    archive = yaml.safe_load(config.read_text(encoding="utf-8"))["purposes"]["invoice"]["archive"]
+    assert archive == {"folder": "archiv", "retention_years": 11}
+    proc = run_cli("purposes", "set", "invoice", "Rechnungsversand", "--unset", "archive.folder", cwd=workdir)
+    assert proc.returncode == 2 and "folder" in proc.stderr, proc.stderr  # refused as the check says, not as unknown
+    assert "Unbekannte Einstellung" not in proc.stderr

@@ -197,7 +197,11 @@ def set_purpose(args: argparse.Namespace, out: Out) -> int:
             archive[sub] = int(value) if sub == "retention_years" and value.strip().isdigit() else value
         else:
             options[key] = parsed
-    options.update(dict.fromkeys(args.unset or []))
+    for key in args.unset or []:
+        if key.startswith("archive."):  # one key of the archive mapping; the others stay
+            options.setdefault("archive", {})[key.split(".", 1)[1]] = None
+        else:
+            options[key] = None
     return _done(settings_for(args).set_purpose(args.purpose, args.accounts, options=options or None), out)
 
 

@@ -163,6 +163,11 @@ class Settings:
         def apply(doc: Any, pre: list[Problem]) -> dict[str, tuple[str, str]]:
             accounts = _mapping(doc, "accounts")
             acc = accounts.get(name)
+            others = [a for key, a in accounts.items() if key != name and isinstance(a, dict)]
+            if isinstance(acc, dict) and _shared(acc, others):
+                # an anchor (&base) shared through an alias (*base): the change is this account's
+                # alone, so it gets its own copy and the others keep theirs
+                accounts[name] = acc = _own_copy(acc)
             if acc is None:
                 if type is None:
                     pre.append(
@@ -236,6 +241,8 @@ class Settings:
                 else:
                     acc[key] = _scalar(value)
             if limits is not None:
+                if isinstance(acc.get("limits"), dict) and _shared(acc["limits"], [a.get("limits") for a in others]):
+                    acc["limits"] = _own_copy(acc["limits"])
                 section = acc.setdefault("limits", _new_map())
                 for key, value in limits.items():
                     if value is None:
@@ -315,10 +322,16 @@ class Settings:
                 if value is None:
                     entry.pop(key, None)
                 elif isinstance(value, dict):
-                    node = _new_map()
-                    node.update({k: _scalar(v) for k, v in value.items()})
-                    node.fa.set_flow_style()
-                    entry[key] = node
+                    node = entry.get(key)
+                    if not isinstance(node, dict):  # a new mapping; an existing one keeps its other keys
+                        node = _new_map()
+                        node.fa.set_flow_style()
+                        entry[key] = node
+                    for k, v in value.items():
+                        if v is None:
+                            node.pop(k, None)
+                        else:
+                            node[k] = _scalar(v)
                 else:
                     entry[key] = _scalar(value)
             return {}
@@ -714,6 +727,17 @@ def _scalar(value: Any) -> Any:
     except yaml.YAMLError:
         same = False
     return value if same else DoubleQuotedScalarString(value)
+
+
+def _shared(node: Any, others: Sequence[Any]) -> bool:
+    return any(other is node for other in others)
+
+
+def _own_copy(node: Any) -> Any:
+    """A plain copy of a mapping another key reaches through an alias."""
+    own = _new_map()
+    own.update(copy.deepcopy(dict(node)))
+    return own
 
 
 def _mapping(doc: Any, key: str) -> Any:
