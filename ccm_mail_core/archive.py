@@ -111,9 +111,9 @@ def _error(target: Path, exc: OSError) -> ArchiveError:
         ),
         hint=T(
             "Ordner (purposes.<Zweck>.archive.folder), Rechte und freien Platz prüfen. Die Mail "
-            "ist gesendet; 'ccm-mail archive verify' listet sie als fehlend.",
+            "ist gesendet; 'ccm-mail archive verify' listet sie als nicht archiviert.",
             "Check the folder (purposes.<purpose>.archive.folder), permissions and free space. "
-            "The mail was sent; 'ccm-mail archive verify' lists it as missing.",
+            "The mail was sent; 'ccm-mail archive verify' lists it as not archived.",
         ),
     )
 
@@ -139,6 +139,21 @@ def _sync_folder(folder: Path) -> None:
         pass  # some file systems cannot sync a folder; the file itself is synced
     finally:
         os.close(fd)
+
+
+def cannot_write(folder: Path) -> str | None:
+    """Why no copy could be written into ``folder`` now (its nearest existing parent when it does
+    not exist yet: the first copy creates it), or None. Checked by trying, as a send would."""
+    import tempfile
+
+    where = folder
+    while not where.exists() and where.parent != where:
+        where = where.parent
+    try:
+        with tempfile.TemporaryFile(dir=where):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def sha256_of(path: Path) -> str:

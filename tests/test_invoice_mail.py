@@ -496,3 +496,17 @@ def test_archive_verify_reports_a_fifo_in_place_of_a_copy_without_waiting_for_it
     os.mkfifo(copy)
     code, data = cli_json("archive", "verify", cwd=workdir)  # it waited on the FIFO forever
     assert code == 1 and [p["state"] for p in data["problems"]] == ["altered"], data
+
+
+def test_config_check_refuses_an_archive_folder_that_cannot_be_written(write_config, workdir) -> None:
+    """A folder a send cannot write into (here below a file; a read-only share alike) is named
+    before the first invoice goes out without its GoBD copy."""
+    (workdir / "laufwerk.txt").write_text("kein Ordner", encoding="utf-8")
+    write_config(config_with(ARCHIVED.replace("folder: archiv", "folder: laufwerk.txt/archiv"), ""))
+    proc = run_cli("config", "check", cwd=workdir)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "laufwerk.txt/archiv ist nicht beschreibbar" in proc.stdout and "ohne Archivkopie" in proc.stdout
+    code, data = cli_json("config", "check", "--lang", "en", cwd=workdir)
+    assert code == 2 and not data["ok"] and "cannot be written" in data["archive"]["invoice"]["problem"]
+    write_config(config_with(ARCHIVED, ""))  # a folder that does not exist yet: the first copy creates it
+    assert run_cli("config", "check", cwd=workdir).returncode == 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from datetime import datetime, timezone
 
+from .. import archive as archive_mod
 from .. import expiry as expiry_mod
 from ..config import ConfigProblems, purpose_label
 from ..journal import JournalError
@@ -73,14 +75,24 @@ def config_check(args: argparse.Namespace, out: Out) -> int:
         expiries = {
             name: expiry_mod.to_dict(name, mailer.credential_expiry(name), now, cfg.lang) for name in cfg.accounts
         }
-        archives = {
+        archives: dict[str, dict[str, Any]] = {
             p: {"folder": str(s.archive.folder), "retention_years": s.archive.retention_years}
             for p, s in cfg.purpose_settings.items()
             if s.archive is not None
         }
         expired = [e["message"] for e in expiries.values() if e and e["state"] == "expired"]
+        for a in archives.values():  # a send would go out and then miss its GoBD copy
+            why = archive_mod.cannot_write(Path(a["folder"]))
+            if why:
+                a["problem"] = out.t(
+                    f"Archivordner {a['folder']} ist nicht beschreibbar ({why}); Mails dieses Zwecks gingen "
+                    "ohne Archivkopie hinaus.",
+                    f"archive folder {a['folder']} cannot be written ({why}); mails of this purpose would go "
+                    "out without an archive copy.",
+                )
+        unarchivable = [a["problem"] for a in archives.values() if "problem" in a]
         data = {
-            "ok": not expired,
+            "ok": not expired and not unarchivable,
             "file": str(cfg.path),
             "accounts": list(cfg.accounts),
             "purposes": purposes,
@@ -90,7 +102,7 @@ def config_check(args: argparse.Namespace, out: Out) -> int:
             "expiry": {k: v for k, v in expiries.items() if v},
             "archive": archives,
         }
-        if expired:
+        if expired or unarchivable:
             data["exit_code"] = ExitCode.CONFIG
 
         def human() -> str:
@@ -105,10 +117,16 @@ def config_check(args: argparse.Namespace, out: Out) -> int:
                 for e in expiries.values()
                 if e and e["message"]
             ]
+            lines += [f"{out.t('Fehler', 'error')}: {problem}" for problem in unarchivable]
             lines.append(
                 out.t(
                     f"{cfg.path}: in Ordnung ({len(cfg.accounts)} Konten).",
                     f"{cfg.path}: OK ({len(cfg.accounts)} accounts).",
+                )
+                if not expired and not unarchivable
+                else out.t(
+                    f"{cfg.path}: {len(unarchivable)} Archivordner nicht beschreibbar.",
+                    f"{cfg.path}: {len(unarchivable)} archive folder(s) cannot be written.",
                 )
                 if not expired
                 else out.t(
@@ -130,7 +148,7 @@ def config_check(args: argparse.Namespace, out: Out) -> int:
             return "\n".join(lines)
 
         out.emit(data, human)
-    return ExitCode.OK if not expired else ExitCode.CONFIG
+    return ExitCode.OK if not expired and not unarchivable else ExitCode.CONFIG
 
 
 def plugins(args: argparse.Namespace, out: Out) -> int:
