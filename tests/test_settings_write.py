@@ -183,6 +183,10 @@ def test_removing_an_account_a_purpose_still_uses_is_refused(config: Path, workd
     assert code == 2
     assert any(p["key"] == "purposes.invoice" and "Rechnungsversand" in p["message"] for p in data["problems"])
     assert config.read_bytes() == before
+    proc = run_cli("accounts", "remove", "Rechnungsversand", cwd=workdir)
+    # the line of the purpose in the file as it is, and what to do (it named an unknown account)
+    assert "ccm-mail.yaml:13: purposes.invoice: Konto 'Rechnungsversand' sendet noch für diesen Zweck" in proc.stderr
+    assert "anderes Konto zuordnen" in proc.stderr
 
 
 def test_a_purpose_pool_and_a_template_body_are_saved(config: Path, workdir: Path) -> None:

@@ -276,6 +276,27 @@ class Settings:
                     T(f"Unbekanntes Konto {name!r}; nichts geändert.", f"unknown account {name!r}; nothing changed."),
                     hint=T(f"Konten: {known}", f"accounts: {known}"),
                 )
+            section: Any = doc.get("purposes") or {}
+            users = [p for p, entry in section.items() if name in _accounts_of(entry)]
+            if users:  # said with the line in the file as it is, not in the text it would become
+                raise ConfigProblems(
+                    [
+                        Problem(
+                            str(self.path),
+                            section.lc.key(p)[0] + 1,
+                            f"purposes.{p}",
+                            T(
+                                f"Konto {name!r} sendet noch für diesen Zweck; nichts geändert",
+                                f"account {name!r} still sends for this purpose; nothing changed",
+                            ),
+                            T(
+                                "Dem Zweck zuerst ein anderes Konto zuordnen (purposes set).",
+                                "Assign another account to the purpose first (purposes set).",
+                            ),
+                        )
+                        for p in users
+                    ]
+                )
             del accounts[name]
             return {}
 
@@ -727,6 +748,15 @@ def _scalar(value: Any) -> Any:
     except yaml.YAMLError:
         same = False
     return value if same else DoubleQuotedScalarString(value)
+
+
+def _accounts_of(entry: Any) -> list[str]:
+    """The accounts a purpose entry names: ``Konto``, ``[A, B]`` or ``{account: …}``."""
+    if isinstance(entry, dict):
+        entry = entry.get("account")
+    if isinstance(entry, list):
+        return [str(a) for a in entry]
+    return [str(entry)] if entry is not None else []
 
 
 def _shared(node: Any, others: Sequence[Any]) -> bool:
