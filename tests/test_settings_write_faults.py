@@ -223,3 +223,49 @@ def test_one_key_of_the_archive_setting_changes_and_the_others_stay(workdir: Pat
     proc = run_cli("purposes", "set", "invoice", "Rechnungsversand", "--unset", "archive.folder", cwd=workdir)
     assert proc.returncode == 2 and "folder" in proc.stderr, proc.stderr  # refused as the check says, not as unknown
     assert "Unbekannte Einstellung" not in proc.stderr
+
+
+FOUR_SPACES_LIST_FIRST = """\
+language: de
+plugins:
+    disable:
+        - smtp
+accounts:
+    Rechnungsversand:
+        type: pickup
+        folder: out
+        sender: rechnung@codicon.de
+        from_name: codicon GmbH
+purposes:
+    invoice: Rechnungsversand
+templates:
+    invoice:
+        subject: "Rg. #extRechnungsNr#"
+        body: "Anbei."
+        reference: "#extRechnungsNr#"
+journal:
+    path: journal.sqlite
+"""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        FOUR_SPACES_LIST_FIRST,
+        FOUR_SPACES_LIST_FIRST.replace("        - smtp", "    - smtp"),  # the list's dash under its key
+        FOUR_SPACES_LIST_FIRST.replace("    ", "  "),  # two spaces, the list indented by two
+    ],
+    ids=["four-spaces-list-indented", "four-spaces-list-flush", "two-spaces"],
+)
+def test_the_files_indentation_stays_when_a_list_comes_first(workdir: Path, text: str) -> None:
+    from test_settings_write import _changed_lines
+
+    config = workdir / "ccm-mail.yaml"
+    config.write_text(text, encoding="utf-8")
+    code, data = cli_json("accounts", "set", "Rechnungsversand", "--from-name", "Zwei", cwd=workdir)
+    assert code == 0, data
+    step = "    " if "\n    disable" in text else "  "
+    assert _changed_lines(text, config.read_text(encoding="utf-8")) == [
+        f"-{step * 2}from_name: codicon GmbH",
+        f"+{step * 2}from_name: Zwei",
+    ]  # every line of the file was re-indented

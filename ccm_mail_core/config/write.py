@@ -688,13 +688,38 @@ def _yaml(text: str) -> Any:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap an admin's long line
-    try:
-        _, indent, dash = load_yaml_guess_indent(text) if text.strip() else (None, 2, 0)
-    except Exception:  # unparsable: load() says why
-        indent, dash = 2, 0
+    indent, dash = _guess_indent(text)
+    if indent is None:
+        try:
+            _, indent, dash = load_yaml_guess_indent(text) if text.strip() else (None, 2, 0)
+        except Exception:  # unparsable: load() says why
+            indent, dash = 2, 0
     dash = dash or 0
     yaml.indent(mapping=indent or 2, sequence=dash + 2, offset=dash)
     return yaml
+
+
+def _guess_indent(text: str) -> tuple[int | None, int]:
+    """(mapping indent, dash offset of block lists) as the admin wrote them: the most common step
+    from a ``key:`` line to the block under it. ruamel's own guess takes a list's item indent for
+    the mapping indent when a list comes first, and re-indents the whole file."""
+    from collections import Counter
+
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    steps: Counter[int] = Counter()
+    dashes: Counter[int] = Counter()
+    for above, line in zip(lines, lines[1:], strict=False):
+        opener = re.sub(r"\s+#.*$", "", above).rstrip()
+        if not opener.endswith(":") or opener.lstrip().startswith("- "):
+            continue
+        step = (len(line) - len(line.lstrip(" "))) - (len(above) - len(above.lstrip(" ")))
+        if line.lstrip().startswith("- "):
+            dashes[step] += 1
+        elif step > 0:
+            steps[step] += 1
+    if not steps:
+        return None, 0
+    return steps.most_common(1)[0][0], max(dashes.most_common(1)[0][0], 0) if dashes else 0
 
 
 def _dump(yaml: Any, doc: Any) -> str:
