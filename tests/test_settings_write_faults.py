@@ -269,3 +269,28 @@ def test_the_files_indentation_stays_when_a_list_comes_first(workdir: Path, text
         f"-{step * 2}from_name: codicon GmbH",
         f"+{step * 2}from_name: Zwei",
     ]  # every line of the file was re-indented
+
+
+def test_a_new_configuration_can_be_built_with_the_settings_commands_alone(workdir: Path) -> None:
+    """No file yet: the first account takes E-Service (and so the invoices) until a purpose is
+    assigned; it could not be saved without a purpose, and no purpose could name it before."""
+    code, data = cli_json(
+        "accounts", "set", "Rechnungsversand", "--type", "pickup", "--set", "folder=out",
+        "--set", "sender=rechnung@codicon.de", "--from-name", "codicon GmbH", cwd=workdir,
+    )  # fmt: skip
+    assert code == 0, data
+    assert data["changes"]["purposes"] == {"eservice": "Rechnungsversand"}
+    steps = [
+        ("purposes", "set", "invoice", "Rechnungsversand"),
+        ("templates", "set", "invoice", "--subject", "Rg. #extRechnungsNr#", "--body", "Anbei Ihre Rechnung.",
+         "--reference", "#extRechnungsNr#"),
+    ]  # fmt: skip
+    for step in steps:
+        code, data = cli_json(*step, cwd=workdir)
+        assert code == 0, (step, data)
+    sent = run_cli(
+        "send", "--purpose", "invoice", "--to", "kunde@example.de", "--field", "extRechnungsNr=RE-1", "--yes",
+        cwd=workdir,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert len(list((workdir / "out").glob("*.eml"))) == 1

@@ -251,6 +251,13 @@ class Settings:
                         section[key] = _scalar(value)
                 if not section:
                     acc.pop("limits")
+            if not doc.get("purposes"):
+                # the first account of a new configuration: without a purpose it could not be saved,
+                # and no purpose can name an account before it exists; E-Service (and with it the
+                # invoices, PURPOSE_FALLBACK) go through it until 'purposes set' says otherwise
+                doc["purposes"] = _new_map()
+                doc["purposes"]["eservice"] = name
+                summary["purposes"] = {"eservice": name}
             refs = {}
             for key in secrets:
                 refs[key] = self._secret_reference(name, key, acc.get(key))
