@@ -146,9 +146,8 @@ def test_a_tab_before_a_comment_is_named_not_an_internal_error(workdir: Path) ->
     assert config.read_text(encoding="utf-8") == text
 
 
-@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 def test_a_read_only_config_is_not_overwritten(config: Path, workdir: Path) -> None:
-    os.chmod(config, 0o444)
+    os.chmod(config, 0o444)  # on Windows: the read-only attribute
     proc = run_cli("accounts", "set", "Rechnungsversand", "--from-name", "Zwei", cwd=workdir)
     _unchanged(config, proc)
     assert "schreibgeschützt" in proc.stderr

@@ -519,7 +519,7 @@ class Settings:
                 ),
                 hint=T("Die Änderung noch einmal vornehmen.", "Make the change again."),
             )
-        if before and os.name == "posix" and not self.path.stat().st_mode & 0o222:
+        if before and not self.path.stat().st_mode & 0o222:  # POSIX mode or the Windows read-only attribute
             raise SettingsError(
                 T(f"{self.path} ist schreibgeschützt; nichts geändert.", f"{self.path} is read-only; nothing changed."),
                 hint=T(
@@ -539,7 +539,10 @@ class Settings:
                 audit.append(self._audit_entry(action, target, changes, before, after))
             except OSError:
                 # the change and its audit line go together, or neither: put the old file back
-                _replace(self.path, before) if before else self.path.unlink()
+                if before:
+                    _replace(self.path, before)
+                else:
+                    self.path.unlink()
                 raise
         except OSError as exc:
             raise self._not_saved(exc) from None
