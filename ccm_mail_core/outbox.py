@@ -206,15 +206,17 @@ class Outbox:
         return [self.send_entry(e) for e in self.queued(batch=batch)]
 
     def retry_failed(self, ids: Iterable[int] = ()) -> list[SendResult]:
-        """Send failed messages again (they were not sent, so this cannot duplicate them)."""
+        """Send failed messages again. They were not sent; but their invoice may have been sent
+        since by a new call (AbSys sends again after exit 1): those are closed, not sent twice."""
         wanted = set(ids)
         results = []
         for entry in sorted(self.journal.query(status=["failed"], limit=0), key=lambda e: e.id):
             if wanted and entry.id not in wanted:
                 continue
-            if self.journal.transition(
-                entry.id, Status.QUEUED, expect=(Status.FAILED,), detail=self._tr("erneuter Versuch", "retry")
-            ):
+            requeued, taken = self.journal.requeue_failed(entry.id, self._tr("erneuter Versuch", "retry"))
+            if taken is not None:
+                log.info("retry_superseded", journal_id=entry.id, by=taken.id, status=taken.status.value)
+            if requeued:
                 results.append(self.send_entry(self._get(entry.id)))
         return results
 

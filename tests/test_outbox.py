@@ -107,6 +107,41 @@ def test_failed_then_retried(scripted) -> None:
     assert transport.delivered == [result.message_id]
 
 
+def test_a_failed_invoice_sent_again_by_a_new_call_is_never_retried(scripted) -> None:
+    """AbSys gets exit 1, fixes the cause and sends the invoice again: the new call sends it, the
+    failed entry is closed, and ``outbox --retry`` does not send it a second time."""
+    mailer, transport = scripted
+    transport.script = ["throttled"]
+    failed = send(mailer)
+    assert failed.status is Status.FAILED
+    again = send(mailer)
+    assert again.status is Status.SENT and again.journal_id != failed.journal_id
+    assert Outbox(mailer).retry_failed() == []
+    assert transport.delivered == [again.message_id]  # it had delivered the first one too
+    closed = mailer.journal.get(failed.journal_id)
+    assert closed.status is Status.CANCELLED and closed.error_kind == "superseded"
+    assert f"Eintrag {again.journal_id}" in (closed.error or "")
+    assert failed.journal_id not in [e.id for e in Outbox(mailer).entries()]  # no stale failure in the outbox
+
+
+def test_a_retry_checks_the_reference_in_the_same_step(scripted) -> None:
+    """A failed row whose reference another row took while it was still on its way (a deliberate
+    resend): the retry finds that row and closes this one instead of sending."""
+    mailer, transport = scripted
+    transport.script = ["throttled"]
+    first = send(mailer)
+    assert first.status is Status.FAILED
+    mailer.journal.transition(first.journal_id, Status.SENDING, expect=(Status.FAILED,))  # on its way again
+    resent = mailer.send(
+        "invoice", to=["kunde@example.de"], data=dict(INVOICE, extRechnungsNr="RE-1"), assume_yes=True, resend=True
+    )
+    assert resent.status is Status.SENT
+    mailer.journal.transition(first.journal_id, Status.FAILED, expect=(Status.SENDING,))  # and then refused
+    assert Outbox(mailer).retry_failed() == []
+    assert transport.delivered == [resent.message_id]
+    assert mailer.journal.get(first.journal_id).error_kind == "superseded"
+
+
 def test_unknown_outcome_found_at_provider_is_recorded_as_sent_not_resent(scripted) -> None:
     mailer, transport = scripted
     transport.script = ["lost-after-delivery"]

@@ -306,7 +306,58 @@ class Journal(ABC):
                 "INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
                 (row_id, stamp, status.value, detail or error),
             )
+            if status is Status.SENT:
+                self._close_superseded(db, row_id, stamp)
         return True
+
+    def _close_superseded(self, db: Conn, sent_id: int, stamp: Any) -> None:
+        """Earlier failed attempts at the reference that row ``sent_id`` has now sent are closed:
+        a later ``outbox --retry`` would send the invoice a second time."""
+        row = db.execute("SELECT purpose, reference FROM messages WHERE id=?", (sent_id,)).fetchone()
+        if row is None or not row["reference"]:
+            return
+        failed = db.execute(
+            "SELECT id FROM messages WHERE purpose=? AND reference=? AND status=? AND id<>?",
+            (row["purpose"], row["reference"], Status.FAILED.value, sent_id),
+        ).fetchall()
+        note = f"ersetzt durch Eintrag {sent_id}, der gesendet ist / superseded by entry {sent_id}, which was sent"
+        for r in failed:
+            db.execute(
+                "UPDATE messages SET status=?, updated_at=?, error_kind=?, error=? WHERE id=? AND status=?",
+                (Status.CANCELLED.value, stamp, "superseded", note, r["id"], Status.FAILED.value),
+            )
+            db.execute(
+                "INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
+                (r["id"], stamp, Status.CANCELLED.value, note),
+            )
+
+    def requeue_failed(self, row_id: int, detail: str) -> tuple[bool, Entry | None]:
+        """failed → queued, as one step with the duplicate check. Returns (requeued, taken):
+        ``taken`` is the row that has the reference now (sent since, on its way or possibly sent;
+        this one is then closed as superseded); (False, None) when the row is no longer failed
+        (another process requeued it first)."""
+        stamp = self._stamp(now())
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT purpose, reference FROM messages WHERE id=? AND status=?", (row_id, Status.FAILED.value)
+            ).fetchone()
+            if row is None:
+                return False, None
+            if row["reference"]:
+                self._lock_reference(db, row["purpose"], row["reference"])
+                taken = db.execute(_BLOCKING_SQL, (row["purpose"], row["reference"], *BLOCKING)).fetchone()
+                if taken is not None:
+                    self._close_superseded(db, taken["id"], stamp)
+                    return False, self._entry(taken)
+            db.execute(
+                "UPDATE messages SET status=?, updated_at=? WHERE id=? AND status=?",
+                (Status.QUEUED.value, stamp, row_id, Status.FAILED.value),
+            )
+            db.execute(
+                "INSERT INTO events (message, at, status, detail) VALUES (?,?,?,?)",
+                (row_id, stamp, Status.QUEUED.value, detail),
+            )
+        return True, None
 
     def create_batch(self, rows: Sequence[dict[str, Any]]) -> int:
         """Queue many messages in one transaction; rows already queued for the same (batch,
