@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from host_support import BASE_CONFIG, LOAD_PLUGINS
+from host_support import BASE_CONFIG, INVOICE, LOAD_PLUGINS
 
 CUSTOMER = {"extRechnungsNr": "RE-2026-00042", "Anrede": "Sehr geehrter Herr Łukasz Żółć", "Betrag": "1.234,56 €"}
 TO = "Łukasz Żółć <lukasz@example.pl>"
@@ -102,3 +102,35 @@ def test_data_from_stdin_is_utf8_whatever_the_code_page(site: Path) -> None:
     )
     assert code == 0, err
     assert "Herr Łukasz Żółć" in json.loads(out)["text"] and "1.234,56 €" in json.loads(out)["text"]
+
+
+def test_a_reader_that_goes_away_does_not_turn_a_sent_invoice_into_exit_1(tmp_path) -> None:
+    """AbSys (or ``| head -c1``) closes its end of stdout early: the mail is sent, so the exit
+    code stays 0, with no traceback."""
+    (tmp_path / "ccm-mail.yaml").write_text(BASE_CONFIG, encoding="utf-8")
+    env = {**os.environ, "CCM_MAIL_LOAD_PLUGINS": ""}
+    cmd = [sys.executable, "-m", "ccm_mail_core.cli", "send", "--purpose", "invoice", "--to", "k@example.de",
+           "--data", "-", "--yes", "--json"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()  # type: ignore[union-attr]  # the reader is gone before the answer comes
+    _, err = proc.communicate(json.dumps(INVOICE).encode("utf-8"), timeout=60)
+    assert proc.returncode == 0, err.decode("utf-8", "replace")
+    assert b"Traceback" not in err and len(list((tmp_path / "out").glob("*.eml"))) == 1
+
+
+def test_a_caller_that_passes_no_standard_handles_gets_clear_exit_codes(tmp_path) -> None:
+    """A GUI program without stdin/stderr handles: ``--data -`` reads nothing (exit 2, nothing
+    sent); a send with its data on the command line works without stderr."""
+    (tmp_path / "ccm-mail.yaml").write_text(BASE_CONFIG, encoding="utf-8")
+    env = {**os.environ, "CCM_MAIL_LOAD_PLUGINS": ""}
+    base = [sys.executable, "-m", "ccm_mail_core.cli", "send", "--purpose", "invoice", "--to", "k@example.de",
+            "--yes", "--json"]  # fmt: skip
+    closed = subprocess.run([*base, "--data", "-"], cwd=tmp_path, env=env, stdin=None, capture_output=True,
+                            preexec_fn=lambda: os.close(0), timeout=60)  # fmt: skip
+    assert closed.returncode == 2, closed.stdout + closed.stderr
+    assert json.loads(closed.stdout)["exit_code"] == 2 and not (tmp_path / "out").exists()
+    fields = [a for k, v in INVOICE.items() for a in ("--field", f"{k}={v}")]
+    no_stderr = subprocess.run([*base, *fields], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               preexec_fn=lambda: os.close(2), timeout=60)  # fmt: skip
+    assert no_stderr.returncode == 0 and json.loads(no_stderr.stdout)["ok"] is True

@@ -143,8 +143,9 @@ def _plugin_command(command: Command) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from .output import setup_streams
+    from .output import attach_missing_streams, setup_streams
 
+    attach_missing_streams()
     setup_streams()
     word = command_word(argv)
     url, explicit = server_url(argv)

@@ -9,6 +9,7 @@ otherwise; a caller that sets ``PYTHONIOENCODING`` gets that encoding, again wit
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -33,6 +34,28 @@ def setup_streams() -> None:
             stream.reconfigure(encoding="utf-8", errors="replace")
 
 
+def attach_missing_streams() -> None:
+    """A caller that passes no stdin, stdout or stderr handle (a GUI program starting ccm-mail,
+    ``<&-``) gets the null device there: reading finds nothing, writing is lost, nothing crashes."""
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))  # noqa: SIM115 - for the process' life
+
+
+def _print(text: str, stream: Any) -> None:
+    """The reader went away (``| head -c1``, AbSys closed its end): the text is lost, the exit
+    code is not. After a send the mail is out, and exit 1 would say it is not."""
+    try:
+        print(text, file=stream, flush=True)
+    except OSError as exc:
+        if not isinstance(exc, BrokenPipeError) and exc.errno != errno.EINVAL:  # EINVAL: Windows' closed pipe
+            raise
+        try:  # the interpreter's flush at exit must not fail on it again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+
 def to_json(data: Any) -> str:
     return scrub(json.dumps(data, ensure_ascii=True, indent=2, default=str))
 
@@ -49,19 +72,19 @@ class Out:
 
     def emit(self, data: Any, human: Callable[[], str] | str) -> None:
         if self.json:
-            print(to_json(data))
+            _print(to_json(data), sys.stdout)
             return
         text = human() if callable(human) else human
         if text:
-            print(scrub(text))
+            _print(scrub(text), sys.stdout)
 
     def document(self, payload: Any) -> None:
         """Write an answer that is already the ``--json`` document (the service's own)."""
-        print(to_json(payload))
+        _print(to_json(payload), sys.stdout)
 
     def note(self, text: str) -> None:
         """A line for the person at the terminal (stderr), also with ``--json``."""
-        print(scrub(text), file=sys.stderr)
+        _print(scrub(text), sys.stderr)
 
     def error(self, exc: CcmMailError, code: int, **extra: Any) -> int:
         from ..config import ConfigProblems  # here: the service's client prints errors without the config machinery
@@ -70,7 +93,7 @@ class Out:
             payload: dict[str, Any] = {"ok": False, "exit_code": code, "error": exc.to_dict(self.lang), **extra}
             if isinstance(exc, ConfigProblems):
                 payload["problems"] = [p.to_dict(self.lang) for p in exc.problems]
-            print(to_json(payload))
+            _print(to_json(payload), sys.stdout)
         else:
             self.note(f"{self.t('Fehler', 'Error')}: {exc.render(self.lang)}")
         return code
