@@ -179,6 +179,16 @@ def test_encoding_option_and_utf8_with_bom(workdir) -> None:
     assert "RE-1 bereits im Journal" in right.stderr
 
 
+def test_a_dos_export_that_is_neither_utf8_nor_cp1252_names_the_encoding_option(workdir) -> None:
+    """0x81 is ü in cp850 and undefined in cp1252: it was an internal error (UnboundLocalError)."""
+    (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG)
+    (workdir / "dos.csv").write_bytes(b"to;extRechnungsNr;Anrede;Betrag\r\nk@example.de;RE-D1;Gr\x81\xe1 Gott;1\r\n")
+    proc = run_cli("batch", "dos.csv", "--purpose", "invoice", "--yes", cwd=workdir)
+    assert proc.returncode == 2 and "cp850" in proc.stderr and "Interner Fehler" not in proc.stderr, proc.stderr
+    ok = run_cli("batch", "dos.csv", "--purpose", "invoice", "--yes", "--encoding", "cp850", "--json", cwd=workdir)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["sent"] == 1, ok.stdout + ok.stderr
+
+
 def test_progress_is_json_when_the_logs_are(workdir, pdf) -> None:
     """Field defect 18: with --log-format json every stderr line is a JSON object, progress too."""
     (workdir / "ccm-mail.yaml").write_text(

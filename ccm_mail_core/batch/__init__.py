@@ -100,12 +100,12 @@ def plan(mailer: Mailer, path: Path, purpose: str, *, resend: bool = False, enco
     except (UnicodeDecodeError, LookupError) as exc:
         raise ConfigError(
             T(
-                f"Stapeldatei {path} lässt sich nicht als {encoding} lesen: {exc}",
-                f"batch file {path} cannot be read as {encoding}: {exc}",
+                f"Stapeldatei {path} lässt sich nicht als {encoding or 'UTF-8 oder Windows-1252'} lesen: {exc}",
+                f"batch file {path} cannot be read as {encoding or 'UTF-8 or Windows-1252'}: {exc}",
             ),
             hint=T(
-                "Kodierung mit --encoding angeben (z. B. utf-8 oder cp1252).",
-                "Give the encoding with --encoding (e.g. utf-8 or cp1252).",
+                "Kodierung mit --encoding angeben (z. B. utf-8, cp1252, oder cp850 für DOS-Exporte).",
+                "Give the encoding with --encoding (e.g. utf-8, cp1252, or cp850 for DOS exports).",
             ),
         ) from exc
     pool = mailer.config.pool_for(purpose)

@@ -61,13 +61,16 @@ ENCODINGS = ("utf-8-sig", "cp1252")
 def read(path: Path, encoding: str | None = None) -> tuple[list[Row], list[RowProblem], str]:
     """The rows, the problems, and the encoding the file was read with."""
     data = path.read_bytes()
+    failure: UnicodeDecodeError | None = None
     for candidate in [encoding] if encoding else ENCODINGS:
         try:
             text = data.decode(candidate)
             break
-        except UnicodeDecodeError:
-            if encoding:
-                raise
+        except UnicodeDecodeError as exc:
+            failure = exc
+    else:  # neither UTF-8 nor cp1252 (0x81 is ü in a DOS export, cp850): the caller names --encoding
+        assert failure is not None
+        raise failure
     rows, problems = (_jsonl if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else _csv)(text, path.parent)
     return rows, problems, candidate
 
