@@ -174,6 +174,7 @@ def compose(
         archive=settings.archive is not None,
     )
     message.check()
+    _unicode_only(message, ctx.reference)
     extra: dict[str, Any] = {}
     if found:
         extra["einvoice"] = [
@@ -182,6 +183,42 @@ def compose(
     if warning is not None:
         extra["warnings"] = [warning.get(config.lang)]
     return Preview(message=message, context=ctx, account_label=f"{account} ({acc.type})", extra=extra)
+
+
+def _unicode_only(message: Message, reference: str) -> None:
+    """Every text of the message is Unicode a mail can carry. A lone surrogate (half of an emoji
+    from a cut-off JSON escape, a file name in no known encoding) would only fail in the
+    transport, after the claim, as an outcome nobody can know; refused here, nothing is journaled."""
+    texts = [
+        ("Betreff/subject", message.subject),
+        ("Text/body", message.text or ""),
+        ("HTML", message.html or ""),
+        ("Referenz/reference", reference),
+        *((f"Kopfzeile/header {k}", f"{k}: {v}") for k, v in message.headers.items()),
+        *(("Anhang/attachment", f"{a.filename} {a.path}") for a in message.attachments),
+        *(
+            ("Adresse/address", f"{a.name} {a.address}")
+            for a in (*message.to, *message.cc, *message.bcc, *message.reply_to, message.sender)
+            if a is not None
+        ),
+    ]
+    for where, text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "replace").decode("utf-8")
+            raise TemplateError(
+                T(
+                    f"{where}: {shown[:80]!r} enthält Zeichen, die kein gültiger Text sind (ein halbes "
+                    "Emoji oder ein Dateiname in unbekannter Kodierung). Nichts gesendet.",
+                    f"{where}: {shown[:80]!r} contains characters that are not valid text (half an emoji "
+                    "or a file name in an unknown encoding). Nothing sent.",
+                ),
+                hint=T(
+                    "Die Daten als UTF-8 übergeben; JSON-Escapes \\ud83d… nur paarweise.",
+                    "Pass the data as UTF-8; JSON escapes \\ud83d… only in pairs.",
+                ),
+            ) from None
 
 
 def _address(value: AddressLike) -> Address:

@@ -135,3 +135,21 @@ def test_only_the_transports_own_request_ends_unknown(make_mailer, workdir) -> N
     result = mailer.send("invoice", to=["kunde@example.de"], data=INVOICE, assume_yes=True)
     assert result.status is Status.UNKNOWN and result.exit_code == ExitCode.UNKNOWN
     assert "KeyError" in result.error.render("de")
+
+
+@pytest.mark.parametrize("field", ["Anrede", "extRechnungsNr"])
+def test_half_an_emoji_in_the_data_is_refused_before_the_claim(make_mailer, workdir, field) -> None:
+    """A cut-off JSON escape (``\\ud83d`` alone) failed only in the transport: exit 4 'unknown'
+    though nothing had left, and the invoice then counted as possibly sent (exit 5 ever after)."""
+    make_mailer()
+    data = '{"extRechnungsNr": "RE-S1", "Anrede": "Hallo", "Betrag": "1"}'.replace(
+        f'"{field}": "', f'"{field}": "\\ud83d'
+    )
+    proc = run_cli(
+        "send", "--purpose", "invoice", "--to", "k@example.de", "--data", "-", "--yes", cwd=workdir, stdin=data
+    )
+    assert proc.returncode == ExitCode.CONFIG and "kein gültiger Text" in proc.stderr, proc.stdout + proc.stderr
+    assert not (workdir / "journal.sqlite").exists() and not (workdir / "out").exists()
+    fixed = run_cli("send", "--purpose", "invoice", "--to", "k@example.de", "--data", "-", "--yes", cwd=workdir,
+                    stdin=data.replace("\\ud83d", "\\ud83d\\ude00"))  # fmt: skip
+    assert fixed.returncode == ExitCode.OK, fixed.stderr
