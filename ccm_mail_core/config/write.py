@@ -152,11 +152,14 @@ class Settings:
         """Create or change the account ``name``: the given fields replace the ones there, the
         others stay. Secret fields (the account type says which) only through ``secrets``."""
         values, secrets = dict(values or {}), dict(secrets or {})
-        if not str(name).strip() or any(ch in name for ch in "/\r\n\0"):
+        # the name becomes part of the API's URLs (/settings/accounts/NAME): nothing a path or a
+        # query could read differently
+        if not str(name).strip() or name != name.strip() or any(ch in name for ch in "/\\?#%\r\n\0"):
             raise SettingsError(
                 T(f"Ungültiger Kontoname {name!r}.", f"invalid account name {name!r}."),
                 hint=T(
-                    "Ein nicht leerer Name auf einer Zeile, ohne '/'.", "A non-empty name on one line, without '/'."
+                    "Ein Name auf einer Zeile, ohne Leerzeichen am Rand und ohne / \\ ? # %.",
+                    "A name on one line, without spaces at its ends and without / \\ ? # %.",
                 ),
             )
 

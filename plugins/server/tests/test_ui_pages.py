@@ -574,3 +574,19 @@ def test_an_upload_beyond_the_limit_is_refused_in_the_page(tmp_path: Path, monke
         )
         assert status == 413 and "höchstens 1 MB" in page and "nichts gesendet" in page
         assert not list((tmp_path / "out").glob("*.eml"))
+
+
+@pytest.mark.parametrize("name", ["Testablage?neu", "Testablage#2", "Testablage/x", "Konto%20"])
+def test_a_new_account_name_can_never_reach_another_account(ui_site: tuple[Path, Running], name: str) -> None:
+    """The name became part of the API path unquoted: 'Testablage?neu' was saved over the live
+    account 'Testablage' (folder and sender replaced)."""
+    config, running = ui_site
+    before = yaml.safe_load(config.read_text("utf-8"))["accounts"]["Testablage"]
+    browser = admin_browser(running, config)
+    page = browser.open("/ui/accounts/new?type=pickup")[1]
+    form = {"csrf_token": browser.csrf(page), "type": "pickup", "name": name, "f.folder": "hijack",
+            "f.sender": "evil@example.com"}  # fmt: skip
+    status, page, _ = browser.open("/ui/accounts/new", form)
+    assert status == 422, page
+    accounts = yaml.safe_load(config.read_text("utf-8"))["accounts"]
+    assert accounts == {"Testablage": before}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -180,7 +181,7 @@ def create_account() -> Response:
                 {"key": "name", "text": t(f"Ein Konto „{name}“ gibt es schon.", f'an account "{name}" exists already.')}
             ],
         )
-    answer = call("PUT", f"/settings/accounts/{name}", json={"type": type_id, **change})
+    answer = call("PUT", f"/settings/accounts/{quote(name, safe='')}", json={"type": type_id, **change})
     if answer.ok:
         return redirect(url_for("accounts.edit_account", name=name, saved=1), code=303)
     loose = place_problems(fields, name, answer.problems)
@@ -219,7 +220,7 @@ def save_account(name: str) -> Response:
     atype = _types()[str(stored.get("type"))]
     fields = build_fields(atype, stored)
     change = change_from_form(fields, request.form, new=False)
-    answer = call("PUT", f"/settings/accounts/{name}", json=change)
+    answer = call("PUT", f"/settings/accounts/{quote(name, safe='')}", json=change)
     if answer.ok:
         return redirect(url_for("accounts.edit_account", name=name, saved=1), code=303)
     refill(fields, request.form)
@@ -243,7 +244,7 @@ def test_account(name: str) -> Response:
     if stored is None:
         abort(404)
     atype = _types()[str(stored.get("type"))]
-    answer = call("POST", f"/accounts/{name}/test")
+    answer = call("POST", f"/accounts/{quote(name, safe='')}/test")
     if answer.ok:
         test = {"ok": answer.data["ok"], "steps": _steps(name, answer.data["steps"]), "error": None}
     else:
@@ -254,7 +255,7 @@ def test_account(name: str) -> Response:
 @bp.post("/ui/accounts/<name>/consent")
 @signed_in
 def start_consent(name: str) -> Response:
-    answer = call("POST", f"/accounts/{name}/consent", json={})
+    answer = call("POST", f"/accounts/{quote(name, safe='')}/consent", json={})
     if not answer.ok:
         stored = _stored(name)
         if stored is None:
@@ -353,11 +354,11 @@ def save_purpose(purpose: str) -> Response:
     primary = request.form.get("account", "")
     pool = [a for a in request.form.getlist("pool") if a != primary]
     if not primary:
-        answer = call("DELETE", f"/settings/purposes/{purpose}")
+        answer = call("DELETE", f"/settings/purposes/{quote(purpose, safe='')}")
         if not answer.ok and answer.error.get("kind") == "settings" and purpose == "invoice":
             answer.status = 200  # it had no account of its own: nothing to take away
     else:
-        answer = call("PUT", f"/settings/purposes/{purpose}", json={"accounts": [primary, *pool]})
+        answer = call("PUT", f"/settings/purposes/{quote(purpose, safe='')}", json={"accounts": [primary, *pool]})
     if answer.ok:
         return redirect(url_for("accounts.purposes", saved=purpose), code=303)
     problems = {purpose: [p.get("message", "") for p in answer.problems] or [error_text(answer)[0]]}
