@@ -76,6 +76,8 @@ class Session:
     who: str
     csrf: str
     expires: float
+    #: SHA-256 of the key it was made from (None: a login link); a rotated key ends its sessions
+    key: bytes | None = None
 
 
 class Sessions:
@@ -105,9 +107,9 @@ class Sessions:
             expires = self._tokens.pop(digest, None)
         return expires is not None and expires > time.time()
 
-    def create(self, scope: str, who: str) -> tuple[str, Session]:
+    def create(self, scope: str, who: str, key: bytes | None = None) -> tuple[str, Session]:
         sid = secrets.token_urlsafe(32)
-        session = Session(scope, who, secrets.token_urlsafe(32), time.time() + SESSION_SECONDS)
+        session = Session(scope, who, secrets.token_urlsafe(32), time.time() + SESSION_SECONDS, key)
         with self._lock:
             now = time.time()
             self._items = {k: v for k, v in self._items.items() if v.expires > now}
@@ -298,6 +300,13 @@ def create_app(service: Service) -> Flask:
         else:
             sid = request.cookies.get(SESSION_COOKIE)
             session = sessions.get(sid) if sid else None
+            if (
+                session is not None
+                and session.key is not None
+                and service.keys.scope_of_digest(session.key) != session.scope
+            ):
+                sessions.drop(str(sid))  # its key was rotated ('serve --new-key'): the session ends with it
+                session = None
             if session is None:
                 raise ApiError(
                     401,
@@ -393,8 +402,8 @@ def create_app(service: Service) -> Flask:
         return jsonify(openapi.document())
 
     # ---- browser sessions -----------------------------------------------------------------------
-    def new_session(scope: str, who: str) -> Response:
-        sid, session = sessions.create(scope, who)
+    def new_session(scope: str, who: str, key: bytes | None = None) -> Response:
+        sid, session = sessions.create(scope, who, key)
         resp = jsonify({"ok": True, "scope": session.scope, "csrf_token": session.csrf, "expires_in": SESSION_SECONDS})
         # Path=/: the pages (outside /api/v1) use the same session; SameSite=Strict keeps every
         # other site's page from sending it
@@ -418,7 +427,8 @@ def create_app(service: Service) -> Flask:
                 "auth",
                 _t("Eine Sitzung entsteht nur aus einem API-Schlüssel.", "a session is made from an API key only."),
             )
-        return new_session(g.scope, g.who)
+        presented = request.headers["Authorization"].partition(" ")[2].strip()
+        return new_session(g.scope, g.who, hashlib.sha256(presented.encode("utf-8")).digest())
 
     @app.post(f"{API}/session/token")
     def session_from_token() -> Any:

@@ -91,7 +91,10 @@ class KeyStore:
 
     def scope_of(self, presented: str) -> str | None:
         """The scope whose key this is, or None. Every scope is compared, in constant time."""
-        given = hashlib.sha256(presented.encode("utf-8")).digest()
+        return self.scope_of_digest(hashlib.sha256(presented.encode("utf-8")).digest())
+
+    def scope_of_digest(self, given: bytes) -> str | None:
+        """:meth:`scope_of` for a key known by its SHA-256 (what a browser session keeps)."""
         found = None
         for scope in SCOPES:
             digest = self._digest(scope)

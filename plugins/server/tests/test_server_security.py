@@ -193,6 +193,21 @@ def test_keys_are_owner_only_and_rotation_locks_the_old_key_out(url: str, site: 
     assert Client(url, new).call("GET", "/api/v1/journal")[0] == 200
 
 
+def test_a_session_made_from_a_key_ends_when_the_key_is_rotated(url: str, site: Path) -> None:
+    """A leaked key turned into an 8-hour browser session outlived 'serve --new-key settings'."""
+    from ccm_mail_server.keys import KeyStore
+
+    status, _, headers = Client(url, keys(site)["settings"]).call("POST", "/api/v1/session")
+    assert status == 200
+    cookie = {"Cookie": headers["Set-Cookie"].split(";")[0]}
+    browser = Client(url, None)
+    assert browser.call("GET", "/api/v1/settings", headers=cookie)[0] == 200
+    new = KeyStore("file", site / "keys").rotate("settings")
+    status, answer, _ = browser.call("GET", "/api/v1/settings", headers=cookie)
+    assert status == 401 and answer["error"]["kind"] == "auth", answer
+    assert Client(url, new).call("GET", "/api/v1/settings")[0] == 200
+
+
 def test_a_browser_session_needs_the_csrf_token_for_changes(url: str, site: Path) -> None:
     admin = Client(url, keys(site)["settings"])
     status, answer, headers = admin.call("POST", "/api/v1/session")
