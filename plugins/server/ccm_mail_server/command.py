@@ -70,6 +70,10 @@ def _keys(keys: KeyStore, new: str | None, out: CommandOutput) -> int:
     return 0
 
 
+#: seconds a connection may stay silent (per read; a slow upload that keeps sending is not cut off)
+SOCKET_TIMEOUT = 15
+
+
 def build_server(app: Any, settings: ServerSettings) -> Any:
     """cheroot serving ``app`` as the settings say (threads, body limit, TLS)."""
     from cheroot import wsgi
@@ -79,7 +83,9 @@ def build_server(app: Any, settings: ServerSettings) -> Any:
         app,
         numthreads=settings.threads,
         request_queue_size=64,
-        timeout=60,
+        # a new connection holds a worker thread until its request line and headers arrive: a
+        # silent one (or a slow-trickling client) is cut off after this many seconds of silence
+        timeout=SOCKET_TIMEOUT,
         server_name="ccm-mail",
     )
     server.version = "ccm-mail"  # the Server header names no library version

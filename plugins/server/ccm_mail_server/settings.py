@@ -10,7 +10,7 @@ plugin's ``ccm_mail_configure`` hook, so ``config check`` lists their problems t
           keys: file                  # file (0600, in keys_dir) or keyring
           keys_dir: C:\\ProgramData\\ccm-mail\\server
           max_request_mb: 64          # the largest request body (attachments travel base64-encoded)
-          threads: 16
+          threads: 32                 # requests at once; a silent connection holds one for 15 s at most
           attachment_dirs: []         # folders on this machine whose files callers may name by path
           outbox_seconds: 30          # how often unknown outcomes are looked up
 """
@@ -76,7 +76,7 @@ class ServerSettings:
     keys: str = "file"
     keys_dir: Path | None = None
     max_request_bytes: int = 64 * 1024 * 1024
-    threads: int = 16
+    threads: int = 32
     attachment_dirs: tuple[Path, ...] = field(default_factory=tuple)
     outbox_seconds: float = 30.0
 
@@ -167,7 +167,7 @@ class ServerSettings:
             keys=str(settings.get("keys", "file")),
             keys_dir=path("keys_dir"),
             max_request_bytes=int(float(settings.get("max_request_mb", 64)) * 1024 * 1024),
-            threads=int(settings.get("threads", 16)),
+            threads=int(settings.get("threads", 32)),
             attachment_dirs=tuple((base / d).resolve() for d in settings.get("attachment_dirs", [])),
             outbox_seconds=float(settings.get("outbox_seconds", 30)),
         )
