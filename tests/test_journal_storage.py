@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,20 @@ def test_journal_query_before_the_first_send_is_empty_and_says_why(workdir) -> N
     proc = run_cli("journal", "--json", cwd=workdir)
     assert proc.returncode == 0 and json.loads(proc.stdout) == {"entries": []}
     assert "Noch kein Journal" in proc.stderr and not (workdir / "journal.sqlite").exists()
+
+
+def test_journal_dates_are_checked_and_german_dates_are_understood(make_mailer, workdir) -> None:
+    """``--since`` was compared as text: 01.01.2030 found this year's invoices, 2026-13-01 and
+    'gestern' found nothing, all with exit 0."""
+    mailer = make_mailer()
+    mailer.send("invoice", to=["k@example.de"], data=INVOICE, assume_yes=True)
+    mailer.close()
+    for bad in ("2026-13-01", "gestern", "32.12.2026"):
+        proc = run_cli("journal", "--since", bad, cwd=workdir)
+        assert proc.returncode == 2 and "Ungültiges Datum" in proc.stderr, (bad, proc.stderr)
+    today = datetime.now().astimezone()
+    future = f"01.01.{today.year + 4}"
+    assert json.loads(run_cli("journal", "--since", future, "--json", cwd=workdir).stdout)["entries"] == []
+    german = today.strftime("%d.%m.%Y")
+    (entry,) = json.loads(run_cli("journal", "--since", german, "--json", cwd=workdir).stdout)["entries"]
+    assert entry["reference"] == "RE-2026-00042"

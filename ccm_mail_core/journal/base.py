@@ -88,6 +88,27 @@ class DuplicateSend(CcmMailError):
         self.existing = existing
 
 
+def date_bound(value: str, name: str) -> str:
+    """A date the journal can be searched by: ``JJJJ-MM-TT`` (or an ISO time) or German
+    ``TT.MM.JJJJ``; anything else is refused (compared as text, ``01.01.2030`` found 2026 rows)."""
+    import re
+
+    from ccm_mail_hookspecs import ConfigError
+
+    text = str(value).strip()
+    german = re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", text)
+    if german:
+        text = f"{german[3]}-{int(german[2]):02d}-{int(german[1]):02d}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            T(f"Ungültiges Datum für {name}: {value!r}.", f"invalid date for {name}: {value!r}."),
+            hint=T("JJJJ-MM-TT oder TT.MM.JJJJ, z. B. 2026-12-04 oder 04.12.2026.", "YYYY-MM-DD, e.g. 2026-12-04."),
+        ) from None
+    return parsed.date().isoformat() if len(text) <= 10 else parsed.isoformat()
+
+
 class JournalError(CcmMailError):
     """The journal cannot be written or read (disk full, file-size limit, permissions, the file
     replaced while running, the database unreachable). Whatever depended on it was not sent: a
@@ -433,6 +454,8 @@ class Journal(ABC):
         return [(datetime.fromisoformat(_text(r["updated_at"])), len(_json(r["recipients"]))) for r in rows]
 
     def get(self, row_id: int) -> Entry | None:
+        if not 0 < row_id < 2**63:  # no such row; SQLite and PostgreSQL would fail on the number
+            return None
         with self._read() as db:
             row = db.execute("SELECT * FROM messages WHERE id=?", (row_id,)).fetchone()
         return self._entry(row) if row else None
@@ -473,10 +496,10 @@ class Journal(ABC):
             args.append(purpose)
         if since:
             where.append("created_at>=?")
-            args.append(since)
+            args.append(date_bound(since, "since"))
         if until:
             where.append("created_at<?")
-            args.append(until)
+            args.append(date_bound(until, "until"))
         if batch:
             where.append("batch=?")
             args.append(batch)

@@ -357,7 +357,10 @@ def create_app(service: Service) -> Flask:
         raw = request.get_data(cache=True)
         if request.content_length is None and len(raw) >= service.settings.max_request_bytes:
             raise RequestEntityTooLarge()
-        data = request.get_json(force=True, silent=True)
+        try:
+            data = request.get_json(force=True, silent=True)
+        except RecursionError:  # nested 100,000 deep: no request of this API is; refused, not a 500
+            data = None
         if data is None and request.get_data(cache=True):
             raise ApiError(
                 400,

@@ -76,6 +76,15 @@ def test_journal_and_outbox(send_client: Client) -> None:
     assert one["entry"]["status"] == "sent" and [e["status"] for e in one["events"]] == ["queued", "sending", "sent"]
     assert send_client.call("GET", "/api/v1/journal?status=nonsense")[0] == 422
     assert send_client.call("GET", "/api/v1/journal/999")[0] == 404
+    assert send_client.call("GET", "/api/v1/journal/99999999999999999999999")[0] == 404  # was a 500
+    status, body, _ = send_client.call("POST", "/api/v1/outbox/99999999999999999999/resolve", {"action": "drop"})
+    assert status == 422 and "Kein Journal-Eintrag" in body["error"]["message"]  # as for any unknown id; was a 500
+    deep = "{" + '"token":' + "[" * 100_000 + "]" * 100_000 + "}"  # no key needed for this route
+    status, body, _ = Client(send_client.url, None).call("POST", "/api/v1/session/token", raw=deep.encode())
+    assert status == 400 and body["error"]["kind"] == "bad_request", body  # was a 500 (RecursionError)
+    for bad in ("until=2026-13-45", "since=garbage"):  # were ignored: every entry, or none, with 200
+        status, body, _ = send_client.call("GET", f"/api/v1/journal?{bad}")
+        assert status == 422 and "Ungültiges Datum" in body["error"]["message"], (bad, body)
     assert send_client.call("GET", "/api/v1/outbox")[1] == {"entries": []}
     status, checked, _ = send_client.call("POST", "/api/v1/outbox/check")
     assert status == 200 and checked["checked"]["sent"] == []
