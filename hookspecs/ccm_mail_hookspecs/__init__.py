@@ -37,7 +37,7 @@ from .errors import (  # noqa: E402
     Unconfirmed,
     UnknownOutcomeError,
 )
-from .message import Address, Attachment, Message, build_mime  # noqa: E402
+from .message import Address, Attachment, Message, addr_spec, build_mime  # noqa: E402
 from .text import T  # noqa: E402
 from .transport import CheckResult, Expiry, Found, Lookup, Receipt, Status, Transport  # noqa: E402
 
@@ -76,6 +76,7 @@ __all__ = [
     "Address",
     "Attachment",
     "Message",
+    "addr_spec",
     "build_mime",
     "T",
     "CheckResult",

@@ -370,7 +370,7 @@ def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessag
         # RFC 8098: the client asks its reader and answers to this address (Graph's
         # isReadReceiptRequested does the same with the From address)
         # (the address alone: the header registry has no address type for it, and no name is needed)
-        mime["Disposition-Notification-To"] = f"<{_addr_spec(message.sender.address)}>"
+        mime["Disposition-Notification-To"] = f"<{addr_spec(message.sender.address)}>"
 
     text = message.text
     if text is None and message.html is None:
@@ -446,7 +446,7 @@ def _set_addresses(mime: EmailMessage, name: str, addresses: list[Address]) -> N
     """
     if not addresses:
         return
-    specs = [_addr_spec(a.address) for a in addresses]
+    specs = [addr_spec(a.address) for a in addresses]
     if all(spec.isascii() for spec in specs) and all(a.name.isascii() for a in addresses):
         mime[name] = [_header_address(a, spec) for a, spec in zip(addresses, specs, strict=True)]
         return
@@ -470,8 +470,8 @@ def _set_addresses(mime: EmailMessage, name: str, addresses: list[Address]) -> N
     mime.set_raw(name, "\r\n".join(lines))
 
 
-def _addr_spec(address: str) -> str:
-    """``local@domain`` for a header: an ASCII local part with an IDN domain gets the domain's
+def addr_spec(address: str) -> str:
+    """``local@domain`` for a header or an SMTP envelope: an ASCII local part with an IDN domain gets the domain's
     IDNA A-label (``müller.de`` → ``xn--mller-kva.de``), valid everywhere; a non-ASCII local part
     needs RFC 6532 anyway, which allows the domain as it is."""
     local, _, domain = address.rpartition("@")

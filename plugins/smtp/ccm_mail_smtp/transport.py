@@ -45,6 +45,7 @@ from ccm_mail_hookspecs import (
     T,
     Transport,
     TransportError,
+    addr_spec,
     build_mime,
     redaction,
 )
@@ -339,11 +340,18 @@ class SmtpTransport(Transport):
         if not message.message_id:
             message = replace(message, message_id=make_msgid(domain=sender.address.rpartition("@")[2]))
         message = replace(message, sender=sender)
-        recipients = [a.address for a in message.recipients()]
+        # an IDN domain goes as its A-label (h@müller.de → h@xn--mller-kva.de): only a non-ASCII
+        # local part needs SMTPUTF8
+        recipients = [addr_spec(a.address) for a in message.recipients()]
         if not recipients:
             raise TransportError(T("Nachricht hat keine Empfänger.", "Message has no recipients."))
-        envelope_from = cfg.sender  # the account's mailbox; From may name another (send-as)
-        header_addresses = [envelope_from, sender.address, *recipients, *(a.address for a in message.reply_to)]
+        envelope_from = addr_spec(cfg.sender)  # the account's mailbox; From may name another (send-as)
+        header_addresses = [
+            envelope_from,
+            addr_spec(sender.address),
+            *recipients,
+            *(addr_spec(a.address) for a in message.reply_to),
+        ]
         needs_utf8 = not all(a.isascii() for a in header_addresses)
         payload = flatten(build_mime(message), utf8=needs_utf8)
 

@@ -85,6 +85,20 @@ def test_non_ascii_address_without_smtputf8_is_refused_before_sending(
     assert not no_utf8_server.handler.received
 
 
+def test_an_idn_domain_goes_as_its_a_label_without_smtputf8(
+    no_utf8_server: SmtpServer, make_transport: MakeTransport
+) -> None:
+    """Only the domain has umlauts: the envelope and the header carry xn--mller-kva.example and
+    the server need not offer SMTPUTF8 (it was refused as 'needs SMTPUTF8')."""
+    msg = message(to=[Address("h@müller.example", "Herr Müller")])
+    make_transport(no_utf8_server).send(msg)
+    got = no_utf8_server.find(msg.message_id)
+    assert got.rcpt_tos == ["h@xn--mller-kva.example"] and "SMTPUTF8" not in got.mail_options
+    assert [(a.display_name, a.addr_spec) for a in got.message["To"].addresses] == [
+        ("Herr Müller", "h@xn--mller-kva.example")
+    ]
+
+
 def test_long_umlaut_display_name_and_subject_survive(
     starttls_server: SmtpServer, make_transport: MakeTransport
 ) -> None:
