@@ -14,6 +14,7 @@ from typing import Any
 from ccm_mail_hookspecs import (
     Address,
     Attachment,
+    AttachmentError,
     ConfigError,
     Expiry,
     Message,
@@ -152,6 +153,17 @@ def compose(
     files = [_attachment(a) for a in attachments]
     for file in files:
         file.check()  # a missing file is reported as such, not as "no e-invoice"
+        if file.path.stat().st_size == 0:  # AbSys called before its PDF export had finished
+            raise AttachmentError(
+                T(
+                    f"Anhang {file.filename} ist leer (0 Byte). Nichts gesendet.",
+                    f"attachment {file.filename} is empty (0 bytes). Nothing sent.",
+                ),
+                hint=T(
+                    "Warten, bis der Export (z. B. die Rechnungs-PDF) fertig geschrieben ist, dann erneut senden.",
+                    "Wait until the export (e.g. the invoice PDF) is written completely, then send again.",
+                ),
+            )
     # looking inside PDFs (pypdf) only where the rule needs it: it costs a cold call about 0.1 s
     files, found = einvoice.classify_all(files, pdf=settings.einvoice == "required")
     if settings.einvoice == "required":

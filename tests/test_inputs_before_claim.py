@@ -153,3 +153,12 @@ def test_half_an_emoji_in_the_data_is_refused_before_the_claim(make_mailer, work
     fixed = run_cli("send", "--purpose", "invoice", "--to", "k@example.de", "--data", "-", "--yes", cwd=workdir,
                     stdin=data.replace("\\ud83d", "\\ud83d\\ude00"))  # fmt: skip
     assert fixed.returncode == ExitCode.OK, fixed.stderr
+
+
+def test_an_empty_attachment_is_refused_before_the_claim(make_mailer, workdir) -> None:
+    """A 0-byte PDF went out without a word: AbSys had called before its export was written."""
+    make_mailer()
+    (workdir / "RE-1.pdf").write_bytes(b"")
+    proc = run_cli(*SEND, "--attach", str(workdir / "RE-1.pdf"), cwd=workdir)
+    assert proc.returncode == ExitCode.CONFIG and "ist leer (0 Byte)" in proc.stderr, proc.stdout + proc.stderr
+    assert not (workdir / "journal.sqlite").exists() and not (workdir / "out").exists()
