@@ -53,6 +53,7 @@ def test_argparse_speaks_german(write_config, workdir) -> None:
     usage = run_cli("send", "--to", "x@example.de", cwd=workdir)
     assert usage.returncode == 2
     assert "Aufruf: ccm-mail send" in usage.stderr and "Fehler: folgende Angaben fehlen: --purpose/-p" in usage.stderr
+    assert usage.stderr.count("Aufruf:") == 1  # a subcommand's usage said "Aufruf: Aufruf:"
     bad = run_cli("journal", "--status", "weg", cwd=workdir)
     assert "ungültige Auswahl 'weg'" in bad.stderr
     helptext = run_cli("send", "--help", cwd=workdir)

@@ -40,7 +40,7 @@ class _Formatter(argparse.HelpFormatter):
     lang = "de"
 
     def add_usage(self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None) -> None:
-        super().add_usage(usage, actions, groups, prefix or T("Aufruf: ", "usage: ").get(self.lang))
+        super().add_usage(usage, actions, groups, T("Aufruf: ", "usage: ").get(self.lang) if prefix is None else prefix)
 
 
 class Parser(argparse.ArgumentParser):
