@@ -112,6 +112,8 @@ def compose(
     placeholders = config.placeholders_for(registries, purpose)
 
     def resolve(name: str) -> str | None:
+        if name in ctx.data:
+            _plain(name, ctx.data[name])
         return placeholders[name].resolve(ctx) if name in placeholders else None
 
     defaults = {name: render_addresses(name, tpl, resolve) for name, tpl in settings.address_templates().items()}
@@ -195,6 +197,26 @@ def compose(
     if warning is not None:
         extra["warnings"] = [warning.get(config.lang)]
     return Preview(message=message, context=ctx, account_label=f"{account} ({acc.type})", extra=extra)
+
+
+def _plain(key: str, value: Any) -> None:
+    """A send data value a template uses is text, a number or empty. A list, an object,
+    true/false or NaN would reach the customer's mail as Python's spelling of it (``{'a': 1}``,
+    ``True``, ``nan``). Fields no template names may hold anything (a host's own hooks read them)."""
+    import math
+
+    plain = value is None or isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool))
+    if plain and not (isinstance(value, float) and not math.isfinite(value)):
+        return
+    raise TemplateError(
+        T(
+            f"Feld {key!r} der Sendedaten ist {type(value).__name__} ({str(value)[:40]!r}), kein Text und keine "
+            "Zahl. Nichts gesendet.",
+            f"field {key!r} of the send data is {type(value).__name__} ({str(value)[:40]!r}), neither text nor "
+            "a number. Nothing sent.",
+        ),
+        hint=T('Den Wert als Text übergeben, z. B. "1.234,56 €".', 'Pass the value as text, e.g. "1,234.56".'),
+    )
 
 
 def _unicode_only(message: Message, reference: str) -> None:

@@ -3,6 +3,7 @@ journaled, nothing sent; only the transport's own request may end with an unknow
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
@@ -161,4 +162,19 @@ def test_an_empty_attachment_is_refused_before_the_claim(make_mailer, workdir) -
     (workdir / "RE-1.pdf").write_bytes(b"")
     proc = run_cli(*SEND, "--attach", str(workdir / "RE-1.pdf"), cwd=workdir)
     assert proc.returncode == ExitCode.CONFIG and "ist leer (0 Byte)" in proc.stderr, proc.stdout + proc.stderr
+    assert not (workdir / "journal.sqlite").exists() and not (workdir / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "data", ['{"Anrede": {"a": 1}}', '{"Betrag": [1, 2]}', '{"extRechnungsNr": true}', '{"Betrag": NaN}']
+)
+def test_a_value_that_is_neither_text_nor_a_number_is_refused(make_mailer, workdir, data) -> None:
+    """They went into the customer's mail as Python's spelling: {'a': 1}, [1, 2], True, nan."""
+    make_mailer()
+    fields = {"extRechnungsNr": "RE-J", "Anrede": "Hallo", "Betrag": "1", **json.loads(data)}
+    stdin = json.dumps(fields)  # NaN stays NaN, as a careless JSON writer sends it
+    proc = run_cli(
+        "send", "--purpose", "invoice", "--to", "k@example.de", "--data", "-", "--yes", cwd=workdir, stdin=stdin
+    )
+    assert proc.returncode == ExitCode.CONFIG and "kein Text und keine Zahl" in proc.stderr, proc.stdout + proc.stderr
     assert not (workdir / "journal.sqlite").exists() and not (workdir / "out").exists()
