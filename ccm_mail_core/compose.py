@@ -124,6 +124,14 @@ def compose(
     if "from" in defaults:  # send-as: a shared mailbox; the account's display name unless it has its own
         shared = defaults["from"][0]
         sender = shared if shared.name else Address(shared.address, sender.name)
+    seen: set[str] = set()  # one copy per address (A@B.DE and a@b.de are one mailbox): To before Cc before Bcc
+    for key in ("to", "cc", "bcc"):
+        unique = []
+        for a in recipients[key]:
+            if a.address.lower() not in seen:
+                seen.add(a.address.lower())
+                unique.append(a)
+        recipients[key] = unique
     count = len(recipients["to"]) + len(recipients["cc"]) + len(recipients["bcc"])
     if count == 0:
         raise ConfigError(

@@ -82,6 +82,25 @@ def test_attachment_types_do_not_depend_on_the_workstation(make_mailer, workdir,
     assert types == {pdf.name: "application/pdf", xml.name: "application/xml"}
 
 
+def test_one_address_given_twice_gets_one_copy(make_mailer, workdir) -> None:
+    """The server saw RCPT TO four times for one mailbox (different case, To and Cc and Bcc)."""
+    mailer = make_mailer()
+    result = mailer.send(
+        "invoice",
+        to=["A@B.DE", "a@b.de"],
+        cc=["Buchhaltung <a@b.de>", "c@example.de"],
+        bcc=["a@b.DE", "C@example.de", "d@example.de"],
+        data=INVOICE,
+        assume_yes=True,
+    )
+    assert result.status is Status.SENT
+    msg = parse(eml_files(workdir / "out")[0])
+    assert [a.addr_spec for a in msg["To"].addresses] == ["A@B.DE"]
+    assert [a.addr_spec for a in msg["Cc"].addresses] == ["c@example.de"]
+    entry = mailer.journal.get(result.journal_id)
+    assert entry.recipients == ["A@B.DE", "c@example.de", "d@example.de"]  # each mailbox once, Bcc included
+
+
 def test_html_template_escapes_values(make_mailer, workdir) -> None:
     cfg = BASE_CONFIG.replace("    reference:", "    format: html\n    reference:").replace(
         "#Anrede#,", "<p>#Anrede#,</p>"
