@@ -293,3 +293,24 @@ def test_a_new_configuration_can_be_built_with_the_settings_commands_alone(workd
     )  # fmt: skip
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert len(list((workdir / "out").glob("*.eml"))) == 1
+
+
+def test_a_removed_account_is_recorded_in_the_audit_log_without_its_secret(config: Path, workdir: Path) -> None:
+    """The audit line of a removal had "changes": {}: what the account was could not be told."""
+    plain = "Klartext-Passwort-1"
+    config.write_text(
+        ADMIN_FILE.replace(
+            "purposes:",
+            "    Versand:\n        type: smtp\n        host: smtp.codicon.de\n        sender: versand@codicon.de\n"
+            f"        password: {plain}\n\npurposes:",
+        ),
+        encoding="utf-8",
+    )
+    code, data = cli_json("accounts", "remove", "Versand", cwd=workdir, env=SMTP)
+    assert code == 0, data
+    line = (workdir / "ccm-mail.yaml.audit.jsonl").read_text(encoding="ascii").splitlines()[-1]
+    removed = json.loads(line)["changes"]["removed"]
+    assert (
+        removed["type"] == "smtp" and removed["host"] == "smtp.codicon.de" and removed["sender"] == "versand@codicon.de"
+    )
+    assert plain not in line and plain not in json.dumps(data)

@@ -307,10 +307,20 @@ class Settings:
                         for p in users
                     ]
                 )
+            # what it was, for the audit log; a secret only as its reference, never its value
+            removed = json.loads(json.dumps(accounts[name], default=str))
+            atype = self.registries.account_types.get(str(removed.get("type", "")))
+            if atype is None:  # which of its fields are secret is not known: only the type is recorded
+                removed = {"type": removed.get("type")}
+            for fld in atype.fields if atype else ():
+                if fld.secret and fld.name in removed and not config_secrets.is_reference(removed[fld.name]):
+                    removed[fld.name] = "(Klartext, nicht aufgezeichnet / plain text, not recorded)"
+            summary["removed"] = removed
             del accounts[name]
             return {}
 
-        return self._change("accounts.remove", name, apply, {})
+        summary: dict[str, Any] = {}
+        return self._change("accounts.remove", name, apply, summary)
 
     def set_purpose(
         self, purpose: str, accounts: Sequence[str], *, options: Mapping[str, Any] | None = None
@@ -822,6 +832,9 @@ def _audit_changes(
     secrets only as where they went."""
     out: dict[str, Any] = {}
     for key, value in summary.items():
+        if key == "removed":  # a removed account in full: the audit log is the only record of it
+            out[key] = value
+            continue
         text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else value
         out[key] = value if len(text) <= _AUDIT_VALUE_CHARS else f"({len(text)} Zeichen/characters)"
     for key in secrets:
