@@ -189,6 +189,20 @@ def test_a_dos_export_that_is_neither_utf8_nor_cp1252_names_the_encoding_option(
     assert ok.returncode == 0 and json.loads(ok.stdout)["sent"] == 1, ok.stdout + ok.stderr
 
 
+def test_excel_csv_with_capitalised_columns_and_trailing_empty_rows(workdir) -> None:
+    """Excel writes 'To' as typed and ends a sheet with ';;;' rows: the whole batch was refused
+    ('the header needs a to column', then 'no recipient' for the empty rows)."""
+    (workdir / "ccm-mail.yaml").write_text(BASE_CONFIG)
+    (workdir / "excel.csv").write_bytes(
+        "To;CC;extRechnungsNr;Anrede;Betrag\r\n"
+        "k@example.de;b@example.de;RE-X1;Sehr geehrte Frau Weiß;1.234,56 €\r\n;;;;\r\n;;;;\r\n".encode("cp1252")
+    )
+    proc = run_cli("batch", "excel.csv", "--purpose", "invoice", "--yes", "--json", cwd=workdir)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["sent"] == 1, proc.stdout + proc.stderr
+    (entry,) = json.loads(run_cli("journal", "--json", cwd=workdir).stdout)["entries"]
+    assert entry["recipients"] == ["k@example.de", "b@example.de"] and entry["reference"] == "RE-X1"
+
+
 def test_progress_is_json_when_the_logs_are(workdir, pdf) -> None:
     """Field defect 18: with --log-format json every stderr line is a JSON object, progress too."""
     (workdir / "ccm-mail.yaml").write_text(

@@ -137,13 +137,19 @@ def _csv(text: str, base: Path) -> tuple[list[Row], list[RowProblem]]:
     delimiter = ";" if first.count(";") > first.count(",") else ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     rows, problems = [], []
-    if not reader.fieldnames or "to" not in [f.strip() for f in reader.fieldnames]:
+
+    def column(name: str) -> str:  # Excel users write "To" or "CC"; data fields keep their case
+        return name.strip().lower() if name.strip().lower() in RESERVED else name.strip()
+
+    if not reader.fieldnames or "to" not in [column(f) for f in reader.fieldnames]:
         return [], [RowProblem(0, T("Kopfzeile braucht eine Spalte 'to'", "the header needs a 'to' column"))]
     for number, raw in enumerate(reader, 1):
         if None in raw:  # DictReader files surplus cells under the key None
             problems.append(RowProblem(number, T("zu viele Spalten", "too many columns")))
             continue
-        rec = {k.strip(): (v or "").strip() for k, v in raw.items()}
+        if not any((v or "").strip() for v in raw.values()):  # Excel ends a sheet with ';;;' rows
+            continue
+        rec = {column(k): (v or "").strip() for k, v in raw.items()}
         try:
             rows.append(
                 Row(
