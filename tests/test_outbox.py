@@ -142,6 +142,20 @@ def test_a_retry_checks_the_reference_in_the_same_step(scripted) -> None:
     assert mailer.journal.get(first.journal_id).error_kind == "superseded"
 
 
+def test_a_retry_waits_while_a_later_send_of_the_invoice_is_unknown(scripted) -> None:
+    """The later send may or may not have gone out: the failed entry is neither sent nor closed
+    (if that one turns out not sent and is dropped, this one is still there to be retried)."""
+    mailer, transport = scripted
+    transport.script = ["throttled", "lost-before-delivery"]
+    first = send(mailer)
+    later = mailer.send(
+        "invoice", to=["kunde@example.de"], data=dict(INVOICE, extRechnungsNr="RE-1"), assume_yes=True, resend=True
+    )
+    assert (first.status, later.status) == (Status.FAILED, Status.UNKNOWN)
+    assert Outbox(mailer).retry_failed() == []
+    assert mailer.journal.get(first.journal_id).status is Status.FAILED and transport.delivered == []
+
+
 def test_unknown_outcome_found_at_provider_is_recorded_as_sent_not_resent(scripted) -> None:
     mailer, transport = scripted
     transport.script = ["lost-after-delivery"]

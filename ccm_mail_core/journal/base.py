@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from ccm_mail_hookspecs import Address, Attachment, CcmMailError, Message, SendContext, Status, T
+from ccm_mail_hookspecs import Address, Attachment, CcmMailError, ConfigError, Message, SendContext, Status, T
 
 from ..pacing import Limits, Pacer, Pacing
 
@@ -91,10 +92,6 @@ class DuplicateSend(CcmMailError):
 def date_bound(value: str, name: str) -> str:
     """A date the journal can be searched by: ``JJJJ-MM-TT`` (or an ISO time) or German
     ``TT.MM.JJJJ``; anything else is refused (compared as text, ``01.01.2030`` found 2026 rows)."""
-    import re
-
-    from ccm_mail_hookspecs import ConfigError
-
     text = str(value).strip()
     german = re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", text)
     if german:
@@ -354,9 +351,9 @@ class Journal(ABC):
 
     def requeue_failed(self, row_id: int, detail: str) -> tuple[bool, Entry | None]:
         """failed → queued, as one step with the duplicate check. Returns (requeued, taken):
-        ``taken`` is the row that has the reference now (sent since, on its way or possibly sent;
-        this one is then closed as superseded); (False, None) when the row is no longer failed
-        (another process requeued it first)."""
+        ``taken`` is the row that has the reference now: sent since (this one is then closed as
+        superseded), or on its way or possibly sent (this one stays failed, and is not sent while
+        that one is open); (False, None) when the row is no longer failed (requeued elsewhere)."""
         stamp = self._stamp(now())
         with self._tx() as db:
             row = db.execute(
@@ -367,8 +364,9 @@ class Journal(ABC):
             if row["reference"]:
                 self._lock_reference(db, row["purpose"], row["reference"])
                 taken = db.execute(_BLOCKING_SQL, (row["purpose"], row["reference"], *BLOCKING)).fetchone()
-                if taken is not None:
-                    self._close_superseded(db, taken["id"], stamp)
+                if taken is not None:  # sent: this one is closed; queued, sending, unknown: it waits
+                    if taken["status"] == Status.SENT.value:
+                        self._close_superseded(db, taken["id"], stamp)
                     return False, self._entry(taken)
             db.execute(
                 "UPDATE messages SET status=?, updated_at=? WHERE id=? AND status=?",
