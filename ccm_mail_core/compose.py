@@ -208,13 +208,16 @@ def compose(
 
 
 def _plain(key: str, value: Any) -> None:
-    """A send data value a template uses is text, a number or empty. A list, an object,
-    true/false or NaN would reach the customer's mail as Python's spelling of it (``{'a': 1}``,
-    ``True``, ``nan``). Fields no template names may hold anything (a host's own hooks read them)."""
+    """A send data value a template uses is text, a number (a Python host's Decimal and date too)
+    or empty. A list, an object, true/false, bytes or NaN would reach the customer's mail as
+    Python's spelling of it (``{'a': 1}``, ``True``, ``nan``). Fields no template names may hold
+    anything (a host's own hooks read them)."""
     import math
 
-    plain = value is None or isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool))
-    if plain and not (isinstance(value, float) and not math.isfinite(value)):
+    odd = isinstance(value, bool | bytes | Mapping | list | tuple | set) or (
+        isinstance(value, float) and not math.isfinite(value)
+    )
+    if not odd:
         return
     raise TemplateError(
         T(
