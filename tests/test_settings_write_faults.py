@@ -314,3 +314,38 @@ def test_a_removed_account_is_recorded_in_the_audit_log_without_its_secret(confi
         removed["type"] == "smtp" and removed["host"] == "smtp.codicon.de" and removed["sender"] == "versand@codicon.de"
     )
     assert plain not in line and plain not in json.dumps(data)
+
+
+def test_removing_an_account_deletes_the_secrets_ccm_mail_stored_for_it(
+    config: Path, workdir: Path, monkeypatch
+) -> None:
+    """A removed account's client secret lingered in the keyring (the Credential Manager); one
+    the admin keeps in a file of their own is left alone."""
+    import keyring.core
+    from keyrings.alt.file import PlaintextKeyring
+
+    # the in-process CLI and this test share one keyring (its file lies in this test's XDG_DATA_HOME)
+    monkeypatch.setattr(keyring.core, "_keyring_backend", PlaintextKeyring())
+    env = SMTP
+    smtp = ["--type", "smtp", "--set", "host=smtp.codicon.de", "--set", "auth=password"]
+    for name, store in (("Versand", "keyring"), ("Mahnung", "file")):
+        code, data = cli_json(
+            "accounts", "set", name, *smtp, "--set", f"sender={name.lower()}@codicon.de", "--secret", "password",
+            "--stdin", "--store", store, cwd=workdir, env=env, stdin=f"geheim-{name}\n",
+        )  # fmt: skip
+        assert code == 0, data
+    own = workdir / "eigenes.txt"  # a secret the admin keeps in a file of their own
+    own.write_text("vom Admin\n", encoding="utf-8")
+    os.chmod(own, 0o600)
+    hand_written = (
+        "    Eigen:\n        type: smtp\n        host: smtp.codicon.de\n        sender: eigen@codicon.de\n"
+        "        auth: password\n        password: {file: eigenes.txt}\n\npurposes:"
+    )
+    config.write_text(config.read_text("utf-8").replace("purposes:", hand_written), encoding="utf-8")
+    assert keyring.core.get_password("ccm-mail", "Versand/password") == "geheim-Versand"
+    for name in ("Versand", "Mahnung", "Eigen"):
+        code, data = cli_json("accounts", "remove", name, cwd=workdir, env=env)
+        assert code == 0 and not data["warnings"], data
+    assert keyring.core.get_password("ccm-mail", "Versand/password") is None
+    assert not (workdir / "ccm-mail-secrets" / "Mahnung.password").exists()
+    assert (workdir / "eigenes.txt").read_text(encoding="utf-8") == "vom Admin\n"

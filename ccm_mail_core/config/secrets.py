@@ -59,6 +59,16 @@ _KEYRING_HINT = T(
 )
 
 
+def delete_from_keyring(reference: str) -> None:
+    """Remove a stored secret; one that is not there is fine."""
+    service, user = _keyring_parts(reference)
+    keyring = _keyring()
+    try:
+        keyring.delete_password(service, user)
+    except keyring.errors.PasswordDeleteError:
+        pass
+
+
 def _keyring_parts(reference: str) -> tuple[str, str]:
     service, _, user = str(reference).partition("/")
     if not service or not user:

@@ -320,7 +320,34 @@ class Settings:
             return {}
 
         summary: dict[str, Any] = {}
-        return self._change("accounts.remove", name, apply, summary)
+        written = self._change("accounts.remove", name, apply, summary)
+        self._forget_secrets(name, summary.get("removed", {}), written)
+        return written
+
+    def _forget_secrets(self, account: str, removed: Mapping[str, Any], written: Written) -> None:
+        """Secrets ccm-mail stored for the removed account (its own keyring entries and files, never
+        one the admin named) are deleted once the removal is saved: a client secret must not
+        linger in the Credential Manager. What cannot be deleted is said, not raised."""
+        for fld, value in removed.items():
+            if not config_secrets.is_reference(value):
+                continue
+            kind, where = next(iter(value.items()))
+            try:
+                if kind == "keyring" and where == config_secrets.keyring_name(account, fld):
+                    config_secrets.delete_from_keyring(where)
+                elif kind == "file" and where == _own_secret_file(account, fld):
+                    (self.path.parent / where).unlink(missing_ok=True)
+            except (OSError, config_secrets.SecretProblem) as exc:
+                written.warnings.append(
+                    Problem(
+                        str(self.path),
+                        0,
+                        f"accounts.{account}.{fld}",
+                        T(f"Geheimnis {where} nicht gelöscht: {exc}", f"secret {where} not deleted: {exc}"),
+                        T("Von Hand entfernen.", "Remove it by hand."),
+                        warning=True,
+                    )
+                )
 
     def set_purpose(
         self, purpose: str, accounts: Sequence[str], *, options: Mapping[str, Any] | None = None
@@ -588,8 +615,7 @@ class Settings:
                 return kind, str(ref)
         if self.store == "keyring":
             return "keyring", config_secrets.keyring_name(account, fld)
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{account}.{fld}")
-        return "file", f"{SECRETS_FOLDER}/{safe}"
+        return "file", _own_secret_file(account, fld)
 
     def _store_secret(self, ref: tuple[str, str], value: str) -> None:
         kind, where = ref
@@ -796,6 +822,11 @@ def _scalar(value: Any) -> Any:
     except yaml.YAMLError:
         same = False
     return value if same else DoubleQuotedScalarString(value)
+
+
+def _own_secret_file(account: str, fld: str) -> str:
+    """Where ``--store file`` keeps an account's secret, relative to the config."""
+    return f"{SECRETS_FOLDER}/" + re.sub(r"[^A-Za-z0-9._-]+", "_", f"{account}.{fld}")
 
 
 def _accounts_of(entry: Any) -> list[str]:
