@@ -112,8 +112,6 @@ def compose(
     placeholders = config.placeholders_for(registries, purpose)
 
     def resolve(name: str) -> str | None:
-        if name in ctx.data:
-            _plain(name, ctx.data[name])
         return placeholders[name].resolve(ctx) if name in placeholders else None
 
     defaults = {name: render_addresses(name, tpl, resolve) for name, tpl in settings.address_templates().items()}
@@ -196,7 +194,6 @@ def compose(
         archive=settings.archive is not None,
     )
     message.check()
-    _unicode_only(message, ctx.reference)
     extra: dict[str, Any] = {}
     if found:
         extra["einvoice"] = [
@@ -205,65 +202,6 @@ def compose(
     if warning is not None:
         extra["warnings"] = [warning.get(config.lang)]
     return Preview(message=message, context=ctx, account_label=f"{account} ({acc.type})", extra=extra)
-
-
-def _plain(key: str, value: Any) -> None:
-    """A send data value a template uses is text, a number (a Python host's Decimal and date too)
-    or empty. A list, an object, true/false, bytes or NaN would reach the customer's mail as
-    Python's spelling of it (``{'a': 1}``, ``True``, ``nan``). Fields no template names may hold
-    anything (a host's own hooks read them)."""
-    import math
-
-    odd = isinstance(value, bool | bytes | Mapping | list | tuple | set) or (
-        isinstance(value, float) and not math.isfinite(value)
-    )
-    if not odd:
-        return
-    raise TemplateError(
-        T(
-            f"Feld {key!r} der Sendedaten ist {type(value).__name__} ({str(value)[:40]!r}), kein Text und keine "
-            "Zahl. Nichts gesendet.",
-            f"field {key!r} of the send data is {type(value).__name__} ({str(value)[:40]!r}), neither text nor "
-            "a number. Nothing sent.",
-        ),
-        hint=T('Den Wert als Text übergeben, z. B. "1.234,56 €".', 'Pass the value as text, e.g. "1,234.56".'),
-    )
-
-
-def _unicode_only(message: Message, reference: str) -> None:
-    """Every text of the message is Unicode a mail can carry. A lone surrogate (half of an emoji
-    from a cut-off JSON escape, a file name in no known encoding) would only fail in the
-    transport, after the claim, as an outcome nobody can know; refused here, nothing is journaled."""
-    texts = [
-        ("Betreff/subject", message.subject),
-        ("Text/body", message.text or ""),
-        ("HTML", message.html or ""),
-        ("Referenz/reference", reference),
-        *((f"Kopfzeile/header {k}", f"{k}: {v}") for k, v in message.headers.items()),
-        *(("Anhang/attachment", f"{a.filename} {a.path}") for a in message.attachments),
-        *(
-            ("Adresse/address", f"{a.name} {a.address}")
-            for a in (*message.to, *message.cc, *message.bcc, *message.reply_to, message.sender)
-            if a is not None
-        ),
-    ]
-    for where, text in texts:
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            shown = text.encode("utf-8", "replace").decode("utf-8")
-            raise TemplateError(
-                T(
-                    f"{where}: {shown[:80]!r} enthält Zeichen, die kein gültiger Text sind (ein halbes "
-                    "Emoji oder ein Dateiname in unbekannter Kodierung). Nichts gesendet.",
-                    f"{where}: {shown[:80]!r} contains characters that are not valid text (half an emoji "
-                    "or a file name in an unknown encoding). Nothing sent.",
-                ),
-                hint=T(
-                    "Die Daten als UTF-8 übergeben; JSON-Escapes \\ud83d… nur paarweise.",
-                    "Pass the data as UTF-8; JSON escapes \\ud83d… only in pairs.",
-                ),
-            ) from None
 
 
 def _address(value: AddressLike) -> Address:
@@ -278,6 +216,17 @@ def _reference(reference: str | None) -> str:
     """A given reference must say something: a blank one would switch the duplicate check off."""
     if reference is None:
         return ""
+    try:
+        reference.encode("utf-8")
+    except UnicodeEncodeError:  # half an emoji: the journal could not store it (the subject says where)
+        raise TemplateError(
+            T(
+                f"Referenz {reference.encode('utf-8', 'replace').decode()!r} enthält Zeichen, die kein gültiger "
+                "Text sind. Nichts gesendet.",
+                f"reference {reference.encode('utf-8', 'replace').decode()!r} contains characters that are not "
+                "valid text. Nothing sent.",
+            )
+        ) from None
     if not reference.strip() or any(ch in reference for ch in "\r\n\0"):
         raise TemplateError(
             T(

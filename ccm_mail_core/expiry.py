@@ -16,6 +16,8 @@ from typing import Any
 
 from ccm_mail_hookspecs import AccountType, ConfigError, Expiry, T
 
+from .dates import parse_day
+
 #: from how many days before expiry every check and send warns
 WARN_DAYS = 30
 
@@ -109,11 +111,9 @@ def parse_date(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
     raw = value.strip()
-    for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
-        try:
-            return datetime.combine(datetime.strptime(raw, fmt).date(), time(23, 59, 59), tzinfo=timezone.utc)
-        except ValueError:
-            pass
+    day = parse_day(raw)
+    if day is not None:
+        return datetime.combine(day, time(23, 59, 59), tzinfo=timezone.utc)
     try:
         found = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:

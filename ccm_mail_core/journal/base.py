@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 
 from ccm_mail_hookspecs import Address, Attachment, CcmMailError, ConfigError, Message, SendContext, Status, T
 
+from ..dates import parse_day
 from ..pacing import Limits, Pacer, Pacing
 
 #: statuses that mean "this reference is taken": sent, on its way, or possibly sent
@@ -90,20 +90,18 @@ class DuplicateSend(CcmMailError):
 
 
 def date_bound(value: str, name: str) -> str:
-    """A date the journal can be searched by: ``JJJJ-MM-TT`` (or an ISO time) or German
-    ``TT.MM.JJJJ``; anything else is refused (compared as text, ``01.01.2030`` found 2026 rows)."""
-    text = str(value).strip()
-    german = re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", text)
-    if german:
-        text = f"{german[3]}-{int(german[2]):02d}-{int(german[1]):02d}"
+    """A date the journal can be searched by: ``JJJJ-MM-TT``, German ``TT.MM.JJJJ`` or an ISO
+    time; anything else is refused (compared as text, ``01.01.2030`` found 2026 rows)."""
+    day = parse_day(str(value))
+    if day is not None:
+        return day.isoformat()
     try:
-        parsed = datetime.fromisoformat(text)
+        return datetime.fromisoformat(str(value).strip()).isoformat()
     except ValueError:
         raise ConfigError(
             T(f"Ungültiges Datum für {name}: {value!r}.", f"invalid date for {name}: {value!r}."),
             hint=T("JJJJ-MM-TT oder TT.MM.JJJJ, z. B. 2026-12-04 oder 04.12.2026.", "YYYY-MM-DD, e.g. 2026-12-04."),
         ) from None
-    return parsed.date().isoformat() if len(text) <= 10 else parsed.isoformat()
 
 
 class JournalError(CcmMailError):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import TemplateError
 from .message import Message
 from .text import T
 
@@ -63,10 +65,26 @@ class Placeholder:
 
 
 def data_field(name: str, description: T, example: str, *, purposes: frozenset[str] = frozenset()) -> Placeholder:
-    """A placeholder filled from the send data field of the same name."""
+    """A placeholder filled from the send data field of the same name: text, a number (a Python
+    host's Decimal or date too) or empty. A list, an object, true/false, bytes or NaN raise
+    :class:`TemplateError`: they would reach the customer's mail as Python's spelling of them
+    (``{'a': 1}``, ``True``, ``nan``). Since 1.4.1."""
 
     def resolve(ctx: SendContext) -> str | None:
         value = ctx.data.get(name)
+        odd = isinstance(value, bool | bytes | Mapping | list | tuple | set) or (
+            isinstance(value, float) and not math.isfinite(value)
+        )
+        if odd:
+            raise TemplateError(
+                T(
+                    f"Feld {name!r} der Sendedaten ist {type(value).__name__} ({str(value)[:40]!r}), kein Text und "
+                    "keine Zahl. Nichts gesendet.",
+                    f"field {name!r} of the send data is {type(value).__name__} ({str(value)[:40]!r}), neither "
+                    "text nor a number. Nothing sent.",
+                ),
+                hint=T('Den Wert als Text übergeben, z. B. "1.234,56 €".', 'Pass the value as text, e.g. "1,234.56".'),
+            )
         return None if value is None or value == "" else str(value)
 
     return Placeholder(name, description, example, resolve, purposes)

@@ -338,6 +338,40 @@ class Message:
             raise ConfigError(T("Die Message-ID enthält einen Zeilenumbruch.", "the Message-ID contains a line break."))
         for attachment in self.attachments:
             attachment.check()
+        self._check_unicode()
+
+    def _check_unicode(self) -> None:
+        """Every text is Unicode a mail can carry. A lone surrogate (half of an emoji from a
+        cut-off JSON escape, a file name in no known encoding) would only fail in the transport,
+        after the claim, as an outcome nobody can know. Since 1.4.1."""
+        texts = [
+            ("Betreff/subject", self.subject),
+            ("Text/body", self.text or ""),
+            ("HTML", self.html or ""),
+            *((f"Kopfzeile/header {k}", f"{k}: {v}") for k, v in self.headers.items()),
+            *(("Anhang/attachment", f"{a.filename} {a.path}") for a in self.attachments),
+            *(
+                ("Adresse/address", f"{a.name} {a.address}")
+                for a in (*self.recipients(), *self.reply_to, *([self.sender] if self.sender else []))
+            ),
+        ]
+        for where, text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = text.encode("utf-8", "replace").decode("utf-8")
+                raise TemplateError(
+                    T(
+                        f"{where}: {shown[:80]!r} enthält Zeichen, die kein gültiger Text sind (ein halbes "
+                        "Emoji oder ein Dateiname in unbekannter Kodierung). Nichts gesendet.",
+                        f"{where}: {shown[:80]!r} contains characters that are not valid text (half an emoji "
+                        "or a file name in an unknown encoding). Nothing sent.",
+                    ),
+                    hint=T(
+                        "Die Daten als UTF-8 übergeben; JSON-Escapes \\ud83d… nur paarweise.",
+                        "Pass the data as UTF-8; JSON escapes \\ud83d… only in pairs.",
+                    ),
+                ) from None
 
 
 def build_mime(message: Message, *, date: datetime | None = None) -> EmailMessage:

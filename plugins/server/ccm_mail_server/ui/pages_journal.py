@@ -4,12 +4,13 @@ resolve`` offers; each entry's history."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from ccm_mail_core.dates import parse_day
 from ccm_mail_core.outbox import ACTIONS, OPEN
 
 from .common import STATUS_LABELS, call, error_text, must, signed_in, t
@@ -22,19 +23,6 @@ LIMIT = 200
 def actions_for(status: str) -> list[str]:
     """The operator's decisions for a row in this state, as ``outbox resolve`` allows them."""
     return [action for action, states in ACTIONS.items() if status in {s.value for s in states}]
-
-
-def _day(text: str) -> date | None:
-    """A date as a German admin types it (TT.MM.JJJJ), or ISO (YYYY-MM-DD). A text field, not
-    type=date: the browser would show its own operating system's format instead of the page's."""
-    text = text.strip()
-    try:
-        if "." in text:
-            d, m, y = text.split(".")
-            return date(int(y), int(m), int(d))
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 @bp.get("/ui/journal")
@@ -56,7 +44,8 @@ def search() -> Response:
         query.append(("status", form["status"]))
     for key, param, shift in (("from", "since", 0), ("to", "until", 1)):  # "to" includes its whole day
         if form[key]:
-            day = _day(form[key])
+            # a text field, not type=date: the browser would show its own system's format, not the page's
+            day = parse_day(form[key])
             if day is None:
                 problems[key] = t("Datum als TT.MM.JJJJ", "date as YYYY-MM-DD or DD.MM.YYYY")
             else:
